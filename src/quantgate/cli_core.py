@@ -1,0 +1,1 @@
+"""Core commands: validate, ptq-dynamic, ptq-static, gate."""

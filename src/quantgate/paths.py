@@ -1,0 +1,102 @@
+"""Path rules: the int8 sidecar name, confinement below the repository, atomic writes, digests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import UserError
+
+INT8_SUFFIX = ".int8.onnx"
+
+
+def sidecar_path(onnx_path: str | os.PathLike) -> Path:
+    """`<stem>.int8.onnx` beside `<stem>.onnx` — the one place this rule lives."""
+    p = Path(onnx_path)
+    name = p.name
+    stem = name[: -len(".onnx")] if name.endswith(".onnx") else p.stem
+    return p.with_name(stem + INT8_SUFFIX)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def find_repo_root(start: Path) -> Path:
+    """The nearest folder at or above `start` that holds `.git`; else the current directory
+    when it contains `start`; else `start`'s own folder."""
+    start = start.resolve()
+    here = start if start.is_dir() else start.parent
+    for d in (here, *here.parents):
+        if (d / ".git").exists():
+            return d
+    cwd = Path.cwd().resolve()
+    if cwd == here or cwd in here.parents:
+        return cwd
+    return here
+
+
+def confine(raw: str, base: Path, root: Path, *, what: str) -> Path:
+    """Resolve `raw` (relative to `base`) and refuse anything that leaves `root`.
+
+    Absolute paths, `..` escapes and symlinks that lead outside are refused; `what` names the
+    field in the error line.
+    """
+    if not isinstance(raw, str) or not raw:
+        raise UserError(f"{what}: expected a non-empty relative path")
+    if os.path.isabs(raw) or raw.startswith(("/", "\\")) or (len(raw) > 1 and raw[1] == ":"):
+        raise UserError(f"{what}: '{raw}' is absolute; give a path relative to the repository")
+    root_r = root.resolve()
+    candidate = (base / raw)
+    resolved = candidate.resolve()
+    if resolved != root_r and root_r not in resolved.parents:
+        how = "a symlink that leads" if ".." not in Path(raw).parts else "'..' that leads"
+        raise UserError(
+            f"{what}: '{raw}' resolves outside the repository ({how} to {resolved}); "
+            f"keep model files below {root_r}"
+        )
+    return resolved
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write via a temporary file in the same folder and rename: readers see old or new, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    atomic_write_bytes(dst, Path(src).read_bytes())
+
+
+def display(path: Path, root: Path | None) -> str:
+    """A path as the user wrote it: relative to the repository root when it is below it."""
+    if root is not None:
+        try:
+            return Path(path).resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return str(path)

@@ -1,0 +1,120 @@
+"""The `run_provenance` block every report carries: who ran what, where, on which inputs."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from .paths import sha256_file
+
+# /proc/cpuinfo flag -> name reported; these decide whether int8 kernels can beat fp32.
+_X86_INT8_FLAGS = {
+    "avx2": "avx2",
+    "avx512f": "avx512f",
+    "avx512_vnni": "avx512_vnni",
+    "avx_vnni": "avx_vnni",
+    "amx_int8": "amx_int8",
+    "amx_tile": "amx_tile",
+}
+_ARM_INT8_FLAGS = {"asimddp": "dotprod", "i8mm": "i8mm", "sve": "sve"}
+
+
+@lru_cache(maxsize=1)
+def cpu_info() -> dict:
+    """CPU model and the int8-relevant instruction-set features this machine has."""
+    model = platform.processor() or platform.machine()
+    flags: set[str] = set()
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "hardware", "cpu model") and value.strip():
+            model = value.strip()
+        elif key in ("flags", "features") and not flags:
+            flags = set(value.split())
+    table = _ARM_INT8_FLAGS if platform.machine().lower() in ("aarch64", "arm64") else _X86_INT8_FLAGS
+    features = sorted(name for flag, name in table.items() if flag in flags)
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        features = ["dotprod"]  # every Apple silicon core has the Armv8.4 dot product
+    return {
+        "model": model,
+        "arch": platform.machine(),
+        "logical_cores": os.cpu_count(),
+        "int8_features": features,
+        "vnni": any(f in features for f in ("avx512_vnni", "avx_vnni")),
+    }
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), *args],
+            capture_output=True, text=True, timeout=10, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def git_state(root: Path | None) -> dict:
+    """Commit and dirty flag of the checkout; a CI's own commit variable wins when set."""
+    ci_sha = os.environ.get("GITHUB_SHA") or os.environ.get("CI_COMMIT_SHA")
+    commit = dirty = None
+    if root is not None:
+        commit = _git(root, "rev-parse", "HEAD")
+        status = _git(root, "status", "--porcelain", "--untracked-files=no")
+        dirty = None if status is None else bool(status)
+    return {
+        "commit": ci_sha or commit,
+        "commit_source": "ci" if ci_sha else ("git" if commit else None),
+        "dirty": dirty,
+    }
+
+
+def _versions() -> dict:
+    import numpy
+    import onnx
+    import onnxruntime
+
+    from . import __version__
+
+    return {
+        "quantgate": __version__,
+        "python": platform.python_version(),
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def build(*, inputs: dict[str, Path] | None = None, root: Path | None = None,
+          argv: list[str] | None = None, extra_versions: dict | None = None) -> dict:
+    """Assemble the block. `inputs` maps a role ("model", "calibration", ...) to a file."""
+    versions = _versions()
+    if extra_versions:
+        versions.update(extra_versions)
+    files = {}
+    for role, path in (inputs or {}).items():
+        p = Path(path)
+        files[role] = {
+            "path": str(p),
+            "sha256": sha256_file(p) if p.is_file() else None,
+        }
+    return {
+        "versions": versions,
+        "git": git_state(root),
+        "os": {"system": platform.system(), "release": platform.release(),
+               "platform": platform.platform()},
+        "cpu": cpu_info(),
+        "utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "command": list(sys.argv if argv is None else argv),
+        "inputs": files,
+    }

@@ -1,0 +1,278 @@
+"""Load and validate a model registry; resolve each entry's files below the repository root.
+
+The schema ships as package data (`schemas/registry.schema.json`). Unknown fields are kept
+and ignored. Problems with one entry stay with that entry so the others can still be gated;
+a file that is not a registry at all is a `UserError`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .errors import UserError
+from .paths import confine, find_repo_root, sha256_file, sidecar_path
+
+DEFAULT_REGISTRY = "model/tiny/registry.json"
+DEFAULT_BUDGET = 0.01
+DEFAULT_MODE = "fp32"
+MODES = ("fp32", "dynamic", "static", "qat")
+
+
+@lru_cache(maxsize=None)
+def load_schema(name: str) -> dict:
+    return json.loads(resources.files("quantgate").joinpath("schemas", name).read_text())
+
+
+@dataclass
+class Problem:
+    """One thing wrong with a registry: where (JSON path), what, and how to fix it."""
+
+    file: str
+    where: str
+    message: str
+    fix: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        loc = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{loc}: {self.where}: {self.message}; fix: {self.fix}"
+
+
+@dataclass
+class Entry:
+    index: int
+    raw: dict
+    id: str
+    mode: str
+    budget: float
+    onnx_path: Path | None = None
+    int8_path: Path | None = None
+    calibration_path: Path | None = None
+    sha256: str | None = None
+    int8_sha256: str | None = None
+    input_spec: dict = field(default_factory=dict)
+    gate_outputs: list[str] | None = None
+    line: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class Registry:
+    path: Path
+    root: Path
+    data: dict
+    entries: list[Entry]
+    problems: list[Problem]  # every problem, registry-wide and per entry
+
+    def get(self, model_id: str) -> Entry:
+        for e in self.entries:
+            if e.id == model_id:
+                return e
+        known = ", ".join(e.id for e in self.entries) or "none"
+        raise UserError(f"{self.path}: no model with id '{model_id}'; known ids: {known}")
+
+    def find_by_file(self, onnx: Path) -> Entry | None:
+        target = onnx.resolve()
+        for e in self.entries:
+            if e.onnx_path is not None and e.onnx_path == target:
+                return e
+        return None
+
+
+def _json_path(parts) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _fix_for(err: jsonschema.ValidationError) -> str:
+    kw, field_name = err.validator, (err.path[-1] if err.path else None)
+    if kw == "required":
+        missing = re.findall(r"'([^']+)' is a required property", err.message)
+        name = missing[0] if missing else "the field"
+        if name == "quant_calibration_set":
+            return ("add \"quant_calibration_set\": \"path/to/set.npz\" (relative to the "
+                    "repository root), or use quant_mode \"dynamic\"")
+        return f"add \"{name}\""
+    if kw == "enum":
+        return "use one of " + ", ".join(json.dumps(v) for v in err.validator_value)
+    if kw == "pattern" and field_name in ("sha256", "int8_sha256"):
+        return "write the digest as 64 lowercase hex characters (sha256sum prints it)"
+    if kw == "pattern":
+        return f"the value must match {err.validator_value}"
+    if kw in ("minimum", "maximum"):
+        return f"use a number between 0 and 1 (the default is {DEFAULT_BUDGET})" \
+            if field_name == "quant_accuracy_budget_plcc" else f"respect {kw} {err.validator_value}"
+    if kw == "type":
+        want = err.validator_value
+        want = " or ".join(want) if isinstance(want, list) else want
+        return f"give a JSON {want}"
+    if kw == "additionalProperties":
+        return "remove the unknown key (allowed: shape, low, high, dims)"
+    if kw == "minLength":
+        return "give a non-empty value"
+    return f"see the registry reference (docs/registry.md), rule '{kw}'"
+
+
+def _line_of_entry(text: str, model_id: str) -> int | None:
+    m = re.search(r'"id"\s*:\s*' + re.escape(json.dumps(model_id)), text)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def _read_registry(path: Path) -> tuple[str, Any]:
+    if not path.exists():
+        raise UserError(f"{path}: registry not found; pass --registry PATH "
+                        f"(default {DEFAULT_REGISTRY})")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; pass the registry JSON file itself")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; a registry is a JSON file") from None
+    try:
+        return text, json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); "
+                        "fix the syntax there") from None
+
+
+def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None = None) -> Registry:
+    """Read, validate and resolve a registry. Raises `UserError` only when it is unusable whole."""
+    path = Path(path)
+    text, data = _read_registry(path)
+    root_p = Path(root).resolve() if root is not None else find_repo_root(path)
+    shown = str(path)
+    if not isinstance(data, dict) or not isinstance(data.get("models"), list):
+        raise UserError(f"{shown}: top level must be an object with a \"models\" array; "
+                        "fix: wrap the entries as {\"models\": [...]}")
+    problems: list[Problem] = []
+    per_entry: dict[int, list[Problem]] = {}
+    validator = jsonschema.Draft202012Validator(load_schema("registry.schema.json"))
+    for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        parts = list(err.absolute_path)
+        line = None
+        if len(parts) >= 2 and parts[0] == "models" and isinstance(parts[1], int):
+            raw = data["models"][parts[1]]
+            if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+                line = _line_of_entry(text, raw["id"])
+        msg = err.message if len(err.message) < 200 else err.message[:200] + "..."
+        p = Problem(shown, _json_path(parts), msg, _fix_for(err), line)
+        problems.append(p)
+        if len(parts) >= 2 and parts[0] == "models" and isinstance(parts[1], int):
+            per_entry.setdefault(parts[1], []).append(p)
+
+    base = path.resolve().parent
+    entries: list[Entry] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(data["models"]):
+        if not isinstance(raw, dict):
+            continue  # the schema already reported it
+        mid = raw.get("id") if isinstance(raw.get("id"), str) else f"models[{i}]"
+        mode = raw.get("quant_mode", DEFAULT_MODE)
+        budget = raw.get("quant_accuracy_budget_plcc", DEFAULT_BUDGET)
+        e = Entry(index=i, raw=raw, id=mid, mode=mode if mode in MODES else str(mode),
+                  budget=float(budget) if isinstance(budget, (int, float)) and not isinstance(budget, bool) else DEFAULT_BUDGET,
+                  line=_line_of_entry(text, mid) if isinstance(raw.get("id"), str) else None,
+                  problems=list(per_entry.get(i, [])))
+        where = f"models[{i}]"
+        if mid in seen:
+            p = Problem(shown, f"{where}.id", f"duplicate id '{mid}' (also models[{seen[mid]}])",
+                        "give every entry a unique id", e.line)
+            e.problems.append(p)
+            problems.append(p)
+        seen.setdefault(mid, i)
+        for key, attr, relative_to in (("onnx", "onnx_path", base),
+                                       ("quant_calibration_set", "calibration_path", root_p)):
+            value = raw.get(key)
+            if not isinstance(value, str) or not value:
+                continue
+            try:
+                setattr(e, attr, confine(value, relative_to, root_p, what=f"{shown}: {where}.{key}"))
+            except UserError as err:
+                p = Problem(shown, f"{where}.{key}", str(err).split(": ", 2)[-1],
+                            "use a relative path that stays inside the repository", e.line)
+                e.problems.append(p)
+                problems.append(p)
+        if e.onnx_path is not None:
+            e.int8_path = sidecar_path(e.onnx_path)
+        for key in ("sha256", "int8_sha256"):
+            v = raw.get(key)
+            if isinstance(v, str):
+                setattr(e, key, v)
+        if isinstance(raw.get("quant_inputs"), dict):
+            e.input_spec = raw["quant_inputs"]
+        if isinstance(raw.get("quant_gate_outputs"), list):
+            e.gate_outputs = [str(x) for x in raw["quant_gate_outputs"]]
+        entries.append(e)
+    return Registry(path=path, root=root_p, data=data, entries=entries, problems=problems)
+
+
+def check_files(reg: Registry) -> list[Problem]:
+    """Problems a `validate` run adds beyond the schema: files that should exist and do not."""
+    out = []
+    shown = str(reg.path)
+    for e in reg.entries:
+        where = f"models[{e.index}]"
+        if e.onnx_path is not None and not e.onnx_path.is_file():
+            out.append(Problem(shown, f"{where}.onnx", f"file not found: {e.onnx_path}",
+                               "fix the path (it is relative to the registry's folder)", e.line))
+        if e.mode == "static" and e.calibration_path is not None and not e.calibration_path.is_file():
+            out.append(Problem(shown, f"{where}.quant_calibration_set",
+                               f"file not found: {e.calibration_path}",
+                               "fix the path (it is relative to the repository root) or build the "
+                               "set with 'quantgate calibrate build'", e.line))
+        if e.mode in ("dynamic", "static", "qat") and e.int8_path is not None \
+                and e.onnx_path is not None and e.onnx_path.is_file() and not e.int8_path.is_file():
+            out.append(Problem(shown, f"{where}.quant_mode",
+                               f"mode '{e.mode}' ships {e.int8_path.name}, which does not exist",
+                               f"produce it (quantgate ptq-{'static' if e.mode == 'static' else 'dynamic'} "
+                               f"...) or set quant_mode \"fp32\"", e.line))
+    return out
+
+
+class DigestMismatch(UserError):
+    pass
+
+
+def verify_digest(path: Path, expected: str | None, *, field_name: str, registry: Path) -> None:
+    if expected is None:
+        return
+    actual = sha256_file(path)
+    if actual != expected:
+        raise DigestMismatch(
+            f"{registry}: {field_name} of {path.name} does not match: registry {expected[:12]}..., "
+            f"file {actual[:12]}...; refusing to load it (re-produce the file or update {field_name})"
+        )
+
+
+def resolve(model_id: str, registry: str | Path = DEFAULT_REGISTRY, root: str | Path | None = None) -> Path:
+    """The file a runtime should load for `model_id`: the int8 sidecar unless the mode is fp32.
+
+    Verifies the digest the registry records for that file; a mismatch raises `DigestMismatch`.
+    """
+    reg = load_registry(registry, root)
+    e = reg.get(model_id)
+    if e.problems:
+        raise UserError(str(e.problems[0]))
+    if e.mode == "fp32":
+        target, digest, fname = e.onnx_path, e.sha256, "sha256"
+    else:
+        target, digest, fname = e.int8_path, e.int8_sha256, "int8_sha256"
+    if target is None or not target.is_file():
+        raise UserError(f"{reg.path}: model '{model_id}' (mode {e.mode}) needs {target}, "
+                        "which does not exist; produce it or set quant_mode \"fp32\"")
+    verify_digest(target, digest, field_name=fname, registry=reg.path)
+    return target
