@@ -1,0 +1,140 @@
+"""Deterministic input sets drawn from a model's signature and the entry's `quant_inputs` spec.
+
+Rules (documented in docs/registry.md):
+- one `numpy.random.default_rng(seed)` for the whole set; for each sample, each input in the
+  model's input order is drawn from it in turn;
+- float inputs: `rng.random(shape, dtype=float32)` (uniform [0, 1)), scaled to [low, high) only
+  when the spec asks for another range, then cast to the input's dtype (float16, float64);
+- integer inputs: `rng.integers(low, high)`; `high` defaults to the row count of the embedding
+  table the input indexes (a Gather on an initialiser), else 10; bool inputs: `rng.random() < 0.5`;
+- a dimension that is not a fixed positive number takes the spec's `shape`, else its named
+  value from `dims`, else 1 (as the first user's reference gate does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import onnx
+
+from .errors import UserError
+from .onnxio import TensorSig
+
+DEFAULT_SYMBOLIC_DIM = 1
+DEFAULT_INT_HIGH = 10
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    name: str
+    dtype: str
+    shape: tuple
+    low: float
+    high: float
+    source: str  # where the shape/range came from, for the report
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        return d
+
+
+def _gather_table_rows(model: onnx.ModelProto | None) -> dict[str, int]:
+    """Input name -> rows of the initialiser it indexes through Gather (axis 0)."""
+    if model is None:
+        return {}
+    inits = {i.name: list(i.dims) for i in model.graph.initializer}
+    out: dict[str, int] = {}
+    for n in model.graph.node:
+        if n.op_type == "Gather" and len(n.input) == 2 and n.input[0] in inits:
+            axis = next((a.i for a in n.attribute if a.name == "axis"), 0)
+            dims = inits[n.input[0]]
+            if dims and -len(dims) <= axis < len(dims):
+                out[n.input[1]] = int(dims[axis])
+    return out
+
+
+def plan_inputs(sigs: list[TensorSig], spec: dict | None = None, *,
+                model: onnx.ModelProto | None = None, label: str = "model") -> list[InputPlan]:
+    spec = spec or {}
+    unknown = sorted(set(spec) - {s.name for s in sigs})
+    if unknown:
+        raise UserError(f"{label}: quant_inputs names {', '.join(repr(u) for u in unknown)}, which the "
+                        f"model does not have; its inputs are {', '.join(s.name for s in sigs)}")
+    table_rows = _gather_table_rows(model)
+    plans = []
+    for s in sigs:
+        sp = spec.get(s.name, {})
+        sources = []
+        if "shape" in sp:
+            shape = tuple(int(v) for v in sp["shape"])
+            if len(shape) != len(s.dims):
+                raise UserError(f"{label}: quant_inputs.{s.name}.shape has {len(shape)} dims, the model's "
+                                f"input has {len(s.dims)} ({_fmt_dims(s.dims)}); give one value per dim")
+            bad = [i for i, (d, v) in enumerate(zip(s.dims, shape)) if isinstance(d, int) and d != v]
+            if bad:
+                raise UserError(f"{label}: quant_inputs.{s.name}.shape {list(shape)} contradicts the model's "
+                                f"fixed dims {_fmt_dims(s.dims)}; match them or leave them out")
+            sources.append("spec shape")
+        else:
+            named = sp.get("dims", {})
+            shape = []
+            for d in s.dims:
+                if isinstance(d, int):
+                    shape.append(d)
+                elif isinstance(d, str) and d in named:
+                    shape.append(int(named[d]))
+                    sources.append(f"dims.{d}")
+                else:
+                    shape.append(DEFAULT_SYMBOLIC_DIM)
+            missing_names = sorted(set(named) - {d for d in s.dims if isinstance(d, str)})
+            if missing_names:
+                raise UserError(f"{label}: quant_inputs.{s.name}.dims names {', '.join(missing_names)}, "
+                                f"not symbolic dims of the input ({_fmt_dims(s.dims)})")
+            shape = tuple(shape)
+        kind = s.dtype.kind
+        if kind == "f":
+            low, high = float(sp.get("low", 0.0)), float(sp.get("high", 1.0))
+        elif kind in "iu":
+            default_high = table_rows.get(s.name, DEFAULT_INT_HIGH)
+            if s.name in table_rows and "high" not in sp:
+                sources.append("embedding rows")
+            low, high = float(sp.get("low", 0)), float(sp.get("high", default_high))
+            info = np.iinfo(s.dtype)
+            if low < info.min or high - 1 > info.max:
+                raise UserError(f"{label}: quant_inputs.{s.name} range [{low}, {high}) does not fit {s.dtype}")
+        else:  # bool
+            low, high = 0.0, 2.0
+        if not high > low:
+            raise UserError(f"{label}: quant_inputs.{s.name}: high ({high}) must be greater than low ({low})")
+        if ("low" in sp or "high" in sp):
+            sources.append("spec range")
+        plans.append(InputPlan(s.name, str(s.dtype), shape, low, high,
+                               ", ".join(sources) or "signature"))
+    return plans
+
+
+def _fmt_dims(dims) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def draw(plans: list[InputPlan], samples: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """`samples` feeds, deterministic for `seed` (see the module docstring for the order)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(samples):
+        feed = {}
+        for p in plans:
+            dt = np.dtype(p.dtype)
+            if dt.kind == "f":
+                x = rng.random(p.shape, dtype=np.float32)
+                if (p.low, p.high) != (0.0, 1.0):
+                    x = (np.float32(p.low) + np.float32(p.high - p.low) * x).astype(np.float32)
+                feed[p.name] = x if dt == np.float32 else x.astype(dt)
+            elif dt.kind in "iu":
+                feed[p.name] = rng.integers(int(p.low), int(p.high), size=p.shape, dtype=np.int64).astype(dt)
+            else:
+                feed[p.name] = rng.random(p.shape) < 0.5
+        out.append(feed)
+    return out

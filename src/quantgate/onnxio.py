@@ -1,0 +1,173 @@
+"""Loading ONNX files and starting ONNX Runtime sessions, with one-line errors for bad files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from .errors import UserError
+
+# ONNX tensor element type -> numpy dtype, for the types a gate can draw.
+_ONNX_TO_NP = {
+    onnx.TensorProto.FLOAT: np.float32,
+    onnx.TensorProto.FLOAT16: np.float16,
+    onnx.TensorProto.DOUBLE: np.float64,
+    onnx.TensorProto.INT8: np.int8,
+    onnx.TensorProto.UINT8: np.uint8,
+    onnx.TensorProto.INT16: np.int16,
+    onnx.TensorProto.UINT16: np.uint16,
+    onnx.TensorProto.INT32: np.int32,
+    onnx.TensorProto.UINT32: np.uint32,
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.UINT64: np.uint64,
+    onnx.TensorProto.BOOL: np.bool_,
+}
+
+
+@dataclass(frozen=True)
+class TensorSig:
+    """A graph input or output: name, numpy dtype, and dims (int = fixed, str/None = symbolic)."""
+
+    name: str
+    dtype: np.dtype
+    dims: tuple
+
+    @property
+    def fixed(self) -> bool:
+        return all(isinstance(d, int) and d > 0 for d in self.dims)
+
+
+def _sig(value_info: onnx.ValueInfoProto, path: Path) -> TensorSig:
+    t = value_info.type
+    if not t.HasField("tensor_type"):
+        raise UserError(f"{path}: input/output '{value_info.name}' is not a tensor "
+                        "(sequences and maps are not supported)")
+    elem = t.tensor_type.elem_type
+    if elem not in _ONNX_TO_NP:
+        raise UserError(f"{path}: '{value_info.name}' has element type "
+                        f"{onnx.TensorProto.DataType.Name(elem)}, which quantgate cannot draw")
+    dims = []
+    if t.tensor_type.HasField("shape"):
+        for d in t.tensor_type.shape.dim:
+            if d.HasField("dim_value") and d.dim_value > 0:
+                dims.append(int(d.dim_value))
+            elif d.HasField("dim_param") and d.dim_param:
+                dims.append(d.dim_param)
+            else:
+                dims.append(None)
+    return TensorSig(value_info.name, np.dtype(_ONNX_TO_NP[elem]), tuple(dims))
+
+
+def graph_inputs(model: onnx.ModelProto, path: Path) -> list[TensorSig]:
+    """Real inputs: graph inputs that are not initialisers (old exporters list weights too)."""
+    inits = {i.name for i in model.graph.initializer}
+    return [_sig(v, path) for v in model.graph.input if v.name not in inits]
+
+
+def graph_outputs(model: onnx.ModelProto, path: Path) -> list[TensorSig]:
+    return [_sig(v, path) for v in model.graph.output]
+
+
+def load_model(path: str | Path, *, what: str = "model", external: bool = True) -> onnx.ModelProto:
+    """Read an ONNX file (external data inlined) or raise a one-line `UserError`."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: {what} file not found")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, expected an .onnx {what} file")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf raises several types for garbage bytes
+        raise UserError(f"{path}: not a readable ONNX {what} ({type(e).__name__}); "
+                        "re-export or re-download it") from None
+    if not model.graph.node and not model.graph.output:
+        raise UserError(f"{path}: the {what} has an empty graph; re-export it")
+    if external:
+        missing = missing_external_data(model, path)
+        if missing:
+            raise UserError(f"{path}: weights live in external file '{missing[0]}', which does not "
+                            "exist beside the model; restore it or re-save the model with the data inlined")
+        try:
+            onnx.load_external_data_for_model(model, str(path.parent))
+        except Exception as e:
+            raise UserError(f"{path}: cannot read its external data ({e}); re-save the model") from None
+    return model
+
+
+def missing_external_data(model: onnx.ModelProto, path: Path) -> list[str]:
+    out = []
+    for t in _all_tensors(model):
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            loc = next((kv.value for kv in t.external_data if kv.key == "location"), None)
+            if loc is None or not (path.parent / loc).is_file():
+                out.append(loc or "?")
+    return sorted(set(out))
+
+
+def external_data_files(model: onnx.ModelProto, path: Path) -> list[Path]:
+    """The external-data files a model names (for digests and provenance)."""
+    locs = set()
+    for t in _all_tensors(model):
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            for kv in t.external_data:
+                if kv.key == "location":
+                    locs.add(kv.value)
+    return [path.parent / loc for loc in sorted(locs)]
+
+
+def _all_tensors(model: onnx.ModelProto):
+    def graphs(g):
+        yield g
+        for n in g.node:
+            for a in n.attribute:
+                if a.g is not None and a.HasField("g"):
+                    yield from graphs(a.g)
+                for sg in a.graphs:
+                    yield from graphs(sg)
+    for g in graphs(model.graph):
+        yield from g.initializer
+        for n in g.node:
+            for a in n.attribute:
+                if a.HasField("t"):
+                    yield a.t
+
+
+def session(model: str | Path | bytes, *, label: str | Path = "model"):
+    """A single-threaded CPU session (one thread: same figures on every machine and run)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    src = model if isinstance(model, bytes) else str(model)
+    try:
+        return ort.InferenceSession(src, sess_options=so, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        msg = " ".join(str(e).split())
+        if len(msg) > 300:
+            msg = msg[:300] + "..."
+        raise UserError(f"{label}: ONNX Runtime cannot load it: {msg}") from None
+
+
+def sig_from_session(sess) -> tuple[list[TensorSig], list[TensorSig]]:
+    """Input and output signatures as ONNX Runtime reports them (external data already resolved)."""
+    def conv(arg):
+        dtype = _ORT_TYPES.get(arg.type)
+        if dtype is None:
+            raise UserError(f"'{arg.name}' has type {arg.type}, which quantgate cannot draw")
+        dims = tuple(d if isinstance(d, int) and d > 0 else (d if isinstance(d, str) else None)
+                     for d in (arg.shape or []))
+        return TensorSig(arg.name, np.dtype(dtype), dims)
+    return [conv(a) for a in sess.get_inputs()], [conv(a) for a in sess.get_outputs()]
+
+
+_ORT_TYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(int16)": np.int16,
+    "tensor(uint16)": np.uint16, "tensor(int32)": np.int32, "tensor(uint32)": np.uint32,
+    "tensor(int64)": np.int64, "tensor(uint64)": np.uint64, "tensor(bool)": np.bool_,
+}

@@ -1,0 +1,126 @@
+"""Calibration sets: a `.npz` with one array per model input name, each `[N, ...]`.
+
+An array with the same rank as the input holds N along the input's first (batch) dimension
+and is fed one row at a time (`x[i:i+1]`); an array with one more dimension holds N whole
+input tensors (`x[i]`). Every mismatch with the model is one line naming the key and the fix.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..onnxio import TensorSig
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: calibration set not found; build one with 'quantgate calibrate build' "
+                        "or pass --calibration PATH")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise UserError(f"{path}: a single .npy array, not an .npz; save one array per input "
+                                "name with numpy.savez(path, <input_name>=array)")
+            return {k: z[k] for k in z.files}
+    except UserError:
+        raise
+    except ValueError as e:
+        if "pickle" in str(e).lower():
+            raise UserError(f"{path}: holds Python objects (pickled); save plain numeric arrays") from None
+        raise UserError(f"{path}: not a readable .npz ({e}); save it with numpy.savez") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        raise UserError(f"{path}: not a readable .npz ({type(e).__name__}); save it with numpy.savez") from None
+
+
+def feed_shape(sig: TensorSig, arr: np.ndarray) -> tuple[int, bool]:
+    """(sample count, whole-tensor-per-row?) for an array against an input, or raise."""
+    rank = len(sig.dims)
+    if arr.ndim == rank + 1:
+        return arr.shape[0], True
+    if arr.ndim == rank and rank >= 1:
+        return arr.shape[0], False
+    raise ValueError(f"has {arr.ndim} dims; expected {rank} (N along the batch dim) or {rank + 1} "
+                     f"(N whole inputs) for input dims {list(sig.dims)}")
+
+
+def validate(arrays: dict[str, np.ndarray], inputs: list[TensorSig], *, label: str) -> int:
+    """Check a set against the model's inputs; return the sample count."""
+    names = [s.name for s in inputs]
+    missing = [n for n in names if n not in arrays]
+    extra = sorted(set(arrays) - set(names))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(repr(m) for m in missing))
+        if extra:
+            parts.append("unexpected " + ", ".join(repr(e) for e in extra))
+        raise UserError(f"{label}: keys must equal the model's input names ({', '.join(names)}): "
+                        f"{'; '.join(parts)}; rename the arrays to the input names")
+    counts = {}
+    for s in inputs:
+        arr = arrays[s.name]
+        where = f"{label}: '{s.name}'"
+        if arr.dtype != s.dtype:
+            raise UserError(f"{where} is {arr.dtype}, the model input is {s.dtype}; "
+                            f"save it as array.astype(numpy.{s.dtype})")
+        try:
+            n, whole = feed_shape(s, arr)
+        except ValueError as e:
+            raise UserError(f"{where} {e}") from None
+        if n < 1:
+            raise UserError(f"{where} has no samples (N = 0); a set needs at least one")
+        per_sample = arr.shape[1:] if whole else (1,) + arr.shape[1:]
+        model_dims = s.dims if whole else (1,) + tuple(s.dims[1:])
+        for i, (want, got) in enumerate(zip(model_dims, per_sample)):
+            if isinstance(want, int) and want != got and not (not whole and i == 0):
+                raise UserError(f"{where} has shape {list(arr.shape)}: dim {i} of each sample is {got}, "
+                                f"the model wants {want} (input dims {list(s.dims)})")
+        if not whole and isinstance(s.dims[0], int) and s.dims[0] != 1:
+            raise UserError(f"{where}: the input's first dim is fixed at {s.dims[0]}; store N whole "
+                            f"inputs as an array of shape [N, {', '.join(map(str, s.dims))}]")
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+            raise UserError(f"{where} holds {bad} NaN/inf values; drop or replace those samples")
+        counts[s.name] = n
+    if len(set(counts.values())) > 1:
+        raise UserError(f"{label}: inputs have different sample counts "
+                        f"({', '.join(f'{k}={v}' for k, v in counts.items())}); give every input N rows")
+    return next(iter(counts.values()))
+
+
+def feeds(arrays: dict[str, np.ndarray], inputs: list[TensorSig]):
+    """Yield one feed dict per sample."""
+    n = None
+    layout = {}
+    for s in inputs:
+        cnt, whole = feed_shape(s, arrays[s.name])
+        layout[s.name] = whole
+        n = cnt
+    for i in range(n or 0):
+        yield {name: (arrays[name][i] if whole else arrays[name][i:i + 1])
+               for name, whole in layout.items()}
+
+
+def load(path: str | Path, inputs: list[TensorSig]) -> tuple[dict[str, np.ndarray], int]:
+    arrays = read_npz(path)
+    return arrays, validate(arrays, inputs, label=str(path))
+
+
+def reader(arrays: dict[str, np.ndarray], inputs: list[TensorSig]):
+    """An onnxruntime `CalibrationDataReader` over a validated set. It is consumed once:
+    make a fresh one for every pass."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = feeds(arrays, inputs)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    return _Reader()

@@ -1,0 +1,148 @@
+"""What every producer shares: pre-flight, quantise in a scratch folder, prove the result
+loads and runs, write it atomically, and describe it in a report with `run_provenance`."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+
+from .. import provenance
+from ..errors import UserError
+from ..onnxio import graph_inputs, session, sig_from_session
+from ..paths import atomic_write_bytes, atomic_write_text, sidecar_path
+from .preflight import Prepared, prepare
+
+_QUANT_HELPERS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+
+
+@dataclass
+class ProduceResult:
+    mode: str
+    model: Path
+    output: Path
+    fp32_bytes: int
+    int8_bytes: int
+    quantized_ops: dict
+    config: dict
+    details: dict = field(default_factory=dict)
+    report: dict = field(default_factory=dict)
+
+    @property
+    def size_ratio(self) -> float:
+        return self.int8_bytes / self.fp32_bytes if self.fp32_bytes else float("nan")
+
+
+def quantized_op_types(model: onnx.ModelProto) -> dict[str, int]:
+    """Which ops run in int8: integer ops (dynamic) and ops fed by DequantizeLinear (QDQ)."""
+    dq_out = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    counts: collections.Counter = collections.Counter()
+    for n in model.graph.node:
+        if n.op_type in _QUANT_HELPERS:
+            continue
+        if n.op_type.endswith("Integer") or n.op_type.startswith(("QLinear", "DynamicQuantize")) \
+                or n.op_type in ("QGemm", "QAttention"):
+            counts[n.op_type] += 1
+        elif any(i in dq_out for i in n.input):
+            counts[n.op_type] += 1
+    return dict(sorted(counts.items()))
+
+
+def run_once(int8_bytes: bytes, label: str, feed: dict[str, np.ndarray] | None) -> None:
+    """Load the produced file in ONNX Runtime and run it on one sample: a file that does not load
+    or run is an error, never a success."""
+    sess = session(int8_bytes, label=label)
+    if feed is None:
+        from ..inputs import draw, plan_inputs
+        ins, _ = sig_from_session(sess)
+        feed = draw(plan_inputs(ins), 1, 0)[0]
+    try:
+        sess.run(None, feed)
+    except Exception as e:
+        msg = " ".join(str(e).split())[:300]
+        raise UserError(f"{label}: the quantised model loads but does not run: {msg}") from None
+
+
+def produce(*, mode: str, model_path: Path, output: Path | None,
+            quantise: Callable[[Path, Path, Prepared], dict], sample_feed: Callable[[Prepared], dict | None],
+            config: dict, report_out: Path | None, extra_inputs: dict | None = None,
+            argv: list[str] | None = None) -> ProduceResult:
+    model_path = Path(model_path)
+    output = Path(output) if output is not None else sidecar_path(model_path)
+    if output.resolve() == model_path.resolve():
+        raise UserError(f"--output {output}: would overwrite the input model; pick another path")
+    if output.suffix != ".onnx":
+        raise UserError(f"--output {output}: must end in .onnx")
+    started = time.perf_counter()
+    prepared = prepare(model_path)
+    with tempfile.TemporaryDirectory(prefix="quantgate-") as tmp:
+        tmp = Path(tmp)
+        src = tmp / "model.onnx"
+        dst = tmp / "model.int8.onnx"
+        onnx.save(prepared.model, str(src))
+        with _quiet_root_logger():
+            details = quantise(src, dst, prepared)
+        if not dst.is_file():
+            raise UserError(f"{model_path}: the quantiser wrote no output")
+        data = dst.read_bytes()
+    q = onnx.load_from_string(data)
+    ops = quantized_op_types(q)
+    run_once(data, f"{output} (produced from {model_path})", sample_feed(prepared))
+    atomic_write_bytes(output, data)
+    fp32_bytes = model_path.stat().st_size + sum(
+        p.stat().st_size for p in _external_files(model_path) if p.is_file())
+    inputs = {"model": model_path, **(extra_inputs or {})}
+    result = ProduceResult(mode=mode, model=model_path, output=output, fp32_bytes=fp32_bytes,
+                           int8_bytes=len(data), quantized_ops=ops, config=config, details=details)
+    result.report = {
+        "schema_version": 1,
+        "kind": f"ptq-{mode}" if mode in ("dynamic", "static") else mode,
+        "model": str(model_path),
+        "output": str(output),
+        "fp32_bytes": result.fp32_bytes,
+        "int8_bytes": result.int8_bytes,
+        "size_ratio": round(result.size_ratio, 6),
+        "quantized_op_types": ops,
+        "config": config,
+        "preflight": {"dropped_value_info": prepared.dropped_value_info, "opset": prepared.opset,
+                      "inlined_external_data": prepared.external_data},
+        **details,
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "run_provenance": provenance.build(inputs=inputs, root=None, argv=argv),
+    }
+    if report_out is not None:
+        atomic_write_text(report_out, json.dumps(result.report, indent=2) + "\n")
+    return result
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """The onnxruntime quantiser logs advice through the root logger; keep the terminal to ours."""
+    root = logging.getLogger()
+    old = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(old)
+
+
+def _external_files(path: Path) -> list[Path]:
+    from ..onnxio import external_data_files
+    try:
+        return external_data_files(onnx.load(str(path), load_external_data=False), path)
+    except Exception:
+        return []
+
+
+def inputs_of(prepared: Prepared, path: Path):
+    return graph_inputs(prepared.model, path)

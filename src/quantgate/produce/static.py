@@ -1,0 +1,66 @@
+"""Static PTQ (QDQ): int8 weights and activations with ranges calibrated on a calibration set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from . import calibration as cal
+from .config import QuantConfig
+from .pipeline import ProduceResult, inputs_of, produce
+
+
+def _ort_settings(cfg: QuantConfig):
+    from onnxruntime.quantization import CalibrationMethod, QuantType
+
+    qt = {"qint8": QuantType.QInt8, "quint8": QuantType.QUInt8}
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[cfg.method]
+    extra = {"CalibPercentile": cfg.percentile} if cfg.method == "percentile" else {}
+    return qt[cfg.activation_type], qt[cfg.weight_type], method, {**extra, **cfg.extra}
+
+
+def quantize_static(model: str | Path, calibration: str | Path | dict[str, np.ndarray],
+                    output: str | Path | None = None, *, config: QuantConfig | None = None,
+                    report_out: str | Path | None = None, argv: list[str] | None = None) -> ProduceResult:
+    """Write the static-PTQ (QDQ) sidecar of `model`, calibrated on `calibration`
+    (an .npz path or a dict of arrays keyed by input name)."""
+    from onnxruntime.quantization import QuantFormat
+    from onnxruntime.quantization import quantize_static as ort_quantize_static
+
+    cfg = config or QuantConfig()
+    model = Path(model)
+    cal_path = None if isinstance(calibration, dict) else Path(calibration)
+    arrays = calibration if isinstance(calibration, dict) else cal.read_npz(cal_path)
+    label = str(cal_path) if cal_path else "calibration arrays"
+    state = {}
+
+    def quantise(src: Path, dst: Path, prepared) -> dict:
+        ins = inputs_of(prepared, model)
+        n = cal.validate(arrays, ins, label=label)
+        state["inputs"] = ins
+        act, wt, method, extra = _ort_settings(cfg)
+        try:
+            ort_quantize_static(
+                str(src), str(dst), cal.reader(arrays, ins), quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(cfg.op_types) if cfg.op_types else None,
+                per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
+                activation_type=act, weight_type=wt, calibrate_method=method,
+                extra_options=extra or None,
+            )
+        except UserError:
+            raise
+        except Exception as e:
+            raise UserError(f"{model}: static quantisation failed: {' '.join(str(e).split())[:300]}") from None
+        return {"calibration": {"path": str(cal_path) if cal_path else None,
+                                "inputs": [s.name for s in ins], "samples": n}}
+
+    def first_feed(_prepared):
+        return next(cal.feeds(arrays, state["inputs"]))
+
+    return produce(mode="static", model_path=model, output=Path(output) if output else None,
+                   quantise=quantise, sample_feed=first_feed, config=cfg.to_json(),
+                   report_out=Path(report_out) if report_out else None,
+                   extra_inputs={"calibration": cal_path} if cal_path else None, argv=argv)

@@ -1,0 +1,64 @@
+"""Markdown rendering of a results document (the gate's `--markdown`, the job summary)."""
+
+from __future__ import annotations
+
+STATUS_ICON = {"fail": "❌ fail", "error": "⚠️ error", "pass": "✅ pass", "skipped": "➖ skipped"}
+_ORDER = {"fail": 0, "error": 1, "pass": 2, "skipped": 3}
+
+
+def fmt_num(v, spec: str = ".6f") -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def fmt_bytes(n) -> str:
+    if n is None:
+        return "—"
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1024 * 1024):.2f} MiB"
+
+
+def sorted_rows(results: dict) -> list[dict]:
+    """Failing, then erroring, then passing, then skipped; by id within each."""
+    return sorted(results.get("models", []), key=lambda r: (_ORDER.get(r["status"], 9), r["id"]))
+
+
+def render_table(rows: list[dict]) -> str:
+    head = ("| model | status | mode | drop | budget | headroom | PLCC | worst abs err | SQNR dB | size fp32 → int8 |\n"
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---|")
+    lines = [head]
+    for r in rows:
+        sqnr = "∞" if r.get("sqnr_db") is None and r.get("drop") == 0.0 else fmt_num(r.get("sqnr_db"), ".1f")
+        lines.append(
+            f"| `{r['id']}` | {STATUS_ICON.get(r['status'], r['status'])} | {r['mode']} | "
+            f"{fmt_num(r.get('drop'))} | {fmt_num(r.get('budget'), '.4f')} | {fmt_num(r.get('headroom'))} | "
+            f"{fmt_num(r.get('plcc'))} | {fmt_num(r.get('max_abs_error'), '.4g')} | {sqnr} | "
+            f"{fmt_bytes(r.get('fp32_bytes'))} → {fmt_bytes(r.get('int8_bytes'))} |"
+        )
+    return "\n".join(lines)
+
+
+def headline(results: dict) -> str:
+    c = results["counts"]
+    word = {"pass": "✅ quantgate: every gated model is within its budget",
+            "fail": "❌ quantgate: a model is over its accuracy budget",
+            "error": "⚠️ quantgate: a model could not be judged"}[results["verdict"]]
+    return (f"{word} — {c['pass']} passed, {c['fail']} failed, {c['error']} errored, "
+            f"{c['skipped']} skipped")
+
+
+def render_markdown(results: dict) -> str:
+    rows = sorted_rows(results)
+    parts = [f"### {headline(results)}", "", render_table(rows), ""]
+    reasons = [r for r in rows if r.get("reason") and r["status"] in ("fail", "error")]
+    if reasons:
+        parts.append("**Why**")
+        parts.append("")
+        parts += [f"- `{r['id']}`: {r['reason']}" for r in reasons]
+        parts.append("")
+    s = results.get("settings", {})
+    parts.append(f"drop = 1 − PLCC of fp32 vs int8 outputs over {s.get('samples')} samples (seed "
+                 f"{s.get('seed')}); a model fails when drop > budget.")
+    return "\n".join(parts) + "\n"
