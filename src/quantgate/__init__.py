@@ -7,7 +7,7 @@ from .paths import sidecar_path  # noqa: E402
 
 __all__ = [
     "__version__", "UserError", "EXIT_PASS", "EXIT_FAIL", "EXIT_ERROR", "sidecar_path",
-    "resolve", "load_registry", "gate", "quantize_dynamic", "quantize_static",
+    "resolve", "load_registry", "run_gate", "quantize_dynamic", "quantize_static",
 ]
 
 
@@ -15,7 +15,7 @@ def __getattr__(name):  # lazy: importing quantgate stays cheap until a capabili
     if name in ("resolve", "load_registry"):
         from . import registry
         return getattr(registry, name)
-    if name == "gate":
+    if name == "run_gate":  # `quantgate.gate` is the module; the function is run_gate
         from .gate import run_gate
         return run_gate
     if name == "quantize_dynamic":

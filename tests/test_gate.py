@@ -1,0 +1,263 @@
+"""The gate on real ONNX Runtime sessions: pass, fail, every kind of error, hostile models."""
+
+import json
+import shutil
+
+import jsonschema
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+import modelzoo
+from quantgate.gate import run_gate
+from quantgate.paths import sha256_file
+from quantgate.produce.dynamic import quantize_dynamic
+from quantgate.produce.static import quantize_static
+from quantgate.registry import load_schema
+
+from conftest import assert_one_line_error, run_cli, write_registry
+
+
+def perturbed_sidecar(fp32, scale=0.01, seed=0):
+    """A stand-in int8 file: the same graph with its float weights nudged (the gate only needs a
+    second model with the same signature; quantisers do not handle every dtype)."""
+    m = onnx.load(str(fp32))
+    rng = np.random.default_rng(seed)
+    for t in m.graph.initializer:
+        a = numpy_helper.to_array(t)
+        if a.dtype.kind == "f":
+            b = (a + scale * np.abs(a).mean() * rng.standard_normal(a.shape)).astype(a.dtype)
+            t.CopyFrom(numpy_helper.from_array(b, t.name))
+    out = fp32.with_name(fp32.name[:-5] + ".int8.onnx")
+    onnx.save(m, str(out))
+    return out
+
+
+def _validate_results(results):
+    jsonschema.validate(results, load_schema("results.schema.json"))
+    json.dumps(results, allow_nan=False)  # no NaN/inf sneaks into the document
+
+
+def test_pass_then_fail_when_budget_is_below_the_measured_drop(repo):
+    fp32 = modelzoo.mlp(repo)
+    quantize_dynamic(fp32)
+    reg = write_registry(repo / "registry.json", [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic",
+                                                    "quant_accuracy_budget_plcc": 0.5}])
+    ok = run_gate(reg)
+    _validate_results(ok)
+    row = ok["models"][0]
+    assert (ok["verdict"], ok["exit_code"], row["status"]) == ("pass", 0, "pass")
+    assert 0 < row["drop"] < 0.5 and row["headroom"] == pytest.approx(0.5 - row["drop"])
+    assert row["fp32_bytes"] == fp32.stat().st_size and row["int8_bytes"] > 0
+    assert row["sqnr_db"] is not None and row["max_abs_error"] > 0
+
+    budget = row["drop"] / 2
+    write_registry(reg, [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic",
+                          "quant_accuracy_budget_plcc": budget}])
+    proc = run_cli("gate", "--registry", reg, "--out-json", repo / "r.json", "--markdown", repo / "r.md", cwd=repo)
+    assert proc.returncode == 1, proc.stderr
+    assert "[FAIL ] mlp (dynamic)" in proc.stdout and "exceeds budget" in proc.stdout
+    doc = json.loads((repo / "r.json").read_text())
+    _validate_results(doc)
+    assert doc["verdict"] == "fail" and doc["models"][0]["headroom"] < 0
+    assert doc["models"][0]["drop"] == row["drop"]  # same inputs, same figure
+    assert "❌ fail" in (repo / "r.md").read_text()
+
+
+def test_one_error_never_stops_the_others(repo):
+    good = modelzoo.mlp(repo, name="good.onnx")
+    quantize_dynamic(good)
+    missing = modelzoo.mlp(repo, name="missing.onnx")
+    corrupt = modelzoo.mlp(repo, name="corrupt.onnx")
+    (repo / "corrupt.int8.onnx").write_bytes(b"\x08\x07garbage that is not a protobuf")
+    tampered = modelzoo.mlp(repo, name="tampered.onnx")
+    quantize_dynamic(tampered)
+    reg = write_registry(repo / "registry.json", [
+        {"id": "good", "onnx": "good.onnx", "quant_mode": "dynamic", "quant_accuracy_budget_plcc": 0.5},
+        {"id": "missing", "onnx": "missing.onnx", "quant_mode": "dynamic"},
+        {"id": "corrupt", "onnx": "corrupt.onnx", "quant_mode": "dynamic"},
+        {"id": "tampered", "onnx": "tampered.onnx", "quant_mode": "dynamic", "int8_sha256": "0" * 64},
+        {"id": "fp32only", "onnx": "good.onnx"},
+        {"id": "badmode", "onnx": "good.onnx", "quant_mode": "int4"},
+    ])
+    results = run_gate(reg)
+    _validate_results(results)
+    rows = {r["id"]: r for r in results["models"]}
+    assert rows["good"]["status"] == "pass"
+    assert rows["missing"]["status"] == "error" and "int8 sidecar not found" in rows["missing"]["reason"]
+    assert rows["corrupt"]["status"] == "error" and "cannot load" in rows["corrupt"]["reason"]
+    assert rows["tampered"]["status"] == "error" and "int8_sha256" in rows["tampered"]["reason"]
+    assert rows["fp32only"]["status"] == "skipped"
+    assert rows["badmode"]["status"] == "error" and "quant_mode" in rows["badmode"]["reason"]
+    assert results["counts"] == {"pass": 1, "fail": 0, "error": 4, "skipped": 1, "total": 6}
+    assert (results["verdict"], results["exit_code"]) == ("error", 2)
+    proc = run_cli("gate", "--registry", reg, cwd=repo)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stdout.count("[ERROR]") == 4 and "[PASS ] good" in proc.stdout
+
+
+def test_corrupt_fp32_model_is_an_error_row(repo):
+    bad = modelzoo.corrupt(repo)
+    shutil.copy(bad, repo / (bad.name[:-5] + ".int8.onnx"))
+    reg = write_registry(repo / "registry.json", [{"id": "c", "onnx": bad.name, "quant_mode": "dynamic"}])
+    row = run_gate(reg)["models"][0]
+    assert row["status"] == "error" and "cannot load" in row["reason"]
+
+
+def test_multi_input_model_feeds_every_input(repo):
+    fp32 = modelzoo.two_inputs(repo)
+    perturbed_sidecar(fp32)
+    reg = write_registry(repo / "registry.json", [{"id": "two", "onnx": fp32.name, "quant_mode": "dynamic"}])
+    row = run_gate(reg)["models"][0]
+    assert row["status"] == "pass", row["reason"]
+    assert len(row["inputs"]) == 2
+
+
+def test_fp16_input_model_is_fed_fp16(repo):
+    fp32 = modelzoo.fp16_input(repo)
+    perturbed_sidecar(fp32)
+    reg = write_registry(repo / "registry.json", [{"id": "h", "onnx": fp32.name, "quant_mode": "dynamic"}])
+    row = run_gate(reg)["models"][0]
+    assert row["status"] == "pass", row["reason"]
+    assert row["inputs"][0]["dtype"] == "float16"
+
+
+def test_integer_input_is_drawn_inside_the_embedding_table(repo):
+    fp32 = modelzoo.int_input(repo)
+    perturbed_sidecar(fp32)
+    reg = write_registry(repo / "registry.json", [{"id": "tok", "onnx": fp32.name, "quant_mode": "dynamic"}])
+    row = run_gate(reg)["models"][0]
+    assert row["status"] == "pass", row["reason"]
+    spec = row["inputs"][0]
+    assert spec["dtype"] == "int64" and spec["high"] == 50 and "embedding rows" in spec["source"]
+
+
+def test_symbolic_dims_default_to_one_and_spec_overrides_them(repo):
+    fp32 = modelzoo.conv_symbolic(repo)
+    perturbed_sidecar(fp32)
+    sig = onnx.load(str(fp32)).graph.input[0].type.tensor_type.shape.dim
+    names = [d.dim_param for d in sig]
+    h, w = names[2], names[3]
+    inp_name = onnx.load(str(fp32)).graph.input[0].name
+    reg = write_registry(repo / "registry.json", [{"id": "conv", "onnx": fp32.name, "quant_mode": "dynamic"}])
+    row = run_gate(reg)["models"][0]
+    if row["status"] == "error":  # a conv net that cannot run at H=W=1 says how to fix it
+        assert "quant_inputs" in row["reason"]
+    else:
+        assert row["inputs"][0]["shape"] == [1, 1, 1, 1]
+    write_registry(reg, [{"id": "conv", "onnx": fp32.name, "quant_mode": "dynamic",
+                          "quant_inputs": {inp_name: {"dims": {h: 24, w: 20}}}}])
+    row = run_gate(reg)["models"][0]
+    assert row["status"] == "pass", row["reason"]
+    assert row["inputs"][0]["shape"] == [1, 1, 24, 20]
+    write_registry(reg, [{"id": "conv", "onnx": fp32.name, "quant_mode": "dynamic",
+                          "quant_inputs": {inp_name: {"shape": [2, 1, 16, 16], "low": -1, "high": 1}}}])
+    row = run_gate(reg)["models"][0]
+    assert row["status"] == "pass", row["reason"]
+    assert row["inputs"][0]["shape"] == [2, 1, 16, 16] and row["inputs"][0]["low"] == -1
+
+
+def test_quant_inputs_for_unknown_input_is_an_error_row(repo):
+    fp32 = modelzoo.mlp(repo)
+    quantize_dynamic(fp32)
+    reg = write_registry(repo / "registry.json", [{"id": "m", "onnx": fp32.name, "quant_mode": "dynamic",
+                                                    "quant_inputs": {"nope": {"low": 0, "high": 2}}}])
+    row = run_gate(reg)["models"][0]
+    assert row["status"] == "error" and "'nope'" in row["reason"]
+
+
+def test_every_output_is_reported_and_the_worst_judged(repo):
+    fp32 = modelzoo.multi_output(repo)
+    perturbed_sidecar(fp32, scale=0.05)
+    reg = write_registry(repo / "registry.json", [{"id": "mo", "onnx": fp32.name, "quant_mode": "dynamic",
+                                                    "quant_accuracy_budget_plcc": 1.0}])
+    row = run_gate(reg)["models"][0]
+    assert len(row["outputs"]) == 2 and all(o["judged"] for o in row["outputs"])
+    assert row["drop"] == max(o["drop"] for o in row["outputs"])
+    first = row["outputs"][0]["name"]
+    write_registry(reg, [{"id": "mo", "onnx": fp32.name, "quant_mode": "dynamic",
+                          "quant_gate_outputs": [first], "quant_accuracy_budget_plcc": 1.0}])
+    row2 = run_gate(reg)["models"][0]
+    assert row2["judged_output"] == first and row2["drop"] == row2["outputs"][0]["drop"]
+
+
+def test_constant_output_identical_passes_and_differing_fails(repo):
+    fp32 = modelzoo.constant_output(repo)
+    shutil.copy(fp32, repo / (fp32.name[:-5] + ".int8.onnx"))
+    reg = write_registry(repo / "registry.json", [{"id": "k", "onnx": fp32.name, "quant_mode": "dynamic"}])
+    row = run_gate(reg)["models"][0]
+    assert row["status"] == "pass" and "constant" in row["reason"]
+    m = onnx.load(str(fp32))
+    for t in m.graph.initializer:
+        t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) + np.asarray(0.5, numpy_helper.to_array(t).dtype), t.name))
+    for n in m.graph.node:
+        for a in n.attribute:
+            if a.HasField("t"):
+                arr = numpy_helper.to_array(a.t)
+                a.t.CopyFrom(numpy_helper.from_array((arr + 0.5).astype(arr.dtype), a.t.name))
+    onnx.save(m, str(repo / (fp32.name[:-5] + ".int8.onnx")))
+    row = run_gate(reg)["models"][0]
+    assert row["status"] == "fail" and "constant output differs" in row["reason"]
+
+
+def test_external_data_model_is_gated(repo):
+    fp32 = modelzoo.external_data(repo)
+    assert any(p.suffix == ".data" for p in repo.iterdir())
+    quantize_dynamic(fp32)
+    reg = write_registry(repo / "registry.json", [{"id": "ext", "onnx": fp32.name, "quant_mode": "dynamic",
+                                                    "quant_accuracy_budget_plcc": 0.5}])
+    row = run_gate(reg)["models"][0]
+    assert row["status"] == "pass", row["reason"]
+
+
+def test_same_inputs_same_figures(repo):
+    fp32 = modelzoo.two_inputs(repo)
+    perturbed_sidecar(fp32)
+    reg = write_registry(repo / "registry.json", [{"id": "two", "onnx": fp32.name, "quant_mode": "dynamic"}])
+    a, b = run_gate(reg), run_gate(reg)
+    for doc in (a, b):
+        doc.pop("run_provenance")
+    assert a == b
+    c = run_gate(reg, seed=1)
+    assert c["models"][0]["drop"] != a["models"][0]["drop"]
+
+
+def test_model_file_not_in_registry_is_gated_ad_hoc(repo):
+    fp32 = modelzoo.mlp(repo)
+    quantize_dynamic(fp32)
+    proc = run_cli("gate", fp32, "--budget", "0.9", "--registry", repo / "none.json", cwd=repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[PASS ]" in proc.stdout
+
+
+def test_registry_file_can_be_named_by_its_model_path(repo):
+    fp32 = modelzoo.mlp(repo)
+    quantize_dynamic(fp32)
+    reg = write_registry(repo / "registry.json", [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic",
+                                                    "quant_accuracy_budget_plcc": 0.0}])
+    proc = run_cli("gate", fp32, "--registry", reg, cwd=repo)
+    assert proc.returncode == 1 and "[FAIL ] mlp" in proc.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--samples", "0"], "--samples"),
+    (["--bogus"], "No such option"),
+    (["nosuchid"], "no model with id 'nosuchid'"),
+])
+def test_gate_usage_mistakes_are_one_line(repo, args, fragment):
+    fp32 = modelzoo.mlp(repo)
+    reg = write_registry(repo / "registry.json", [{"id": "mlp", "onnx": fp32.name}])
+    assert_one_line_error(run_cli("gate", "--registry", reg, *args, cwd=repo), fragment)
+
+
+def test_results_record_provenance_and_digests(repo):
+    fp32 = modelzoo.mlp(repo)
+    quantize_dynamic(fp32)
+    reg = write_registry(repo / "registry.json", [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic",
+                                                    "quant_accuracy_budget_plcc": 0.5}])
+    prov = run_gate(reg)["run_provenance"]
+    assert prov["versions"]["onnxruntime"] and prov["cpu"]["model"]
+    assert isinstance(prov["cpu"]["int8_features"], list)
+    assert prov["inputs"]["mlp:int8"]["sha256"] == sha256_file(repo / "mlp.int8.onnx")
+    assert prov["inputs"]["registry"]["sha256"] == sha256_file(reg)
