@@ -50,3 +50,4 @@ def main() -> None:
 
 # Commands live in their own modules; each registers itself on `main` when imported.
 from . import cli_core  # noqa: E402,F401
+from . import cli_comment  # noqa: E402,F401

@@ -1,0 +1,185 @@
+"""`quantgate comment`: post (or update) the sticky pull-request comment of a results document.
+
+Exit codes: 0 whenever the command was used correctly, posted or not (a comment that cannot be
+posted is a warning on stderr: it never changes the gate's verdict); 2 for a user mistake
+(missing or unreadable results, no pull-request context, a malformed --repo) or a refused
+artifact in --from-artifact mode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import click
+
+from .cli import main
+from .errors import EXIT_PASS, UserError
+
+_REPO_RE = re.compile(r"[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+")
+
+
+def _token(env) -> str | None:
+    # The action's explicit input wins over an ambient GITHUB_TOKEN.
+    for name in ("INPUT_GITHUB_TOKEN", "GITHUB_TOKEN"):
+        v = (env.get(name) or "").strip()
+        if v:
+            return v
+    return None
+
+
+def _repo(given: str | None, env) -> str:
+    repo = given or env.get("GITHUB_REPOSITORY")
+    if not repo:
+        raise UserError("--repo: not given and GITHUB_REPOSITORY is not set; pass --repo OWNER/NAME")
+    if not _REPO_RE.fullmatch(repo) or repo.startswith(".") or ".." in repo:
+        raise UserError(f"--repo: '{repo}' is not OWNER/NAME; pass e.g. --repo octo-org/models")
+    return repo
+
+
+def pr_from_event(env) -> int | None:
+    """The PR number of a pull_request(_target) or issue_comment-on-a-PR event payload."""
+    path = env.get("GITHUB_EVENT_PATH")
+    if not path:
+        return None
+    try:
+        event = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UserError(f"GITHUB_EVENT_PATH: cannot read {path}; pass --pr N") from None
+    if not isinstance(event, dict):
+        return None
+    pr = event.get("pull_request")
+    if isinstance(pr, dict) and isinstance(pr.get("number"), int):
+        return pr["number"]
+    issue = event.get("issue")
+    if isinstance(issue, dict) and issue.get("pull_request") and isinstance(issue.get("number"), int):
+        return issue["number"]
+    return None
+
+
+def _load_results(path: Path) -> dict:
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such results file; write one with `quantgate gate --out-json {path}`") from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not a readable JSON results document ({type(e).__name__}); "
+                        "re-run `quantgate gate --out-json`") from None
+    if not isinstance(results, dict) or not isinstance(results.get("models"), list) \
+            or results.get("verdict") not in ("pass", "fail", "error"):
+        raise UserError(f"{path}: verdict/models: not a quantgate results document; "
+                        "pass the file `quantgate gate --out-json` wrote")
+    return results
+
+
+def _client(token, env):
+    from .github.client import GitHubClient
+
+    try:
+        return GitHubClient.from_env(token, env)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def _report(outcome, outcome_json: Path | None) -> None:
+    from .paths import atomic_write_text
+
+    if outcome_json:
+        atomic_write_text(outcome_json, json.dumps(outcome.to_json(), indent=2) + "\n")
+    where = f" {outcome.url}" if outcome.url else ""
+    if outcome.action == "off":
+        click.echo("quantgate: comment off" + (f"; body written to {outcome.body_path}" if outcome.body_path else ""))
+    elif outcome.posted:
+        click.echo(f"quantgate: comment {outcome.action}{where} ({outcome.repo}#{outcome.pr})")
+    else:
+        click.echo(f"quantgate: warning: comment not posted ({outcome.action}): {outcome.message}", err=True)
+
+
+@main.command()
+@click.option("--results", type=click.Path(dir_okay=False, path_type=Path),
+              help="The results document `quantgate gate --out-json` wrote.")
+@click.option("--repo", help="OWNER/NAME (default: GITHUB_REPOSITORY).")
+@click.option("--pr", type=click.IntRange(min=1), help="Pull request number (default: from the event "
+              "payload at GITHUB_EVENT_PATH).")
+@click.option("--mode", type=click.Choice(["update", "recreate", "off"]), default="update",
+              show_default=True, help="update: edit our comment in place; recreate: delete it and "
+              "post anew (moves it to the bottom); off: only render (and write --body-out).")
+@click.option("--body-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where the body goes when it cannot be posted (a fork's read-only token) "
+                   "[default: quantgate-comment.md]; with --mode off, where to write it.")
+@click.option("--outcome-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write what happened as JSON: action (created, updated, recreated, unchanged, "
+                   "off, body_written, failed), posted, repo, pr, comment_id, url, body_path, message.")
+@click.option("--author", default=None, help="Login our comments are posted as, when the token "
+              "cannot say (a GitHub App's token: '<app-slug>[bot]'). Default: GET /user, else "
+              "github-actions[bot].")
+@click.option("--image", default=None, help="Container image named in the reproduce command "
+              "(default: QUANTGATE_IMAGE or ghcr.io/quantgate/quantgate:<version>).")
+@click.option("--from-artifact", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Post a body a fork's run saved (untrusted: checked and sanitised first).")
+@click.option("--workflow-run-event", is_flag=True,
+              help="Find the PR from the workflow_run event at GITHUB_EVENT_PATH (head repository, "
+                   "branch, SHA of the triggering run). For the companion workflow.")
+def comment(results, repo, pr, mode, body_out, outcome_json, author, image, from_artifact,
+            workflow_run_event) -> int:
+    """Post or update the sticky pull-request comment with a results document's table.
+
+    Token: INPUT_GITHUB_TOKEN or GITHUB_TOKEN; API: GITHUB_API_URL (Enterprise Server too).
+    A comment that cannot be posted is a warning and exit 0: the gate's verdict stands.
+    """
+    from .github.comment import sanitise_artifact, sync_comment
+    from .report.comment import marker, render_comment
+
+    env = os.environ
+    if (results is None) == (from_artifact is None):
+        raise click.UsageError("give exactly one of --results RESULTS.json and --from-artifact FILE")
+    if workflow_run_event and from_artifact is None:
+        raise click.UsageError("--workflow-run-event goes with --from-artifact")
+    token = _token(env)
+
+    if from_artifact is not None:
+        repo = _repo(repo, env)
+        try:
+            raw = from_artifact.read_bytes()
+        except OSError as e:
+            raise UserError(f"{from_artifact}: cannot read the artifact ({type(e).__name__})") from None
+        body, mark = sanitise_artifact(raw, source=str(from_artifact))
+        client = _client(token, env)
+        if pr is None and workflow_run_event:
+            from .github.client import GitHubError
+            from .github.comment import Outcome, pr_for_workflow_run, workflow_run_from_event
+
+            wr = workflow_run_from_event(env.get("GITHUB_EVENT_PATH"))
+            try:
+                pr, how = pr_for_workflow_run(client, repo, wr)
+            except GitHubError as e:
+                pr, how = None, str(e)
+            if pr is None:
+                _report(Outcome("failed", repo, None, message=f"no pull request to comment on: {how}"),
+                        outcome_json)
+                return EXIT_PASS
+        if pr is None:
+            raise UserError("--pr: not given; pass --pr N or --workflow-run-event")
+        outcome = sync_comment(client, repo, pr, lambda _n: body, marker=mark, mode=mode,
+                               author=author, body_out=body_out)
+        _report(outcome, outcome_json)
+        return EXIT_PASS
+
+    doc = _load_results(results)
+    if mode == "off":  # render only: no repository or pull request needed
+        repo = _repo(repo, env) if (repo or env.get("GITHUB_REPOSITORY")) else None
+    else:
+        repo = _repo(repo, env)
+    if pr is None:
+        pr = pr_from_event(env)
+    if pr is None and mode != "off":
+        raise UserError("--pr: no pull request context (the event at GITHUB_EVENT_PATH has no "
+                        "pull_request); pass --pr N")
+    client = _client(token, env) if token and mode != "off" else None
+    outcome = sync_comment(client, repo, pr, lambda n: render_comment(doc, max_chars=n, env=env, image=image),
+                           marker=marker(doc.get("registry")), mode=mode, author=author,
+                           body_out=body_out)
+    _report(outcome, outcome_json)
+    return EXIT_PASS

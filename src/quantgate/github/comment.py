@@ -1,0 +1,266 @@
+"""The sticky pull-request comment: find ours, update / recreate it, or hand the body over.
+
+One comment per pull request and registry. It is ours when its first line is the registry's
+hidden marker AND its author is the identity that posts: the token's user (`GET /user`), or,
+for the Actions `GITHUB_TOKEN` (an installation token, which `GET /user` refuses with 403),
+`github-actions[bot]`; another GitHub App's token needs its `<slug>[bot]` login given
+explicitly. A comment by anybody else that carries the marker is never edited or deleted.
+
+Posting never decides anything about the gate: every failure becomes an `Outcome` (a fork's
+read-only token -> `body_written`, the body saved for the companion workflow), never an
+exception the caller has to know about.
+
+The companion workflow's half lives here too: `sanitise_artifact` (the body a fork's run
+uploaded is untrusted text) and `pr_for_workflow_run` (the PR comes from the triggering run's
+head repository, branch and SHA, never from the artifact).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import UserError
+from ..paths import atomic_write_text
+from ..report.comment import DEFAULT_MAX, GITHUB_LIMIT, MARKER_RE, neutralise_mentions, size
+from .client import GitHubClient, GitHubError, Transient
+
+ACTIONS_BOT = "github-actions[bot]"
+SHORT_MAX = 16000  # the second try after GitHub still answers 422 "Body is too long"
+MODES = ("update", "recreate", "off")
+DEFAULT_BODY_OUT = "quantgate-comment.md"
+HEADLINES = ("✅ **quantgate: pass**", "❌ **quantgate: fail**", "⚠️ **quantgate: error**")
+
+
+@dataclass
+class Outcome:
+    """What happened to the comment; `action` is one of
+    created, updated, recreated, unchanged, off, body_written, failed."""
+
+    action: str
+    repo: str | None = None
+    pr: int | None = None
+    comment_id: int | None = None
+    url: str | None = None
+    body_path: str | None = None
+    message: str = ""
+
+    @property
+    def posted(self) -> bool:
+        return self.action in ("created", "updated", "recreated", "unchanged")
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "posted": self.posted}
+
+
+@dataclass(frozen=True)
+class Identity:
+    login: str
+    source: str  # "user" (GET /user), "github-actions" (installation token), "given"
+
+
+def whoami(client: GitHubClient, given: str | None = None) -> Identity:
+    if given:
+        return Identity(given, "given")
+    try:
+        data = client.request("GET", "/user").data
+    except GitHubError as e:
+        # GITHUB_TOKEN (an installation token) may not read /user: GitHub answers 403
+        # "Resource not accessible by integration"; what it posts is authored by github-actions[bot].
+        if e.status == 403:
+            return Identity(ACTIONS_BOT, "github-actions")
+        raise
+    login = data.get("login") if isinstance(data, dict) else None
+    if not login:
+        return Identity(ACTIONS_BOT, "github-actions")
+    return Identity(login, "user")
+
+
+def is_ours(comment: dict, marker: str, login: str) -> bool:
+    body = comment.get("body") or ""
+    author = ((comment.get("user") or {}).get("login") or "")
+    return body.split("\n", 1)[0].strip() == marker and author.lower() == login.lower()
+
+
+def has_marker(comment: dict, marker: str) -> bool:
+    return (comment.get("body") or "").split("\n", 1)[0].strip() == marker
+
+
+def find_ours(client: GitHubClient, repo: str, pr: int, marker: str, login: str) -> tuple[list[dict], int]:
+    """Our comments (oldest first) over every page, and how many others carry the marker."""
+    ours, foreign = [], 0
+    for c in client.paginate(f"/repos/{repo}/issues/{pr}/comments"):
+        if is_ours(c, marker, login):
+            ours.append(c)
+        elif has_marker(c, marker):
+            foreign += 1
+    return ours, foreign
+
+
+def _save(body: str, path: str | Path | None) -> str | None:
+    if path is None:
+        return None
+    atomic_write_text(path, body)
+    return str(path)
+
+
+def sync_comment(client: GitHubClient | None, repo: str, pr: int, render: Callable[[int], str], *,
+                 marker: str, mode: str = "update", author: str | None = None,
+                 body_out: str | Path | None = None) -> Outcome:
+    """Make the PR carry exactly one up-to-date comment of ours for this marker.
+
+    `render(max_bytes)` returns the body; it is asked again, shorter, if GitHub still says the
+    body is too long. Never raises for anything GitHub answers.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    body = render(DEFAULT_MAX)
+    if mode == "off":
+        return Outcome("off", repo, pr, body_path=_save(body, body_out), message="comment mode is off")
+    if client is None or not client.token:
+        path = _save(body, body_out or DEFAULT_BODY_OUT)
+        return Outcome("body_written", repo, pr, body_path=path,
+                       message=f"no token (GITHUB_TOKEN or the github_token input); body written to {path}")
+    try:
+        who = whoami(client, author)
+        return _sync(client, repo, pr, body, render, marker, mode, who.login)
+    except GitHubError as e:
+        if e.not_accessible:
+            path = _save(body, body_out or DEFAULT_BODY_OUT)
+            return Outcome("body_written", repo, pr, body_path=path,
+                           message=f"the token may not write comments here ({e}); this is what a pull "
+                                   f"request from a fork gets. Body written to {path} for the companion "
+                                   "workflow (see docs/comment.md)")
+        path = _save(body, body_out)
+        return Outcome("failed", repo, pr, body_path=path, message=str(e))
+
+
+def _sync(client, repo, pr, body, render, marker, mode, login) -> Outcome:
+    ours, _foreign = find_ours(client, repo, pr, marker, login)
+    if mode == "recreate":
+        for c in ours:
+            client.request("DELETE", f"/repos/{repo}/issues/comments/{c['id']}")
+        created = _create(client, repo, pr, body, render, marker, login)
+        return Outcome("recreated" if ours else "created", repo, pr, created.get("id"),
+                       created.get("html_url"), message=f"as {login}")
+    if ours:
+        keep, extra = ours[0], ours[1:]
+        # Duplicates of ours (an earlier run that raced us) go; the oldest keeps its place.
+        for c in extra:
+            client.request("DELETE", f"/repos/{repo}/issues/comments/{c['id']}")
+        if (keep.get("body") or "") == body:
+            return Outcome("unchanged", repo, pr, keep.get("id"), keep.get("html_url"), message=f"as {login}")
+        updated = _with_shorter(lambda b: client.request(
+            "PATCH", f"/repos/{repo}/issues/comments/{keep['id']}", json_body={"body": b}), body, render)
+        data = updated.data or {}
+        return Outcome("updated", repo, pr, data.get("id", keep.get("id")),
+                       data.get("html_url", keep.get("html_url")), message=f"as {login}")
+    created = _create(client, repo, pr, body, render, marker, login)
+    return Outcome("created", repo, pr, created.get("id"), created.get("html_url"), message=f"as {login}")
+
+
+def _with_shorter(send, body: str, render: Callable[[int], str]):
+    try:
+        return send(body)
+    except GitHubError as e:
+        if not e.too_long:
+            raise
+    return send(render(SHORT_MAX))
+
+
+def _create(client, repo, pr, body, render, marker, login) -> dict:
+    path = f"/repos/{repo}/issues/{pr}/comments"
+    for attempt in range(2):
+        try:
+            resp = _with_shorter(lambda b: client.request("POST", path, json_body={"body": b}), body, render)
+            return resp.data or {}
+        except Transient:
+            # The POST may have landed although no answer came: look before posting again.
+            ours, _ = find_ours(client, repo, pr, marker, login)
+            if ours:
+                return ours[-1]
+            if attempt == 1:
+                raise
+    return {}
+
+
+# -- the companion workflow (workflow_run) ----------------------------------------------------
+
+_HTML_COMMENT = re.compile(r"<!--.*?(-->|$)", re.S)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+
+
+def sanitise_artifact(raw: bytes, *, source: str = "artifact") -> tuple[str, str]:
+    """Untrusted comment body from a fork's run -> (body safe to post, its marker line).
+
+    Refuses anything over GitHub's limit, not UTF-8, or not shaped like our comment (our
+    marker on the first line, our verdict line next). Drops every other HTML comment (so no
+    second marker or hidden text rides along), control and bidi characters, and neutralises
+    `@mentions` so nobody is pinged by what a fork wrote.
+    """
+    if len(raw) > GITHUB_LIMIT:
+        raise UserError(f"{source}: {len(raw)} bytes, over the {GITHUB_LIMIT}-byte cap; not posting it")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{source}: not UTF-8 text; not posting it") from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    first, _, rest = text.partition("\n")
+    first = first.strip().lstrip("\ufeff")
+    if not MARKER_RE.match(first):
+        raise UserError(f"{source}: first line is not a quantgate marker "
+                        "('<!-- quantgate:comment registry=... -->'); not posting it")
+    rest = _HTML_COMMENT.sub("", rest)
+    rest = _CONTROL.sub("", rest)
+    second = rest.split("\n", 1)[0]
+    if not second.startswith(HEADLINES):
+        raise UserError(f"{source}: second line is not a quantgate verdict line; not posting it")
+    body = first + "\n" + neutralise_mentions(rest)
+    if size(body) > GITHUB_LIMIT:  # the zero-width spaces can add a little
+        raise UserError(f"{source}: over {GITHUB_LIMIT} bytes after sanitising; not posting it")
+    return body, first
+
+
+def workflow_run_from_event(event_path: str | None) -> dict:
+    if not event_path:
+        raise UserError("GITHUB_EVENT_PATH: not set; --workflow-run-event needs the workflow_run event payload")
+    try:
+        event = json.loads(Path(event_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UserError(f"{event_path}: cannot read the event payload ({type(e).__name__})") from None
+    wr = event.get("workflow_run") if isinstance(event, dict) else None
+    if not isinstance(wr, dict):
+        raise UserError(f"{event_path}: workflow_run: missing; run this from an `on: workflow_run` workflow")
+    return wr
+
+
+def pr_for_workflow_run(client: GitHubClient, repo: str, wr: dict) -> tuple[int | None, str]:
+    """The open PR of `repo` whose head is the triggering run's head (repository, branch, SHA).
+
+    Returns (number, how) or (None, why). The artifact is never asked.
+    """
+    if wr.get("event") not in ("pull_request",):
+        return None, f"the triggering run was a '{wr.get('event')}' event, not pull_request"
+    sha = wr.get("head_sha") or ""
+    head_repo = (wr.get("head_repository") or {}).get("full_name") or ""
+    branch = wr.get("head_branch") or ""
+    if not re.fullmatch(r"[0-9a-f]{40}", sha) or "/" not in head_repo:
+        return None, "the triggering run has no head SHA or head repository"
+    owner = head_repo.split("/", 1)[0]
+
+    def matches(p: dict) -> bool:
+        head = p.get("head") or {}
+        return head.get("sha") == sha and ((head.get("repo") or {}).get("full_name") or "") == head_repo
+
+    if branch:
+        for p in client.paginate(f"/repos/{repo}/pulls", {"state": "open", "head": f"{owner}:{branch}"}):
+            if matches(p):
+                return int(p["number"]), f"head {head_repo}:{branch} at {sha[:12]}"
+    for p in client.paginate(f"/repos/{repo}/pulls", {"state": "open"}):
+        if matches(p):
+            return int(p["number"]), f"head SHA {sha[:12]} of {head_repo}"
+    return None, (f"no open pull request of {repo} has head {head_repo}:{branch} at {sha[:12]} "
+                  "(closed, or pushed again since: the newer run will comment)")

@@ -1,0 +1,265 @@
+"""The pull-request comment body: a results document in, one markdown string out.
+
+Layout (narrow enough for a phone): a hidden marker naming the registry, the verdict as the
+first visible line, one table of models (failing and erroring first), the reasons of those
+that did not pass, a collapsible block with provenance and the commands that reproduce the run,
+and a link to the workflow run. The body never exceeds `max_chars` (GitHub refuses comments
+over 65,536 characters): rows are dropped from the end of the table (passing first, as they
+sort last) and the reader is pointed at the job summary, which always has the full table.
+
+Every text that comes from the registry or the run (ids, reasons, paths) is escaped for a
+table cell and has its `@mentions` neutralised, so a comment never pings anybody.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+
+from .markdown import sorted_rows
+
+GITHUB_LIMIT = 65536
+# GitHub counts characters; we count UTF-8 bytes, which is never less, so we stay under.
+DEFAULT_MAX = GITHUB_LIMIT - 512
+MARKER_RE = re.compile(r"^<!-- quantgate:comment registry=([A-Za-z0-9._/\-]{1,200}|-) -->$")
+ICON = {"fail": "❌", "error": "⚠️", "pass": "✅", "skipped": "➖"}
+_MENTION_RE = re.compile(r"(?<![\w`/.\-])@(?=[A-Za-z0-9_\-])")
+ZWSP = "\u200b"
+
+
+def marker(registry: str | None) -> str:
+    """The hidden first line that finds this registry's comment again."""
+    reg = registry or "-"
+    if not re.fullmatch(r"[A-Za-z0-9._/\-]{1,200}", reg):
+        reg = re.sub(r"[^A-Za-z0-9._/\-]", "_", reg)[:200] or "-"
+    return f"<!-- quantgate:comment registry={reg} -->"
+
+
+def neutralise_mentions(text: str) -> str:
+    """`@name` -> `@\u200bname`: reads the same, pings nobody (emails and `x/@y` untouched)."""
+    return _MENTION_RE.sub("@" + ZWSP, text)
+
+
+def size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def cell(text) -> str:
+    """Plain text made safe for one markdown table cell."""
+    s = " ".join(str(text).split())
+    s = s.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    return neutralise_mentions(s)
+
+
+def code(text) -> str:
+    """Inline code that cannot be broken out of (backticks in the text get a longer fence)."""
+    s = " ".join(str(text).split()).replace("|", "\\|")
+    run = max((len(m) for m in re.findall(r"`+", s)), default=0)
+    fence = "`" * (run + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
+def num(v, places: int = 4) -> str:
+    """Compact: 0.0649, 1.2e-07, −0.0549 (a real minus sign reads better on a phone)."""
+    if v is None:
+        return "—"
+    if v == 0:
+        return "0"
+    s = f"{v:.{places}f}" if abs(v) >= 10 ** -places else f"{v:.1e}"
+    return s.replace("-", "−", 1) if s.startswith("-") else s
+
+
+def budget_str(v) -> str:
+    return "—" if v is None else f"{v:g}"
+
+
+def err_str(v) -> str:
+    return "—" if v is None else f"{v:.3g}"
+
+
+def size_str(fp32, int8) -> str:
+    if fp32 is None and int8 is None:
+        return "—"
+
+    def kib(n):
+        if n is None:
+            return "?"
+        return f"{n / 1024:.0f}" if n >= 100 * 1024 else f"{n / 1024:.1f}"
+
+    return f"{kib(fp32)}→{kib(int8)}"
+
+
+def run_url(env: dict | None = None) -> str | None:
+    env = os.environ if env is None else env
+    server = (env.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
+    repo, run = env.get("GITHUB_REPOSITORY"), env.get("GITHUB_RUN_ID")
+    if not (repo and run and re.fullmatch(r"[0-9]+", run) and re.fullmatch(r"[\w.\-]+/[\w.\-]+", repo)):
+        return None
+    url = f"{server}/{repo}/actions/runs/{run}"
+    attempt = env.get("GITHUB_RUN_ATTEMPT")
+    if attempt and attempt.isdigit() and attempt != "1":
+        url += f"/attempts/{attempt}"
+    return url
+
+
+def headline(results: dict) -> str:
+    """The first visible line: verdict, then counts in the reader's words, then the worst drop."""
+    c = results.get("counts", {})
+    verdict = results.get("verdict")
+    head = {"pass": "✅ **quantgate: pass**", "fail": "❌ **quantgate: fail**",
+            "error": "⚠️ **quantgate: error**"}.get(verdict, f"quantgate: {cell(verdict)}")
+    parts = [f"{c.get(k, 0)} {w}" for k, w in (("fail", "over budget"), ("error", "could not be judged"),
+                                                  ("pass", "within budget"), ("skipped", "skipped (fp32)"))
+             if c.get(k)]
+    worst = results.get("worst_drop")
+    tail = f"; worst drop {num(worst)}" if worst is not None else ""
+    return f"{head} — {', '.join(parts) or 'no models'}{tail}"
+
+
+TABLE_HEAD = ("| | model | mode | drop | budget | headroom | PLCC | max err | KiB fp32→int8 |\n"
+              "|:-:|---|---|--:|--:|--:|--:|--:|--:|")
+
+
+def table_row(r: dict) -> str:
+    return (f"| {ICON.get(r.get('status'), '?')} | {code(str(r.get('id', '?'))[:80])} | "
+            f"{cell(r.get('mode', ''))} | {num(r.get('drop'))} | {budget_str(r.get('budget'))} | "
+            f"{num(r.get('headroom'))} | {num(r.get('plcc'))} | {err_str(r.get('max_abs_error'))} | "
+            f"{size_str(r.get('fp32_bytes'), r.get('int8_bytes'))} |")
+
+
+def reason_line(r: dict, limit: int = 300) -> str:
+    text = " ".join(str(r.get("reason") or "").split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f"- {ICON.get(r.get('status'), '')} {code(str(r.get('id', '?'))[:80])}: {cell(text)}"
+
+
+def reproduce_commands(results: dict, image: str | None = None) -> list[str]:
+    """`git checkout`, `quantgate gate ...` and `docker run ... gate ...` for this run."""
+    args = _gate_args(results)
+    prov = results.get("run_provenance") or {}
+    version = (prov.get("versions") or {}).get("quantgate") or "latest"
+    image = image or os.environ.get("QUANTGATE_IMAGE") or f"ghcr.io/quantgate/quantgate:{version}"
+    cmds = []
+    commit = (prov.get("git") or {}).get("commit")
+    if isinstance(commit, str) and re.fullmatch(r"[0-9a-f]{7,40}", commit):
+        cmds.append(f"git checkout {commit}")
+    gate = " ".join(shlex.quote(a) for a in ["gate", *args])
+    cmds.append(f"pip install 'quantgate=={version}' && quantgate {gate}"
+                if version != "latest" else f"quantgate {gate}")
+    cmds.append(f'docker run --rm -v "$PWD:/github/workspace" -w /github/workspace '
+                f"{shlex.quote(image)} {gate}")
+    return cmds
+
+
+_DROP_WITH_VALUE = {"--out-json", "--markdown", "--registry", "--samples", "--seed", "--root"}
+_DROP_FLAGS = {"-q", "--quiet", "--reference-compat", "--all"}
+
+
+def _gate_args(results: dict) -> list[str]:
+    """The gate's arguments: registry and settings from the document, model selection from the
+    recorded command line (output files and local paths left out)."""
+    s = results.get("settings") or {}
+    args = []
+    if results.get("registry"):
+        args += ["--registry", str(results["registry"])]
+    args += ["--samples", str(s.get("samples", 16)), "--seed", str(s.get("seed", 0))]
+    if s.get("reference_compat"):
+        args.append("--reference-compat")
+    argv = (results.get("run_provenance") or {}).get("command") or []
+    if "gate" in argv:
+        rest = argv[argv.index("gate") + 1:]
+        i = 0
+        while i < len(rest):
+            a = str(rest[i])
+            if a in _DROP_WITH_VALUE:
+                i += 2
+                continue
+            if a in _DROP_FLAGS or a.split("=", 1)[0] in _DROP_WITH_VALUE:
+                i += 1
+                continue
+            args.append(a)
+            i += 1
+    return args
+
+
+def provenance_block(results: dict, image: str | None = None) -> str:
+    prov = results.get("run_provenance") or {}
+    v = prov.get("versions") or {}
+    cpu = prov.get("cpu") or {}
+    osi = prov.get("os") or {}
+    git = prov.get("git") or {}
+    feats = ", ".join(cpu.get("int8_features") or []) or "none detected"
+    lines = ["<details><summary>Provenance and how to reproduce</summary>", ""]
+    if v:
+        lines.append("- versions: " + ", ".join(f"{cell(k)} {cell(val)}" for k, val in v.items()))
+    if cpu:
+        lines.append(f"- CPU: {cell(cpu.get('model', '?'))} ({cell(cpu.get('arch', '?'))}, "
+                     f"{cpu.get('logical_cores', '?')} cores); int8 features: {cell(feats)}")
+    if osi:
+        lines.append(f"- OS: {cell(osi.get('platform') or osi.get('system') or '?')}")
+    if git.get("commit"):
+        dirty = " (dirty)" if git.get("dirty") else ""
+        lines.append(f"- commit: {code(str(git['commit'])[:40])}{dirty}")
+    s = results.get("settings") or {}
+    lines.append(f"- drop = 1 − PLCC of fp32 vs int8 outputs over {s.get('samples', '?')} samples "
+                 f"(seed {s.get('seed', '?')}); a model fails when drop > budget")
+    lines += ["", "Reproduce locally:", "", "```sh", *reproduce_commands(results, image), "```", "",
+              "</details>"]
+    return "\n".join(lines)
+
+
+def render_comment(results: dict, *, max_chars: int = DEFAULT_MAX, env: dict | None = None,
+                   image: str | None = None) -> str:
+    """The whole comment, at most `max_chars` UTF-8 bytes."""
+    url = run_url(env)
+    rows = sorted_rows(results)
+    top = [marker(results.get("registry")), headline(results), ""]
+    reg = results.get("registry")
+    if reg:
+        top += [f"Registry {code(reg)}", ""]
+    tail = [provenance_block(results, image), ""]
+    if url:
+        tail.append(f"[Workflow run]({url}) · full table in its job summary")
+    else:
+        tail.append("Full table in the job summary.")
+    full = _assemble(top, rows, len(rows), tail, url)
+    if size(full) <= max_chars:
+        return full
+    # Too long: keep as many rows as fit (failing first, as sorted), binary search.
+    lo, hi = 0, len(rows)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if size(_assemble(top, rows, mid, tail, url)) <= max_chars:
+            lo = mid
+        else:
+            hi = mid - 1
+    body = _assemble(top, rows, lo, tail, url)
+    if size(body) <= max_chars:
+        return body
+    # Even no rows do not fit (huge provenance): the headline and the pointer.
+    body = "\n".join([*top, _pointer(len(rows), rows, url)]) + "\n"
+    return body if size(body) <= max_chars else body.encode("utf-8")[:max_chars].decode("utf-8", "ignore")
+
+
+def _pointer(cut: int, rows: list[dict], url: str | None) -> str:
+    passing = sum(r.get("status") in ("pass", "skipped") for r in rows)
+    where = f"the [job summary]({url})" if url else "the job summary"
+    return (f"_{cut} more model(s) not shown ({passing} of them passing or skipped) to stay under "
+            f"GitHub's comment limit; {where} has the full table._")
+
+
+def _assemble(top: list[str], rows: list[dict], n: int, tail: list[str], url: str | None) -> str:
+    shown = rows[:n]
+    parts = list(top)
+    if shown:
+        parts += [TABLE_HEAD, *(table_row(r) for r in shown)]
+    if n < len(rows):
+        parts += ["", _pointer(len(rows) - n, rows[n:], url)]
+    reasons = [r for r in shown if r.get("status") in ("fail", "error") and r.get("reason")]
+    if reasons:
+        parts += ["", *(reason_line(r) for r in reasons)]
+    parts += [""] + tail
+    return "\n".join(parts) + "\n"
