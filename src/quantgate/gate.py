@@ -18,7 +18,7 @@ from .errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, UserError
 from .inputs import DEFAULT_SYMBOLIC_DIM, draw, plan_inputs
 from .metrics import compare
 from .onnxio import load_model, session, sig_from_session
-from .paths import atomic_write_text, display, sha256_file, sidecar_path
+from .paths import atomic_write_text, display, sidecar_path
 from .registry import DEFAULT_BUDGET, DEFAULT_REGISTRY, Entry, load_registry, verify_digest
 
 DEFAULT_SAMPLES = 16

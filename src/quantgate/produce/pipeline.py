@@ -19,7 +19,7 @@ import onnx
 from .. import provenance
 from ..errors import UserError
 from ..onnxio import graph_inputs, session, sig_from_session
-from ..paths import atomic_write_bytes, atomic_write_text, sidecar_path
+from ..paths import atomic_write_bytes, atomic_write_text, find_repo_root, sidecar_path
 from .preflight import Prepared, prepare
 
 _QUANT_HELPERS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
@@ -117,7 +117,7 @@ def produce(*, mode: str, model_path: Path, output: Path | None,
                       "inlined_external_data": prepared.external_data},
         **details,
         "wall_seconds": round(time.perf_counter() - started, 3),
-        "run_provenance": provenance.build(inputs=inputs, root=None, argv=argv),
+        "run_provenance": provenance.build(inputs=inputs, root=find_repo_root(model_path), argv=argv),
     }
     if report_out is not None:
         atomic_write_text(report_out, json.dumps(result.report, indent=2) + "\n")
