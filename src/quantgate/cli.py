@@ -51,3 +51,5 @@ def main() -> None:
 # Commands live in their own modules; each registers itself on `main` when imported.
 from . import cli_core  # noqa: E402,F401
 from . import cli_comment  # noqa: E402,F401
+from . import cli_calibrate  # noqa: E402,F401
+from . import cli_qat  # noqa: E402,F401

@@ -1,0 +1,111 @@
+"""Set one string field of one registry row by editing the JSON text in place.
+
+The registry belongs to its repository: its indentation, key order, line endings and fields
+quantgate does not know stay as they are. Only the value of the field is replaced, or one
+member is inserted after `quant_mode` (else after the row's last member) with the row's own
+indentation. The edited text must parse to the original document with that one field set.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+from ..errors import UserError
+
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+def _ws(text: str, i: int) -> int:
+    return _WS.match(text, i).end()
+
+
+def _members(text: str, start: int) -> tuple[list[dict], int]:
+    """Spans of an object's members; `start` is the index of its `{`. Returns (members, end)."""
+    assert text[start] == "{"
+    i = _ws(text, start + 1)
+    members = []
+    if text[i] == "}":
+        return members, i + 1
+    while True:
+        key_start = i
+        key, i = _DECODER.raw_decode(text, i)
+        key_end = i
+        i = _ws(text, i)
+        if text[i] != ":":
+            raise ValueError(f"expected ':' at {i}")
+        i = _ws(text, i + 1)
+        value_start = i
+        _, i = _DECODER.raw_decode(text, i)
+        members.append({"key": key, "key_start": key_start, "key_end": key_end,
+                        "value_start": value_start, "value_end": i})
+        i = _ws(text, i)
+        if text[i] == "}":
+            return members, i + 1
+        if text[i] != ",":
+            raise ValueError(f"expected ',' or '}}' at {i}")
+        i = _ws(text, i + 1)
+
+
+def _elements(text: str, start: int) -> list[int]:
+    """Start offsets of an array's elements; `start` is the index of its `[`."""
+    i = _ws(text, start + 1)
+    out = []
+    if text[i] == "]":
+        return out
+    while True:
+        out.append(i)
+        _, i = _DECODER.raw_decode(text, i)
+        i = _ws(text, i)
+        if text[i] == "]":
+            return out
+        if text[i] != ",":
+            raise ValueError(f"expected ',' or ']' at {i}")
+        i = _ws(text, i + 1)
+
+
+def set_field(text: str, index: int, key: str, value: str) -> str:
+    """`text` with `models[index][key] = value`; everything else byte for byte as it was."""
+    top = _ws(text, 0)
+    top_members, _ = _members(text, top)
+    models = [m for m in top_members if m["key"] == "models"][-1]
+    row_start = _elements(text, models["value_start"])[index]
+    members, _ = _members(text, row_start)
+    literal = json.dumps(value)
+    same = [m for m in members if m["key"] == key]
+    if same:
+        m = same[-1]  # JSON parsers keep the last of duplicate keys
+        return text[:m["value_start"]] + literal + text[m["value_end"]:]
+    if not members:
+        raise ValueError("empty registry row")
+    anchor = next((j for j, m in enumerate(members) if m["key"] == "quant_mode"), len(members) - 1)
+    m = members[anchor]
+    # the whitespace before the anchor's key: its own line break and indentation
+    lead_from = members[anchor - 1]["value_end"] if anchor else row_start + 1
+    lead = text[lead_from:m["key_start"]].lstrip(" \t,") or " "  # keeps the LF/CRLF and indentation
+    colon = text[m["key_end"]:m["value_start"]]
+    insert = "," + lead + json.dumps(key) + colon + literal
+    return text[:m["value_end"]] + insert + text[m["value_end"]:]
+
+
+def write_field(registry: Path, index: int, key: str, value: str) -> tuple[str, str]:
+    """(old text, new text) for setting the field; verified, not yet written."""
+    try:
+        text = registry.read_text(encoding="utf-8")
+        data = json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{registry}: cannot read the registry ({type(e).__name__}); fix it first") from None
+    expected = copy.deepcopy(data)
+    expected["models"][index][key] = value
+    try:
+        new = set_field(text, index, key, value)
+        ok = json.loads(new) == expected
+    except (ValueError, IndexError, KeyError):
+        ok = False
+    if not ok:
+        raise UserError(f"{registry}: could not set models[{index}].{key} without reformatting the file; "
+                        f"set \"{key}\": {json.dumps(value)} by hand")
+    return text, new
