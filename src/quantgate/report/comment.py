@@ -54,7 +54,7 @@ def cell(text) -> str:
 
 def code(text) -> str:
     """Inline code that cannot be broken out of (backticks in the text get a longer fence)."""
-    s = " ".join(str(text).split()).replace("|", "\\|")
+    s = neutralise_mentions(" ".join(str(text).split()).replace("|", "\\|"))
     run = max((len(m) for m in re.findall(r"`+", s)), default=0)
     fence = "`" * (run + 1)
     pad = " " if s.startswith("`") or s.endswith("`") else ""

@@ -1,0 +1,556 @@
+"""The sticky pull-request comment, against a loopback server that answers as GitHub does.
+
+Each scenario checks the requests quantgate made (method, path, body) and the comment that
+results. The results documents come from a real gate run on small ONNX models.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from github_server import BODY_LIMIT, INTEGRATION_403, FakeGitHub
+from quantgate.github.client import GitHubClient, GitHubError, RateLimited
+from quantgate.github.comment import (ACTIONS_BOT, SHORT_MAX, pr_for_workflow_run, sanitise_artifact,
+                                      sync_comment)
+from quantgate.errors import UserError
+from quantgate.report.comment import (DEFAULT_MAX, GITHUB_LIMIT, ZWSP, marker, render_comment,
+                                      reproduce_commands, size)
+
+REPO = "octo/models"
+PR = 7
+TOKEN = "ghp_SECRETtokenVALUE1234567890"
+APP_TOKEN = "ghs_INSTALLATIONtokenVALUE0987"
+FORK_TOKEN = "ghs_FORKreadONLYtoken5555"
+SHA = "a" * 40
+
+
+# -- a real results document ----------------------------------------------------------------
+
+def _mlp(path, seed: int, scale: float = 1.0):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w1 = (rng.standard_normal((6, 16)) * scale).astype(np.float32)
+    w2 = (rng.standard_normal((16, 1)) * scale).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "w2"], ["y"])],
+        "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict:
+    """pass, fail (budget too tight), error (sidecar missing) and skipped (fp32), measured."""
+    from quantgate.gate import run_gate
+    from quantgate.produce.dynamic import quantize_dynamic
+
+    root = tmp_path_factory.mktemp("zoo")
+    (root / ".git").mkdir()
+    d = root / "model"
+    d.mkdir()
+    for name, seed in (("good_mlp", 1), ("tight_mlp", 2), ("lost_mlp", 3), ("float_mlp", 4)):
+        _mlp(d / f"{name}.onnx", seed)
+    quantize_dynamic(d / "good_mlp.onnx")
+    quantize_dynamic(d / "tight_mlp.onnx")
+    reg = d / "registry.json"
+    reg.write_text(json.dumps({"schema_version": 1, "models": [
+        {"id": "good_mlp", "onnx": "good_mlp.onnx", "quant_mode": "dynamic", "quant_accuracy_budget_plcc": 0.05},
+        {"id": "tight_mlp", "onnx": "tight_mlp.onnx", "quant_mode": "dynamic",
+         "quant_accuracy_budget_plcc": 1e-12},
+        {"id": "lost_mlp", "onnx": "lost_mlp.onnx", "quant_mode": "dynamic"},
+        {"id": "float_mlp", "onnx": "float_mlp.onnx", "quant_mode": "fp32"},
+    ]}))
+    doc = run_gate(reg, root=root, samples=4, seed=0,
+                   argv=["quantgate", "gate", "tight_mlp", "good_mlp", "--registry", str(reg),
+                         "--out-json", "/tmp/x.json", "-q"])
+    assert [r["status"] for r in doc["models"]] == ["pass", "fail", "error", "skipped"]
+    return doc
+
+
+@pytest.fixture
+def results_file(results, tmp_path):
+    p = tmp_path / "results.json"
+    p.write_text(json.dumps(results))
+    return p
+
+
+@pytest.fixture
+def gh():
+    with FakeGitHub() as server:
+        server.add_token(TOKEN, "quantgate-bot", "user")
+        server.add_token(APP_TOKEN, ACTIONS_BOT, "installation")
+        server.add_token(FORK_TOKEN, ACTIONS_BOT, "fork")
+        yield server
+
+
+def client(gh, token=TOKEN, **kw):
+    return GitHubClient(token=token, base_url=gh.base_url, sleep=lambda s: None, **kw)
+
+
+def render_for(results):
+    return lambda n: render_comment(results, max_chars=n, env={})
+
+
+MARK = None
+
+
+def mark(results):
+    return marker(results.get("registry"))
+
+
+# -- the body ---------------------------------------------------------------------------------
+
+def test_body_layout_from_real_results(results):
+    env = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": REPO, "GITHUB_RUN_ID": "991",
+           "GITHUB_RUN_ATTEMPT": "2"}
+    body = render_comment(results, env=env)
+    lines = body.splitlines()
+    assert lines[0] == "<!-- quantgate:comment registry=model/registry.json -->"
+    assert lines[1].startswith("⚠️ **quantgate: error** — 1 over budget, 1 could not be judged, "
+                               "1 within budget, 1 skipped")
+    rows = [ln for ln in lines if ln.startswith("| ") and "`" in ln]
+    assert [r.split("`")[1] for r in rows] == ["tight_mlp", "lost_mlp", "good_mlp", "float_mlp"]
+    assert rows[0].startswith("| ❌ |") and rows[1].startswith("| ⚠️ |") and rows[2].startswith("| ✅ |")
+    tight = next(r for r in results["models"] if r["id"] == "tight_mlp")
+    assert f"{tight['plcc']:.4f}" in rows[0] and "1e-12" in rows[0] and "−" in rows[0]  # negative headroom
+    header = next(ln for ln in lines if ln.startswith("| | model"))
+    for col in ("mode", "drop", "budget", "headroom", "PLCC", "max err", "fp32→int8"):
+        assert col in header
+    assert "<details><summary>" in body and "</details>" in body
+    cpu = results["run_provenance"]["cpu"]
+    assert f"int8 features: {', '.join(cpu['int8_features']) or 'none detected'}" in body
+    assert f"onnxruntime {results['run_provenance']['versions']['onnxruntime']}" in body
+    assert "quantgate gate --registry model/registry.json --samples 4 --seed 0 tight_mlp good_mlp" in body
+    assert "docker run --rm" in body and "/tmp/x.json" not in body and " -q" not in body
+    assert "https://github.com/octo/models/actions/runs/991/attempts/2" in body
+    assert "sidecar not found" in body  # the erroring model's reason is shown
+    assert size(body) < DEFAULT_MAX
+
+
+def test_table_is_phone_narrow(results):
+    body = render_comment(results, env={})
+    for ln in body.splitlines():
+        if ln.startswith("| ") and "`" in ln:
+            cells = ln.strip("|").split("|")
+            assert len(cells) == 9
+            assert max(len(c.strip()) for c in cells[2:]) <= 14, ln  # numbers stay short
+
+
+def _many(results, n_pass, n_fail):
+    doc = copy.deepcopy(results)
+    good = next(r for r in doc["models"] if r["status"] == "pass")
+    bad = next(r for r in doc["models"] if r["status"] == "fail")
+    doc["models"] = ([{**good, "id": f"pass_model_{i:05d}"} for i in range(n_pass)]
+                     + [{**bad, "id": f"fail_model_{i:05d}", "reason": "drop over budget " + "x" * 200}
+                        for i in range(n_fail)])
+    doc["counts"] = {"total": n_pass + n_fail, "pass": n_pass, "fail": n_fail, "error": 0, "skipped": 0}
+    doc["verdict"] = "fail"
+    return doc
+
+
+def test_long_table_is_cut_failing_first_and_points_at_the_job_summary(results):
+    doc = _many(results, 2000, 40)
+    env = {"GITHUB_REPOSITORY": REPO, "GITHUB_RUN_ID": "5"}
+    body = render_comment(doc, env=env)
+    assert size(body) <= DEFAULT_MAX < GITHUB_LIMIT
+    for i in range(40):
+        assert f"fail_model_{i:05d}" in body
+    shown = body.count("`pass_model_")
+    assert 0 < shown < 2000
+    assert f"{2000 - shown} more model(s) not shown" in body
+    assert "[job summary](https://github.com/octo/models/actions/runs/5)" in body
+    assert body.index("fail_model_00039") < body.index("pass_model_00000")
+    short = render_comment(doc, max_chars=SHORT_MAX, env=env)
+    assert size(short) <= SHORT_MAX and "fail_model_00000" in short and "</details>" in short
+
+
+def test_untrusted_text_is_escaped_and_pings_nobody(results):
+    doc = copy.deepcopy(results)
+    doc["models"][1]["id"] = "evil|@octocat"
+    doc["models"][1]["reason"] = "ask @org/team <img src=x> | cc @someone, mail a@b.org"
+    body = render_comment(doc, env={})
+    assert "@octocat" not in body and "@org/team" not in body and "@someone" not in body
+    assert f"@{ZWSP}org/team" in body and "a@b.org" in body  # emails are not mentions
+    assert "<img" not in body and "&lt;img src=x&gt;" in body
+    row = next(ln for ln in body.splitlines() if "evil" in ln)
+    assert len(row.replace("\\|", "").strip("|").split("|")) == 9  # the pipe did not add a column
+
+
+def test_reproduce_commands_keep_selection_and_drop_output_files(results):
+    cmds = reproduce_commands(results, image="ghcr.io/octo/quantgate:0.1.0")
+    gate = [c for c in cmds if c.startswith("pip install")][0]
+    assert gate.endswith("quantgate gate --registry model/registry.json --samples 4 --seed 0 tight_mlp good_mlp")
+    assert cmds[-1].startswith('docker run --rm -v "$PWD:/github/workspace" -w /github/workspace '
+                               "ghcr.io/octo/quantgate:0.1.0 gate --registry")
+
+
+# -- finding and updating our comment ---------------------------------------------------------
+
+def test_pagination_over_100_comments_updates_ours_not_a_foreign_marker(gh, results):
+    m = mark(results)
+    gh.add_comment(REPO, PR, m + "\nI pasted your marker", "mallory")  # page 1, someone else's
+    for i in range(230):
+        gh.add_comment(REPO, PR, f"chatter {i}", "alice")
+    ours = gh.add_comment(REPO, PR, m + "\nold table", "quantgate-bot")  # page 3
+    out = sync_comment(client(gh), REPO, PR, render_for(results), marker=m)
+    assert out.action == "updated" and out.comment_id == ours["id"]
+    gets = [r for r in gh.calls("GET") if r.path.endswith("/comments")]
+    assert [r.query.get("page", "1") for r in gets] == ["1", "2", "3"]
+    assert all(r.query["per_page"] == "100" for r in gets)
+    writes = [r for r in gh.requests if r.method != "GET"]
+    assert [(r.method, r.path) for r in writes] == [("PATCH", f"/repos/{REPO}/issues/comments/{ours['id']}")]
+    assert writes[0].body == {"body": render_comment(results, env={})}
+    assert gh.comments[ours["id"]]["body"].startswith(m + "\n⚠️ **quantgate: error**")
+    assert gh.comments_on(REPO, PR)[0]["body"] == m + "\nI pasted your marker"  # untouched
+    assert all(r.authorization == f"Bearer {TOKEN}" for r in gh.requests)
+
+
+def test_creates_when_only_others_carry_the_marker(gh, results):
+    m = mark(results)
+    foreign = gh.add_comment(REPO, PR, m + "\nfake", "mallory")
+    out = sync_comment(client(gh), REPO, PR, render_for(results), marker=m)
+    assert out.action == "created"
+    assert [(r.method, r.path) for r in gh.requests if r.method != "GET"] == [
+        ("POST", f"/repos/{REPO}/issues/{PR}/comments")]
+    assert gh.comments[foreign["id"]]["body"] == m + "\nfake"
+    assert [c["user"]["login"] for c in gh.comments_on(REPO, PR)] == ["mallory", "quantgate-bot"]
+
+
+def test_unchanged_body_makes_no_write(gh, results):
+    m = mark(results)
+    gh.add_comment(REPO, PR, render_comment(results, env={}), "quantgate-bot")
+    out = sync_comment(client(gh), REPO, PR, render_for(results), marker=m)
+    assert out.action == "unchanged"
+    assert not [r for r in gh.requests if r.method != "GET"]
+
+
+def test_one_comment_per_registry(gh, results):
+    other = dict(results, registry="vendor/other/registry.json")
+    sync_comment(client(gh), REPO, PR, render_for(results), marker=mark(results))
+    sync_comment(client(gh), REPO, PR, render_for(other), marker=mark(other))
+    sync_comment(client(gh), REPO, PR, render_for(results), marker=mark(results))
+    firsts = [c["body"].splitlines()[0] for c in gh.comments_on(REPO, PR)]
+    assert firsts == [mark(results), "<!-- quantgate:comment registry=vendor/other/registry.json -->"]
+
+
+def test_recreate_deletes_ours_and_duplicates_are_cleaned_in_update(gh, results):
+    m = mark(results)
+    a = gh.add_comment(REPO, PR, m + "\nfirst", "quantgate-bot")
+    b = gh.add_comment(REPO, PR, m + "\nraced duplicate", "quantgate-bot")
+    f = gh.add_comment(REPO, PR, m + "\nnot ours", "mallory")
+    out = sync_comment(client(gh), REPO, PR, render_for(results), marker=m)
+    assert out.action == "updated" and out.comment_id == a["id"]
+    assert [(r.method, r.path) for r in gh.requests if r.method != "GET"] == [
+        ("DELETE", f"/repos/{REPO}/issues/comments/{b['id']}"),
+        ("PATCH", f"/repos/{REPO}/issues/comments/{a['id']}")]
+    gh.requests.clear()
+    out = sync_comment(client(gh), REPO, PR, render_for(results), marker=m, mode="recreate")
+    assert out.action == "recreated"
+    assert [(r.method, r.path) for r in gh.requests if r.method != "GET"] == [
+        ("DELETE", f"/repos/{REPO}/issues/comments/{a['id']}"),
+        ("POST", f"/repos/{REPO}/issues/{PR}/comments")]
+    left = gh.comments_on(REPO, PR)
+    assert [c["id"] for c in left][0] == f["id"] and len(left) == 2 and left[1]["id"] > f["id"]
+
+
+def test_github_token_identity_is_the_actions_bot(gh, results):
+    """GITHUB_TOKEN cannot read /user (403); its comments are by github-actions[bot]."""
+    m = mark(results)
+    human = gh.add_comment(REPO, PR, m + "\nby a person with the marker", "quantgate-bot")
+    bot = gh.add_comment(REPO, PR, m + "\nby the bot", ACTIONS_BOT)
+    out = sync_comment(client(gh, APP_TOKEN), REPO, PR, render_for(results), marker=m)
+    assert gh.requests[0].method == "GET" and gh.requests[0].path == "/user"
+    assert out.action == "updated" and out.comment_id == bot["id"] and ACTIONS_BOT in out.message
+    assert gh.comments[human["id"]]["body"].endswith("by a person with the marker")
+
+
+def test_author_can_be_given_for_other_app_tokens(gh, results):
+    m = mark(results)
+    gh.add_comment(REPO, PR, m + "\nold", "my-app[bot]")
+    out = sync_comment(client(gh, APP_TOKEN), REPO, PR, render_for(results), marker=m, author="my-app[bot]")
+    assert out.action == "updated"
+    assert not any(r.path == "/user" for r in gh.requests)
+
+
+# -- forks, limits and faults -----------------------------------------------------------------
+
+def test_fork_token_403_writes_the_body_and_never_raises(gh, results, tmp_path):
+    out_file = tmp_path / "comment.md"
+    out = sync_comment(client(gh, FORK_TOKEN), REPO, PR, render_for(results), marker=mark(results),
+                       body_out=out_file)
+    assert out.action == "body_written" and not out.posted
+    assert out.body_path == str(out_file) and out_file.read_text() == render_comment(results, env={})
+    assert INTEGRATION_403 in out.message
+    posts = gh.calls("POST")
+    assert len(posts) == 1 and posts[0].status == 403
+    assert gh.comments_on(REPO, PR) == []
+
+
+def test_body_too_long_is_shortened_after_422(gh, results):
+    m = mark(results)
+    asked = []
+
+    def render(n):
+        asked.append(n)
+        # The first body overshoots (as if counted differently than GitHub does).
+        return m + "\n" + "x" * (BODY_LIMIT + 10) if n == DEFAULT_MAX else render_comment(results, max_chars=n, env={})
+
+    out = sync_comment(client(gh), REPO, PR, render, marker=m)
+    assert out.action == "created" and asked == [DEFAULT_MAX, SHORT_MAX]
+    posts = gh.calls("POST")
+    assert [p.status for p in posts] == [422, 201]
+    assert len(posts[1].body["body"]) <= SHORT_MAX
+    assert gh.comments_on(REPO, PR)[0]["body"] == render_comment(results, max_chars=SHORT_MAX, env={})
+
+
+def test_429_retry_after_is_honoured(gh, results):
+    gh.fault("GET", r"/comments$", 429, {"message": "Too Many Requests"}, {"Retry-After": "7"})
+    c = client(gh)
+    out = sync_comment(c, REPO, PR, render_for(results), marker=mark(results))
+    assert out.action == "created" and c.waits == [7.0]
+    gets = [r for r in gh.calls("GET") if r.path.endswith("/comments")]
+    assert [r.status for r in gets] == [429, 200]
+
+
+def test_secondary_and_primary_rate_limits_on_403(gh, results):
+    gh.fault("POST", r"/comments$", 403,
+             {"message": "You have exceeded a secondary rate limit. Please wait a few minutes before "
+                         "you try again.", "documentation_url": "https://docs.github.com"},
+             {"Retry-After": "3"})
+    gh.fault("POST", r"/comments$", 403, {"message": "API rate limit exceeded for installation ID 1."},
+             {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1005"})
+    c = client(gh, clock=lambda: 1000.0)
+    out = sync_comment(c, REPO, PR, render_for(results), marker=mark(results))
+    assert out.action == "created" and c.waits == [3.0, 6.0]
+    assert [p.status for p in gh.calls("POST")] == [403, 403, 201]
+    assert len(gh.comments_on(REPO, PR)) == 1
+
+
+def test_rate_limit_longer_than_we_wait_is_a_failed_outcome(gh, results):
+    gh.fault("GET", r"/comments$", 429, {"message": "slow down"}, {"Retry-After": "3600"}, times=5)
+    c = client(gh)
+    out = sync_comment(c, REPO, PR, render_for(results), marker=mark(results))
+    assert out.action == "failed" and "rate limited" in out.message and c.waits == []
+
+
+def test_500_then_success_backs_off(gh, results):
+    gh.fault("GET", r"/comments$", 500, {"message": "Server Error"})
+    gh.fault("GET", r"/comments$", 502, {"message": "Bad Gateway"})
+    c = client(gh)
+    out = sync_comment(c, REPO, PR, render_for(results), marker=mark(results))
+    assert out.action == "created" and c.waits == [1.0, 2.0]
+
+
+def test_500_on_post_looks_before_posting_again(gh, results):
+    gh.fault("POST", r"/comments$", 500, {"message": "Server Error"})
+    out = sync_comment(client(gh), REPO, PR, render_for(results), marker=mark(results))
+    assert out.action == "created"
+    assert [p.status for p in gh.calls("POST")] == [500, 201]
+    assert len(gh.comments_on(REPO, PR)) == 1
+
+
+def test_post_timeout_that_landed_makes_no_duplicate(gh, results):
+    gh.fault("POST", r"/comments$", None, delay=1.0)  # the comment is created, the answer is late
+    c = client(gh, timeout=0.3)
+    out = sync_comment(c, REPO, PR, render_for(results), marker=mark(results))
+    assert out.action == "created" and out.comment_id is not None
+    assert len(gh.calls("POST")) == 1
+    assert len(gh.comments_on(REPO, PR)) == 1
+
+
+def test_get_timeout_is_retried(gh, results):
+    gh.fault("GET", r"/comments$", None, delay=1.0)
+    c = client(gh, timeout=0.3)
+    out = sync_comment(c, REPO, PR, render_for(results), marker=mark(results))
+    assert out.action == "created" and c.waits == [1.0]
+
+
+def test_enterprise_api_v3_prefix_and_pagination():
+    with FakeGitHub(prefix="/api/v3") as ghes:
+        ghes.add_token(TOKEN, "quantgate-bot")
+        for i in range(150):
+            ghes.add_comment(REPO, PR, f"c{i}", "alice")
+        c = GitHubClient(token=TOKEN, base_url=ghes.base_url, sleep=lambda s: None)
+        assert len(list(c.paginate(f"/repos/{REPO}/issues/{PR}/comments"))) == 150
+        assert [r.path for r in ghes.requests] == [f"/api/v3/repos/{REPO}/issues/{PR}/comments"] * 2
+        env_client = GitHubClient.from_env(TOKEN, {"GITHUB_API_URL": ghes.base_url + "/"})
+        assert env_client.base_url == ghes.base_url
+
+
+def test_link_to_another_host_is_not_followed(results):
+    with FakeGitHub(link_host="http://127.0.0.2:9") as gh:
+        gh.add_token(TOKEN, "quantgate-bot")
+        for i in range(120):
+            gh.add_comment(REPO, PR, f"c{i}", "alice")
+        out = sync_comment(client(gh), REPO, PR, render_for(results), marker=mark(results))
+        assert out.action == "failed" and "outside the API base URL" in out.message
+        assert len(gh.requests) == 2 and gh.calls("POST") == []  # /user, page 1; nothing sent elsewhere
+
+
+def test_token_never_leaks(gh, results, tmp_path):
+    bad = "ghp_UNKNOWNtokenXYZ123"
+    out = sync_comment(client(gh, bad), REPO, PR, render_for(results), marker=mark(results), body_out=tmp_path / "b.md")
+    assert out.action == "failed" and "401 Bad credentials" in out.message
+    gh.fault("GET", r"/comments$", 500, {"message": f"echoing your token {TOKEN}"}, times=9)
+    out2 = sync_comment(client(gh), REPO, PR, render_for(results), marker=mark(results))
+    assert out2.action == "failed"
+    for text in (json.dumps(out.to_json()), json.dumps(out2.to_json()), (tmp_path / "b.md").read_text()):
+        assert bad not in text and TOKEN not in text
+    with pytest.raises(GitHubError) as e:
+        client(gh).request("GET", f"/repos/{REPO}/issues/{PR}/comments")
+    assert TOKEN not in str(e.value) and "***" in str(e.value)
+
+
+# -- the command line -------------------------------------------------------------------------
+
+def run_cli(*args, env=None, cwd=None):
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("GITHUB_", "INPUT_")) and k != "QUANTGATE_IMAGE"}
+    return subprocess.run([sys.executable, "-m", "quantgate", "comment", *map(str, args)],
+                          env={**base, **(env or {})}, capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+def test_cli_posts_from_event_payload(gh, results_file, tmp_path):
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"action": "synchronize", "pull_request": {"number": PR}}))
+    env = {"GITHUB_API_URL": gh.base_url, "INPUT_GITHUB_TOKEN": APP_TOKEN, "GITHUB_REPOSITORY": REPO,
+           "GITHUB_EVENT_PATH": str(event), "GITHUB_RUN_ID": "77"}
+    outcome = tmp_path / "outcome.json"
+    p = run_cli("--results", results_file, "--outcome-json", outcome, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "comment created" in p.stdout
+    [c] = gh.comments_on(REPO, PR)
+    assert c["user"]["login"] == ACTIONS_BOT and "actions/runs/77" in c["body"]
+    o = json.loads(outcome.read_text())
+    assert o["action"] == "created" and o["posted"] and o["pr"] == PR and o["comment_id"] == c["id"]
+    p = run_cli("--results", results_file, env=env)
+    assert "comment unchanged" in p.stdout and len(gh.comments_on(REPO, PR)) == 1
+
+
+def test_cli_fork_is_a_warning_and_exit_0(gh, results_file, tmp_path):
+    env = {"GITHUB_API_URL": gh.base_url, "GITHUB_TOKEN": FORK_TOKEN}
+    outcome = tmp_path / "o.json"
+    p = run_cli("--results", results_file, "--repo", REPO, "--pr", PR, "--body-out", tmp_path / "body.md",
+                "--outcome-json", outcome, env=env, cwd=tmp_path)
+    assert p.returncode == 0
+    assert p.stderr.startswith("quantgate: warning: comment not posted (body_written)")
+    assert FORK_TOKEN not in p.stderr + p.stdout + outcome.read_text()
+    o = json.loads(outcome.read_text())
+    assert o["action"] == "body_written" and o["body_path"] == str(tmp_path / "body.md")
+    assert (tmp_path / "body.md").read_text().startswith("<!-- quantgate:comment registry=model/registry.json -->")
+
+
+def test_cli_user_mistakes_exit_2_with_one_line(gh, results_file, tmp_path):
+    from conftest import assert_one_line_error
+
+    env = {"GITHUB_API_URL": gh.base_url, "GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO}
+    assert_one_line_error(run_cli("--results", tmp_path / "missing.json", "--pr", 1, env=env),
+                          "missing.json", "quantgate gate --out-json")
+    assert_one_line_error(run_cli("--results", results_file, env=env), "--pr", "pull request context")
+    assert_one_line_error(run_cli("--results", results_file, "--repo", "not a repo", "--pr", 1, env=env),
+                          "--repo", "OWNER/NAME")
+    (tmp_path / "junk.json").write_text("{nope")
+    assert_one_line_error(run_cli("--results", tmp_path / "junk.json", "--pr", 1, env=env), "junk.json")
+    assert gh.requests == []
+
+
+def test_cli_off_renders_only(gh, results_file, tmp_path):
+    p = run_cli("--results", results_file, "--mode", "off", "--body-out", tmp_path / "b.md",
+                env={"GITHUB_API_URL": gh.base_url, "GITHUB_TOKEN": TOKEN})
+    assert p.returncode == 0 and (tmp_path / "b.md").read_text().startswith("<!-- quantgate:comment")
+    assert gh.requests == []
+
+
+# -- the companion workflow (workflow_run) ----------------------------------------------------
+
+def _wr_event(tmp_path, sha=SHA, event="pull_request"):
+    p = tmp_path / "wr.json"
+    p.write_text(json.dumps({"action": "completed", "workflow_run": {
+        "id": 55, "event": event, "conclusion": "failure", "head_sha": sha, "head_branch": "main",
+        "head_repository": {"full_name": "forker/models"}, "pull_requests": []}}))
+    return p
+
+
+def test_sanitise_artifact(results):
+    body = render_comment(results, env={})
+    head, verdict, rest = body.split("\n", 2)
+    evil = f"{head}\n{verdict}\n<!-- quantgate:comment registry=other -->\nhey @maintainer\n<!-- hidden\n{rest}"
+    clean, m = sanitise_artifact(evil.encode())
+    assert m == mark(results)
+    assert clean.count("<!--") == 1 and "hidden" not in clean and "@maintainer" not in clean and f"@{ZWSP}maintainer" in clean
+    with pytest.raises(UserError, match="first line"):
+        sanitise_artifact(b"hello @everyone\n")
+    with pytest.raises(UserError, match="verdict line"):
+        sanitise_artifact((mark(results) + "\nplease merge\n").encode())
+    with pytest.raises(UserError, match="verdict line"):  # text smuggled before the verdict
+        sanitise_artifact(f"{head}\nhey @maintainer\n{verdict}\n{rest}".encode())
+    with pytest.raises(UserError, match="cap"):
+        sanitise_artifact(body.encode() + b"x" * GITHUB_LIMIT)
+    with pytest.raises(UserError, match="UTF-8"):
+        sanitise_artifact(mark(results).encode() + b"\n\xff\xfe")
+
+
+def test_pr_is_found_from_the_run_head_not_the_artifact(gh):
+    gh.add_pull(REPO, 3, "someone/models", "main", "b" * 40)
+    gh.add_pull(REPO, 12, "forker/models", "main", SHA)
+    c = client(gh)
+    wr = {"event": "pull_request", "head_sha": SHA, "head_branch": "main",
+          "head_repository": {"full_name": "forker/models"}}
+    assert pr_for_workflow_run(c, REPO, wr)[0] == 12
+    assert gh.requests[-1].query == {"per_page": "100", "state": "open", "head": "forker:main"}
+    assert pr_for_workflow_run(c, REPO, {**wr, "head_sha": "c" * 40})[0] is None  # pushed again since
+    assert pr_for_workflow_run(c, REPO, {**wr, "event": "push"})[0] is None
+    # A renamed branch: still found by head SHA over every open PR.
+    assert pr_for_workflow_run(c, REPO, {**wr, "head_branch": "gone"})[0] == 12
+
+
+def test_cli_companion_posts_sanitised_artifact(gh, results, tmp_path):
+    gh.add_pull(REPO, 12, "forker/models", "main", SHA)
+    art = tmp_path / "quantgate-comment.md"
+    art.write_text(render_comment(results, env={}) + "\ncc @maintainer\n")
+    env = {"GITHUB_API_URL": gh.base_url, "GITHUB_TOKEN": APP_TOKEN, "GITHUB_REPOSITORY": REPO,
+           "GITHUB_EVENT_PATH": str(_wr_event(tmp_path))}
+    p = run_cli("--from-artifact", art, "--workflow-run-event", env=env)
+    assert p.returncode == 0, p.stderr
+    [c] = gh.comments_on(REPO, 12)
+    assert c["user"]["login"] == ACTIONS_BOT and "@maintainer" not in c["body"]
+    assert c["body"].startswith(mark(results) + "\n❌" ) or c["body"].startswith(mark(results) + "\n⚠️")
+    # A second run updates the same comment.
+    p = run_cli("--from-artifact", art, "--workflow-run-event", env=env)
+    assert "comment unchanged" in p.stdout and len(gh.comments_on(REPO, 12)) == 1
+
+
+def test_cli_companion_refuses_a_forged_artifact(gh, tmp_path):
+    from conftest import assert_one_line_error
+
+    gh.add_pull(REPO, 12, "forker/models", "main", SHA)
+    art = tmp_path / "a.md"
+    art.write_text("Please merge, @maintainer\n")
+    env = {"GITHUB_API_URL": gh.base_url, "GITHUB_TOKEN": APP_TOKEN, "GITHUB_REPOSITORY": REPO,
+           "GITHUB_EVENT_PATH": str(_wr_event(tmp_path))}
+    assert_one_line_error(run_cli("--from-artifact", art, "--workflow-run-event", env=env), "a.md", "marker")
+    assert gh.calls("POST") == []
+
+
+def test_cli_companion_stale_run_posts_nothing(gh, results, tmp_path):
+    gh.add_pull(REPO, 12, "forker/models", "main", "d" * 40)  # the fork pushed again
+    art = tmp_path / "a.md"
+    art.write_text(render_comment(results, env={}))
+    env = {"GITHUB_API_URL": gh.base_url, "GITHUB_TOKEN": APP_TOKEN, "GITHUB_REPOSITORY": REPO,
+           "GITHUB_EVENT_PATH": str(_wr_event(tmp_path))}
+    p = run_cli("--from-artifact", art, "--workflow-run-event", env=env)
+    assert p.returncode == 0 and "no pull request to comment on" in p.stderr
+    assert gh.calls("POST") == []
