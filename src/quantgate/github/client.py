@@ -49,7 +49,8 @@ class GitHubError(Exception):
     @property
     def not_accessible(self) -> bool:
         """A token that may read but not write (a fork's pull request) or lacks the permission."""
-        return self.status == 403 and not is_rate_limited(403, self.headers, self.message)
+        return (self.status == 403 and not isinstance(self, RateLimited)
+                and not is_rate_limited(403, self.headers, self.message))
 
     @property
     def too_long(self) -> bool:

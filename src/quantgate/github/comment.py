@@ -26,7 +26,7 @@ from typing import Callable
 from ..errors import UserError
 from ..paths import atomic_write_text
 from ..report.comment import DEFAULT_MAX, GITHUB_LIMIT, MARKER_RE, neutralise_mentions, size
-from .client import GitHubClient, GitHubError, Transient
+from .client import GitHubClient, GitHubError, RateLimited, Transient
 
 ACTIONS_BOT = "github-actions[bot]"
 SHORT_MAX = 16000  # the second try after GitHub still answers 422 "Body is too long"
@@ -70,7 +70,7 @@ def whoami(client: GitHubClient, given: str | None = None) -> Identity:
     except GitHubError as e:
         # GITHUB_TOKEN (an installation token) may not read /user: GitHub answers 403
         # "Resource not accessible by integration"; what it posts is authored by github-actions[bot].
-        if e.status == 403:
+        if e.status == 403 and not isinstance(e, RateLimited):
             return Identity(ACTIONS_BOT, "github-actions")
         raise
     login = data.get("login") if isinstance(data, dict) else None
