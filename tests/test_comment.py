@@ -554,3 +554,14 @@ def test_cli_companion_stale_run_posts_nothing(gh, results, tmp_path):
     p = run_cli("--from-artifact", art, "--workflow-run-event", env=env)
     assert p.returncode == 0 and "no pull request to comment on" in p.stderr
     assert gh.calls("POST") == []
+
+
+def test_rate_limited_user_lookup_is_waited_out_not_taken_for_an_installation_token(gh, results):
+    gh.fault("GET", r"/user$", 403, {"message": "You have exceeded a secondary rate limit."},
+             {"Retry-After": "2"})
+    m = mark(results)
+    gh.add_comment(REPO, PR, m + "\nold", "quantgate-bot")
+    c = client(gh)
+    out = sync_comment(c, REPO, PR, render_for(results), marker=m)
+    assert c.waits == [2.0] and out.action == "updated" and "quantgate-bot" in out.message
+    assert [r.status for r in gh.requests if r.path == "/user"] == [403, 200]
