@@ -196,6 +196,8 @@ def _arrays(path: Path, kind: str, slots: list[Slot], pairs) -> Source:
         _numeric(arr, where)
         if arr.ndim == 0:
             raise UserError(f"{where} is a single number; store rows as an array [rows, ...]")
+        if len(arr) == 0:
+            raise UserError(f"{where} holds no rows; a calibration set needs at least one sample")
         sample = fit(s, arr.shape[1:], where)
         out[s.name] = arr.reshape((len(arr),) + sample)
         bad += nonfinite(arr, f"array '{key or s.name}'")
@@ -235,6 +237,8 @@ def _parquet(path: Path, slots: list[Slot], columns: list[str], pairs) -> Source
         raise UserError(f"{path}: cannot read columns {', '.join(needed)} "
                         f"({' '.join(str(e).split())[:160]}); rewrite the cache") from None
     rows = table.num_rows
+    if rows == 0:
+        raise UserError(f"{path}: holds no rows; a calibration set needs at least one sample")
     values, bad = {}, []
     for c in needed:
         v, null_rows = _column_values(pa, table.column(c), f"{path}: column '{c}'", rows)
@@ -315,6 +319,8 @@ def _column_values(pa, chunked, where: str, rows: int) -> tuple[np.ndarray, np.n
         vals = pc.fill_null(arr, False if pa.types.is_boolean(arr.type) else 0) if row_null.any() else arr
         return np.asarray(vals.to_numpy(zero_copy_only=False)), row_null
     keep = np.flatnonzero(~row_null)
+    if rows and not len(keep):
+        raise UserError(f"{where}: every row is null; fill the column or map another")
     cur = arr.filter(pa.array(~row_null)) if row_null.any() else arr
     parents = np.arange(len(cur))  # which kept row each element at this level belongs to
     shape: list[int] = []
