@@ -85,7 +85,7 @@ def build(model, source, out, n, seed, take_all, columns, maps, dims, drop_nonfi
                   report_out=report_out, argv=sys.argv)
     s = r["source"]
     click.echo(f"wrote {out}: {r['calibration_set']['samples']} sample(s) from {s['kind']} {source} "
-               f"({s['rows']} rows, sha256 {s['sha256'][:12]}), seed {seed}")
+               f"({s['rows']} rows, sha256 {s['sha256'][:12]}), " + ("every usable row" if take_all else f"seed {seed}"))
     _echo_inputs(r["inputs"])
     sk = r["skipped"]
     if sk["count"]:
