@@ -17,7 +17,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
 
 RUN python3 -m venv /opt/quantgate
 
@@ -53,7 +53,12 @@ ENV DEBIAN_FRONTEND=noninteractive \
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 ca-certificates \
- && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/*
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log
+
+# The image the pull-request comment names in its `docker run` reproduce line (release builds
+# pass their own tag; empty means quantgate's default).
+ARG QUANTGATE_IMAGE=""
+ENV QUANTGATE_IMAGE=${QUANTGATE_IMAGE}
 
 COPY --from=build /opt/quantgate /opt/quantgate
 COPY entrypoint/quantgate_action.py /opt/quantgate-action/quantgate_action.py

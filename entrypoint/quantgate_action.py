@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,40 +147,58 @@ def _sinks(env, outputs: dict, summary: str | None, full_copy: str | None) -> No
             emit(actions.workflow_command("warning", f"could not write the job summary to {summary_file}: {e}"))
 
 
-def post_comment(results_file: Path, s: Settings, env) -> None:
-    """Run `quantgate comment` on a pull request. Never changes the exit code: problems warn."""
+def comment_command() -> list[str] | None:
+    """`quantgate comment` from the same environment as this interpreter, else from PATH."""
+    exe = Path(sys.executable).with_name("quantgate")
+    found = str(exe) if exe.is_file() else shutil.which("quantgate")
+    return [found, "comment"] if found else None
+
+
+def post_comment(results_file: Path, s: Settings, env) -> dict[str, str]:
+    """Run `quantgate comment` on a pull request; returns the comment outputs.
+
+    Never changes the exit code: a comment that was not posted (a fork's read-only token, no
+    network, the command missing or failing) is a warning. When it could not be posted the body
+    is left in `quantgate-comment.md` at the workspace root for the companion workflow.
+    """
+    none = {"comment": "", "comment_url": ""}
     event_name = env.get("GITHUB_EVENT_NAME")
     if not s.comment:
-        return
-    if actions.pull_request_number(event_name, actions.read_event(env.get("GITHUB_EVENT_PATH"))) is None:
+        return none
+    if actions.pull_request_number(event_name, actions.read_json_object(env.get("GITHUB_EVENT_PATH"))) is None:
         print(f"quantgate: no pull request in this run ({event_name or 'no event'}); no comment",
               flush=True)
-        return
-    exe = Path(sys.executable).with_name("quantgate")
-    exe_s = str(exe) if exe.is_file() else shutil.which("quantgate")
-    if not exe_s:
+        return none
+    cmd = comment_command()
+    if not cmd:
         emit(actions.workflow_command("warning", "the quantgate command is not installed; no comment posted",
                                       title="quantgate comment"))
-        return
+        return {**none, "comment": "failed"}
     child_env = dict(env)
     if s.github_token:
-        child_env["GITHUB_TOKEN"] = s.github_token
-    try:
-        proc = subprocess.run([exe_s, "comment", "--results", str(results_file)], env=child_env,
-                              cwd=s.working_directory, capture_output=True, text=True,
-                              timeout=COMMENT_TIMEOUT_S)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        emit(actions.workflow_command("warning", f"quantgate comment did not run: {e}; the verdict stands",
-                                      title="quantgate comment"))
-        return
-    for stream in (proc.stdout, proc.stderr):
-        if stream.strip():
-            print(stream.rstrip(), flush=True)
-    if proc.returncode != 0:
-        why = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        child_env["GITHUB_TOKEN"] = child_env["INPUT_GITHUB_TOKEN"] = s.github_token
+    with tempfile.TemporaryDirectory(prefix="quantgate-comment-") as tmp:
+        outcome_file = Path(tmp) / "outcome.json"
+        try:
+            proc = subprocess.run([*cmd, "--results", str(results_file), "--outcome-json", str(outcome_file),
+                                   "--body-out", str(s.workspace / "quantgate-comment.md")],
+                                  env=child_env, cwd=s.working_directory, capture_output=True, text=True,
+                                  timeout=COMMENT_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            emit(actions.workflow_command("warning", f"quantgate comment did not run: {e}; the verdict stands",
+                                          title="quantgate comment"))
+            return {**none, "comment": "failed"}
+        outcome = actions.read_json_object(str(outcome_file))
+    if proc.stdout.strip():
+        print(proc.stdout.rstrip(), flush=True)
+    if proc.stderr.strip():
+        print(proc.stderr.rstrip(), file=sys.stderr, flush=True)
+    if proc.returncode != 0 or not outcome.get("posted"):
+        why = outcome.get("message") or (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
         emit(actions.workflow_command(
             "warning", f"the pull-request comment was not posted: {why}; the verdict stands",
             title="quantgate comment"))
+    return {"comment": str(outcome.get("action") or "failed"), "comment_url": str(outcome.get("url") or "")}
 
 
 def run(argv: list[str] | None = None, env=None) -> int:
@@ -210,15 +229,15 @@ def run(argv: list[str] | None = None, env=None) -> int:
     except OSError as e:
         return report_error(f"could not write the results: {e}", env)
 
-    _sinks(env, actions.outputs_from_results(results, results_path=results_path,
-                                             markdown_path=markdown_path), markdown, markdown_path)
     if in_actions(env):
         for line in actions.annotations(results, registry_file):
             emit(line)
     else:
         print(markdown, flush=True)
-
-    post_comment(s.out_json, s, env)
+    comment = post_comment(s.out_json, s, env)
+    _sinks(env, {**actions.outputs_from_results(results, results_path=results_path,
+                                                markdown_path=markdown_path), **comment},
+           markdown, markdown_path)
 
     c, worst = results["counts"], results.get("worst_drop")
     print(f"quantgate: {results['verdict'].upper()} — {c['pass']} passed, {c['fail']} failed, "

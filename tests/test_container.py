@@ -1,0 +1,262 @@
+"""The action's image, built and run by a real Docker engine the way the runner runs it.
+
+One image build per test session (module fixture). Each test starts the container with what
+the runner provides: INPUT_* and GITHUB_* variables, the workspace mounted at
+/github/workspace (the working directory), GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files under a
+mounted /github/file_commands, and the event payload under /github/workflow.
+
+Without a reachable engine every test here is skipped with a loud reason, never passed:
+start one with `bash scripts/docker-engine.sh start` (CI's .ci/run does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from quantgate.report import actions
+
+pytestmark = pytest.mark.docker
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_REGISTRY = "model/tiny/registry.json"
+ENGINE_SOCKET = Path(os.environ.get("QUANTGATE_DOCKER_DIR", "/tmp/quantgate-docker")) / "docker.sock"
+IMAGE_TAG = "quantgate:test"
+
+
+def docker_client() -> tuple[str | None, dict]:
+    """The docker client and the environment that reaches the engine scripts/docker-engine.sh
+    started (its socket), else whatever engine DOCKER_HOST or the default socket names."""
+    env = dict(os.environ)
+    if "DOCKER_HOST" not in env and ENGINE_SOCKET.exists():
+        env["DOCKER_HOST"] = f"unix://{ENGINE_SOCKET}"
+    for candidate in (os.environ.get("QUANTGATE_DOCKER"), "/usr/bin/docker", shutil.which("docker")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate, env
+    return None, env
+
+
+@pytest.fixture(scope="module")
+def engine() -> tuple[str, dict]:
+    client, env = docker_client()
+    if client is None:
+        pytest.skip("NO DOCKER CLIENT: the container tests did NOT run "
+                    "(install one with `bash scripts/docker-engine.sh start`)")
+    try:
+        proc = subprocess.run([client, "info", "--format", "{{.ServerVersion}}"], env=env,
+                              capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        proc = None
+    if proc is None or proc.returncode != 0:
+        why = "timed out" if proc is None else (proc.stderr.strip().splitlines() or ["no answer"])[-1]
+        pytest.skip(f"NO DOCKER ENGINE ({why}): the container tests did NOT run; start one with "
+                    "`bash scripts/docker-engine.sh start`")
+    return client, env
+
+
+@pytest.fixture(scope="module")
+def image(engine) -> str:
+    """Build the image once for the session, from the repository's own Dockerfile."""
+    client, env = engine
+    started = time.monotonic()
+    proc = subprocess.run([client, "build", "--tag", IMAGE_TAG, str(REPO)], env=env,
+                          capture_output=True, text=True, timeout=1200)
+    if proc.returncode != 0:
+        pytest.fail("docker build failed:\n" + "\n".join((proc.stdout + proc.stderr).splitlines()[-40:]))
+    size = subprocess.run([client, "image", "inspect", "--format", "{{.Size}}", IMAGE_TAG], env=env,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    print(f"\nbuilt {IMAGE_TAG} in {time.monotonic() - started:.0f} s; "
+          f"image size {int(size) / 1e6:.0f} MB")
+    return IMAGE_TAG
+
+
+@pytest.fixture(scope="module")
+def shipped_models() -> Path:
+    """The shipped example folder; its int8 sidecars must be there for the gate to judge them."""
+    folder = REPO / "model" / "tiny"
+    if not (folder / "registry.json").is_file():
+        pytest.fail(f"{SHIPPED_REGISTRY} is missing from the checkout")
+    return folder
+
+
+def make_workspace(root: Path, models: Path) -> Path:
+    """A throwaway copy of the repository's model folder: the container writes into it as root."""
+    ws = root / "workspace"
+    shutil.copytree(models, ws / "model" / "tiny", ignore=shutil.ignore_patterns("__pycache__"))
+    return ws
+
+
+class Run:
+    def __init__(self, proc: subprocess.CompletedProcess, files: Path, ws: Path):
+        self.code = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.ws = ws
+        self.outputs = parse_outputs((files / "set_output").read_text(encoding="utf-8"))
+        self.summary = (files / "step_summary").read_text(encoding="utf-8")
+
+    def __repr__(self) -> str:
+        return f"exit {self.code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+
+
+def parse_outputs(text: str) -> dict:
+    out, lines, i = {}, text.split("\n"), 0
+    while i < len(lines):
+        ln = lines[i]
+        if "<<" in ln and ("=" not in ln or ln.index("<<") < ln.index("=")):
+            name, delim = ln.split("<<", 1)
+            j = lines.index(delim, i + 1)
+            out[name] = "\n".join(lines[i + 1:j])
+            i = j + 1
+            continue
+        if ln:
+            name, value = ln.split("=", 1)
+            out[name] = value
+        i += 1
+    return out
+
+
+def run_action(engine, image: str, ws: Path, tmp: Path, *, event_name: str = "push",
+               event: dict | None = None, **inputs) -> Run:
+    """`docker run` as the runner does it for a `uses:` step of a Docker action."""
+    client, env = engine
+    files = tmp / f"file_commands-{uuid.uuid4().hex[:8]}"
+    workflow = tmp / f"workflow-{uuid.uuid4().hex[:8]}"
+    files.mkdir()
+    workflow.mkdir()
+    (files / "set_output").write_text("")
+    (files / "step_summary").write_text("")
+    (workflow / "event.json").write_text(json.dumps(event or {}))
+    declared = {"registry": SHIPPED_REGISTRY, "models": "", "fail_on_violation": "true",
+                "out_json": "quantgate-results.json", "markdown_out": "quantgate-results.md",
+                "comment": "true", "github_token": "ghs_not_a_real_token", "samples": "16", "seed": "0",
+                "working_directory": "."}
+    declared.update(inputs)
+    run_env = {actions.input_env_name(k): v for k, v in declared.items()}
+    run_env.update({
+        "HOME": "/github/home", "CI": "true", "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKSPACE": "/github/workspace", "GITHUB_EVENT_NAME": event_name,
+        "GITHUB_EVENT_PATH": "/github/workflow/event.json",
+        "GITHUB_OUTPUT": "/github/file_commands/set_output",
+        "GITHUB_STEP_SUMMARY": "/github/file_commands/step_summary",
+        "GITHUB_REPOSITORY": "octo/models", "GITHUB_SHA": "0" * 40, "GITHUB_REF": "refs/heads/main",
+        "GITHUB_API_URL": "https://api.github.com", "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_RUN_ID": "1", "RUNNER_OS": "Linux", "RUNNER_TEMP": "/github/runner_temp",
+    })
+    cmd = [client, "run", "--rm", "--network", "none", "--workdir", "/github/workspace",
+           "-v", f"{ws}:/github/workspace", "-v", f"{files}:/github/file_commands",
+           "-v", f"{workflow}:/github/workflow"]
+    for name in run_env:
+        cmd += ["-e", name]  # values pass through the environment, as the runner does it
+    proc = subprocess.run([*cmd, image], env={**env, **run_env}, capture_output=True, text=True,
+                          timeout=600)
+    return Run(proc, files, ws)
+
+
+def host_results(ws: Path, registry: str) -> dict:
+    """The same gate in this test process: the container must agree with it."""
+    from quantgate.gate import run_gate
+
+    return run_gate(ws / registry, [], root=ws, samples=16, seed=0)
+
+
+def test_passing_registry(engine, image, shipped_models, tmp_path):
+    ws = make_workspace(tmp_path, shipped_models)
+    r = run_action(engine, image, ws, tmp_path)
+    expected = host_results(ws, SHIPPED_REGISTRY)
+    assert expected["verdict"] == "pass", (
+        "the shipped registry does not pass on the host either: "
+        + "; ".join(f"{m['id']}: {m['status']} {m['reason']}" for m in expected["models"]))
+    assert r.code == 0, r
+    o = r.outputs
+    assert o["verdict"] == "pass", r
+    c = expected["counts"]
+    assert (o["passed"], o["failed"], o["errored"], o["skipped"], o["total"]) == tuple(
+        str(c[k]) for k in ("pass", "fail", "error", "skipped", "total"))
+    assert o["results_path"] == "quantgate-results.json" and o["markdown_path"] == "quantgate-results.md"
+    results = json.loads((ws / o["results_path"]).read_text())
+    assert results["verdict"] == "pass" and results["registry"] == SHIPPED_REGISTRY
+    # pinned versions, same inputs: the container measures what the host measures
+    assert abs(float(o["worst_drop"]) - expected["worst_drop"]) < 1e-6
+    for row in results["models"]:
+        assert f"`{row['id']}`" in r.summary
+    assert r.summary == (ws / o["markdown_path"]).read_text()
+    assert "::error" not in r.stdout and "Traceback" not in r.stdout + r.stderr
+    assert "no pull request" in r.stdout  # a push: no comment attempted
+    assert results["run_provenance"]["git"]["commit"] == "0" * 40
+
+
+def test_violated_budget_on_a_pull_request(engine, image, shipped_models, tmp_path):
+    ws = make_workspace(tmp_path, shipped_models)
+    reg_path = ws / SHIPPED_REGISTRY
+    reg = json.loads(reg_path.read_text())
+    for m in reg["models"]:
+        m["quant_accuracy_budget_plcc"] = 0.0
+    reg_path.write_text(json.dumps(reg, indent=2) + "\n")
+    gated = [m["id"] for m in reg["models"] if m.get("quant_mode", "fp32") != "fp32"]
+    event = {"action": "synchronize", "number": 12, "pull_request": {"number": 12}}
+
+    r = run_action(engine, image, ws, tmp_path, event_name="pull_request", event=event,
+                   out_json="reports/results.json", markdown_out="reports/results.md")
+    assert r.code == 1, r
+    o = r.outputs
+    assert o["verdict"] == "fail" and int(o["failed"]) >= 1 and o["errored"] == "0", r
+    assert o["results_path"] == "reports/results.json"
+    results = json.loads((ws / "reports" / "results.json").read_text())
+    lines = {m["id"]: m["registry_line"] for m in results["models"]}
+    errors = [ln for ln in r.stdout.splitlines() if ln.startswith("::error ")]
+    failing = [m for m in results["models"] if m["status"] == "fail"]
+    assert len(errors) == min(len(failing), 10)
+    for m in failing[:10]:
+        assert any(f"file={SHIPPED_REGISTRY},line={lines[m['id']]}," in ln and m["id"] in ln
+                   for ln in errors), (m["id"], errors)
+    assert set(m["id"] for m in failing) <= set(gated)
+    assert "❌" in r.summary and "over its accuracy budget" in r.summary
+    # comment is on and this is a PR; with no network the comment cannot be posted: a warning
+    # only, and the exit code stays the gate's
+    assert "::warning title=quantgate comment::" in r.stdout, r
+
+    r2 = run_action(engine, image, ws, tmp_path, fail_on_violation="false", comment="false")
+    assert r2.code == 0, r2
+    assert r2.outputs["verdict"] == "fail" and r2.outputs["failed"] == o["failed"]
+
+
+def test_user_mistake_is_one_line_and_exit_2(engine, image, shipped_models, tmp_path):
+    ws = make_workspace(tmp_path, shipped_models)
+    r = run_action(engine, image, ws, tmp_path, registry="../../etc/passwd")
+    assert r.code == 2, r
+    err = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("quantgate: error: input registry"), r
+    assert r.outputs["verdict"] == "error"
+    assert "could not run the gate" in r.summary
+
+
+def test_plain_docker_run_reproduces_locally(engine, image, shipped_models, tmp_path):
+    """The README's reproduction: no runner, just the workspace mounted."""
+    client, env = engine
+    ws = make_workspace(tmp_path, shipped_models)
+    proc = subprocess.run([client, "run", "--rm", "--network", "none", "-v", f"{ws}:/github/workspace",
+                           "-w", "/github/workspace", image, "--comment", "false"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == host_results(ws, SHIPPED_REGISTRY)["exit_code"], proc.stdout + proc.stderr
+    assert "| model | status |" in proc.stdout and "::" not in proc.stdout
+    assert (ws / "quantgate-results.json").is_file()
+
+
+def test_image_holds_no_compiler_or_torch(engine, image):
+    client, env = engine
+    probe = ("for c in gcc cc g++ make pip; do command -v $c && exit 1; done; "
+             "python -c 'import importlib.util as u, sys; "
+             "sys.exit(any(u.find_spec(m) for m in (\"torch\", \"setuptools\")))' && "
+             "quantgate --version")
+    proc = subprocess.run([client, "run", "--rm", "--network", "none", "--entrypoint", "sh", image,
+                           "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "quantgate" in proc.stdout
