@@ -123,7 +123,7 @@ def test_parquet_scalar_columns_sampled_and_reported(repo):
     assert rows == sorted(rows) and len(set(rows)) == 10
     # --columns picks and orders: f5 first
     np.testing.assert_array_equal(arrays["features"], x[rows][:, ::-1].astype(np.float32))
-    assert rep["source"] | {} and rep["source"]["sha256"] == sha256_file(repo / "feat.parquet")
+    assert rep["source"]["kind"] == "parquet" and rep["source"]["sha256"] == sha256_file(repo / "feat.parquet")
     assert rep["source"]["mapping"] == {"features": ["f5", "f4", "f3", "f2", "f1", "f0"]}
     st = rep["inputs"][0]
     assert st["shape"] == [10, 6] and st["dtype"] == "float32"
