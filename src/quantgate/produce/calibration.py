@@ -19,8 +19,8 @@ from ..onnxio import TensorSig
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: calibration set not found; build one with 'quantgate calibrate build' "
-                        "or pass --calibration PATH")
+        raise UserError(f"{path}: calibration set not found; fix the path or build the set with "
+                        "'quantgate calibrate build'")
     try:
         with np.load(path, allow_pickle=False) as z:
             if not isinstance(z, np.lib.npyio.NpzFile):
