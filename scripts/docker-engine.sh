@@ -158,8 +158,15 @@ stop_engine() {
 case "${1:-start}" in
     start)
         install_packages
+        was_up=0
+        engine_up && was_up=1
         start_engine
-        build_base
+        # An engine without its base image is of no use to the tests: stop the one we started
+        # (the caller only stops what a successful start reported) and say why.
+        if ! (build_base); then
+            [[ $was_up == 1 ]] || stop_engine
+            die "no $BASE_TAG base image; the engine was stopped"
+        fi
         say "ready: export DOCKER_HOST=unix://$SOCK"
         ;;
     stop) stop_engine ;;
