@@ -66,12 +66,12 @@ def test_pass_then_fail_when_budget_is_below_the_measured_drop(repo):
 
 
 def test_one_error_never_stops_the_others(repo):
-    good = modelzoo.mlp(repo, name="good.onnx")
+    good = modelzoo.mlp(repo, name="good")
     quantize_dynamic(good)
-    missing = modelzoo.mlp(repo, name="missing.onnx")
-    corrupt = modelzoo.mlp(repo, name="corrupt.onnx")
+    missing = modelzoo.mlp(repo, name="missing")
+    corrupt = modelzoo.mlp(repo, name="corrupt")
     (repo / "corrupt.int8.onnx").write_bytes(b"\x08\x07garbage that is not a protobuf")
-    tampered = modelzoo.mlp(repo, name="tampered.onnx")
+    tampered = modelzoo.mlp(repo, name="tampered")
     quantize_dynamic(tampered)
     reg = write_registry(repo / "registry.json", [
         {"id": "good", "onnx": "good.onnx", "quant_mode": "dynamic", "quant_accuracy_budget_plcc": 0.5},
@@ -184,18 +184,19 @@ def test_every_output_is_reported_and_the_worst_judged(repo):
 
 def test_constant_output_identical_passes_and_differing_fails(repo):
     fp32 = modelzoo.constant_output(repo)
+    m = onnx.load(str(fp32))  # every value the same, so PLCC itself is undefined
+    for t in m.graph.initializer:
+        if t.name == "c":
+            t.CopyFrom(numpy_helper.from_array(np.full(4, 0.5, np.float32), "c"))
+    onnx.save(m, str(fp32))
     shutil.copy(fp32, repo / (fp32.name[:-5] + ".int8.onnx"))
     reg = write_registry(repo / "registry.json", [{"id": "k", "onnx": fp32.name, "quant_mode": "dynamic"}])
     row = run_gate(reg)["models"][0]
     assert row["status"] == "pass" and "constant" in row["reason"]
     m = onnx.load(str(fp32))
     for t in m.graph.initializer:
-        t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) + np.asarray(0.5, numpy_helper.to_array(t).dtype), t.name))
-    for n in m.graph.node:
-        for a in n.attribute:
-            if a.HasField("t"):
-                arr = numpy_helper.to_array(a.t)
-                a.t.CopyFrom(numpy_helper.from_array((arr + 0.5).astype(arr.dtype), a.t.name))
+        if t.name == "c":
+            t.CopyFrom(numpy_helper.from_array(np.full(4, 0.75, np.float32), "c"))
     onnx.save(m, str(repo / (fp32.name[:-5] + ".int8.onnx")))
     row = run_gate(reg)["models"][0]
     assert row["status"] == "fail" and "constant output differs" in row["reason"]

@@ -86,15 +86,23 @@ def load_model(path: str | Path, *, what: str = "model", external: bool = True) 
     if not model.graph.node and not model.graph.output:
         raise UserError(f"{path}: the {what} has an empty graph; re-export it")
     if external:
-        missing = missing_external_data(model, path)
-        if missing:
-            raise UserError(f"{path}: weights live in external file '{missing[0]}', which does not "
-                            "exist beside the model; restore it or re-save the model with the data inlined")
-        try:
-            onnx.load_external_data_for_model(model, str(path.parent))
-        except Exception as e:
-            raise UserError(f"{path}: cannot read its external data ({e}); re-save the model") from None
+        inline_external_data(model, path)
     return model
+
+
+def inline_external_data(model: onnx.ModelProto, path: Path) -> bool:
+    """Read the weights a model keeps in external files into the model; True if there were any."""
+    if not any(t.data_location == onnx.TensorProto.EXTERNAL for t in _all_tensors(model)):
+        return False
+    missing = missing_external_data(model, path)
+    if missing:
+        raise UserError(f"{path}: weights live in external file '{missing[0]}', which does not "
+                        "exist beside the model; restore it or re-save the model with the data inlined")
+    try:
+        onnx.load_external_data_for_model(model, str(path.parent))
+    except Exception as e:
+        raise UserError(f"{path}: cannot read its external data ({e}); re-save the model") from None
+    return True
 
 
 def missing_external_data(model: onnx.ModelProto, path: Path) -> list[str]:

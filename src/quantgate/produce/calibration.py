@@ -21,6 +21,13 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise UserError(f"{path}: calibration set not found; fix the path or build the set with "
                         "'quantgate calibrate build'")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic.startswith(b"\x93NUMPY"):
+        raise UserError(f"{path}: a single .npy array, not an .npz; save one array per input "
+                        "name with numpy.savez(path, <input_name>=array)")
+    if not magic.startswith(b"PK"):
+        raise UserError(f"{path}: not a readable .npz (no zip header); save it with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as z:
             if not isinstance(z, np.lib.npyio.NpzFile):

@@ -13,7 +13,7 @@ from pathlib import Path
 import onnx
 
 from ..errors import UserError
-from ..onnxio import graph_inputs, load_model, session
+from ..onnxio import graph_inputs, inline_external_data, load_model, session
 
 MIN_OPSET = 10  # QuantizeLinear/DequantizeLinear appear in opset 10
 
@@ -27,12 +27,8 @@ class Prepared:
 
 
 def prepare(path: Path) -> Prepared:
-    model = load_model(path)
-    had_external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
-    for t in model.graph.initializer:  # now loaded: store them inline
-        if t.data_location == onnx.TensorProto.EXTERNAL:
-            t.data_location = onnx.TensorProto.DEFAULT
-            del t.external_data[:]
+    model = load_model(path, external=False)
+    had_external = inline_external_data(model, path)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is None:
         raise UserError(f"{path}: declares no ai.onnx opset; re-export it with an opset_import "
