@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -377,9 +378,11 @@ def test_entrypoint_outside_actions_prints_table(mlp_workspace, tmp_path, capsys
 
 def test_entrypoint_script_runs_as_a_process(mlp_workspace, tmp_path):
     reg = write_mlp_registry(mlp_workspace, budget=1.0)
+    # not the CI job's own runner files: this run must not write to them
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_", "RUNNER_"))}
     proc = subprocess.run([sys.executable, str(REPO / "entrypoint" / "quantgate_action.py"),
                            "--registry", reg, "--comment", "false", "--samples", "4"],
-                          cwd=mlp_workspace, capture_output=True, text=True, timeout=300)
+                          cwd=mlp_workspace, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "quantgate: PASS" in proc.stdout
 
