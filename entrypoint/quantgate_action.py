@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -258,7 +259,13 @@ def render(results: dict) -> str:
 
 
 def main() -> None:
-    sys.exit(run())
+    try:
+        code = run()
+    except Exception as e:  # a bug: show it, but exit 2 ("could not judge"), never 1 ("over budget")
+        traceback.print_exc()
+        message = f"quantgate crashed ({type(e).__name__}: {e}); please report it with the log above"
+        code = report_error(message, os.environ)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

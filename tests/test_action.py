@@ -367,6 +367,24 @@ def test_entrypoint_user_error_is_one_line_and_outputs_error(mlp_workspace, tmp_
     assert "could not run the gate" in (tmp_path / "file_commands" / "summary").read_text()
 
 
+def test_entrypoint_crash_exits_2_not_1(mlp_workspace, tmp_path, capsys, keep_cwd, monkeypatch):
+    import quantgate.gate
+
+    def boom(*a, **k):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(quantgate.gate, "run_gate", boom)
+    env = runner_env(mlp_workspace, tmp_path, registry=write_mlp_registry(mlp_workspace, budget=1.0))
+    monkeypatch.setattr(ep.os, "environ", env)
+    monkeypatch.setattr(ep.sys, "argv", ["quantgate-action"])
+    with pytest.raises(SystemExit) as exit_:
+        ep.main()
+    assert exit_.value.code == 2
+    cap = capsys.readouterr()
+    assert "Traceback" in cap.err and "quantgate crashed (RuntimeError: a bug)" in cap.err
+    assert parse_output_file((tmp_path / "file_commands" / "out").read_text())["verdict"] == "error"
+
+
 def test_entrypoint_outside_actions_prints_table(mlp_workspace, tmp_path, capsys, keep_cwd):
     reg = write_mlp_registry(mlp_workspace, budget=1.0)
     code = ep.run(["--registry", reg, "--workspace", str(mlp_workspace), "--comment", "false"],
