@@ -10,8 +10,7 @@ FROM debian:bookworm-slim AS build
 ENV DEBIAN_FRONTEND=noninteractive \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_INPUT=1 \
-    PIP_ONLY_BINARY=:all:
+    PIP_NO_INPUT=1
 
 # python3-venv brings ensurepip; bookworm's python3 is 3.11.
 # hadolint ignore=DL3008
@@ -22,8 +21,9 @@ RUN apt-get update \
 RUN python3 -m venv /opt/quantgate
 
 COPY docker/requirements.lock docker/build-requirements.lock /tmp/lock/
-RUN /opt/quantgate/bin/pip install --no-compile -r /tmp/lock/requirements.lock \
- && /opt/quantgate/bin/pip install -r /tmp/lock/build-requirements.lock
+# Wheels only: this stage has no compiler, and a source build would be a silent unpinned change.
+RUN /opt/quantgate/bin/pip install --only-binary=:all: --no-compile -r /tmp/lock/requirements.lock \
+ && /opt/quantgate/bin/pip install --only-binary=:all: -r /tmp/lock/build-requirements.lock
 
 COPY . /src
 # --no-deps: every dependency already came from the lock; the wheel build uses the pinned
@@ -35,7 +35,8 @@ RUN /opt/quantgate/bin/pip install --no-deps --no-build-isolation /src \
  && find /opt/quantgate/lib/python3.11/site-packages/numpy -type d -name tests -prune -exec rm -rf {} + \
  && find /opt/quantgate -name '*.pyi' -delete \
  && /opt/quantgate/bin/python -m compileall -q -j 0 /opt/quantgate/lib \
- && /opt/quantgate/bin/python -c "import quantgate.gate, quantgate.report.markdown, onnxruntime; print('import ok')"
+ && /opt/quantgate/bin/python -c "import quantgate.gate, quantgate.report.markdown, quantgate.report.actions" \
+ && /opt/quantgate/bin/quantgate --version
 
 
 FROM debian:bookworm-slim
