@@ -60,11 +60,11 @@ start_engine() {
         --data-root="$STATE_DIR/data" --exec-root="$STATE_DIR/exec" \
         --pidfile="$PIDFILE" --host="unix://$SOCK" \
         >"$LOG" 2>&1 </dev/null &
-    local i
+    local bg=$! i
     for i in $(seq 1 60); do
         engine_up && { say "engine up after ${i} check(s)"; return 0; }
         # dockerd exits quickly when it cannot run here (no overlayfs, no privileges, ...).
-        if [[ -f "$PIDFILE" ]] && ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then break; fi
+        kill -0 "$bg" 2>/dev/null || break
         sleep 0.5
     done
     say "dockerd did not answer; last lines of $LOG:"
