@@ -1,0 +1,163 @@
+"""Training data for QAT: `.npz` keys or parquet columns -> float32 arrays `[N, ...]`, and the
+import of the user's model factory / data generator from `FILE.py:NAME` or `module:NAME`."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from .config import DataSpec
+
+
+@dataclass
+class TrainingData:
+    inputs: list[np.ndarray]  # one float32 [N, ...] per forward() argument
+    target: np.ndarray        # float32 [N, ...]
+    source: str
+
+    @property
+    def n(self) -> int:
+        return int(self.target.shape[0])
+
+
+def _as_f32(arr: np.ndarray, where: str, fix: str) -> np.ndarray:
+    if arr.dtype.kind not in "fiub":
+        raise UserError(f"{where}: dtype {arr.dtype} is not numeric; {fix}")
+    out = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.all(np.isfinite(out)):
+        raise UserError(f"{where}: holds NaN/inf values; drop or replace those rows")
+    return out
+
+
+def _npz(path: Path, spec: DataSpec, source: str) -> TrainingData:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise UserError(f"{source}: data.path: {path} holds a single array, not an .npz; "
+                                "save inputs and target with numpy.savez(path, name=array, ...)")
+            keys = set(z.files)
+            arrays = {}
+            for what, key in [*((f"data.inputs[{i}]", k) for i, k in enumerate(spec.inputs)), ("data.target", spec.target)]:
+                if key not in keys:
+                    raise UserError(f"{source}: {what}: key '{key}' is not in {path.name} "
+                                    f"(it has {', '.join(sorted(keys)) or 'no arrays'}); name one of those")
+                arrays[what] = _as_f32(z[key], f"{source}: {what} ('{key}' in {path.name})", "store numbers")
+    except UserError:
+        raise
+    except ValueError as e:
+        if "pickle" in str(e).lower():
+            raise UserError(f"{source}: data.path: {path} holds Python objects; save plain numeric arrays") from None
+        raise UserError(f"{source}: data.path: {path} is not a readable .npz ({e}); save it with numpy.savez") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        raise UserError(f"{source}: data.path: {path} is not a readable .npz ({type(e).__name__}); "
+                        "save it with numpy.savez") from None
+    ins = [arrays[f"data.inputs[{i}]"] for i in range(len(spec.inputs))]
+    return TrainingData(ins, arrays["data.target"], str(path))
+
+
+def _parquet(path: Path, spec: DataSpec, source: str) -> TrainingData:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UserError(f"{source}: data.path: reading parquet needs pyarrow; pip install 'quantgate[calibrate]' "
+                        "(or pyarrow), or save the data as .npz") from None
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise UserError(f"{source}: data.path: {path} is not a readable parquet file "
+                        f"({' '.join(str(e).split())[:160]})") from None
+    cols = set(table.column_names)
+
+    def column(name: str, what: str) -> np.ndarray:
+        if name not in cols:
+            raise UserError(f"{source}: {what}: column '{name}' is not in {path.name} "
+                            f"(it has {', '.join(table.column_names)}); name one of those")
+        c = table.column(name)
+        try:
+            vals = c.to_pylist() if c.type.num_fields == 0 and str(c.type).startswith(("list", "fixed_size_list", "large_list")) \
+                else c.to_numpy()
+            arr = np.asarray(vals)
+        except Exception:
+            arr = np.asarray(c.to_pylist(), dtype=object)
+        if arr.dtype == object:
+            raise UserError(f"{source}: {what}: column '{name}' has ragged or non-numeric values; "
+                            "give every row the same number of numbers")
+        return _as_f32(arr, f"{source}: {what} (column '{name}')", "store numbers")
+
+    def get(key, what: str) -> np.ndarray:
+        if isinstance(key, tuple):  # several scalar columns stacked into a feature vector
+            parts = [column(k, what) for k in key]
+            bad = [k for k, p in zip(key, parts) if p.ndim != 1]
+            if bad:
+                raise UserError(f"{source}: {what}: column(s) {', '.join(bad)} are not scalar; "
+                                "stack only scalar columns")
+            return np.stack(parts, axis=1)
+        arr = column(key, what)
+        return arr[:, None] if arr.ndim == 1 else arr
+
+    ins = [get(k, f"data.inputs[{i}]") for i, k in enumerate(spec.inputs)]
+    return TrainingData(ins, get(spec.target, "data.target"), str(path))
+
+
+def load_file_data(spec: DataSpec, source: str) -> TrainingData:
+    path = Path(spec.path)
+    data = _parquet(path, spec, source) if path.suffix.lower() == ".parquet" else _npz(path, spec, source)
+    check_counts(data, source)
+    return data
+
+
+def check_counts(data: TrainingData, source: str) -> None:
+    counts = [a.shape[0] if a.ndim else 0 for a in (*data.inputs, data.target)]
+    if any(a.ndim == 0 for a in (*data.inputs, data.target)):
+        raise UserError(f"{source}: data: an array is a scalar; store [N, ...] arrays with one row per sample")
+    if len(set(counts)) > 1:
+        raise UserError(f"{source}: data: inputs and target have different row counts "
+                        f"({', '.join(map(str, counts))}); give every array N rows")
+    if counts[0] < 2:
+        raise UserError(f"{source}: data: {counts[0]} sample(s); QAT needs at least 2 (a few hundred is typical)")
+
+
+def import_object(spec: str, base_dir: Path, *, key: str, source: str):
+    """`FILE.py:NAME` (relative to the config) or `package.module:NAME` -> the object."""
+    mod_part, _, name = spec.rpartition(":")
+    try:
+        if mod_part.endswith(".py"):
+            file = Path(mod_part)
+            file = file if file.is_absolute() else (base_dir / file)
+            if not file.is_file():
+                raise UserError(f"{source}: {key}: file not found: {file}; fix the path (relative to the config)")
+            mod_name = f"quantgate_user_{file.stem}_{abs(hash(str(file.resolve()))) & 0xffffffff:x}"
+            module = sys.modules.get(mod_name)
+            if module is None:
+                s = importlib.util.spec_from_file_location(mod_name, file)
+                module = importlib.util.module_from_spec(s)
+                # the module's own folder first, so its sibling imports resolve
+                sys.path.insert(0, str(file.resolve().parent))
+                try:
+                    sys.modules[mod_name] = module
+                    s.loader.exec_module(module)
+                except BaseException:
+                    sys.modules.pop(mod_name, None)
+                    raise
+                finally:
+                    sys.path.remove(str(file.resolve().parent))
+        else:
+            module = importlib.import_module(mod_part)
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"{source}: {key}: cannot import '{mod_part}' ({type(e).__name__}: "
+                        f"{' '.join(str(e).split())[:160]}); fix the module path or install it") from None
+    obj = getattr(module, name, None)
+    if obj is None:
+        raise UserError(f"{source}: {key}: '{mod_part}' has no '{name}'; name a class or function it defines")
+    if not callable(obj):
+        raise UserError(f"{source}: {key}: '{spec}' is not callable; name an nn.Module class or a factory function")
+    return obj

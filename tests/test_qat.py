@@ -1,0 +1,221 @@
+"""`quantgate qat` and `run_qat`: wiring (--smoke), a short real run the gate passes, the Python
+API, one-line config errors, and the no-torch message."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+MODEL_PY = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Tiny(nn.Module):
+        def __init__(self, n_features=4, hidden=16):
+            super().__init__()
+            self.fc1 = nn.Linear(n_features, hidden)
+            self.fc2 = nn.Linear(hidden, 1)
+
+        def forward(self, features):
+            return self.fc2(F.relu(self.fc1(features)))
+
+    def batch(n, g):
+        x = torch.rand(n, 4, generator=g)
+        return x, (x[:, :1] * 2 + torch.sin(3 * x[:, 1:2]) + x[:, 2:3] * x[:, 3:4])
+''')
+
+
+def write_case(tmp: Path, **over) -> Path:
+    """A tiny model file, an .npz of training pairs and a config; `over` edits the config."""
+    (tmp / "tiny_model.py").write_text(MODEL_PY)
+    rng = np.random.default_rng(0)
+    x = rng.random((512, 4), dtype=np.float32)
+    y = (x[:, :1] * 2 + np.sin(3 * x[:, 1:2]) + x[:, 2:3] * x[:, 3:4]).astype(np.float32)
+    np.savez(tmp / "train.npz", x=x, y=y)
+    cfg = {
+        "model": {"factory": "tiny_model.py:Tiny", "kwargs": {"hidden": 16}},
+        "data": {"path": "train.npz", "inputs": ["x"], "target": "y"},
+        "loss": "mse", "lr": 0.01, "batch_size": 64, "seed": 0,
+        "qat": {"epochs_fp32": 3, "epochs_qat": 2, "input_names": ["features"], "output_names": ["score"],
+                "n_calibration": 32},
+    }
+    for dotted, value in over.items():
+        *path, last = dotted.split("__")
+        d = cfg
+        for k in path:
+            d = d[k]
+        if value is _DELETE:
+            d.pop(last)
+        else:
+            d[last] = value
+    import yaml
+
+    p = tmp / "qat.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+_DELETE = object()
+
+
+def cli(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from quantgate.cli import main; main()", *args],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+
+
+def gate_pair(fp32: Path, int8: Path) -> dict:
+    from quantgate.gate import GateSettings, gate_entry
+    from quantgate.registry import Entry
+
+    e = Entry(index=-1, raw={}, id=fp32.stem, mode="qat", budget=0.01, onnx_path=fp32, int8_path=int8)
+    return gate_entry(e, GateSettings())
+
+
+@pytest.mark.torch
+def test_smoke_cli_writes_a_loadable_sidecar_and_report(tmp_path):
+    pytest.importorskip("torch")
+    import onnxruntime as ort
+
+    cfg = write_case(tmp_path)
+    out = tmp_path / "tiny.int8.onnx"
+    report = tmp_path / "report.json"
+    r = cli("qat", "--config", str(cfg), "--output", str(out), "--smoke", "--report-out", str(report),
+            "--keep-fp32", str(tmp_path / "tiny.onnx"))
+    assert r.returncode == 0, r.stderr
+    assert "smoke" in r.stdout
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    y = sess.run(None, {"features": np.zeros((1, 4), np.float32)})[0]
+    assert y.shape == (1, 1)
+    rep = json.loads(report.read_text())
+    assert rep["kind"] == "qat" and rep["smoke"] is True
+    assert rep["phases"]["fp32"]["epochs"] == 0 and rep["phases"]["qat"]["epochs"] == 0
+    assert rep["run_provenance"]["versions"]["torch"]
+    assert rep["model"]["parameter_count"] > 0
+    assert rep["weight_change"]["max_abs"] == 0.0  # no training: the weights are the initial ones
+    # not a terminal: plain lines, no bar characters
+    assert "[#" not in r.stderr
+
+
+@pytest.mark.torch
+def test_short_real_run_changes_weights_and_passes_the_gate(tmp_path):
+    pytest.importorskip("torch")
+    cfg = write_case(tmp_path)
+    out = tmp_path / "tiny.int8.onnx"
+    report = tmp_path / "r.json"
+    r = cli("qat", "--config", str(cfg), "--output", str(out), "--keep-fp32", str(tmp_path / "tiny.onnx"),
+            "--keep-warm-fp32", str(tmp_path / "warm" / "tiny.onnx"), "--report-out", str(report),
+            "--epochs-qat", "3")
+    assert r.returncode == 0, r.stderr
+    # one progress line per epoch of each phase
+    assert r.stderr.count("qat: fp32") == 3 and r.stderr.count("qat: qat ") == 3
+    rep = json.loads(report.read_text())
+    assert rep["weight_change"]["max_abs"] > 0  # QAT moved the weights
+    assert rep["phases"]["qat"]["epochs"] == 3
+    assert rep["losses"]["fp32_val"] < rep["losses"]["fp32_train"] * 10
+    row = gate_pair(tmp_path / "tiny.onnx", out)
+    assert row["status"] == "pass", row["reason"]
+    # the QAT sidecar judged against the warm-start fp32 model (what distillation aims at)
+    (tmp_path / "warm" / "tiny.int8.onnx").write_bytes(out.read_bytes())
+    row = gate_pair(tmp_path / "warm" / "tiny.onnx", tmp_path / "warm" / "tiny.int8.onnx")
+    assert row["status"] == "pass", row["reason"]
+
+
+@pytest.mark.torch
+def test_run_qat_from_python_is_deterministic(tmp_path):
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+    from quantgate.qat import run_qat
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Linear(3, 8)
+            self.b = torch.nn.Linear(8, 1)
+
+        def forward(self, x):
+            return self.b(F.relu(self.a(x)))
+
+    rng = np.random.default_rng(1)
+    x = rng.random((256, 3), dtype=np.float32)
+    y = x.sum(axis=1, keepdims=True).astype(np.float32)
+    results = []
+    for i in range(2):
+        results.append(run_qat(Net, (x, y), tmp_path / f"run{i}" / "net.int8.onnx", epochs_fp32=2, epochs_qat=1,
+                               lr=0.01, batch_size=32, seed=3, n_calibration=16,
+                               keep_fp32=tmp_path / f"run{i}" / "net.onnx"))
+    a, b = results
+    assert a.output.is_file() and a.fp32_path.is_file()
+    assert a.parameter_count == 3 * 8 + 8 + 8 + 1
+    assert set(a.seconds) >= {"fp32", "qat", "export", "ptq", "total"}
+    assert a.losses == b.losses  # same inputs, same figures
+    assert a.output.read_bytes() == b.output.read_bytes()
+    assert a.report["run_provenance"]["versions"]["torch"] == torch.__version__
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("over, key", [
+    ({"loss": _DELETE, "model": _DELETE}, "model: missing"),
+    ({"lr": "fast"}, "lr: expected a positive number"),
+    ({"batch_size": 1.5}, "batch_size: expected an integer"),
+    ({"loss": "mae"}, "loss: unknown loss 'mae'"),
+    ({"qat__epochs_qat": -1}, "qat.epochs_qat: expected an integer"),
+    ({"qat__epoch_qat": 3}, "qat.epoch_qat: unknown key; did you mean 'epochs_qat'?"),
+    ({"model__factory": "tiny_model.py:Nope"}, "model.factory: 'tiny_model.py' has no 'Nope'"),
+    ({"model__factory": "no_such_pkg_xyz.mod:Net"}, "model.factory: cannot import 'no_such_pkg_xyz.mod'"),
+    ({"data__target": "missing_key"}, "data.target: key 'missing_key' is not in train.npz"),
+    ({"qat__input_shape": [1, 5]}, "data.inputs[0]: 'x' has per-sample shape [4], but qat input 'features' is [1, 5]"),
+    ({"model__kwargs": {"n_features": 5}}, "data: tiny_model.py:Tiny fails on a batch of the data"),
+    ({"data__path": "nothere.npz"}, "data.path: file not found"),
+])
+def test_bad_config_is_one_line_exit_2(tmp_path, over, key):
+    pytest.importorskip("torch")
+    cfg = write_case(tmp_path, **over)
+    r = cli("qat", "--config", str(cfg), "--output", str(tmp_path / "o.int8.onnx"), "--smoke")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert key in lines[0]
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "o.int8.onnx").exists()
+
+
+def test_wrong_target_shape_and_bad_cli_value(tmp_path):
+    pytest.importorskip("torch")
+    cfg = write_case(tmp_path)
+    x = np.random.default_rng(0).random((64, 4), dtype=np.float32)
+    np.savez(tmp_path / "train.npz", x=x, y=np.zeros((64, 3), np.float32))
+    r = cli("qat", "--config", str(cfg), "--output", str(tmp_path / "o.int8.onnx"), "--smoke")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "data.target: per-sample shape [3]" in r.stderr
+    r = cli("qat", "--config", str(cfg), "--output", str(tmp_path / "o.int8.onnx"), "--n-calibration", "0")
+    assert r.returncode == 2 and "--n-calibration" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_without_torch_says_how_to_install(tmp_path):
+    # block `import torch` in a fresh interpreter, whatever is installed
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(textwrap.dedent('''
+        import sys
+        class _NoTorch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("No module named 'torch' (blocked by the test)")
+                return None
+        sys.meta_path.insert(0, _NoTorch())
+    '''))
+    cfg = tmp_path / "qat.yaml"
+    cfg.write_text("model: {factory: 'x.py:M'}\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")]))
+    r = cli("qat", "--config", str(cfg), "--output", str(tmp_path / "o.int8.onnx"), env=env)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'quantgate[qat]'" in lines[0] and "torch==2.13.0" in lines[0]
