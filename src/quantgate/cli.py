@@ -52,3 +52,4 @@ def main() -> None:
 from . import cli_core  # noqa: E402,F401
 from . import cli_comment  # noqa: E402,F401
 from . import cli_calibrate  # noqa: E402,F401
+from . import cli_qat  # noqa: E402,F401
