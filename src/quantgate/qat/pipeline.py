@@ -3,9 +3,11 @@ QAT fine-tune -> QAT-conditioned weights copied into a fresh fp32 module -> ONNX
 static PTQ (QDQ) calibrated on samples of the training distribution.
 
 The int8 file has the structure of any static-PTQ sidecar; the QAT effect lives in the weights.
-The fake-quant settings (symmetric per-tensor int8 activations, symmetric per-channel int8
-weights, range [-127, 127]) mirror the static-PTQ settings of the last step, so the network is
-fine-tuned against the rounding it will meet in ONNX Runtime.
+The fake quant mirrors the static PTQ of the last step, so the network is fine-tuned against the
+rounding it will meet in ONNX Runtime: per-tensor u8 affine activations whose MinMax ranges are
+measured on the PTQ's own calibration set (re-measured every epoch, frozen in between), and
+symmetric per-channel weights on ONNX Runtime's 7-bit range (`reduce_range`). Checked: the
+fake-quant model and ONNX Runtime's int8 run of the result agree to a drop of about 0.001.
 """
 
 from __future__ import annotations
