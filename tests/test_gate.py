@@ -262,3 +262,24 @@ def test_results_record_provenance_and_digests(repo):
     assert isinstance(prov["cpu"]["int8_features"], list)
     assert prov["inputs"]["mlp:int8"]["sha256"] == sha256_file(repo / "mlp.int8.onnx")
     assert prov["inputs"]["registry"]["sha256"] == sha256_file(reg)
+
+
+def test_eval_set_replaces_the_random_draws(repo):
+    fp32 = modelzoo.two_inputs(repo)
+    perturbed_sidecar(fp32)
+    rng = np.random.default_rng(5)
+    (repo / "eval").mkdir()
+    modelzoo.write_npz(repo / "eval" / "two.npz", a=rng.random((5, 8), dtype=np.float32) * 3,
+                       b=rng.random((5, 8), dtype=np.float32))
+    reg = write_registry(repo / "registry.json", [{"id": "two", "onnx": fp32.name, "quant_mode": "dynamic",
+                                                    "quant_eval_set": "eval/two.npz"}])
+    results = run_gate(reg)
+    _validate_results(results)
+    row = results["models"][0]
+    assert row["status"] == "pass", row["reason"]
+    assert row["samples"] == 5 and row["inputs"][0]["source"] == "eval set eval/two.npz"
+    assert row["drop"] != run_gate(write_registry(repo / "r2.json", [
+        {"id": "two", "onnx": fp32.name, "quant_mode": "dynamic"}]))["models"][0]["drop"]
+    modelzoo.write_npz(repo / "eval" / "two.npz", a=np.zeros((5, 8), np.float32))
+    row = run_gate(reg)["models"][0]
+    assert row["status"] == "error" and "missing 'b'" in row["reason"]

@@ -44,10 +44,10 @@ def _producer_options(f):
     f = click.option("--report-out", type=click.Path(dir_okay=False, path_type=Path),
                      help="Write a JSON report (sizes, ops quantised, settings, run_provenance).")(f)
     f = click.option("--preset", default="default", show_default=True,
-                     type=click.Choice(["default", "avx512_vnni", "avx2", "arm64"]),
+                     type=click.Choice(["default", "avx2", "arm64"]),
                      help="CPU target preset; explicit options override it.")(f)
     f = click.option("--per-channel/--no-per-channel", default=None,
-                     help="Per-channel weight scales (default: on).")(f)
+                     help="Per-channel weight scales (default: on for dynamic, off for static).")(f)
     f = click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
                      help="Where to write the int8 model (default: <stem>.int8.onnx beside MODEL).")(f)
     f = click.argument("model", type=click.Path(path_type=Path))(f)
@@ -80,7 +80,7 @@ def ptq_dynamic(model, output, per_channel, preset, report_out, op_types) -> int
     from .produce.config import preset as get_preset
     from .produce.dynamic import quantize_dynamic
 
-    cfg = get_preset(preset).with_options(per_channel=per_channel, op_types=_op_types(op_types))
+    cfg = get_preset(preset, "dynamic").with_options(per_channel=per_channel, op_types=_op_types(op_types))
     r = quantize_dynamic(model, output, config=cfg, report_out=report_out, argv=sys.argv)
     _echo_result(r)
     return EXIT_PASS
@@ -98,7 +98,7 @@ def ptq_static(model, output, per_channel, preset, report_out, calibration, meth
     from .produce.config import preset as get_preset
     from .produce.static import quantize_static
 
-    cfg = get_preset(preset).with_options(per_channel=per_channel, method=method,
+    cfg = get_preset(preset, "static").with_options(per_channel=per_channel, method=method,
                                           op_types=_op_types(op_types))
     r = quantize_static(model, calibration, output, config=cfg, report_out=report_out, argv=sys.argv)
     _echo_result(r)

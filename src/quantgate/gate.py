@@ -93,9 +93,16 @@ def _measure(e: Entry, s: GateSettings, row: dict, registry: Path | None) -> Non
         raise UserError(f"{row['int8_path']}: lacks output(s) {', '.join(missing)} of the fp32 model; re-produce it")
     if s.reference_compat:
         ins, outs = ins[:1], outs[:1]
-    model = load_model(fp32, external=False)
-    plans = plan_inputs(ins, e.input_spec, model=model, label=f"{reg}: {e.id}")
-    row["inputs"] = [p.to_json() for p in plans]
+    if e.eval_path is not None:
+        feeds, plans = _eval_set_feeds(e, ins)
+        row["inputs"] = [{"name": s_.name, "dtype": str(s_.dtype), "source": f"eval set {e.raw['quant_eval_set']}",
+                          "shape": list(feeds[0][s_.name].shape)} for s_ in ins]
+    else:
+        model = load_model(fp32, external=False)
+        plans = plan_inputs(ins, e.input_spec, model=model, label=f"{reg}: {e.id}")
+        row["inputs"] = [p.to_json() for p in plans]
+        feeds = draw(plans, s.samples, s.seed)
+    row["samples"] = len(feeds)
     judged = set(e.gate_outputs or [o.name for o in outs])
     unknown = sorted(judged - {o.name for o in outs})
     if unknown:
@@ -104,7 +111,7 @@ def _measure(e: Entry, s: GateSettings, row: dict, registry: Path | None) -> Non
     names = [o.name for o in outs]
     acc_fp: dict[str, list] = {n: [] for n in names}
     acc_q: dict[str, list] = {n: [] for n in names}
-    for i, feed in enumerate(draw(plans, s.samples, s.seed)):
+    for i, feed in enumerate(feeds):
         y_fp = _run(s_fp, names, feed, row["fp32_path"], plans, i)
         y_q = _run(s_q, names, feed, row["int8_path"], plans, i)
         for n, a, b in zip(names, y_fp, y_q):
@@ -134,6 +141,17 @@ def _measure(e: Entry, s: GateSettings, row: dict, registry: Path | None) -> Non
                        + (f" on output '{worst['name']}'" if len(judged) > 1 else ""))
 
 
+def _eval_set_feeds(e: Entry, ins) -> tuple[list[dict], list]:
+    """Every sample of the entry's eval set, checked against the model like a calibration set."""
+    from .produce import calibration as cal
+
+    if e.input_spec:
+        raise UserError(f"{e.id}: quant_eval_set and quant_inputs exclude each other; keep one")
+    arrays = cal.read_npz(e.eval_path)
+    cal.validate(arrays, ins, label=str(e.raw["quant_eval_set"]))
+    return list(cal.feeds(arrays, ins)), []
+
+
 _RANK = {"error": 0, "fail": 1, "ok": 2}
 
 
@@ -150,7 +168,7 @@ def _run(sess, names, feed, label, plans, i):
         return sess.run(names, feed)
     except Exception as e:
         msg = " ".join(str(e).split())[:240]
-        shapes = ", ".join(f"{p.name}{list(p.shape)}" for p in plans)
+        shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in feed.items())
         hint = ("; symbolic dims default to 1 — set quant_inputs.<input>.dims or .shape in the registry"
                 if any(p.source == "signature" for p in plans) else "")
         raise UserError(f"{label}: fails on sample {i} with inputs {shapes}: {msg}{hint}") from None

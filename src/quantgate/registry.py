@@ -56,6 +56,7 @@ class Entry:
     onnx_path: Path | None = None
     int8_path: Path | None = None
     calibration_path: Path | None = None
+    eval_path: Path | None = None
     sha256: str | None = None
     int8_sha256: str | None = None
     input_spec: dict = field(default_factory=dict)
@@ -195,7 +196,8 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
             problems.append(p)
         seen.setdefault(mid, i)
         for key, attr, relative_to in (("onnx", "onnx_path", base),
-                                       ("quant_calibration_set", "calibration_path", root_p)):
+                                       ("quant_calibration_set", "calibration_path", root_p),
+                                       ("quant_eval_set", "eval_path", root_p)):
             value = raw.get(key)
             if not isinstance(value, str) or not value:
                 continue
@@ -234,6 +236,9 @@ def check_files(reg: Registry) -> list[Problem]:
                                f"file not found: {e.calibration_path}",
                                "fix the path (it is relative to the repository root) or build the "
                                "set with 'quantgate calibrate build'", e.line))
+        if e.eval_path is not None and not e.eval_path.is_file():
+            out.append(Problem(shown, f"{where}.quant_eval_set", f"file not found: {e.eval_path}",
+                               "fix the path (it is relative to the repository root)", e.line))
         if e.mode in ("dynamic", "static", "qat") and e.int8_path is not None \
                 and e.onnx_path is not None and e.onnx_path.is_file() and not e.int8_path.is_file():
             out.append(Problem(shown, f"{where}.quant_mode",

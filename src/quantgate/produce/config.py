@@ -39,18 +39,24 @@ class QuantConfig:
         return replace(self, **kw)
 
 
-PRESETS: dict[str, QuantConfig] = {
-    # u8 activations x s8 weights: the fast path of VNNI (AVX512-VNNI / AVX-VNNI) kernels.
-    "default": QuantConfig(),
-    "avx512_vnni": QuantConfig(),
-    # Without VNNI, u8xs8 products can saturate the 16-bit intermediate: 7-bit weights avoid it.
-    "avx2": QuantConfig(reduce_range=True),
-    # Arm dot-product kernels take s8 x s8.
-    "arm64": QuantConfig(activation_type="qint8"),
+# Measured on the shipped models (docs/benchmarks.md, "Producer defaults"): with u8 activations
+# x s8 weights, ONNX Runtime's dynamic MatMulInteger saturates its 16-bit intermediate and the
+# drop grows 10-300x, even on an avx512_vnni CPU; u8 weights (or 7-bit s8 weights) avoid it.
+# For static QDQ, per-tensor weights beat per-channel on three of the four shipped models.
+PRESETS: dict[str, dict[str, QuantConfig]] = {
+    "default": {"dynamic": QuantConfig(per_channel=True, weight_type="quint8"),
+                "static": QuantConfig(per_channel=False)},
+    # x86 without VNNI: 7-bit weights keep u8 x s8 products from saturating.
+    "avx2": {"dynamic": QuantConfig(per_channel=True, reduce_range=True),
+             "static": QuantConfig(per_channel=False, reduce_range=True)},
+    # Arm dot-product kernels take s8 x s8 (not measured on these x86 machines).
+    "arm64": {"dynamic": QuantConfig(per_channel=True, weight_type="qint8"),
+              "static": QuantConfig(per_channel=False, activation_type="qint8")},
 }
 
 
-def preset(name: str) -> QuantConfig:
+def preset(name: str, mode: str) -> QuantConfig:
+    """The settings a preset gives a mode ("dynamic" or "static")."""
     if name not in PRESETS:
         raise UserError(f"--preset: unknown '{name}'; use one of {', '.join(PRESETS)}")
-    return PRESETS[name]
+    return PRESETS[name][mode]

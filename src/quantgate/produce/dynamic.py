@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
-from .config import DYNAMIC_DEFAULT_OPS, QuantConfig
+from .config import DYNAMIC_DEFAULT_OPS, QuantConfig, preset
 from .pipeline import ProduceResult, produce
 
 
@@ -20,7 +20,7 @@ def quantize_dynamic(model: str | Path, output: str | Path | None = None, *,
     """Write the dynamic-PTQ sidecar of `model` (default `<stem>.int8.onnx` beside it)."""
     from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
 
-    cfg = config or QuantConfig()
+    cfg = config or preset("default", "dynamic")
     ops = list(cfg.op_types or DYNAMIC_DEFAULT_OPS)
     model = Path(model)
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import UserError
 from . import calibration as cal
-from .config import QuantConfig
+from .config import QuantConfig, preset
 from .pipeline import ProduceResult, inputs_of, produce
 
 
@@ -30,7 +30,7 @@ def quantize_static(model: str | Path, calibration: str | Path | dict[str, np.nd
     from onnxruntime.quantization import QuantFormat
     from onnxruntime.quantization import quantize_static as ort_quantize_static
 
-    cfg = config or QuantConfig()
+    cfg = config or preset("default", "static")
     model = Path(model)
     cal_path = None if isinstance(calibration, dict) else Path(calibration)
     arrays = calibration if isinstance(calibration, dict) else cal.read_npz(cal_path)
