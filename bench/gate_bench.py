@@ -38,11 +38,19 @@ def plain(e) -> float:
     t = time.perf_counter()
     a, b = _session(e.onnx_path), _session(e.int8_path)
     ins, _ = sig_from_session(a)
-    feeds = draw(plan_inputs(ins, e.input_spec), 16, 0)
+    feeds = _feeds(e, ins, 16)
     ya = [a.run(None, f)[0].ravel() for f in feeds]
     yb = [b.run(None, f)[0].ravel() for f in feeds]
     np.corrcoef(np.concatenate(ya), np.concatenate(yb))
     return time.perf_counter() - t
+
+
+def _feeds(e, ins, n):
+    """What the gate feeds this entry: its eval set when it has one, else the draws."""
+    if e.eval_path is not None:
+        from quantgate.produce import calibration as cal
+        return list(cal.feeds(cal.read_npz(e.eval_path), ins))
+    return draw(plan_inputs(ins, e.input_spec, model=load_model(e.onnx_path, external=False)), n, 0)
 
 
 def latency(path, feed, runs) -> float:
@@ -72,7 +80,7 @@ def main() -> None:
         gate_s = min(_timed(lambda: gate_entry(e, GateSettings(), reg.root, reg.path)) for _ in range(args.repeat))
         plain_s = min(plain(e) for _ in range(args.repeat))
         ins, _ = sig_from_session(_session(e.onnx_path))
-        feed = draw(plan_inputs(ins, e.input_spec, model=load_model(e.onnx_path, external=False)), 1, 0)[0]
+        feed = _feeds(e, ins, 1)[0]
         f_us, q_us = latency(e.onnx_path, feed, args.runs), latency(e.int8_path, feed, args.runs)
         size = e.int8_path.stat().st_size / e.onnx_path.stat().st_size
         print(f"{e.id:<20} {e.mode:<8} {gate_s:8.4f} {plain_s:8.4f} {gate_s / plain_s:8.2f} "
