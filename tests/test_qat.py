@@ -232,3 +232,22 @@ def test_without_torch_says_how_to_install(tmp_path):
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'quantgate[qat]'" in lines[0] and "torch==2.13.0" in lines[0]
+
+
+@pytest.mark.torch
+def test_parquet_columns_stacked_or_list_typed(tmp_path):
+    pytest.importorskip("torch")
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    from quantgate.qat import run_qat
+
+    write_case(tmp_path)  # the model file
+    x = np.random.default_rng(0).random((128, 4), dtype=np.float32)
+    pq.write_table(pa.table({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "d": x[:, 3],
+                             "vec": [list(r) for r in x], "y": x.sum(1)}), tmp_path / "train.parquet")
+    results = []
+    for inputs in ([["a", "b", "c", "d"]], ["vec"]):
+        cfg = write_case(tmp_path, data={"path": "train.parquet", "inputs": inputs, "target": "y"})
+        results.append(run_qat(config=cfg, output=tmp_path / f"{len(results)}.int8.onnx", epochs_fp32=1, epochs_qat=1))
+    assert all(r.output.is_file() for r in results)
+    assert results[0].losses == results[1].losses  # the same numbers, two column layouts

@@ -30,7 +30,7 @@ class TrainingData:
 def _as_f32(arr: np.ndarray, where: str, fix: str) -> np.ndarray:
     if arr.dtype.kind not in "fiub":
         raise UserError(f"{where}: dtype {arr.dtype} is not numeric; {fix}")
-    out = np.ascontiguousarray(arr, dtype=np.float32)
+    out = np.array(arr, dtype=np.float32, order="C", copy=True)  # writable, for torch.from_numpy
     if not np.all(np.isfinite(out)):
         raise UserError(f"{where}: holds NaN/inf values; drop or replace those rows")
     return out
@@ -80,12 +80,12 @@ def _parquet(path: Path, spec: DataSpec, source: str) -> TrainingData:
             raise UserError(f"{source}: {what}: column '{name}' is not in {path.name} "
                             f"(it has {', '.join(table.column_names)}); name one of those")
         c = table.column(name)
-        try:
-            vals = c.to_pylist() if c.type.num_fields == 0 and str(c.type).startswith(("list", "fixed_size_list", "large_list")) \
-                else c.to_numpy()
-            arr = np.asarray(vals)
+        try:  # scalar columns convert directly; list columns row by row, then stack
+            arr = c.to_numpy()
+            if arr.dtype == object:
+                arr = np.stack([np.asarray(v, dtype=np.float64) for v in arr])
         except Exception:
-            arr = np.asarray(c.to_pylist(), dtype=object)
+            arr = np.asarray([None], dtype=object)
         if arr.dtype == object:
             raise UserError(f"{source}: {what}: column '{name}' has ragged or non-numeric values; "
                             "give every row the same number of numbers")
