@@ -19,7 +19,7 @@ from .inputs import DEFAULT_SYMBOLIC_DIM, draw, plan_inputs
 from .metrics import compare
 from .onnxio import load_model, session, sig_from_session
 from .paths import atomic_write_text, display, sidecar_path
-from .registry import DEFAULT_BUDGET, DEFAULT_REGISTRY, Entry, load_registry, verify_digest
+from .registry import DEFAULT_BUDGET, DEFAULT_REGISTRY, Entry, load_registry, producer_command, verify_digest
 
 DEFAULT_SAMPLES = 16
 DEFAULT_SEED = 0
@@ -72,7 +72,7 @@ def _measure(e: Entry, s: GateSettings, row: dict, registry: Path | None) -> Non
     for path, what in ((fp32, "fp32 model"), (int8, "int8 sidecar")):
         if path is None or not path.is_file():
             fix = ("fix the entry's onnx path" if what == "fp32 model"
-                   else f"produce it with quantgate ptq-{'static' if e.mode == 'static' else 'dynamic'}")
+                   else f"produce it with {producer_command(e.mode)}")
             raise UserError(f"{what} not found: {row['fp32_path' if what == 'fp32 model' else 'int8_path']}; {fix}")
     row["fp32_bytes"] = fp32.stat().st_size
     row["int8_bytes"] = int8.stat().st_size

@@ -243,9 +243,14 @@ def check_files(reg: Registry) -> list[Problem]:
                 and e.onnx_path is not None and e.onnx_path.is_file() and not e.int8_path.is_file():
             out.append(Problem(shown, f"{where}.quant_mode",
                                f"mode '{e.mode}' ships {e.int8_path.name}, which does not exist",
-                               f"produce it (quantgate ptq-{'static' if e.mode == 'static' else 'dynamic'} "
-                               f"...) or set quant_mode \"fp32\"", e.line))
+                               f"produce it ({producer_command(e.mode)} ...) or set quant_mode \"fp32\"",
+                               e.line))
     return out
+
+
+def producer_command(mode: str) -> str:
+    """The command that makes the sidecar a mode ships."""
+    return {"static": "quantgate ptq-static", "qat": "quantgate qat"}.get(mode, "quantgate ptq-dynamic")
 
 
 class DigestMismatch(UserError):

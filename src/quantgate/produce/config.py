@@ -41,7 +41,8 @@ class QuantConfig:
 
 # Measured on the shipped models (docs/benchmarks.md, "Producer defaults"): with u8 activations
 # x s8 weights, ONNX Runtime's dynamic MatMulInteger saturates its 16-bit intermediate and the
-# drop grows 10-300x, even on an avx512_vnni CPU; u8 weights (or 7-bit s8 weights) avoid it.
+# drop grows 10-300x on an AVX2 CPU without VNNI; u8 weights (or 7-bit s8 weights) avoid it on
+# every x86 CPU, so the default does not depend on where the file is produced or run.
 # For static QDQ, per-tensor weights beat per-channel on three of the four shipped models.
 PRESETS: dict[str, dict[str, QuantConfig]] = {
     "default": {"dynamic": QuantConfig(per_channel=True, weight_type="quint8"),
