@@ -6,13 +6,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
+from ..produce.calibration import read_npz
 from .config import DataSpec
 
 
@@ -38,26 +38,15 @@ def _as_f32(arr: np.ndarray, where: str, fix: str) -> np.ndarray:
 
 def _npz(path: Path, spec: DataSpec, source: str) -> TrainingData:
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise UserError(f"{source}: data.path: {path} holds a single array, not an .npz; "
-                                "save inputs and target with numpy.savez(path, name=array, ...)")
-            keys = set(z.files)
-            arrays = {}
-            for what, key in [*((f"data.inputs[{i}]", k) for i, k in enumerate(spec.inputs)), ("data.target", spec.target)]:
-                if key not in keys:
-                    raise UserError(f"{source}: {what}: key '{key}' is not in {path.name} "
-                                    f"(it has {', '.join(sorted(keys)) or 'no arrays'}); name one of those")
-                arrays[what] = _as_f32(z[key], f"{source}: {what} ('{key}' in {path.name})", "store numbers")
-    except UserError:
-        raise
-    except ValueError as e:
-        if "pickle" in str(e).lower():
-            raise UserError(f"{source}: data.path: {path} holds Python objects; save plain numeric arrays") from None
-        raise UserError(f"{source}: data.path: {path} is not a readable .npz ({e}); save it with numpy.savez") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise UserError(f"{source}: data.path: {path} is not a readable .npz ({type(e).__name__}); "
-                        "save it with numpy.savez") from None
+        z = read_npz(path)  # one reader, one set of messages for every .npz quantgate takes
+    except UserError as e:
+        raise UserError(f"{source}: data.path: {e}") from None
+    arrays = {}
+    for what, key in [*((f"data.inputs[{i}]", k) for i, k in enumerate(spec.inputs)), ("data.target", spec.target)]:
+        if key not in z:
+            raise UserError(f"{source}: {what}: key '{key}' is not in {path.name} "
+                            f"(it has {', '.join(sorted(z)) or 'no arrays'}); name one of those")
+        arrays[what] = _as_f32(z[key], f"{source}: {what} ('{key}' in {path.name})", "store numbers")
     ins = [arrays[f"data.inputs[{i}]"] for i in range(len(spec.inputs))]
     return TrainingData(ins, arrays["data.target"], str(path))
 
