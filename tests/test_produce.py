@@ -157,6 +157,9 @@ def test_model_file_problems(repo):
     assert_one_line_error(run_cli("ptq-static", fp32, cwd=repo), "--calibration")
     assert_one_line_error(run_cli("ptq-static", fp32, "-c", "x.npz", "--method", "nope", cwd=repo), "--method")
     assert_one_line_error(run_cli("ptq-dynamic", fp32, "--frobnicate", cwd=repo), "--frobnicate")
+    half = modelzoo.fp16_input(repo)
+    assert_one_line_error(run_cli("ptq-dynamic", half, cwd=repo), "float16 graph", "export the model in float32")
+    assert not (repo / "fp16_input.int8.onnx").exists()
 
 
 def test_missing_external_data_is_one_line(repo):
