@@ -133,7 +133,8 @@ def test_body_layout_from_real_results(results):
     cpu = results["run_provenance"]["cpu"]
     assert f"int8 features: {', '.join(cpu['int8_features']) or 'none detected'}" in body
     assert f"onnxruntime {results['run_provenance']['versions']['onnxruntime']}" in body
-    assert "quantgate gate --registry model/registry.json --samples 4 --seed 0 tight_mlp good_mlp" in body
+    # the fixture gated every entry: the reproduce line names no selection and no output files
+    assert "quantgate gate --registry model/registry.json --samples 4 --seed 0\n" in body
     assert "docker run --rm" in body and "/tmp/x.json" not in body and " -q" not in body
     assert "https://github.com/octo/models/actions/runs/991/attempts/2" in body
     assert "sidecar not found" in body  # the erroring model's reason is shown
@@ -190,11 +191,20 @@ def test_untrusted_text_is_escaped_and_pings_nobody(results):
 
 
 def test_reproduce_commands_keep_selection_and_drop_output_files(results):
-    cmds = reproduce_commands(results, image="ghcr.io/octo/quantgate:0.1.0")
+    from quantgate.gate import run_gate
+
+    reg = results["run_provenance"]["inputs"]["registry"]["path"]
+    picked = run_gate(reg, ["tight_mlp", "good_mlp"], samples=4, seed=0,
+                      argv=["quantgate", "gate", "tight_mlp", "good_mlp", "--out-json", "/tmp/x.json"])
+    cmds = reproduce_commands(picked, image="ghcr.io/octo/quantgate:0.1.0")
     gate = [c for c in cmds if c.startswith("pip install")][0]
     assert gate.endswith("quantgate gate --registry model/registry.json --samples 4 --seed 0 tight_mlp good_mlp")
-    assert cmds[-1].startswith('docker run --rm -v "$PWD:/github/workspace" -w /github/workspace '
-                               "ghcr.io/octo/quantgate:0.1.0 gate --registry")
+    assert cmds[-1] == ('docker run --rm -v "$PWD:/github/workspace" -w /github/workspace '
+                        "ghcr.io/octo/quantgate:0.1.0 --registry model/registry.json --samples 4 --seed 0 "
+                        "--models tight_mlp,good_mlp")
+    assert "/tmp/x.json" not in " ".join(cmds)
+    every = reproduce_commands(results, image="img")
+    assert every[-1].endswith("img --registry model/registry.json --samples 4 --seed 0")
 
 
 # -- finding and updating our comment ---------------------------------------------------------

@@ -203,7 +203,7 @@ def run_gate(registry: str | Path | None = DEFAULT_REGISTRY, ids: list[str] | No
     if samples < 1:
         raise UserError(f"--samples: {samples} is not a positive count; use e.g. {DEFAULT_SAMPLES}")
     settings = GateSettings(samples=samples, seed=seed, reference_compat=reference_compat)
-    ids = list(ids or [])
+    ids = [str(i) for i in (ids or [])]
     reg = None
     reg_path = Path(registry) if registry is not None else None
     needs_registry = not ids or any(not str(i).endswith(".onnx") for i in ids)
@@ -244,7 +244,7 @@ def run_gate(registry: str | Path | None = DEFAULT_REGISTRY, ids: list[str] | No
         "registry": display(reg.path, root_p) if reg else None,
         "counts": counts,
         "worst_drop": max(drops) if drops else None,
-        "settings": settings.to_json(),
+        "settings": {**settings.to_json(), "selection": ids},
         "models": rows,
         "run_provenance": provenance.build(inputs=inputs, root=root_p, argv=argv),
     }

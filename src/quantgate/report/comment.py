@@ -17,7 +17,7 @@ import os
 import re
 import shlex
 
-from .markdown import sorted_rows
+from .markdown import method_line, sorted_rows
 
 GITHUB_LIMIT = 65536
 # GitHub counts characters; we count UTF-8 bytes, which is never less, so we stay under.
@@ -138,7 +138,7 @@ def reason_line(r: dict, limit: int = 300) -> str:
 
 def reproduce_commands(results: dict, image: str | None = None) -> list[str]:
     """`git checkout`, `quantgate gate ...` and `docker run ... gate ...` for this run."""
-    args = _gate_args(results)
+    args, selection = _gate_args(results)
     prov = results.get("run_provenance") or {}
     version = (prov.get("versions") or {}).get("quantgate") or "latest"
     image = image or os.environ.get("QUANTGATE_IMAGE") or f"ghcr.io/quantgate/quantgate:{version}"
@@ -146,43 +146,24 @@ def reproduce_commands(results: dict, image: str | None = None) -> list[str]:
     commit = (prov.get("git") or {}).get("commit")
     if isinstance(commit, str) and re.fullmatch(r"[0-9a-f]{7,40}", commit):
         cmds.append(f"git checkout {commit}")
-    gate = " ".join(shlex.quote(a) for a in ["gate", *args])
+    gate = " ".join(shlex.quote(a) for a in ["gate", *args, *selection])
     cmds.append(f"pip install 'quantgate=={version}' && quantgate {gate}"
                 if version != "latest" else f"quantgate {gate}")
+    # The image's entrypoint takes the action's inputs as options (no `gate` word, --models).
+    action = [*args, *(["--models", ",".join(selection)] if selection else [])]
     cmds.append(f'docker run --rm -v "$PWD:/github/workspace" -w /github/workspace '
-                f"{shlex.quote(image)} {gate}")
+                f"{shlex.quote(image)} {' '.join(shlex.quote(a) for a in action)}")
     return cmds
 
 
-_DROP_WITH_VALUE = {"--out-json", "--markdown", "--registry", "--samples", "--seed", "--root"}
-_DROP_FLAGS = {"-q", "--quiet", "--reference-compat", "--all"}
-
-
-def _gate_args(results: dict) -> list[str]:
-    """The gate's arguments: registry and settings from the document, model selection from the
-    recorded command line (output files and local paths left out)."""
+def _gate_args(results: dict) -> tuple[list[str], list[str]]:
+    """(registry and settings options, model selection) as the results document records them."""
     s = results.get("settings") or {}
     args = []
     if results.get("registry"):
         args += ["--registry", str(results["registry"])]
     args += ["--samples", str(s.get("samples", 16)), "--seed", str(s.get("seed", 0))]
-    if s.get("reference_compat"):
-        args.append("--reference-compat")
-    argv = (results.get("run_provenance") or {}).get("command") or []
-    if "gate" in argv:
-        rest = argv[argv.index("gate") + 1:]
-        i = 0
-        while i < len(rest):
-            a = str(rest[i])
-            if a in _DROP_WITH_VALUE:
-                i += 2
-                continue
-            if a in _DROP_FLAGS or a.split("=", 1)[0] in _DROP_WITH_VALUE:
-                i += 1
-                continue
-            args.append(a)
-            i += 1
-    return args
+    return args, [str(x) for x in s.get("selection") or []]
 
 
 def provenance_block(results: dict, image: str | None = None) -> str:
@@ -203,9 +184,7 @@ def provenance_block(results: dict, image: str | None = None) -> str:
     if git.get("commit"):
         dirty = " (dirty)" if git.get("dirty") else ""
         lines.append(f"- commit: {code(str(git['commit'])[:40])}{dirty}")
-    s = results.get("settings") or {}
-    lines.append(f"- drop = 1 − PLCC of fp32 vs int8 outputs over {s.get('samples', '?')} samples "
-                 f"(seed {s.get('seed', '?')}); a model fails when drop > budget")
+    lines.append("- " + cell(method_line(results)))
     lines += ["", "Reproduce locally:", "", "```sh", *reproduce_commands(results, image), "```", "",
               "</details>"]
     return "\n".join(lines)

@@ -58,7 +58,16 @@ def render_markdown(results: dict) -> str:
         parts.append("")
         parts += [f"- `{r['id']}`: {r['reason']}" for r in reasons]
         parts.append("")
-    s = results.get("settings", {})
-    parts.append(f"drop = 1 − PLCC of fp32 vs int8 outputs over {s.get('samples')} samples (seed "
-                 f"{s.get('seed')}); a model fails when drop > budget.")
+    parts.append(method_line(results) + ".")
     return "\n".join(parts) + "\n"
+
+
+def method_line(results: dict) -> str:
+    """How the figures were measured, in one sentence (the table footer and the comment)."""
+    s = results.get("settings") or {}
+    eval_sets = [r["id"] for r in results.get("models", []) if r.get("inputs")
+                 and str(r["inputs"][0].get("source", "")).startswith("eval set")]
+    where = f"{s.get('samples', '?')} drawn samples (seed {s.get('seed', '?')})"
+    if eval_sets:
+        where += f", or its eval set for {', '.join(eval_sets)}"
+    return f"drop = 1 − PLCC of fp32 vs int8 outputs over {where}; a model fails when drop > budget"
