@@ -283,3 +283,14 @@ def test_eval_set_replaces_the_random_draws(repo):
     modelzoo.write_npz(repo / "eval" / "two.npz", a=np.zeros((5, 8), np.float32))
     row = run_gate(reg)["models"][0]
     assert row["status"] == "error" and "missing 'b'" in row["reason"]
+
+
+def test_a_model_that_fails_to_run_is_one_clean_line(repo):
+    fp32 = modelzoo.conv_symbolic(repo)
+    shutil.copy(fp32, repo / (fp32.name[:-5] + ".int8.onnx"))
+    reg = write_registry(repo / "registry.json", [{"id": "conv", "onnx": fp32.name, "quant_mode": "dynamic"}])
+    proc = run_cli("gate", "--registry", reg, cwd=repo)
+    assert proc.returncode == 2
+    assert "onnxruntime:" not in proc.stderr  # no ONNX Runtime log lines around ours
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("[ERROR]"))
+    assert "fails on sample 0" in line and "quant_inputs" in line

@@ -150,7 +150,7 @@ def session(model: str | Path | bytes, *, label: str | Path = "model"):
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
-    so.log_severity_level = 3
+    so.log_severity_level = 4  # failures reach the user as our one line, not ORT log lines
     src = model if isinstance(model, bytes) else str(model)
     try:
         return ort.InferenceSession(src, sess_options=so, providers=["CPUExecutionProvider"])

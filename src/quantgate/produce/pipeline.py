@@ -127,6 +127,9 @@ def produce(*, mode: str, model_path: Path, output: Path | None,
 @contextlib.contextmanager
 def _quiet_root_logger():
     """The onnxruntime quantiser logs advice through the root logger; keep the terminal to ours."""
+    import onnxruntime
+
+    onnxruntime.set_default_logger_severity(4)  # its calibration sessions log in C++ otherwise
     root = logging.getLogger()
     old = root.level
     root.setLevel(logging.ERROR)
