@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
 import logging
 import json
 import tempfile
@@ -126,7 +127,7 @@ def produce(*, mode: str, model_path: Path, output: Path | None,
 
 @contextlib.contextmanager
 def _quiet_root_logger():
-    """The onnxruntime quantiser logs advice through the root logger; keep the terminal to ours."""
+    """The onnxruntime quantiser logs advice and prints progress; keep the terminal to ours."""
     import onnxruntime
 
     onnxruntime.set_default_logger_severity(4)  # its calibration sessions log in C++ otherwise
@@ -134,7 +135,8 @@ def _quiet_root_logger():
     old = root.level
     root.setLevel(logging.ERROR)
     try:
-        yield
+        with contextlib.redirect_stdout(io.StringIO()):  # the entropy calibrator print()s progress
+            yield
     finally:
         root.setLevel(old)
 
