@@ -34,6 +34,13 @@ def perturbed_sidecar(fp32, scale=0.01, seed=0):
     return out
 
 
+def gate_row(repo, fp32, model_id="m", **fields):
+    """Gate one model through a one-entry registry and return its row."""
+    reg = write_registry(repo / "registry.json", [{"id": model_id, "onnx": fp32.name, "quant_mode": "dynamic",
+                                                   **fields}])
+    return run_gate(reg)["models"][0]
+
+
 def _validate_results(results):
     jsonschema.validate(results, load_schema("results.schema.json"))
     json.dumps(results, allow_nan=False)  # no NaN/inf sneaks into the document
@@ -100,16 +107,14 @@ def test_one_error_never_stops_the_others(repo):
 def test_corrupt_fp32_model_is_an_error_row(repo):
     bad = modelzoo.corrupt(repo)
     shutil.copy(bad, repo / (bad.name[:-5] + ".int8.onnx"))
-    reg = write_registry(repo / "registry.json", [{"id": "c", "onnx": bad.name, "quant_mode": "dynamic"}])
-    row = run_gate(reg)["models"][0]
+    row = gate_row(repo, bad, "c")
     assert row["status"] == "error" and "cannot load" in row["reason"]
 
 
 def test_multi_input_model_feeds_every_input(repo):
     fp32 = modelzoo.two_inputs(repo)
     perturbed_sidecar(fp32)
-    reg = write_registry(repo / "registry.json", [{"id": "two", "onnx": fp32.name, "quant_mode": "dynamic"}])
-    row = run_gate(reg)["models"][0]
+    row = gate_row(repo, fp32, "two")
     assert row["status"] == "pass", row["reason"]
     assert len(row["inputs"]) == 2
 
@@ -117,8 +122,7 @@ def test_multi_input_model_feeds_every_input(repo):
 def test_fp16_input_model_is_fed_fp16(repo):
     fp32 = modelzoo.fp16_input(repo)
     perturbed_sidecar(fp32)
-    reg = write_registry(repo / "registry.json", [{"id": "h", "onnx": fp32.name, "quant_mode": "dynamic"}])
-    row = run_gate(reg)["models"][0]
+    row = gate_row(repo, fp32, "h")
     assert row["status"] == "pass", row["reason"]
     assert row["inputs"][0]["dtype"] == "float16"
 
@@ -126,8 +130,7 @@ def test_fp16_input_model_is_fed_fp16(repo):
 def test_integer_input_is_drawn_inside_the_embedding_table(repo):
     fp32 = modelzoo.int_input(repo)
     perturbed_sidecar(fp32)
-    reg = write_registry(repo / "registry.json", [{"id": "tok", "onnx": fp32.name, "quant_mode": "dynamic"}])
-    row = run_gate(reg)["models"][0]
+    row = gate_row(repo, fp32, "tok")
     assert row["status"] == "pass", row["reason"]
     spec = row["inputs"][0]
     assert spec["dtype"] == "int64" and spec["high"] == 50 and "embedding rows" in spec["source"]
@@ -170,8 +173,7 @@ def test_quant_inputs_for_unknown_input_is_an_error_row(repo):
 def test_every_output_is_reported_and_the_worst_judged(repo):
     fp32 = modelzoo.multi_output(repo)
     perturbed_sidecar(fp32, scale=0.05)
-    reg = write_registry(repo / "registry.json", [{"id": "mo", "onnx": fp32.name, "quant_mode": "dynamic",
-                                                    "quant_accuracy_budget_plcc": 1.0}])
+    reg = write_registry(repo / "registry.json", [{"id": "mo", "onnx": fp32.name, "quant_mode": "dynamic", "quant_accuracy_budget_plcc": 1.0}])
     row = run_gate(reg)["models"][0]
     assert len(row["outputs"]) == 2 and all(o["judged"] for o in row["outputs"])
     assert row["drop"] == max(o["drop"] for o in row["outputs"])
@@ -206,9 +208,7 @@ def test_external_data_model_is_gated(repo):
     fp32 = modelzoo.external_data(repo)
     assert any(p.suffix == ".data" for p in repo.iterdir())
     quantize_dynamic(fp32)
-    reg = write_registry(repo / "registry.json", [{"id": "ext", "onnx": fp32.name, "quant_mode": "dynamic",
-                                                    "quant_accuracy_budget_plcc": 0.5}])
-    row = run_gate(reg)["models"][0]
+    row = gate_row(repo, fp32, "ext", quant_accuracy_budget_plcc=0.5)
     assert row["status"] == "pass", row["reason"]
 
 
