@@ -68,4 +68,4 @@ def test_default_gate_reproduces_reference_drop_exactly(repo, batch_dim):
     assert row["drop"] == expected
     assert [i["shape"] for i in row["inputs"]] == [[1, 1, 12, 12]]
     assert results["settings"] == {"samples": 16, "seed": 0, "reference_compat": False,
-                                   "symbolic_dim_default": 1}
+                                   "symbolic_dim_default": 1, "selection": []}
