@@ -294,3 +294,14 @@ def test_a_model_that_fails_to_run_is_one_clean_line(repo):
     assert "onnxruntime:" not in proc.stderr  # no ONNX Runtime log lines around ours
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("[ERROR]"))
     assert "fails on sample 0" in line and "quant_inputs" in line
+
+
+def test_a_sidecar_made_from_another_fp32_is_stale(repo):
+    fp32 = modelzoo.mlp(repo)
+    quantize_dynamic(fp32)
+    assert gate_row(repo, fp32, quant_accuracy_budget_plcc=0.5)["status"] == "pass"
+    modelzoo.mlp(repo, seed=7)  # the fp32 model is retrained; its sidecar is not re-produced
+    row = gate_row(repo, fp32, quant_accuracy_budget_plcc=0.5)
+    assert row["status"] == "error" and "is stale" in row["reason"] and "ptq-dynamic" in row["reason"]
+    quantize_dynamic(fp32)
+    assert gate_row(repo, fp32, quant_accuracy_budget_plcc=0.5)["status"] == "pass"

@@ -38,6 +38,8 @@ def test_ptq_dynamic_cli_writes_sidecar_and_report_leaving_input_alone(repo):
     assert "ptq-dynamic" in " ".join(prov["command"]) and prov["utc"].endswith("+00:00")
     assert "int8_features" in prov["cpu"] and "dirty" in prov["git"]
     session(out).run(None, {"x": np.zeros((1, 8), np.float32)})
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["quantgate.source_sha256"] == sha256_file(fp32) and meta["quantgate.mode"] == "dynamic"
 
 
 def test_per_channel_switch_changes_the_weights(repo):

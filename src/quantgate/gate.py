@@ -18,7 +18,7 @@ from .errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, UserError
 from .inputs import DEFAULT_SYMBOLIC_DIM, draw, plan_inputs
 from .metrics import compare
 from .onnxio import load_model, session, sig_from_session
-from .paths import atomic_write_text, display, sidecar_path
+from .paths import atomic_write_text, display, sha256_file, sidecar_path
 from .registry import DEFAULT_BUDGET, DEFAULT_REGISTRY, Entry, load_registry, producer_command, verify_digest
 
 DEFAULT_SAMPLES = 16
@@ -79,6 +79,7 @@ def _measure(e: Entry, s: GateSettings, row: dict, registry: Path | None) -> Non
     row["size_ratio"] = round(row["int8_bytes"] / row["fp32_bytes"], 6) if row["fp32_bytes"] else None
     verify_digest(fp32, e.sha256, field_name="sha256", registry=reg)
     verify_digest(int8, e.int8_sha256, field_name="int8_sha256", registry=reg)
+    _check_not_stale(e, row)
     s_fp = session(fp32, label=row["fp32_path"])
     s_q = session(int8, label=row["int8_path"])
     ins, outs = sig_from_session(s_fp)
@@ -139,6 +140,24 @@ def _measure(e: Entry, s: GateSettings, row: dict, registry: Path | None) -> Non
         else:
             row.update(status="fail", reason=f"drop {worst['drop']:.6f} exceeds budget {e.budget:g}"
                        + (f" on output '{worst['name']}'" if len(judged) > 1 else ""))
+
+
+def _check_not_stale(e: Entry, row: dict) -> None:
+    """A PTQ sidecar made by quantgate records the fp32 digest it came from; one made from another
+    fp32 file measures nothing about this one. (QAT sidecars come from the QAT-conditioned
+    export, not the registry's fp32 file, so they are not compared.)"""
+    from .produce.pipeline import sidecar_source
+
+    if e.mode not in ("dynamic", "static"):
+        return
+    recorded = sidecar_source(e.int8_path)
+    if recorded is None:
+        return
+    actual = sha256_file(e.onnx_path)
+    if recorded != actual:
+        raise UserError(f"{row['int8_path']} is stale: it was made from an fp32 file with sha256 "
+                        f"{recorded[:12]}..., {row['fp32_path']} is now {actual[:12]}...; re-produce it "
+                        f"with {producer_command(e.mode)}")
 
 
 def _eval_set_feeds(e: Entry, ins) -> tuple[list[dict], list]:

@@ -20,7 +20,7 @@ import onnx
 from .. import provenance
 from ..errors import UserError
 from ..onnxio import graph_inputs, session, sig_from_session
-from ..paths import atomic_write_bytes, atomic_write_text, find_repo_root, sidecar_path
+from ..paths import atomic_write_bytes, atomic_write_text, find_repo_root, sha256_file, sidecar_path
 from .preflight import Prepared, prepare
 
 _QUANT_HELPERS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
@@ -56,6 +56,32 @@ def quantized_op_types(model: onnx.ModelProto) -> dict[str, int]:
         elif any(i in dq_out for i in n.input):
             counts[n.op_type] += 1
     return dict(sorted(counts.items()))
+
+
+SOURCE_KEY = "quantgate.source_sha256"
+
+
+def stamp_source(model: onnx.ModelProto, mode: str, source: Path) -> None:
+    """Record in the sidecar which fp32 file it was made from, so the gate can tell a sidecar
+    left behind by an fp32 update (stale) from a current one."""
+    from .. import __version__
+
+    # Kept short: on a model of a few KB every byte shows in the size ratio (settings are in the report).
+    stamp = {SOURCE_KEY: sha256_file(source), "quantgate.mode": mode, "quantgate.version": __version__}
+    kept = [p for p in model.metadata_props if p.key not in stamp]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in stamp.items():
+        model.metadata_props.add(key=key, value=value)
+
+
+def sidecar_source(path: Path) -> str | None:
+    """The fp32 digest a quantgate-made sidecar records, or None for other files."""
+    try:
+        m = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return None
+    return next((p.value for p in m.metadata_props if p.key == SOURCE_KEY), None)
 
 
 def run_once(int8_bytes: bytes, label: str, feed: dict[str, np.ndarray] | None) -> None:
@@ -97,6 +123,8 @@ def produce(*, mode: str, model_path: Path, output: Path | None,
         data = dst.read_bytes()
     q = onnx.load_from_string(data)
     ops = quantized_op_types(q)
+    stamp_source(q, mode, model_path)
+    data = q.SerializeToString()
     run_once(data, f"{output} (produced from {model_path})", sample_feed(prepared))
     atomic_write_bytes(output, data)
     fp32_bytes = model_path.stat().st_size + sum(
