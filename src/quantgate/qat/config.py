@@ -83,7 +83,7 @@ class QatSettings:
     input_shapes: tuple[tuple[int, ...], ...] | None = None
     output_names: tuple[str, ...] | None = None
     dynamic_axes: dict | None = None  # None: axis 0 of every input and output is "batch"
-    opset: int = 17
+    opset: int | None = None  # None: 17 for torchscript, 18 (the lowest torchlib implements) for dynamo
     exporter: str = "torchscript"
     activations: str = "asymmetric"  # per-tensor int8 scheme of activations, in QAT and the PTQ
     reduce_range: bool = True  # 7-bit weights: exact on u8 x s8 kernels without VNNI too
@@ -179,6 +179,12 @@ def check_numbers(s: QatSettings, *, label: str) -> None:
     if s.lr_qat is not None and (not _is_num(s.lr_qat) or not s.lr_qat > 0):
         key = "--lr-qat" if label == "option" else "qat.lr_qat"
         raise w.fail(key, f"expected a positive number, got {s.lr_qat!r}", "pass e.g. 0.0003")
+    if s.exporter not in EXPORTERS:
+        raise w.fail("exporter" if label == "option" else "qat.exporter", f"unknown exporter {s.exporter!r}",
+                     f"use one of {', '.join(EXPORTERS)}")
+    if s.opset is not None and (not _is_int(s.opset) or s.opset < 13):
+        raise w.fail("opset" if label == "option" else "qat.opset", f"expected an integer >= 13, got {s.opset!r}",
+                     "pass e.g. 17")
 
 
 def _data(w: _Where, d, base: Path) -> DataSpec:
@@ -337,7 +343,7 @@ def load_config(path: str | Path) -> QatSettings:
                 raise w.fail(f"qat.dynamic_axes.{name}", f"expected {{axis: label}}, got {spec!r}",
                              "write e.g. {0: batch}")
         axes = {k: dict(v) for k, v in axes.items()}
-    opset = _int(w, "qat.opset", q.get("opset", 17), 13)
+    opset = _int(w, "qat.opset", q["opset"], 13) if q.get("opset") is not None else None
     exporter = q.get("exporter", "torchscript")
     if exporter not in EXPORTERS:
         raise w.fail("qat.exporter", f"unknown exporter {exporter!r}", f"use one of {', '.join(EXPORTERS)}")

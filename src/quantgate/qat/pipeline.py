@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import math
 import sys
 import tempfile
@@ -219,8 +220,9 @@ def _resolve_io(s: QatSettings, data: TrainingData) -> QatSettings:
         if len(per) != len(shape) - 1 or any(d != w for j, (d, w) in enumerate(zip(per, shape[1:]), 1) if j not in dyn):
             raise UserError(f"{s.source}: data.inputs[{i}]: '{key}' has per-sample shape {list(per)}, but "
                             f"qat input '{name}' is {list(shape)} (batch first); fix the data or qat.input_shape")
+    opset = s.opset if s.opset is not None else (18 if s.exporter == "dynamo" else 17)
     return replace(s, input_names=tuple(names), output_names=tuple(outs), dynamic_axes=axes,
-                   input_shapes=tuple(tuple(x) for x in shapes))
+                   input_shapes=tuple(tuple(x) for x in shapes), opset=opset)
 
 
 def _forward(model: nn.Module, xs: list) -> torch.Tensor:
@@ -348,25 +350,89 @@ def copy_conditioned(prepared: nn.Module, fresh: nn.Module, s: QatSettings) -> n
     return fresh
 
 
+# torch.onnx's dynamo path logs through these (opset fallback, torchvision ops it skips, the
+# version converter); the run's own progress lines stay the only output.
+_EXPORT_LOGGERS = ("torch.onnx", "torch.export", "torch._export", "torch._dynamo", "torch.fx",
+                   "onnxscript", "onnx_ir")
+
+
+@contextlib.contextmanager
+def _quiet_export():
+    loggers = [logging.getLogger(n) for n in _EXPORT_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _export_dynamo(module: nn.Module, s: QatSettings, example: tuple, dst: Path) -> None:
+    """`torch.onnx.export(dynamo=True)`: torch.export traces the module, torchlib (onnxscript)
+    translates the ATen graph, onnxscript's optimizer folds constants.
+
+    The config's dynamic_axes become `dynamic_shapes` (one {axis: label} per forward() argument;
+    torch makes each a Dim.DYNAMIC and names the ONNX dimension after the label). torch.export
+    specialises an axis whose example size is 1 (0/1 specialisation), so such an axis is
+    exported with an example of size 2.
+    """
+    try:
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        raise UserError(f"{s.source}: qat.exporter: 'dynamo' needs onnxscript ({e}); "
+                        "pip install 'quantgate[qat]', or use exporter: torchscript") from None
+    axes = s.dynamic_axes or {}
+    shapes = tuple({int(a): str(lbl) for a, lbl in axes[n].items()} if axes.get(n) else None
+                   for n in s.input_names)
+    example = tuple(x.new_zeros([2 if (j in (shapes[i] or {}) and d == 1) else d for j, d in enumerate(x.shape)])
+                    for i, x in enumerate(example))
+    torch.onnx.export(module, example, str(dst), input_names=list(s.input_names),
+                      output_names=list(s.output_names),
+                      dynamic_shapes=shapes if any(x is not None for x in shapes) else None,
+                      opset_version=s.opset, dynamo=True, external_data=False, optimize=True, verbose=False)
+
+
+def _check_dynamo_graph(m, s: QatSettings) -> None:
+    """What the dynamo exporter may do differently from what the config asked, fixed or refused."""
+    opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset != s.opset:
+        raise UserError(f"{s.source}: qat.opset: the dynamo exporter wrote opset {opset}, not {s.opset} (its "
+                        f"version converter could not go below 18 for this model); set opset: 18 or use "
+                        "exporter: torchscript")
+    for vi in list(m.graph.input) + list(m.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        for axis, label in (s.dynamic_axes or {}).get(vi.name, {}).items():
+            axis = int(axis)
+            if axis >= len(dims) or not dims[axis].dim_param:
+                got = dims[axis].dim_value if axis < len(dims) else "absent"
+                raise UserError(f"{s.source}: qat.dynamic_axes.{vi.name}: the dynamo exporter fixed axis {axis} "
+                                f"to {got} (torch.export found it static in forward()); drop that axis or use "
+                                "exporter: torchscript")
+            # outputs are named after the input's symbol (batch, or s0 for an expression): use the config's label
+            dims[axis].dim_param = str(label)
+    # shapes recorded for initialisers only shadow them (and a stale one breaks quantize_static)
+    inits = {i.name for i in m.graph.initializer}
+    keep = [vi for vi in m.graph.value_info if vi.name not in inits]
+    del m.graph.value_info[:]
+    m.graph.value_info.extend(keep)
+
+
 def export_onnx(module: nn.Module, s: QatSettings, example: tuple) -> bytes:
-    """Export to ONNX bytes, doc strings stripped (they can carry local paths)."""
+    """Export to ONNX bytes with the configured exporter, doc strings stripped (they can carry
+    local paths). `s` has its names, axes and opset resolved (`_resolve_io`)."""
     import onnx
 
     module.eval()
     with tempfile.TemporaryDirectory(prefix="quantgate-qat-") as tmp:
         dst = Path(tmp) / "model.onnx"
         try:
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-                warnings.simplefilter("ignore")
+            with _quiet_export():
                 if s.exporter == "dynamo":
-                    try:
-                        import onnxscript  # noqa: F401
-                    except ImportError:
-                        raise UserError(f"{s.source}: qat.exporter: 'dynamo' needs onnxscript (pip install "
-                                        "onnxscript); or use exporter: torchscript") from None
-                    torch.onnx.export(module, example, str(dst), input_names=list(s.input_names),
-                                      output_names=list(s.output_names), dynamic_axes=s.dynamic_axes or None,
-                                      opset_version=s.opset, dynamo=True, external_data=False, verbose=False)
+                    _export_dynamo(module, s, example, dst)
                 else:
                     torch.onnx.export(module, example, str(dst), input_names=list(s.input_names),
                                       output_names=list(s.output_names), dynamic_axes=s.dynamic_axes or None,
@@ -378,10 +444,13 @@ def export_onnx(module: nn.Module, s: QatSettings, example: tuple) -> bytes:
                             f"{' '.join(str(e).split())[:200]}); try exporter: "
                             f"{'torchscript' if s.exporter == 'dynamo' else 'dynamo'}") from None
         m = onnx.load(str(dst))
+    if s.exporter == "dynamo":
+        _check_dynamo_graph(m, s)
     m.doc_string = ""
     m.graph.doc_string = ""
     for node in m.graph.node:
         node.doc_string = ""
+        del node.metadata_props[:]  # the dynamo exporter can record stack traces (local paths) here
     onnx.checker.check_model(m)
     return m.SerializeToString()
 
