@@ -40,7 +40,9 @@ def gate_drop(fp32: Path, int8: Path, input_spec: dict, budget: float, eval_path
     if int8 != fp32.with_name(fp32.stem + ".int8.onnx"):
         raise ValueError("int8 must sit beside fp32 as <stem>.int8.onnx")
     raw = {"quant_eval_set": str(eval_path)} if eval_path else {}
-    e = Entry(index=-1, raw=raw, id=fp32.stem, mode="static", budget=budget, onnx_path=fp32, int8_path=int8,
+    # mode "qat": the pairs compared here are made from different fp32 files on purpose (warm vs
+    # QAT sidecar), which the gate's stale-sidecar check would refuse for a PTQ row.
+    e = Entry(index=-1, raw=raw, id=fp32.stem, mode="qat", budget=budget, onnx_path=fp32, int8_path=int8,
               input_spec=input_spec, eval_path=eval_path)
     row = gate_entry(e, GateSettings())
     if row["status"] == "error":
@@ -91,10 +93,12 @@ def main(argv=None) -> int:
     ap.add_argument("configs", nargs="*", type=Path)
     ap.add_argument("--epochs-fp32", type=int)
     ap.add_argument("--epochs-qat", type=int)
+    ap.add_argument("--exporter", choices=["torchscript", "dynamo"], help="override every config's qat.exporter")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON")
     a = ap.parse_args(argv)
     configs = a.configs or sorted((ROOT / "model" / "qat").glob("*.yaml"))
-    overrides = {k: v for k, v in (("epochs_fp32", a.epochs_fp32), ("epochs_qat", a.epochs_qat)) if v is not None}
+    overrides = {k: v for k, v in (("epochs_fp32", a.epochs_fp32), ("epochs_qat", a.epochs_qat),
+                                   ("exporter", a.exporter)) if v is not None}
     rows = []
     head = (f"{'model':<18} {'params':>6} {'budget':>6} {'ptq':>9} {'ptq*':>9} {'qat':>9} {'qat/cond':>9} "
             f"{'val warm':>9} {'val qat':>9} {'fp32 s':>7} {'qat s':>7} {'ratio':>6}")

@@ -350,3 +350,20 @@ def test_parquet_columns_stacked_or_list_typed(tmp_path):
         results.append(run_qat(config=cfg, output=tmp_path / f"{len(results)}.int8.onnx", epochs_fp32=1, epochs_qat=1))
     assert all(r.output.is_file() for r in results)
     assert results[0].losses == results[1].losses  # the same numbers, two column layouts
+
+
+@pytest.mark.torch
+def test_exporter_option_overrides_the_config(tmp_path, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    import onnx
+
+    cfg = write_case(tmp_path)
+    out = tmp_path / "tiny.int8.onnx"
+    code, _, err = cli_inproc(capsys, "qat", "--config", str(cfg), "--output", str(out), "--smoke",
+                              "--exporter", "dynamo", "--quiet")
+    assert code == 0, err
+    m = onnx.load(str(out))
+    assert any(n.name.startswith("node_") for n in m.graph.node)  # dynamo's node naming, not TorchScript's "/..."
+    code, _, err = cli_inproc(capsys, "qat", "--config", str(cfg), "--output", str(out), "--exporter", "jit")
+    assert code == 2 and "--exporter" in err and len(err.strip().splitlines()) == 1

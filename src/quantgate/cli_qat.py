@@ -27,9 +27,11 @@ _path = click.Path(dir_okay=False, path_type=Path)
 @click.option("--keep-fp32", type=_path, help="Also write the QAT-conditioned fp32 ONNX export here.")
 @click.option("--keep-warm-fp32", type=_path, help="Also write the fp32 warm-start (pre-QAT) ONNX export here.")
 @click.option("--keep-calibration", type=_path, help="Also write the calibration set (.npz) used for the PTQ.")
+@click.option("--exporter", type=click.Choice(["torchscript", "dynamo"]), default=None,
+              help="torch ONNX exporter (config: qat.exporter, default torchscript).")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines; only the result.")
 def qat(config, output, epochs_fp32, epochs_qat, lr_qat, n_calibration, seed, smoke, report_out,
-        keep_fp32, keep_warm_fp32, keep_calibration, quiet) -> int:
+        keep_fp32, keep_warm_fp32, keep_calibration, exporter, quiet) -> int:
     """Quantisation-aware training: fp32 warm start, fake-quant fine-tune, then static PTQ.
 
     Needs the optional torch extra: pip install 'quantgate[qat]'.
@@ -41,7 +43,7 @@ def qat(config, output, epochs_fp32, epochs_qat, lr_qat, n_calibration, seed, sm
     from .qat.pipeline import Progress, run
 
     s = load_config(config).with_overrides(epochs_fp32=epochs_fp32, epochs_qat=epochs_qat, lr_qat=lr_qat,
-                                           n_calibration=n_calibration, seed=seed)
+                                           n_calibration=n_calibration, seed=seed, exporter=exporter)
     r = run(s, output, smoke=smoke, keep_fp32=keep_fp32, keep_warm_fp32=keep_warm_fp32,
             keep_calibration=keep_calibration, report_out=report_out,
             progress=Progress(stream=sys.stderr, enabled=not quiet), argv=sys.argv)
