@@ -156,3 +156,14 @@ def test_schema_ships_in_the_package():
     for name in ("registry.schema.json", "results.schema.json"):
         data = json.loads(resources.files("quantgate").joinpath("schemas", name).read_text())
         assert data["$schema"].startswith("https://json-schema.org/")
+
+
+def test_digest_follows_a_rewrite_of_the_same_size(repo):
+    from quantgate.paths import sha256_file
+
+    f = repo / "w.bin"
+    f.write_bytes(b"a" * 64)
+    first = sha256_file(f)
+    with open(f, "r+b") as h:  # in place, same size: the cached digest must not be reused
+        h.write(b"b")
+    assert sha256_file(f) == hashlib.sha256(b"b" + b"a" * 63).hexdigest() != first

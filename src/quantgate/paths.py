@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -20,10 +21,20 @@ def sidecar_path(onnx_path: str | os.PathLike) -> Path:
     return p.with_name(stem + INT8_SUFFIX)
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
+    """The file's sha256. The gate needs one file's digest up to three times (registry digest,
+    stale-sidecar check, provenance): remembered while the file's inode, size, mtime and ctime
+    all stay the same (any rewrite, in place or by rename, changes at least one)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return _sha256_cached(p, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_cached(path: Path, ino: int, size: int, mtime_ns: int, ctime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(chunk):
+        while block := f.read(1 << 20):
             h.update(block)
     return h.hexdigest()
 
