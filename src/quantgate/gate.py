@@ -221,6 +221,8 @@ def run_gate(registry: str | Path | None = DEFAULT_REGISTRY, ids: list[str] | No
     """
     if samples < 1:
         raise UserError(f"--samples: {samples} is not a positive count; use e.g. {DEFAULT_SAMPLES}")
+    if budget is not None and not 0 <= budget <= 1:
+        raise UserError(f"--budget: {budget} is outside [0, 1]")
     settings = GateSettings(samples=samples, seed=seed, reference_compat=reference_compat)
     ids = [str(i) for i in (ids or [])]
     reg = None
@@ -240,9 +242,6 @@ def run_gate(registry: str | Path | None = DEFAULT_REGISTRY, ids: list[str] | No
             if reg is None:
                 raise UserError(f"'{sel}': an id needs a registry; pass --registry PATH")
             selected.append(reg.get(sel))
-    if budget is not None:
-        if not 0 <= budget <= 1:
-            raise UserError(f"--budget: {budget} is outside [0, 1]")
     rows = []
     for e in selected:
         row = gate_entry(e, settings, root_p, reg.path if reg else None)

@@ -127,8 +127,7 @@ def produce(*, mode: str, model_path: Path, output: Path | None,
     data = q.SerializeToString()
     run_once(data, f"{output} (produced from {model_path})", sample_feed(prepared))
     atomic_write_bytes(output, data)
-    fp32_bytes = model_path.stat().st_size + sum(
-        p.stat().st_size for p in _external_files(model_path) if p.is_file())
+    fp32_bytes = model_path.stat().st_size + sum(p.stat().st_size for p in prepared.external_files)
     inputs = {"model": model_path, **(extra_inputs or {})}
     result = ProduceResult(mode=mode, model=model_path, output=output, fp32_bytes=fp32_bytes,
                            int8_bytes=len(data), quantized_ops=ops, config=config, details=details)
@@ -167,14 +166,6 @@ def _quiet_root_logger():
             yield
     finally:
         root.setLevel(old)
-
-
-def _external_files(path: Path) -> list[Path]:
-    from ..onnxio import external_data_files
-    try:
-        return external_data_files(onnx.load(str(path), load_external_data=False), path)
-    except Exception:
-        return []
 
 
 def inputs_of(prepared: Prepared, path: Path):

@@ -13,7 +13,7 @@ from pathlib import Path
 import onnx
 
 from ..errors import UserError
-from ..onnxio import graph_inputs, inline_external_data, load_model, session
+from ..onnxio import external_data_files, graph_inputs, inline_external_data, load_model, session
 
 MIN_OPSET = 10  # QuantizeLinear/DequantizeLinear appear in opset 10
 
@@ -23,12 +23,17 @@ class Prepared:
     model: onnx.ModelProto
     dropped_value_info: int
     opset: int
-    external_data: bool
+    external_files: list[Path]  # the .onnx.data files the model's weights were read from
+
+    @property
+    def external_data(self) -> bool:
+        return bool(self.external_files)
 
 
 def prepare(path: Path) -> Prepared:
     model = load_model(path, external=False)
-    had_external = inline_external_data(model, path)
+    external_files = external_data_files(model, path)  # named before inlining clears the references
+    inline_external_data(model, path)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is None:
         raise UserError(f"{path}: declares no ai.onnx opset; re-export it with an opset_import "
@@ -48,4 +53,4 @@ def prepare(path: Path) -> Prepared:
     if not graph_inputs(model, path):
         raise UserError(f"{path}: the model has no inputs; there is nothing to calibrate or gate")
     session(model.SerializeToString(), label=str(path))
-    return Prepared(model, dropped, opset, had_external)
+    return Prepared(model, dropped, opset, external_files)
