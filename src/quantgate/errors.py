@@ -2,26 +2,74 @@
 
 0 = every gated model within budget, 1 = at least one over budget,
 2 = at least one could not be judged (or the command itself was misused).
+
+A `UserError` carries its parts (subject, field, problem, fix) and is worded at the edge: the
+library names its own parameters with `param("samples")`; the CLI shows that as `--samples`,
+the action as `input samples`, and a Python caller sees `samples` (`str(error)`).
 """
 
 from __future__ import annotations
+
+import re
+from typing import Callable
 
 EXIT_PASS = 0
 EXIT_FAIL = 1
 EXIT_ERROR = 2
 
+# A parameter reference inside error text, between two private-use characters: never typed by a
+# user, so rewording it at the edge cannot touch anything else.
+_P_OPEN, _P_CLOSE = "\ue000", "\ue001"
+_PARAM_RE = re.compile(f"{_P_OPEN}([A-Za-z_][A-Za-z0-9_]*){_P_CLOSE}")
+
+
+def param(name: str) -> str:
+    """A library parameter named in an error text; the edge words it (`--name`, `input name`)."""
+    return f"{_P_OPEN}{name}{_P_CLOSE}"
+
+
+def python_name(name: str) -> str:
+    return name
+
+
+def word_params(text: str, name_of: Callable[[str], str] = python_name) -> str:
+    """`text` with every `param(...)` reference replaced by `name_of(name)`."""
+    return _PARAM_RE.sub(lambda m: name_of(m.group(1)), text)
+
+
+def one_line(error: BaseException | str, limit: int = 300) -> str:
+    """An exception's (or any) text on one line, white space folded, cut at `limit` characters."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class UserError(Exception):
     """A mistake the user can fix: printed as one line, exit code 2, never a traceback.
 
-    The message should name the file, the field and the fix.
+    Parts, each optional except `problem`: `subject` (the file, model or parameter concerned),
+    `field` (where in it: a JSON path, a key), `problem` (what is wrong) and `fix` (what to do).
+    `UserError("one whole sentence")` is the short form for a message that is already complete.
     """
 
     exit_code = EXIT_ERROR
 
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+    def __init__(self, problem: str, *, subject: str | None = None, field: str | None = None,
+                 fix: str | None = None):
+        self.subject = subject
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        super().__init__(self.render())
+
+    def render(self, name_of: Callable[[str], str] = python_name) -> str:
+        """The one line, with parameter references worded by `name_of`."""
+        head = ": ".join(p for p in (self.subject, self.field, self.problem) if p)
+        text = f"{head}; {self.fix}" if self.fix else head
+        return word_params(text, name_of)
+
+    @property
+    def message(self) -> str:
+        return self.render()
 
     def __str__(self) -> str:
-        return self.message
+        return self.render()

@@ -1,0 +1,41 @@
+"""Optional dependencies: import one, or say in one line which extra brings it.
+
+quantgate's core needs only onnx, onnxruntime and numpy; torch (QAT), onnxscript (the dynamo
+exporter), pyarrow (parquet) and pillow (images) come with extras.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from .errors import UserError
+
+TORCH_PIN = "2.13.0"
+# module -> (package on the index, the extra that brings it)
+EXTRAS = {
+    "torch": (f"torch=={TORCH_PIN}", "qat"),
+    "onnxscript": ("onnxscript", "qat"),
+    "pyarrow": ("pyarrow", "calibrate"),
+    "PIL": ("pillow", "calibrate"),
+}
+
+
+def install_hint(module: str) -> str:
+    package, extra = EXTRAS[module.split(".")[0]]
+    return f"pip install 'quantgate[{extra}]' ({package})"
+
+
+def require(module: str, *, what: str, alternative: str | None = None) -> ModuleType:
+    """`import module`, or a `UserError` naming `what` needs it, the extra to install and,
+    when given, another way round (e.g. "or save the data as .npz")."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        top = module.split(".")[0]
+        package = EXTRAS[top][0] if top in EXTRAS else top
+        fix = install_hint(module) if top in EXTRAS else f"pip install {top}"
+        if alternative:
+            fix += f", {alternative}"
+        raise UserError(f"needs the optional package '{package}', which is not installed ({e})",
+                        subject=what, fix=fix) from None
