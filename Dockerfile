@@ -35,7 +35,7 @@ RUN /opt/quantgate/bin/pip install --no-deps --no-build-isolation /src \
  && find /opt/quantgate/lib/python3.11/site-packages/numpy -type d -name tests -prune -exec rm -rf {} + \
  && find /opt/quantgate -name '*.pyi' -delete \
  && /opt/quantgate/bin/python -m compileall -q -j 0 /opt/quantgate/lib \
- && /opt/quantgate/bin/python -c "import quantgate.gate, quantgate.report.markdown, quantgate.report.actions" \
+ && /opt/quantgate/bin/python -c "import quantgate.action, quantgate.cli" \
  && /opt/quantgate/bin/quantgate --version
 
 
@@ -62,7 +62,7 @@ ARG QUANTGATE_IMAGE=""
 ENV QUANTGATE_IMAGE=${QUANTGATE_IMAGE}
 
 COPY --from=build /opt/quantgate /opt/quantgate
-COPY entrypoint/quantgate_action.py /opt/quantgate-action/quantgate_action.py
+COPY entrypoint/entrypoint.sh /opt/quantgate/entrypoint.sh
 
 WORKDIR /github/workspace
-ENTRYPOINT ["/opt/quantgate/bin/python", "/opt/quantgate-action/quantgate_action.py"]
+ENTRYPOINT ["/opt/quantgate/entrypoint.sh"]

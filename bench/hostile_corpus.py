@@ -87,7 +87,7 @@ def main() -> int:
                 {"models": [{"id": case.name, "onnx": "m.onnx", "quant_mode": "dynamic"}]}))
 
             def gate():
-                row = run_gate(d / "registry.json", root=root, samples=2)["models"][0]
+                row = run_gate(d / "registry.json", root=root, samples=2).models[0].to_json()
                 if row["status"] == "error" and row["reason"].startswith("unexpected "):
                     raise RuntimeError(row["reason"])
             out, why = _step(gate)

@@ -67,7 +67,7 @@ def main() -> None:
                         shutil.copy(e.eval_path, work / "eval.npz")
                         row["quant_eval_set"] = "eval.npz"
                     (work / "registry.json").write_text(json.dumps({"models": [row]}))
-                    r = run_gate(work / "registry.json", root=work)["models"][0]
+                    r = run_gate(work / "registry.json", root=work).models[0].to_json()
                     drop = "error" if r["drop"] is None else f"{r['drop']:.6f}"
                     print(f"{e.id:<18} {mode:<8} {str(pc):<6} {act + '/' + wt:<14} {str(rr):<5} {drop:>10}")
 

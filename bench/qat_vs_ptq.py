@@ -45,9 +45,9 @@ def gate_drop(fp32: Path, int8: Path, input_spec: dict, budget: float, eval_path
     e = Entry(index=-1, raw=raw, id=fp32.stem, mode="qat", budget=budget, onnx_path=fp32, int8_path=int8,
               input_spec=input_spec, eval_path=eval_path)
     row = gate_entry(e, GateSettings())
-    if row["status"] == "error":
-        raise RuntimeError(f"{fp32}: {row['reason']}")
-    return row["drop"]
+    if row.status == "error":
+        raise RuntimeError(f"{fp32}: {row.reason}")
+    return row.drop
 
 
 def registry_rows() -> dict:

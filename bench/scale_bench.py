@@ -38,7 +38,7 @@ elif step == "quantgate":
     quantize_dynamic(src)
 else:
     from quantgate.gate import run_gate
-    assert run_gate(d / "registry.json")["models"][0]["status"] == "pass"
+    assert run_gate(d / "registry.json").models[0].status == "pass"
 print(json.dumps({{"s": time.perf_counter() - t,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """

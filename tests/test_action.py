@@ -1,9 +1,9 @@
-"""The action without Docker: the Actions sinks (report/actions.py), the entrypoint's settings
-and a full in-process entrypoint run on a real model, plus lint of the action's files."""
+"""The action without Docker: the Actions sinks (report/actions.py), the action's settings
+(quantgate/action.py) and a full in-process action run on a real model, plus lint of the
+action's files."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -13,28 +13,24 @@ from pathlib import Path
 
 import pytest
 
+from quantgate import action as ep
 from quantgate.errors import UserError
+from quantgate.github import context
 from quantgate.report import actions
+from quantgate.results import Results, Row
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def load_entrypoint():
-    spec = importlib.util.spec_from_file_location("quantgate_action", REPO / "entrypoint" / "quantgate_action.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ep = load_entrypoint()
 
 
 def row(id_, status, **kw):
     base = {"id": id_, "mode": "dynamic", "status": status, "reason": None, "budget": 0.01,
             "drop": None, "plcc": None, "registry_line": None}
     base.update(kw)
-    return base
+    return Row(**base)
+
+
+def results_of(rows) -> Results:
+    return Results(models=tuple(rows), settings={}, run_provenance={})
 
 
 # --- escaping and annotations ---------------------------------------------------------------
@@ -69,20 +65,20 @@ def test_annotations_at_most_ten_and_say_so():
     rows = [row(f"f{i:02d}", "fail", drop=0.5, plcc=0.5, registry_line=i + 2) for i in range(8)]
     rows += [row(f"e{i}", "error", reason="boom", registry_line=100 + i) for i in range(5)]
     rows += [row("ok", "pass", drop=0.0), row("fp", "skipped")]
-    lines = actions.annotations({"models": rows}, "reg.json")
+    lines = actions.annotations(results_of(rows), "reg.json")
     errors = [ln for ln in lines if ln.startswith("::error")]
     assert len(errors) == 10
     assert all("f0" in ln for ln in errors[:8])  # failures first
     assert lines[-1].startswith("::notice") and "13 models" in lines[-1] and "first 10" in lines[-1]
-    few = actions.annotations({"models": rows[:3] + rows[-2:]}, "reg.json")
+    few = actions.annotations(results_of(rows[:3] + rows[-2:]), "reg.json")
     assert len(few) == 3 and not any(ln.startswith("::notice") for ln in few)
 
 
 # --- outputs ----------------------------------------------------------------------------------
 
 def test_outputs_from_results_and_error():
-    res = {"verdict": "fail", "counts": {"total": 4, "pass": 2, "fail": 1, "error": 0, "skipped": 1},
-           "worst_drop": 0.0312}
+    res = results_of([row("a", "pass", drop=0.01), row("b", "pass", drop=0.02),
+                      row("c", "fail", drop=0.0312), row("d", "skipped")])
     out = actions.outputs_from_results(res, results_path="q.json", markdown_path="q.md")
     assert out == {"verdict": "fail", "passed": "2", "failed": "1", "errored": "0", "skipped": "1",
                    "total": "4", "worst_drop": "0.0312", "results_path": "q.json", "markdown_path": "q.md"}
@@ -144,29 +140,29 @@ def test_append_summary_cuts_at_line_under_limit(tmp_path):
 # --- settings parsing -------------------------------------------------------------------------
 
 def test_parsers():
-    assert actions.parse_bool("", name="x", default=True) is True
-    assert actions.parse_bool(" FALSE ", name="x", default=True) is False
-    assert actions.parse_bool("yes", name="x", default=False) is True
+    assert ep.parse_bool("", name="x", default=True) is True
+    assert ep.parse_bool(" FALSE ", name="x", default=True) is False
+    assert ep.parse_bool("yes", name="x", default=False) is True
     with pytest.raises(UserError, match="input x: 'maybe' is not a boolean"):
-        actions.parse_bool("maybe", name="x", default=True)
-    assert actions.parse_int("", name="samples", default=16, minimum=1) == 16
-    assert actions.parse_int(" 8 ", name="samples", default=16, minimum=1) == 8
+        ep.parse_bool("maybe", name="x", default=True)
+    assert ep.parse_int("", name="samples", default=16, minimum=1) == 16
+    assert ep.parse_int(" 8 ", name="samples", default=16, minimum=1) == 8
     with pytest.raises(UserError, match="below 1"):
-        actions.parse_int("0", name="samples", default=16, minimum=1)
+        ep.parse_int("0", name="samples", default=16, minimum=1)
     with pytest.raises(UserError, match="not a whole number"):
-        actions.parse_int("1.5", name="seed", default=0)
-    assert actions.parse_ids("a, b\nc  d,,") == ["a", "b", "c", "d"]
-    assert actions.input_env_name("fail_on_violation") == "INPUT_FAIL_ON_VIOLATION"
+        ep.parse_int("1.5", name="seed", default=0)
+    assert ep.parse_ids("a, b\nc  d,,") == ["a", "b", "c", "d"]
+    assert ep.input_env_name("fail_on_violation") == "INPUT_FAIL_ON_VIOLATION"
 
 
 def test_pull_request_number(tmp_path):
     ev = tmp_path / "event.json"
     ev.write_text(json.dumps({"number": 5, "pull_request": {"number": 5}}))
-    assert actions.pull_request_number("pull_request", actions.read_json_object(str(ev))) == 5
-    assert actions.pull_request_number("push", {"ref": "refs/heads/main"}) is None
-    assert actions.read_json_object(str(tmp_path / "missing.json")) == {}
+    assert context.pull_request_number(context.load_event(str(ev), strict=False)) == 5
+    assert context.pull_request_number({"ref": "refs/heads/main"}) is None
+    assert context.load_event(str(tmp_path / "missing.json"), strict=False) == {}
     (tmp_path / "bad.json").write_text("{")
-    assert actions.read_json_object(str(tmp_path / "bad.json")) == {}
+    assert context.load_event(str(tmp_path / "bad.json"), strict=False) == {}
 
 
 @pytest.fixture
@@ -212,7 +208,7 @@ def test_settings_accept_absolute_inside_workspace(ws):
 ])
 def test_settings_refuse_bad_inputs(ws, name, value, fragment):
     with pytest.raises(UserError, match=fragment):
-        ep.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), actions.input_env_name(name): value})
+        ep.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), ep.input_env_name(name): value})
 
 
 def test_settings_refuse_symlink_out_of_workspace(ws, tmp_path):
@@ -262,7 +258,7 @@ def runner_env(w: Path, tmp_path: Path, event_name="push", **inputs) -> dict:
     env = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(w), "GITHUB_OUTPUT": str(fc / "out"),
            "GITHUB_STEP_SUMMARY": str(fc / "summary"), "GITHUB_EVENT_NAME": event_name,
            "GITHUB_EVENT_PATH": str(event), "PATH": "/usr/bin:/bin"}
-    env.update({actions.input_env_name(k): v for k, v in inputs.items()})
+    env.update({ep.input_env_name(k): v for k, v in inputs.items()})
     return env
 
 
@@ -274,7 +270,7 @@ def keep_cwd(monkeypatch):
 def test_entrypoint_pass(mlp_workspace, tmp_path, capsys, keep_cwd):
     reg = write_mlp_registry(mlp_workspace, budget=1.0)
     env = runner_env(mlp_workspace, tmp_path, registry=reg, comment="true", samples="8")
-    assert ep.run([], env) == 0
+    assert ep.run({}, env) == 0
     out = parse_output_file((tmp_path / "file_commands" / "out").read_text())
     assert out["verdict"] == "pass" and out["passed"] == "1" and out["failed"] == "0"
     assert out["results_path"] == "quantgate-results.json"
@@ -311,7 +307,7 @@ def test_entrypoint_violation_and_fail_on_violation(mlp_workspace, tmp_path, cap
     reg = write_mlp_registry(mlp_workspace, budget=0.0)
     env = runner_env(mlp_workspace, tmp_path, registry=reg, out_json="out/r.json",
                      event_name="pull_request")
-    assert ep.run([], env) == 1
+    assert ep.run({}, env) == 1
     printed = capsys.readouterr().out
     assert "::error file=models/registry.json,line=5,title=quantgate%3A mlp is over" in printed
     # comment is on and this is a PR: the comment could not be posted, which only warns
@@ -327,7 +323,7 @@ def test_entrypoint_violation_and_fail_on_violation(mlp_workspace, tmp_path, cap
     assert out["comment"] == "body_written" and out["comment_url"] == ""
     env["INPUT_FAIL_ON_VIOLATION"] = "false"
     env["INPUT_COMMENT"] = "false"
-    assert ep.run([], env) == 0
+    assert ep.run({}, env) == 0
 
 
 def test_entrypoint_comment_gets_token_and_success_is_quiet(mlp_workspace, tmp_path, capsys, keep_cwd,
@@ -335,7 +331,7 @@ def test_entrypoint_comment_gets_token_and_success_is_quiet(mlp_workspace, tmp_p
     log = fake_comment(monkeypatch, tmp_path, code=0, posted=True)
     reg = write_mlp_registry(mlp_workspace, budget=1.0)
     env = runner_env(mlp_workspace, tmp_path, registry=reg, event_name="pull_request", github_token="t0k")
-    assert ep.run([], env) == 0
+    assert ep.run({}, env) == 0
     assert json.loads(log.read_text())[1] == "t0k"
     assert "::warning" not in capsys.readouterr().out
     out = parse_output_file((tmp_path / "file_commands" / "out").read_text())
@@ -348,16 +344,16 @@ def test_entrypoint_comment_command_crash_is_a_warning(mlp_workspace, tmp_path, 
     monkeypatch.setattr(ep, "comment_command", lambda: [sys.executable, "-c", "import sys; sys.exit(3)"])
     reg = write_mlp_registry(mlp_workspace, budget=0.0)
     env = runner_env(mlp_workspace, tmp_path, registry=reg, event_name="pull_request")
-    assert ep.run([], env) == 1  # the gate's code, untouched
+    assert ep.run({}, env) == 1  # the gate's code, untouched
     assert "the pull-request comment was not posted: exit code 3" in capsys.readouterr().out
     monkeypatch.setattr(ep, "comment_command", lambda: None)
-    assert ep.run([], env) == 1
+    assert ep.run({}, env) == 1
     assert "the quantgate command is not installed" in capsys.readouterr().out
 
 
 def test_entrypoint_user_error_is_one_line_and_outputs_error(mlp_workspace, tmp_path, capsys, keep_cwd):
     env = runner_env(mlp_workspace, tmp_path, registry="models/nope.json")
-    assert ep.run([], env) == 2
+    assert ep.run({}, env) == 2
     cap = capsys.readouterr()
     err_lines = [ln for ln in cap.err.splitlines() if ln.strip()]
     assert len(err_lines) == 1 and err_lines[0].startswith("quantgate: error:") and "nope.json" in err_lines[0]
@@ -375,11 +371,7 @@ def test_entrypoint_crash_exits_2_not_1(mlp_workspace, tmp_path, capsys, keep_cw
 
     monkeypatch.setattr(quantgate.gate, "run_gate", boom)
     env = runner_env(mlp_workspace, tmp_path, registry=write_mlp_registry(mlp_workspace, budget=1.0))
-    monkeypatch.setattr(ep.os, "environ", env)
-    monkeypatch.setattr(ep.sys, "argv", ["quantgate-action"])
-    with pytest.raises(SystemExit) as exit_:
-        ep.main()
-    assert exit_.value.code == 2
+    assert ep.main({}, env) == 2
     cap = capsys.readouterr()
     assert "Traceback" in cap.err and "quantgate crashed (RuntimeError: a bug)" in cap.err
     assert parse_output_file((tmp_path / "file_commands" / "out").read_text())["verdict"] == "error"
@@ -387,18 +379,18 @@ def test_entrypoint_crash_exits_2_not_1(mlp_workspace, tmp_path, capsys, keep_cw
 
 def test_entrypoint_outside_actions_prints_table(mlp_workspace, tmp_path, capsys, keep_cwd):
     reg = write_mlp_registry(mlp_workspace, budget=1.0)
-    code = ep.run(["--registry", reg, "--workspace", str(mlp_workspace), "--comment", "false"],
+    code = ep.run({"registry": reg, "workspace": str(mlp_workspace), "comment": "false"},
                   {"PATH": "/usr/bin:/bin"})
     assert code == 0
     printed = capsys.readouterr().out
     assert "| `mlp` |" in printed and "::" not in printed
 
 
-def test_entrypoint_script_runs_as_a_process(mlp_workspace, tmp_path):
+def test_action_command_runs_as_a_process(mlp_workspace, tmp_path):
     reg = write_mlp_registry(mlp_workspace, budget=1.0)
     # not the CI job's own runner files: this run must not write to them
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_", "RUNNER_"))}
-    proc = subprocess.run([sys.executable, str(REPO / "entrypoint" / "quantgate_action.py"),
+    proc = subprocess.run([sys.executable, "-m", "quantgate", "action",
                            "--registry", reg, "--comment", "false", "--samples", "4"],
                           cwd=mlp_workspace, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -6,7 +6,7 @@ results. The results documents come from a real gate run on small ONNX models.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import os
 import subprocess
@@ -20,6 +20,7 @@ from quantgate.github.client import GitHubClient, GitHubError, RateLimited
 from quantgate.github.comment import (ACTIONS_BOT, SHORT_MAX, pr_for_workflow_run, sanitise_artifact,
                                       sync_comment)
 from quantgate.errors import UserError
+from quantgate.results import Results
 from quantgate.report.comment import (DEFAULT_MAX, GITHUB_LIMIT, ZWSP, marker, render_comment,
                                       reproduce_commands, size)
 
@@ -52,7 +53,7 @@ def _mlp(path, seed: int, scale: float = 1.0):
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> dict:
+def results(tmp_path_factory) -> Results:
     """pass, fail (budget too tight), error (sidecar missing) and skipped (fp32), measured."""
     from quantgate.gate import run_gate
     from quantgate.produce.dynamic import quantize_dynamic
@@ -76,14 +77,14 @@ def results(tmp_path_factory) -> dict:
     doc = run_gate(reg, root=root, samples=4, seed=0,
                    argv=["quantgate", "gate", "tight_mlp", "good_mlp", "--registry", str(reg),
                          "--out-json", "/tmp/x.json", "-q"])
-    assert [r["status"] for r in doc["models"]] == ["pass", "fail", "error", "skipped"]
+    assert [r.status for r in doc.models] == ["pass", "fail", "error", "skipped"]
     return doc
 
 
 @pytest.fixture
 def results_file(results, tmp_path):
     p = tmp_path / "results.json"
-    p.write_text(json.dumps(results))
+    p.write_text(json.dumps(results.to_json()))
     return p
 
 
@@ -108,7 +109,7 @@ MARK = None
 
 
 def mark(results):
-    return marker(results.get("registry"))
+    return marker(results.registry)
 
 
 # -- the body ---------------------------------------------------------------------------------
@@ -124,15 +125,15 @@ def test_body_layout_from_real_results(results):
     rows = [ln for ln in lines if ln.startswith("| ") and "`" in ln]
     assert [r.split("`")[1] for r in rows] == ["tight_mlp", "lost_mlp", "good_mlp", "float_mlp"]
     assert rows[0].startswith("| ❌ |") and rows[1].startswith("| ⚠️ |") and rows[2].startswith("| ✅ |")
-    tight = next(r for r in results["models"] if r["id"] == "tight_mlp")
-    assert f"{tight['plcc']:.4f}" in rows[0] and "1e-12" in rows[0] and "−" in rows[0]  # negative headroom
+    tight = results.row("tight_mlp")
+    assert f"{tight.plcc:.4f}" in rows[0] and "1e-12" in rows[0] and "−" in rows[0]  # negative headroom
     header = next(ln for ln in lines if ln.startswith("| | model"))
     for col in ("mode", "drop", "budget", "headroom", "PLCC", "max err", "fp32→int8"):
         assert col in header
     assert "<details><summary>" in body and "</details>" in body
-    cpu = results["run_provenance"]["cpu"]
+    cpu = results.run_provenance["cpu"]
     assert f"int8 features: {', '.join(cpu['int8_features']) or 'none detected'}" in body
-    assert f"onnxruntime {results['run_provenance']['versions']['onnxruntime']}" in body
+    assert f"onnxruntime {results.run_provenance['versions']['onnxruntime']}" in body
     # the fixture gated every entry: the reproduce line names no selection and no output files
     assert "quantgate gate --registry model/registry.json --samples 4 --seed 0\n" in body
     assert "docker run --rm" in body and "/tmp/x.json" not in body and " -q" not in body
@@ -151,7 +152,7 @@ def test_table_is_phone_narrow(results):
 
 
 def _many(results, n_pass, n_fail):
-    doc = copy.deepcopy(results)
+    doc = results.to_json()
     good = next(r for r in doc["models"] if r["status"] == "pass")
     bad = next(r for r in doc["models"] if r["status"] == "fail")
     doc["models"] = ([{**good, "id": f"pass_model_{i:05d}"} for i in range(n_pass)]
@@ -159,7 +160,7 @@ def _many(results, n_pass, n_fail):
                         for i in range(n_fail)])
     doc["counts"] = {"total": n_pass + n_fail, "pass": n_pass, "fail": n_fail, "error": 0, "skipped": 0}
     doc["verdict"] = "fail"
-    return doc
+    return Results.from_json(doc)
 
 
 def test_long_table_is_cut_failing_first_and_points_at_the_job_summary(results):
@@ -179,10 +180,10 @@ def test_long_table_is_cut_failing_first_and_points_at_the_job_summary(results):
 
 
 def test_untrusted_text_is_escaped_and_pings_nobody(results):
-    doc = copy.deepcopy(results)
+    doc = results.to_json()
     doc["models"][1]["id"] = "evil|@octocat"
     doc["models"][1]["reason"] = "ask @org/team <img src=x> | cc @someone, mail a@b.org"
-    body = render_comment(doc, env={})
+    body = render_comment(Results.from_json(doc), env={})
     assert "@octocat" not in body and "@org/team" not in body and "@someone" not in body
     assert f"@{ZWSP}org/team" in body and "a@b.org" in body  # emails are not mentions
     assert "<img" not in body and "&lt;img src=x&gt;" in body
@@ -193,7 +194,7 @@ def test_untrusted_text_is_escaped_and_pings_nobody(results):
 def test_reproduce_commands_keep_selection_and_drop_output_files(results):
     from quantgate.gate import run_gate
 
-    reg = results["run_provenance"]["inputs"]["registry"]["path"]
+    reg = results.run_provenance["inputs"]["registry"]["path"]
     picked = run_gate(reg, ["tight_mlp", "good_mlp"], samples=4, seed=0,
                       argv=["quantgate", "gate", "tight_mlp", "good_mlp", "--out-json", "/tmp/x.json"])
     cmds = reproduce_commands(picked, image="ghcr.io/octo/quantgate:0.1.0")
@@ -248,7 +249,7 @@ def test_unchanged_body_makes_no_write(gh, results):
 
 
 def test_one_comment_per_registry(gh, results):
-    other = dict(results, registry="vendor/other/registry.json")
+    other = dataclasses.replace(results, registry="vendor/other/registry.json")
     sync_comment(client(gh), REPO, PR, render_for(results), marker=mark(results))
     sync_comment(client(gh), REPO, PR, render_for(other), marker=mark(other))
     sync_comment(client(gh), REPO, PR, render_for(results), marker=mark(results))

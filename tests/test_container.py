@@ -164,7 +164,7 @@ def host_results(ws: Path, registry: str) -> dict:
     """The same gate in this test process: the container must agree with it."""
     from quantgate.gate import run_gate
 
-    return run_gate(ws / registry, [], root=ws, samples=16, seed=0)
+    return run_gate(ws / registry, [], root=ws, samples=16, seed=0).to_json()
 
 
 def test_passing_registry(engine, image, shipped_models, tmp_path):

@@ -38,7 +38,7 @@ def gate_row(repo, fp32, model_id="m", **fields):
     """Gate one model through a one-entry registry and return its row."""
     reg = write_registry(repo / "registry.json", [{"id": model_id, "onnx": fp32.name, "quant_mode": "dynamic",
                                                    **fields}])
-    return run_gate(reg)["models"][0]
+    return run_gate(reg).to_json()["models"][0]
 
 
 def _validate_results(results):
@@ -51,7 +51,7 @@ def test_pass_then_fail_when_budget_is_below_the_measured_drop(repo):
     quantize_dynamic(fp32)
     reg = write_registry(repo / "registry.json", [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic",
                                                     "quant_accuracy_budget_plcc": 0.5}])
-    ok = run_gate(reg)
+    ok = run_gate(reg).to_json()
     _validate_results(ok)
     row = ok["models"][0]
     assert (ok["verdict"], ok["exit_code"], row["status"]) == ("pass", 0, "pass")
@@ -88,7 +88,7 @@ def test_one_error_never_stops_the_others(repo):
         {"id": "fp32only", "onnx": "good.onnx"},
         {"id": "badmode", "onnx": "good.onnx", "quant_mode": "int4"},
     ])
-    results = run_gate(reg)
+    results = run_gate(reg).to_json()
     _validate_results(results)
     rows = {r["id"]: r for r in results["models"]}
     assert rows["good"]["status"] == "pass"
@@ -144,19 +144,19 @@ def test_symbolic_dims_default_to_one_and_spec_overrides_them(repo):
     h, w = names[2], names[3]
     inp_name = onnx.load(str(fp32)).graph.input[0].name
     reg = write_registry(repo / "registry.json", [{"id": "conv", "onnx": fp32.name, "quant_mode": "dynamic"}])
-    row = run_gate(reg)["models"][0]
+    row = run_gate(reg).to_json()["models"][0]
     if row["status"] == "error":  # a conv net that cannot run at H=W=1 says how to fix it
         assert "quant_inputs" in row["reason"]
     else:
         assert row["inputs"][0]["shape"] == [1, 1, 1, 1]
     write_registry(reg, [{"id": "conv", "onnx": fp32.name, "quant_mode": "dynamic",
                           "quant_inputs": {inp_name: {"dims": {h: 24, w: 20}}}}])
-    row = run_gate(reg)["models"][0]
+    row = run_gate(reg).to_json()["models"][0]
     assert row["status"] == "pass", row["reason"]
     assert row["inputs"][0]["shape"] == [1, 1, 24, 20]
     write_registry(reg, [{"id": "conv", "onnx": fp32.name, "quant_mode": "dynamic",
                           "quant_inputs": {inp_name: {"shape": [2, 1, 16, 16], "low": -1, "high": 1}}}])
-    row = run_gate(reg)["models"][0]
+    row = run_gate(reg).to_json()["models"][0]
     assert row["status"] == "pass", row["reason"]
     assert row["inputs"][0]["shape"] == [2, 1, 16, 16] and row["inputs"][0]["low"] == -1
 
@@ -166,7 +166,7 @@ def test_quant_inputs_for_unknown_input_is_an_error_row(repo):
     quantize_dynamic(fp32)
     reg = write_registry(repo / "registry.json", [{"id": "m", "onnx": fp32.name, "quant_mode": "dynamic",
                                                     "quant_inputs": {"nope": {"low": 0, "high": 2}}}])
-    row = run_gate(reg)["models"][0]
+    row = run_gate(reg).to_json()["models"][0]
     assert row["status"] == "error" and "'nope'" in row["reason"]
 
 
@@ -174,13 +174,13 @@ def test_every_output_is_reported_and_the_worst_judged(repo):
     fp32 = modelzoo.multi_output(repo)
     perturbed_sidecar(fp32, scale=0.05)
     reg = write_registry(repo / "registry.json", [{"id": "mo", "onnx": fp32.name, "quant_mode": "dynamic", "quant_accuracy_budget_plcc": 1.0}])
-    row = run_gate(reg)["models"][0]
+    row = run_gate(reg).to_json()["models"][0]
     assert len(row["outputs"]) == 2 and all(o["judged"] for o in row["outputs"])
     assert row["drop"] == max(o["drop"] for o in row["outputs"])
     first = row["outputs"][0]["name"]
     write_registry(reg, [{"id": "mo", "onnx": fp32.name, "quant_mode": "dynamic",
                           "quant_gate_outputs": [first], "quant_accuracy_budget_plcc": 1.0}])
-    row2 = run_gate(reg)["models"][0]
+    row2 = run_gate(reg).to_json()["models"][0]
     assert row2["judged_output"] == first and row2["drop"] == row2["outputs"][0]["drop"]
 
 
@@ -193,14 +193,14 @@ def test_constant_output_identical_passes_and_differing_fails(repo):
     onnx.save(m, str(fp32))
     shutil.copy(fp32, repo / (fp32.name[:-5] + ".int8.onnx"))
     reg = write_registry(repo / "registry.json", [{"id": "k", "onnx": fp32.name, "quant_mode": "dynamic"}])
-    row = run_gate(reg)["models"][0]
+    row = run_gate(reg).to_json()["models"][0]
     assert row["status"] == "pass" and "constant" in row["reason"]
     m = onnx.load(str(fp32))
     for t in m.graph.initializer:
         if t.name == "c":
             t.CopyFrom(numpy_helper.from_array(np.full(4, 0.75, np.float32), "c"))
     onnx.save(m, str(repo / (fp32.name[:-5] + ".int8.onnx")))
-    row = run_gate(reg)["models"][0]
+    row = run_gate(reg).to_json()["models"][0]
     assert row["status"] == "fail" and "constant output differs" in row["reason"]
 
 
@@ -216,11 +216,11 @@ def test_same_inputs_same_figures(repo):
     fp32 = modelzoo.two_inputs(repo)
     perturbed_sidecar(fp32)
     reg = write_registry(repo / "registry.json", [{"id": "two", "onnx": fp32.name, "quant_mode": "dynamic"}])
-    a, b = run_gate(reg), run_gate(reg)
+    a, b = run_gate(reg).to_json(), run_gate(reg).to_json()
     for doc in (a, b):
         doc.pop("run_provenance")
     assert a == b
-    c = run_gate(reg, seed=1)
+    c = run_gate(reg, seed=1).to_json()
     assert c["models"][0]["drop"] != a["models"][0]["drop"]
 
 
@@ -257,7 +257,7 @@ def test_results_record_provenance_and_digests(repo):
     quantize_dynamic(fp32)
     reg = write_registry(repo / "registry.json", [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic",
                                                     "quant_accuracy_budget_plcc": 0.5}])
-    prov = run_gate(reg)["run_provenance"]
+    prov = run_gate(reg).to_json()["run_provenance"]
     assert prov["versions"]["onnxruntime"] and prov["cpu"]["model"]
     assert isinstance(prov["cpu"]["int8_features"], list)
     assert prov["inputs"]["mlp:int8"]["sha256"] == sha256_file(repo / "mlp.int8.onnx")
@@ -273,15 +273,15 @@ def test_eval_set_replaces_the_random_draws(repo):
                        b=rng.random((5, 8), dtype=np.float32))
     reg = write_registry(repo / "registry.json", [{"id": "two", "onnx": fp32.name, "quant_mode": "dynamic",
                                                     "quant_eval_set": "eval/two.npz"}])
-    results = run_gate(reg)
+    results = run_gate(reg).to_json()
     _validate_results(results)
     row = results["models"][0]
     assert row["status"] == "pass", row["reason"]
     assert row["samples"] == 5 and row["inputs"][0]["source"] == "eval set eval/two.npz"
     assert row["drop"] != run_gate(write_registry(repo / "r2.json", [
-        {"id": "two", "onnx": fp32.name, "quant_mode": "dynamic"}]))["models"][0]["drop"]
+        {"id": "two", "onnx": fp32.name, "quant_mode": "dynamic"}])).to_json()["models"][0]["drop"]
     modelzoo.write_npz(repo / "eval" / "two.npz", a=np.zeros((5, 8), np.float32))
-    row = run_gate(reg)["models"][0]
+    row = run_gate(reg).to_json()["models"][0]
     assert row["status"] == "error" and "missing 'b'" in row["reason"]
 
 

@@ -87,7 +87,7 @@ def gate_pair(fp32: Path, int8: Path) -> dict:
     from quantgate.registry import Entry
 
     e = Entry(index=-1, raw={}, id=fp32.stem, mode="qat", budget=0.01, onnx_path=fp32, int8_path=int8)
-    return gate_entry(e, GateSettings())
+    return gate_entry(e, GateSettings()).to_json()
 
 
 @pytest.mark.torch

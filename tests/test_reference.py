@@ -60,7 +60,7 @@ def test_default_gate_reproduces_reference_drop_exactly(repo, batch_dim):
     reg = write_registry(repo / "registry.json", [
         {"id": "metric", "onnx": "metric.onnx", "quant_mode": "static",
          "quant_calibration_set": "unused.npz"}])
-    results = run_gate(reg)
+    results = run_gate(reg).to_json()
     row = results["models"][0]
     assert row["status"] in ("pass", "fail"), row["reason"]
     expected = _reference_drop(fp32, repo / "metric.int8.onnx")

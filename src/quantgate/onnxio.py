@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from .errors import UserError
+from .errors import UserError, one_line
 
 # ONNX tensor element type -> numpy dtype, for the types a gate can draw.
 _ONNX_TO_NP = {
@@ -65,10 +65,6 @@ def graph_inputs(model: onnx.ModelProto, path: Path) -> list[TensorSig]:
     """Real inputs: graph inputs that are not initialisers (old exporters list weights too)."""
     inits = {i.name for i in model.graph.initializer}
     return [_sig(v, path) for v in model.graph.input if v.name not in inits]
-
-
-def graph_outputs(model: onnx.ModelProto, path: Path) -> list[TensorSig]:
-    return [_sig(v, path) for v in model.graph.output]
 
 
 def load_model(path: str | Path, *, what: str = "model", external: bool = True) -> onnx.ModelProto:
@@ -155,10 +151,7 @@ def session(model: str | Path | bytes, *, label: str | Path = "model"):
     try:
         return ort.InferenceSession(src, sess_options=so, providers=["CPUExecutionProvider"])
     except Exception as e:
-        msg = " ".join(str(e).split())
-        if len(msg) > 300:
-            msg = msg[:300] + "..."
-        raise UserError(f"{label}: ONNX Runtime cannot load it: {msg}") from None
+        raise UserError(f"{label}: ONNX Runtime cannot load it: {one_line(e, 303)}") from None
 
 
 def sig_from_session(sess) -> tuple[list[TensorSig], list[TensorSig]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -99,8 +101,22 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    atomic_write_bytes(dst, Path(src).read_bytes())
+def _finite(obj):
+    """JSON has no NaN or infinity: such a float becomes null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_json(path: str | os.PathLike, doc) -> None:
+    """The one writer of every JSON report: an object's `to_json()` (or a dict), indented,
+    non-finite numbers as null, written atomically."""
+    data = doc.to_json() if hasattr(doc, "to_json") else doc
+    atomic_write_text(path, json.dumps(_finite(data), indent=2, allow_nan=False) + "\n")
 
 
 def display(path: Path, root: Path | None) -> str:

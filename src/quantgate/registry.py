@@ -17,7 +17,7 @@ from typing import Any
 
 import jsonschema
 
-from .errors import UserError
+from .errors import UserError, param
 from .paths import confine, find_repo_root, sha256_file, sidecar_path
 
 DEFAULT_REGISTRY = "model/tiny/registry.json"
@@ -63,10 +63,6 @@ class Entry:
     gate_outputs: list[str] | None = None
     line: int | None = None
     problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 @dataclass
@@ -135,8 +131,8 @@ def _line_of_entry(text: str, model_id: str) -> int | None:
 
 def _read_registry(path: Path) -> tuple[str, Any]:
     if not path.exists():
-        raise UserError(f"{path}: registry not found; pass --registry PATH "
-                        f"(default {DEFAULT_REGISTRY})")
+        raise UserError("registry not found", subject=str(path),
+                        fix=f"pass {param('registry')} PATH (default {DEFAULT_REGISTRY})")
     if path.is_dir():
         raise UserError(f"{path}: is a folder; pass the registry JSON file itself")
     try:

@@ -26,6 +26,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from ..errors import one_line
+
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 _LINK_RE = re.compile(r'<([^>]+)>\s*;\s*rel="?([^";]+)"?')
@@ -101,7 +103,7 @@ def _message(data: Any, raw: bytes) -> str:
                 msg += " (" + "; ".join(extra) + ")"
         return msg
     text = raw.decode("utf-8", "replace").strip()
-    return " ".join(text.split())[:200] or "no message"
+    return one_line(text, 200) or "no message"
 
 
 @dataclass

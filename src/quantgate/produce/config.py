@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from ..errors import UserError
+from ..errors import UserError, param
 
 METHODS = ("minmax", "entropy", "percentile")
 # MatMul/Gemm only by default: dynamic ConvInteger runs several times slower than fp32 Conv
@@ -35,7 +35,8 @@ class QuantConfig:
     def with_options(self, **kw) -> "QuantConfig":
         kw = {k: v for k, v in kw.items() if v is not None}
         if "method" in kw and kw["method"] not in METHODS:
-            raise UserError(f"--method: unknown '{kw['method']}'; use one of {', '.join(METHODS)}")
+            raise UserError(f"unknown '{kw['method']}'", subject=param("method"),
+                            fix=f"use one of {', '.join(METHODS)}")
         return replace(self, **kw)
 
 
@@ -59,5 +60,5 @@ PRESETS: dict[str, dict[str, QuantConfig]] = {
 def preset(name: str, mode: str) -> QuantConfig:
     """The settings a preset gives a mode ("dynamic" or "static")."""
     if name not in PRESETS:
-        raise UserError(f"--preset: unknown '{name}'; use one of {', '.join(PRESETS)}")
+        raise UserError(f"unknown '{name}'", subject=param("preset"), fix=f"use one of {', '.join(PRESETS)}")
     return PRESETS[name][mode]

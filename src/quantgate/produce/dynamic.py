@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 from .config import DYNAMIC_DEFAULT_OPS, QuantConfig, preset
 from .pipeline import ProduceResult, produce
 
@@ -40,7 +40,7 @@ def quantize_dynamic(model: str | Path, output: str | Path | None = None, *,
         except UserError:
             raise
         except Exception as e:
-            raise UserError(f"{model}: dynamic quantisation failed: {' '.join(str(e).split())[:300]}") from None
+            raise UserError(f"{model}: dynamic quantisation failed: {one_line(e, 300)}") from None
         return {"op_types_requested": ops}
 
     return produce(mode="dynamic", model_path=model, output=Path(output) if output else None,

@@ -7,7 +7,6 @@ import collections
 import contextlib
 import io
 import logging
-import json
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -18,9 +17,9 @@ import numpy as np
 import onnx
 
 from .. import provenance
-from ..errors import UserError
+from ..errors import UserError, one_line, param
 from ..onnxio import graph_inputs, session, sig_from_session
-from ..paths import atomic_write_bytes, atomic_write_text, find_repo_root, sha256_file, sidecar_path
+from ..paths import atomic_write_bytes, find_repo_root, sha256_file, sidecar_path, write_json
 from .preflight import Prepared, prepare
 
 _QUANT_HELPERS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
@@ -95,8 +94,7 @@ def run_once(int8_bytes: bytes, label: str, feed: dict[str, np.ndarray] | None) 
     try:
         sess.run(None, feed)
     except Exception as e:
-        msg = " ".join(str(e).split())[:300]
-        raise UserError(f"{label}: the quantised model loads but does not run: {msg}") from None
+        raise UserError(f"{label}: the quantised model loads but does not run: {one_line(e, 300)}") from None
 
 
 def produce(*, mode: str, model_path: Path, output: Path | None,
@@ -106,9 +104,10 @@ def produce(*, mode: str, model_path: Path, output: Path | None,
     model_path = Path(model_path)
     output = Path(output) if output is not None else sidecar_path(model_path)
     if output.resolve() == model_path.resolve():
-        raise UserError(f"--output {output}: would overwrite the input model; pick another path")
+        raise UserError("would overwrite the input model", subject=f"{param('output')} {output}",
+                        fix="pick another path")
     if output.suffix != ".onnx":
-        raise UserError(f"--output {output}: must end in .onnx")
+        raise UserError("must end in .onnx", subject=f"{param('output')} {output}")
     started = time.perf_counter()
     prepared = prepare(model_path)
     with tempfile.TemporaryDirectory(prefix="quantgate-") as tmp:
@@ -148,7 +147,7 @@ def produce(*, mode: str, model_path: Path, output: Path | None,
         "run_provenance": provenance.build(inputs=inputs, root=find_repo_root(model_path), argv=argv),
     }
     if report_out is not None:
-        atomic_write_text(report_out, json.dumps(result.report, indent=2) + "\n")
+        write_json(report_out, result.report)
     return result
 
 

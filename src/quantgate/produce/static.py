@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 from . import calibration as cal
 from .config import QuantConfig, preset
 from .pipeline import ProduceResult, inputs_of, produce
@@ -53,7 +53,7 @@ def quantize_static(model: str | Path, calibration: str | Path | dict[str, np.nd
         except UserError:
             raise
         except Exception as e:
-            raise UserError(f"{model}: static quantisation failed: {' '.join(str(e).split())[:300]}") from None
+            raise UserError(f"{model}: static quantisation failed: {one_line(e, 300)}") from None
         return {"calibration": {"path": str(cal_path) if cal_path else None,
                                 "inputs": [s.name for s in ins], "samples": n}}
 

@@ -1,120 +1,22 @@
 """GitHub Actions sinks for a results document: step outputs, the job summary, annotations.
 
-Also the small parsers that turn the runner's `INPUT_*` strings into typed settings, and the
-rule that keeps a path input inside the workspace. Nothing here runs a model or calls the
-GitHub API; the action's entrypoint orchestrates these pieces.
+Nothing here runs a model, reads the runner's inputs or calls the GitHub API; `quantgate.action`
+orchestrates these pieces.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import uuid
 from pathlib import Path
 
-from ..errors import UserError
-from ..paths import confine
+from ..results import Results, Row
 
 # GitHub shows at most this many error (and warning) annotations per step.
 MAX_ANNOTATIONS = 10
 # The job summary of one step may hold at most 1 MiB.
 SUMMARY_LIMIT = 1024 * 1024
-
-_TRUE = {"true", "yes", "y", "on", "1"}
-_FALSE = {"false", "no", "n", "off", "0"}
-
-
-# --- settings from INPUT_* strings --------------------------------------------------------
-
-def input_env_name(name: str) -> str:
-    """The variable the runner sets for an input id: upper-cased, spaces turned into '_'."""
-    return "INPUT_" + name.replace(" ", "_").upper()
-
-
-def read_input(env: dict | os._Environ, name: str) -> str:
-    """An input's raw value, stripped; '' when unset (the runner sends '' for unset inputs too)."""
-    return (env.get(input_env_name(name)) or "").strip()
-
-
-def parse_bool(raw: str, *, name: str, default: bool) -> bool:
-    value = raw.strip().lower()
-    if not value:
-        return default
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise UserError(f"input {name}: '{raw}' is not a boolean; use true or false")
-
-
-def parse_int(raw: str, *, name: str, default: int, minimum: int | None = None) -> int:
-    value = raw.strip()
-    if not value:
-        return default
-    try:
-        n = int(value, 10)
-    except ValueError:
-        raise UserError(f"input {name}: '{raw}' is not a whole number; e.g. {default}") from None
-    if minimum is not None and n < minimum:
-        raise UserError(f"input {name}: {n} is below {minimum}; e.g. {default}")
-    return n
-
-
-def parse_ids(raw: str) -> list[str]:
-    """Model ids separated by commas, spaces or new lines (a YAML block scalar works too)."""
-    return [part for part in re.split(r"[\s,]+", raw.strip()) if part]
-
-
-def confine_to_workspace(raw: str, base: Path, workspace: Path, *, what: str) -> Path:
-    """`raw` resolved against `base`, refused when it leaves `workspace`.
-
-    An absolute path is accepted only when it already points inside the workspace (as
-    `/github/workspace/...` does in the container); `..` and symlinks that lead out are refused.
-    """
-    if os.path.isabs(raw):
-        ws = workspace.resolve()
-        p = Path(raw).resolve()
-        if p != ws and ws not in p.parents:
-            raise UserError(f"{what}: '{raw}' is outside the workspace {ws}; give a path relative to it")
-        raw = os.path.relpath(p, base.resolve())
-    return confine(raw, base, workspace, what=what)
-
-
-def relative_to_workspace(path: Path, workspace: Path) -> str:
-    """How a later step (running on the host, in the workspace) names the same file."""
-    try:
-        return path.resolve().relative_to(workspace.resolve()).as_posix()
-    except ValueError:
-        return str(path)
-
-
-# --- pull-request context -----------------------------------------------------------------
-
-PR_EVENTS = ("pull_request", "pull_request_target")
-
-
-def read_json_object(path: str | None) -> dict:
-    """A JSON object from a file (the runner's event payload, an outcome file); {} when the
-    file is missing, unreadable or not an object."""
-    if not path:
-        return {}
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def pull_request_number(event_name: str | None, event: dict) -> int | None:
-    """The PR this run is about, or None (push, schedule, workflow_dispatch, ...)."""
-    pr = event.get("pull_request")
-    if (event_name in PR_EVENTS or pr) and isinstance(pr, dict):
-        n = pr.get("number", event.get("number"))
-        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
-            return n
-    return None
-
 
 # --- workflow commands (annotations) ------------------------------------------------------
 
@@ -138,29 +40,29 @@ def _num(v, spec: str) -> str:
     return "n/a" if v is None else format(v, spec)
 
 
-def annotation_for(row: dict, registry_file: str | None) -> str:
+def annotation_for(row: Row, registry_file: str | None) -> str:
     """The `::error` line of one failing or erroring model, pointing at its registry entry."""
-    if row["status"] == "fail":
-        title = f"quantgate: {row['id']} is over its accuracy budget"
-        if row.get("drop") is not None:
-            detail = (f"drop {_num(row['drop'], '.6f')} > budget {_num(row.get('budget'), '.4f')} "
-                      f"(PLCC {_num(row.get('plcc'), '.6f')})")
+    if row.status == "fail":
+        title = f"quantgate: {row.id} is over its accuracy budget"
+        if row.drop is not None:
+            detail = (f"drop {_num(row.drop, '.6f')} > budget {_num(row.budget, '.4f')} "
+                      f"(PLCC {_num(row.plcc, '.6f')})")
         else:  # judged failed without a drop figure, e.g. an output quantisation collapsed
-            detail = row.get("reason") or f"over budget {_num(row.get('budget'), '.4f')}"
-        message = f"{row['id']} ({row.get('mode')}): {detail}"
+            detail = row.reason or f"over budget {_num(row.budget, '.4f')}"
+        message = f"{row.id} ({row.mode}): {detail}"
     else:
-        title = f"quantgate: {row['id']} could not be judged"
-        message = f"{row['id']} ({row.get('mode')}): {row.get('reason') or 'no reason given'}"
-    line = row.get("registry_line")
+        title = f"quantgate: {row.id} could not be judged"
+        message = f"{row.id} ({row.mode}): {row.reason or 'no reason given'}"
+    line = row.registry_line
     return workflow_command("error", message, file=registry_file,
                             line=line if isinstance(line, int) and line > 0 else None, title=title)
 
 
-def annotations(results: dict, registry_file: str | None, *, limit: int = MAX_ANNOTATIONS) -> list[str]:
+def annotations(results: Results, registry_file: str | None, *, limit: int = MAX_ANNOTATIONS) -> list[str]:
     """One `::error` per failing/erroring model (failures first), at most `limit` of them;
     when more models are affected a `::notice` says how many were not annotated."""
-    bad = [r for r in results.get("models", []) if r.get("status") in ("fail", "error")]
-    bad.sort(key=lambda r: (r["status"] != "fail", r.get("registry_line") or 0, r["id"]))
+    bad = [r for r in results.models if r.status in ("fail", "error")]
+    bad.sort(key=lambda r: (r.status != "fail", r.registry_line or 0, r.id))
     lines = [annotation_for(r, registry_file) for r in bad[:limit]]
     if len(bad) > limit:
         lines.append(workflow_command(
@@ -178,21 +80,22 @@ OUTPUT_NAMES = ("verdict", "passed", "failed", "errored", "skipped", "total", "w
 COMMENT_OUTPUT_NAMES = ("comment", "comment_url")
 
 
-def outputs_from_results(results: dict | None, *, results_path: str = "", markdown_path: str = "") -> dict[str, str]:
+def outputs_from_results(results: Results | None, *, results_path: str = "",
+                         markdown_path: str = "") -> dict[str, str]:
     """The action's outputs as strings; an unusable run (no results) reports verdict `error`."""
     if results is None:
         out = dict.fromkeys(OUTPUT_NAMES, "")
         out.update(verdict="error", passed="0", failed="0", errored="0", skipped="0", total="0")
         return out
-    c = results.get("counts", {})
-    worst = results.get("worst_drop")
+    c = results.counts
+    worst = results.worst_drop
     return {
-        "verdict": str(results.get("verdict", "error")),
-        "passed": str(c.get("pass", 0)),
-        "failed": str(c.get("fail", 0)),
-        "errored": str(c.get("error", 0)),
-        "skipped": str(c.get("skipped", 0)),
-        "total": str(c.get("total", 0)),
+        "verdict": results.verdict,
+        "passed": str(c.passed),
+        "failed": str(c.failed),
+        "errored": str(c.errored),
+        "skipped": str(c.skipped),
+        "total": str(c.total),
         "worst_drop": "" if worst is None else repr(float(worst)),
         "results_path": results_path,
         "markdown_path": markdown_path,

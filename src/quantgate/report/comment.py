@@ -17,6 +17,7 @@ import os
 import re
 import shlex
 
+from ..results import Results, Row
 from .markdown import method_line, sorted_rows
 
 GITHUB_LIMIT = 65536
@@ -104,16 +105,16 @@ def run_url(env: dict | None = None) -> str | None:
     return url
 
 
-def headline(results: dict) -> str:
+def headline(results: Results) -> str:
     """The first visible line: verdict, then counts in the reader's words, then the worst drop."""
-    c = results.get("counts", {})
-    verdict = results.get("verdict")
+    c = results.counts.to_json()
+    verdict = results.verdict
     head = {"pass": "✅ **quantgate: pass**", "fail": "❌ **quantgate: fail**",
             "error": "⚠️ **quantgate: error**"}.get(verdict, f"quantgate: {cell(verdict)}")
     parts = [f"{c.get(k, 0)} {w}" for k, w in (("fail", "over budget"), ("error", "could not be judged"),
                                                   ("pass", "within budget"), ("skipped", "skipped (fp32)"))
              if c.get(k)]
-    worst = results.get("worst_drop")
+    worst = results.worst_drop
     tail = f"; worst drop {num(worst)}" if worst is not None else ""
     return f"{head} — {', '.join(parts) or 'no models'}{tail}"
 
@@ -122,24 +123,24 @@ TABLE_HEAD = ("| | model | mode | drop | budget | headroom | PLCC | max err | Ki
               "|:-:|---|---|--:|--:|--:|--:|--:|--:|")
 
 
-def table_row(r: dict) -> str:
-    return (f"| {ICON.get(r.get('status'), '?')} | {code(str(r.get('id', '?'))[:80])} | "
-            f"{cell(r.get('mode', ''))} | {num(r.get('drop'))} | {budget_str(r.get('budget'))} | "
-            f"{num(r.get('headroom'))} | {num(r.get('plcc'))} | {err_str(r.get('max_abs_error'))} | "
-            f"{size_str(r.get('fp32_bytes'), r.get('int8_bytes'))} |")
+def table_row(r: Row) -> str:
+    return (f"| {ICON.get(r.status, '?')} | {code(r.id[:80])} | "
+            f"{cell(r.mode)} | {num(r.drop)} | {budget_str(r.budget)} | "
+            f"{num(r.headroom)} | {num(r.plcc)} | {err_str(r.max_abs_error)} | "
+            f"{size_str(r.fp32_bytes, r.int8_bytes)} |")
 
 
-def reason_line(r: dict, limit: int = 300) -> str:
-    text = " ".join(str(r.get("reason") or "").split())
+def reason_line(r: Row, limit: int = 300) -> str:
+    text = " ".join(str(r.reason or "").split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    return f"- {ICON.get(r.get('status'), '')} {code(str(r.get('id', '?'))[:80])}: {cell(text)}"
+    return f"- {ICON.get(r.status, '')} {code(r.id[:80])}: {cell(text)}"
 
 
-def reproduce_commands(results: dict, image: str | None = None) -> list[str]:
+def reproduce_commands(results: Results, image: str | None = None) -> list[str]:
     """`git checkout`, `quantgate gate ...` and `docker run ... gate ...` for this run."""
     args, selection = _gate_args(results)
-    prov = results.get("run_provenance") or {}
+    prov = results.run_provenance
     version = (prov.get("versions") or {}).get("quantgate") or "latest"
     image = image or os.environ.get("QUANTGATE_IMAGE") or f"ghcr.io/quantgate/quantgate:{version}"
     cmds = []
@@ -156,18 +157,18 @@ def reproduce_commands(results: dict, image: str | None = None) -> list[str]:
     return cmds
 
 
-def _gate_args(results: dict) -> tuple[list[str], list[str]]:
+def _gate_args(results: Results) -> tuple[list[str], list[str]]:
     """(registry and settings options, model selection) as the results document records them."""
-    s = results.get("settings") or {}
+    s = results.settings
     args = []
-    if results.get("registry"):
-        args += ["--registry", str(results["registry"])]
+    if results.registry:
+        args += ["--registry", results.registry]
     args += ["--samples", str(s.get("samples", 16)), "--seed", str(s.get("seed", 0))]
     return args, [str(x) for x in s.get("selection") or []]
 
 
-def provenance_block(results: dict, image: str | None = None) -> str:
-    prov = results.get("run_provenance") or {}
+def provenance_block(results: Results, image: str | None = None) -> str:
+    prov = results.run_provenance
     v = prov.get("versions") or {}
     cpu = prov.get("cpu") or {}
     osi = prov.get("os") or {}
@@ -190,13 +191,13 @@ def provenance_block(results: dict, image: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def render_comment(results: dict, *, max_chars: int = DEFAULT_MAX, env: dict | None = None,
+def render_comment(results: Results, *, max_chars: int = DEFAULT_MAX, env: dict | None = None,
                    image: str | None = None) -> str:
     """The whole comment, at most `max_chars` UTF-8 bytes."""
     url = run_url(env)
     rows = sorted_rows(results)
-    top = [marker(results.get("registry")), headline(results), ""]
-    reg = results.get("registry")
+    top = [marker(results.registry), headline(results), ""]
+    reg = results.registry
     if reg:
         top += [f"Registry {code(reg)}", ""]
     tail = [provenance_block(results, image), ""]
@@ -223,21 +224,21 @@ def render_comment(results: dict, *, max_chars: int = DEFAULT_MAX, env: dict | N
     return body if size(body) <= max_chars else body.encode("utf-8")[:max_chars].decode("utf-8", "ignore")
 
 
-def _pointer(cut: int, rows: list[dict], url: str | None) -> str:
-    passing = sum(r.get("status") in ("pass", "skipped") for r in rows)
+def _pointer(cut: int, rows: list[Row], url: str | None) -> str:
+    passing = sum(r.status in ("pass", "skipped") for r in rows)
     where = f"the [job summary]({url})" if url else "the job summary"
     return (f"_{cut} more model(s) not shown ({passing} of them passing or skipped) to stay under "
             f"GitHub's comment limit; {where} has the full table._")
 
 
-def _assemble(top: list[str], rows: list[dict], n: int, tail: list[str], url: str | None) -> str:
+def _assemble(top: list[str], rows: list[Row], n: int, tail: list[str], url: str | None) -> str:
     shown = rows[:n]
     parts = list(top)
     if shown:
         parts += [TABLE_HEAD, *(table_row(r) for r in shown)]
     if n < len(rows):
         parts += ["", _pointer(len(rows) - n, rows[n:], url)]
-    reasons = [r for r in shown if r.get("status") in ("fail", "error") and r.get("reason")]
+    reasons = [r for r in shown if r.status in ("fail", "error") and r.reason]
     if reasons:
         parts += ["", *(reason_line(r) for r in reasons)]
     parts += [""] + tail

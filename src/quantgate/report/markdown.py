@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..results import Results, Row
+
 STATUS_ICON = {"fail": "❌ fail", "error": "⚠️ error", "pass": "✅ pass", "skipped": "➖ skipped"}
 _ORDER = {"fail": 0, "error": 1, "pass": 2, "skipped": 3}
 
@@ -20,53 +22,52 @@ def fmt_bytes(n) -> str:
     return f"{n / (1024 * 1024):.2f} MiB"
 
 
-def sorted_rows(results: dict) -> list[dict]:
+def sorted_rows(results: Results) -> list[Row]:
     """Failing, then erroring, then passing, then skipped; by id within each."""
-    return sorted(results.get("models", []), key=lambda r: (_ORDER.get(r["status"], 9), r["id"]))
+    return sorted(results.models, key=lambda r: (_ORDER.get(r.status, 9), r.id))
 
 
-def render_table(rows: list[dict]) -> str:
+def render_table(rows: list[Row]) -> str:
     head = ("| model | status | mode | drop | budget | headroom | PLCC | worst abs err | SQNR dB | size fp32 → int8 |\n"
             "|---|---|---|---:|---:|---:|---:|---:|---:|---|")
     lines = [head]
     for r in rows:
-        sqnr = "∞" if r.get("sqnr_db") is None and r.get("drop") == 0.0 else fmt_num(r.get("sqnr_db"), ".1f")
+        sqnr = "∞" if r.sqnr_db is None and r.drop == 0.0 else fmt_num(r.sqnr_db, ".1f")
         lines.append(
-            f"| `{r['id']}` | {STATUS_ICON.get(r['status'], r['status'])} | {r['mode']} | "
-            f"{fmt_num(r.get('drop'))} | {fmt_num(r.get('budget'), '.4f')} | {fmt_num(r.get('headroom'))} | "
-            f"{fmt_num(r.get('plcc'))} | {fmt_num(r.get('max_abs_error'), '.4g')} | {sqnr} | "
-            f"{fmt_bytes(r.get('fp32_bytes'))} → {fmt_bytes(r.get('int8_bytes'))} |"
+            f"| `{r.id}` | {STATUS_ICON.get(r.status, r.status)} | {r.mode} | "
+            f"{fmt_num(r.drop)} | {fmt_num(r.budget, '.4f')} | {fmt_num(r.headroom)} | "
+            f"{fmt_num(r.plcc)} | {fmt_num(r.max_abs_error, '.4g')} | {sqnr} | "
+            f"{fmt_bytes(r.fp32_bytes)} → {fmt_bytes(r.int8_bytes)} |"
         )
     return "\n".join(lines)
 
 
-def headline(results: dict) -> str:
-    c = results["counts"]
+def headline(results: Results) -> str:
+    c = results.counts
     word = {"pass": "✅ quantgate: every gated model is within its budget",
             "fail": "❌ quantgate: a model is over its accuracy budget",
-            "error": "⚠️ quantgate: a model could not be judged"}[results["verdict"]]
-    return (f"{word} — {c['pass']} passed, {c['fail']} failed, {c['error']} errored, "
-            f"{c['skipped']} skipped")
+            "error": "⚠️ quantgate: a model could not be judged"}[results.verdict]
+    return f"{word} — {c.passed} passed, {c.failed} failed, {c.errored} errored, {c.skipped} skipped"
 
 
-def render_markdown(results: dict) -> str:
+def render_markdown(results: Results) -> str:
     rows = sorted_rows(results)
     parts = [f"### {headline(results)}", "", render_table(rows), ""]
-    reasons = [r for r in rows if r.get("reason") and r["status"] in ("fail", "error")]
+    reasons = [r for r in rows if r.reason and r.status in ("fail", "error")]
     if reasons:
         parts.append("**Why**")
         parts.append("")
-        parts += [f"- `{r['id']}`: {r['reason']}" for r in reasons]
+        parts += [f"- `{r.id}`: {r.reason}" for r in reasons]
         parts.append("")
     parts.append(method_line(results) + ".")
     return "\n".join(parts) + "\n"
 
 
-def method_line(results: dict) -> str:
+def method_line(results: Results) -> str:
     """How the figures were measured, in one sentence (the table footer and the comment)."""
-    s = results.get("settings") or {}
-    eval_sets = [r["id"] for r in results.get("models", []) if r.get("inputs")
-                 and str(r["inputs"][0].get("source", "")).startswith("eval set")]
+    s = results.settings
+    eval_sets = [r.id for r in results.models if r.inputs
+                 and str(r.inputs[0].get("source", "")).startswith("eval set")]
     where = f"{s.get('samples', '?')} drawn samples (seed {s.get('seed', '?')})"
     if eval_sets:
         where += f", or its eval set for {', '.join(eval_sets)}"

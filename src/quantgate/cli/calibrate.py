@@ -8,14 +8,10 @@ from pathlib import Path
 
 import click
 
-from .cli import main
-from .errors import EXIT_PASS
-from .registry import DEFAULT_REGISTRY
-
-
-def _split(values) -> tuple[str, ...]:
-    """Repeated options that also accept comma-separated lists."""
-    return tuple(v.strip() for item in values or () for v in item.split(",") if v.strip())
+from ..errors import EXIT_PASS
+from ..registry import DEFAULT_REGISTRY
+from .base import Group
+from .options import split_list
 
 
 def _fmt(v) -> str:
@@ -28,7 +24,7 @@ def _echo_inputs(inputs: list[dict]) -> None:
                    f"mean {_fmt(i['mean'])}  std {_fmt(i['std'])}")
 
 
-@main.group()
+@click.group(cls=Group)
 def calibrate() -> None:
     """Build and check calibration sets (.npz, one array per model input) for static PTQ and QAT."""
 
@@ -71,15 +67,15 @@ def calibrate() -> None:
 def build(model, source, out, n, seed, take_all, columns, maps, dims, drop_nonfinite, registry_id, registry,
           root, report_out, channels, size, fit, value_range, mean, std) -> int:
     """Build a calibration set for MODEL from a parquet cache, arrays or images."""
-    from .calibrate import BuildOptions, ImageOptions, build_set
-    from .calibrate.images import parse_floats, parse_size
-    from .calibrate.layout import parse_dims
+    from ..calibrate import BuildOptions, ImageOptions, build_set
+    from ..calibrate.images import parse_floats, parse_size
+    from ..calibrate.layout import parse_dims
 
     if take_all and n is not None:
         raise click.UsageError("--all takes every row; drop --n (or drop --all)")
     image = ImageOptions(channels=channels, size=parse_size(size), fit=fit, value_range=value_range,
                          mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"))
-    opts = BuildOptions(n=n, seed=seed, take_all=take_all, columns=_split(columns), maps=tuple(maps),
+    opts = BuildOptions(n=n, seed=seed, take_all=take_all, columns=split_list(columns), maps=tuple(maps),
                         dims=parse_dims(dims), drop_nonfinite=drop_nonfinite, image=image)
     r = build_set(model, source, out, opts, registry=registry, registry_id=registry_id, root=root,
                   report_out=report_out, argv=sys.argv)
@@ -110,7 +106,7 @@ def build(model, source, out, n, seed, take_all, columns, maps, dims, drop_nonfi
 @click.option("--report-out", type=click.Path(dir_okay=False, path_type=Path), help="Write the check as JSON.")
 def check(set_path, model, min_samples, report_out) -> int:
     """Validate SET.npz against MODEL: keys, dtypes, shapes, finite values, sample count."""
-    from .calibrate import check_set, write_report
+    from ..calibrate import check_set, write_report
 
     r = check_set(set_path, model, min_samples=min_samples)
     if report_out:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 
-from .cli import main
-from .errors import EXIT_PASS
+from .base import Command
+from ..errors import EXIT_PASS
 
 _path = click.Path(dir_okay=False, path_type=Path)
 
 
-@main.command()
+@click.command(cls=Command)
 @click.option("--config", "config", required=True, type=_path, help="QAT config YAML (see docs/qat.md).")
 @click.option("--output", "-o", required=True, type=_path, help="Where to write the int8 model (MODEL.int8.onnx).")
 @click.option("--epochs-fp32", type=int, default=None, help="fp32 warm-start epochs (config: qat.epochs_fp32, default 20).")
@@ -36,11 +36,11 @@ def qat(config, output, epochs_fp32, epochs_qat, lr_qat, n_calibration, seed, sm
 
     Needs the optional torch extra: pip install 'quantgate[qat]'.
     """
-    from .qat import require_torch
+    from ..qat import require_torch
 
     require_torch()
-    from .qat.config import load_config
-    from .qat.pipeline import Progress, run
+    from ..qat.config import load_config
+    from ..qat.pipeline import Progress, run
 
     s = load_config(config).with_overrides(epochs_fp32=epochs_fp32, epochs_qat=epochs_qat, lr_qat=lr_qat,
                                            n_calibration=n_calibration, seed=seed, exporter=exporter)

@@ -8,74 +8,18 @@ artifact in --from-artifact mode.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from pathlib import Path
 
 import click
 
-from .cli import main
-from .errors import EXIT_PASS, UserError
-
-_REPO_RE = re.compile(r"[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+")
-
-
-def _token(env) -> str | None:
-    # The action's explicit input wins over an ambient GITHUB_TOKEN.
-    for name in ("INPUT_GITHUB_TOKEN", "GITHUB_TOKEN"):
-        v = (env.get(name) or "").strip()
-        if v:
-            return v
-    return None
-
-
-def _repo(given: str | None, env) -> str:
-    repo = given or env.get("GITHUB_REPOSITORY")
-    if not repo:
-        raise UserError("--repo: not given and GITHUB_REPOSITORY is not set; pass --repo OWNER/NAME")
-    if not _REPO_RE.fullmatch(repo) or repo.startswith(".") or ".." in repo:
-        raise UserError(f"--repo: '{repo}' is not OWNER/NAME; pass e.g. --repo octo-org/models")
-    return repo
-
-
-def pr_from_event(env) -> int | None:
-    """The PR number of a pull_request(_target) or issue_comment-on-a-PR event payload."""
-    path = env.get("GITHUB_EVENT_PATH")
-    if not path:
-        return None
-    try:
-        event = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise UserError(f"GITHUB_EVENT_PATH: cannot read {path}; pass --pr N") from None
-    if not isinstance(event, dict):
-        return None
-    pr = event.get("pull_request")
-    if isinstance(pr, dict) and isinstance(pr.get("number"), int):
-        return pr["number"]
-    issue = event.get("issue")
-    if isinstance(issue, dict) and issue.get("pull_request") and isinstance(issue.get("number"), int):
-        return issue["number"]
-    return None
-
-
-def _load_results(path: Path) -> dict:
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such results file; write one with `quantgate gate --out-json {path}`") from None
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: not a readable JSON results document ({type(e).__name__}); "
-                        "re-run `quantgate gate --out-json`") from None
-    if not isinstance(results, dict) or not isinstance(results.get("models"), list) \
-            or results.get("verdict") not in ("pass", "fail", "error"):
-        raise UserError(f"{path}: verdict/models: not a quantgate results document; "
-                        "pass the file `quantgate gate --out-json` wrote")
-    return results
-
+from .base import Command
+from ..errors import EXIT_PASS, UserError, param
+from ..github import context
+from ..github.comment import MODES
 
 def _client(token, env):
-    from .github.client import GitHubClient
+    from ..github.client import GitHubClient
 
     try:
         return GitHubClient.from_env(token, env)
@@ -84,10 +28,10 @@ def _client(token, env):
 
 
 def _report(outcome, outcome_json: Path | None) -> None:
-    from .paths import atomic_write_text
+    from ..paths import write_json
 
     if outcome_json:
-        atomic_write_text(outcome_json, json.dumps(outcome.to_json(), indent=2) + "\n")
+        write_json(outcome_json, outcome)
     where = f" {outcome.url}" if outcome.url else ""
     if outcome.action == "off":
         click.echo("quantgate: comment off" + (f"; body written to {outcome.body_path}" if outcome.body_path else ""))
@@ -97,13 +41,13 @@ def _report(outcome, outcome_json: Path | None) -> None:
         click.echo(f"quantgate: warning: comment not posted ({outcome.action}): {outcome.message}", err=True)
 
 
-@main.command()
+@click.command(cls=Command)
 @click.option("--results", type=click.Path(dir_okay=False, path_type=Path),
               help="The results document `quantgate gate --out-json` wrote.")
 @click.option("--repo", help="OWNER/NAME (default: GITHUB_REPOSITORY).")
 @click.option("--pr", type=click.IntRange(min=1), help="Pull request number (default: from the event "
               "payload at GITHUB_EVENT_PATH).")
-@click.option("--mode", type=click.Choice(["update", "recreate", "off"]), default="update",
+@click.option("--mode", type=click.Choice(list(MODES)), default="update",
               show_default=True, help="update: edit our comment in place; recreate: delete it and "
               "post anew (moves it to the bottom); off: only render (and write --body-out).")
 @click.option("--body-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -129,27 +73,28 @@ def comment(results, repo, pr, mode, body_out, outcome_json, author, image, from
     Token: INPUT_GITHUB_TOKEN or GITHUB_TOKEN; API: GITHUB_API_URL (Enterprise Server too).
     A comment that cannot be posted is a warning and exit 0: the gate's verdict stands.
     """
-    from .github.comment import sanitise_artifact, sync_comment
-    from .report.comment import marker, render_comment
+    from ..github.comment import sanitise_artifact, sync_comment
+    from ..report.comment import marker, render_comment
+    from ..results import Results
 
     env = os.environ
     if (results is None) == (from_artifact is None):
         raise click.UsageError("give exactly one of --results RESULTS.json and --from-artifact FILE")
     if workflow_run_event and from_artifact is None:
         raise click.UsageError("--workflow-run-event goes with --from-artifact")
-    token = _token(env)
+    token = context.token(env)
 
     if from_artifact is not None:
-        repo = _repo(repo, env)
+        repo = context.repository(repo, env)
         try:
             raw = from_artifact.read_bytes()
         except OSError as e:
-            raise UserError(f"{from_artifact}: cannot read the artifact ({type(e).__name__})") from None
+            raise UserError(f"cannot read the artifact ({type(e).__name__})", subject=str(from_artifact)) from None
         body, mark = sanitise_artifact(raw, source=str(from_artifact))
         client = _client(token, env)
         if pr is None and workflow_run_event:
-            from .github.client import GitHubError
-            from .github.comment import Outcome, pr_for_workflow_run, workflow_run_from_event
+            from ..github.client import GitHubError
+            from ..github.comment import Outcome, pr_for_workflow_run, workflow_run_from_event
 
             wr = workflow_run_from_event(env.get("GITHUB_EVENT_PATH"))
             try:
@@ -161,25 +106,26 @@ def comment(results, repo, pr, mode, body_out, outcome_json, author, image, from
                         outcome_json)
                 return EXIT_PASS
         if pr is None:
-            raise UserError("--pr: not given; pass --pr N or --workflow-run-event")
+            raise UserError("not given", subject=param("pr"),
+                            fix=f"pass {param('pr')} N or {param('workflow_run_event')}")
         outcome = sync_comment(client, repo, pr, lambda _n: body, marker=mark, mode=mode,
                                author=author, body_out=body_out)
         _report(outcome, outcome_json)
         return EXIT_PASS
 
-    doc = _load_results(results)
+    doc = Results.read(results)
     if mode == "off":  # render only: no repository or pull request needed
-        repo = _repo(repo, env) if (repo or env.get("GITHUB_REPOSITORY")) else None
+        repo = context.repository(repo, env) if (repo or env.get("GITHUB_REPOSITORY")) else None
     else:
-        repo = _repo(repo, env)
+        repo = context.repository(repo, env)
     if pr is None:
-        pr = pr_from_event(env)
+        pr = context.pull_request_number(context.load_event(env.get("GITHUB_EVENT_PATH"), strict=True))
     if pr is None and mode != "off":
-        raise UserError("--pr: no pull request context (the event at GITHUB_EVENT_PATH has no "
-                        "pull_request); pass --pr N")
+        raise UserError("no pull request context (the event at GITHUB_EVENT_PATH has no pull_request)",
+                        subject=param("pr"), fix=f"pass {param('pr')} N")
     client = _client(token, env) if token and mode != "off" else None
     outcome = sync_comment(client, repo, pr, lambda n: render_comment(doc, max_chars=n, env=env, image=image),
-                           marker=marker(doc.get("registry")), mode=mode, author=author,
+                           marker=marker(doc.registry), mode=mode, author=author,
                            body_out=body_out)
     _report(outcome, outcome_json)
     return EXIT_PASS

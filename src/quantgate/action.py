@@ -1,0 +1,322 @@
+"""The GitHub Action: the runner's environment in, the same gate the CLI runs, the Actions sinks out.
+
+Settings come from the caller's options (`quantgate action --samples 8`), else from the
+runner's `INPUT_<NAME>` variables, else from the defaults action.yml declares, so a plain
+`docker run` needs no runner. The run writes the results JSON and markdown in the workspace, the
+job summary, the step outputs, one annotation per failing model and (on a pull request) the
+comment. The exit code is the gate's, except that violations alone exit 0 when
+fail_on_violation is false; a crash exits 2 ("could not judge"), never 1 ("over budget").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from .errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, UserError
+from .gate import DEFAULT_SAMPLES, DEFAULT_SEED
+from .github import context
+from .paths import atomic_write_text, confine, write_json
+from .registry import DEFAULT_REGISTRY
+from .report import actions
+
+# The action's inputs and their defaults, as action.yml declares them.
+DEFAULTS = {
+    "registry": DEFAULT_REGISTRY,
+    "models": "",
+    "fail_on_violation": "true",
+    "out_json": "quantgate-results.json",
+    "markdown_out": "quantgate-results.md",
+    "comment": "true",
+    "github_token": "",
+    "samples": str(DEFAULT_SAMPLES),
+    "seed": str(DEFAULT_SEED),
+    "working_directory": ".",
+}
+COMMENT_TIMEOUT_S = 180
+COMMENT_BODY_FILE = "quantgate-comment.md"
+
+_TRUE = {"true", "yes", "y", "on", "1"}
+_FALSE = {"false", "no", "n", "off", "0"}
+
+
+def input_name(name: str) -> str:
+    """How the action words a library parameter in an error line."""
+    return f"input {name}"
+
+
+def input_env_name(name: str) -> str:
+    """The variable the runner sets for an input id: upper-cased, spaces turned into '_'."""
+    return "INPUT_" + name.replace(" ", "_").upper()
+
+
+def read_input(env: Mapping[str, str], name: str) -> str:
+    """An input's raw value, stripped; '' when unset (the runner sends '' for unset inputs too)."""
+    return (env.get(input_env_name(name)) or "").strip()
+
+
+def parse_bool(raw: str, *, name: str, default: bool) -> bool:
+    value = raw.strip().lower()
+    if not value:
+        return default
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise UserError(f"'{raw}' is not a boolean", subject=input_name(name), fix="use true or false")
+
+
+def parse_int(raw: str, *, name: str, default: int, minimum: int | None = None) -> int:
+    value = raw.strip()
+    if not value:
+        return default
+    try:
+        n = int(value, 10)
+    except ValueError:
+        raise UserError(f"'{raw}' is not a whole number", subject=input_name(name),
+                        fix=f"e.g. {default}") from None
+    if minimum is not None and n < minimum:
+        raise UserError(f"{n} is below {minimum}", subject=input_name(name), fix=f"e.g. {default}")
+    return n
+
+
+def parse_ids(raw: str) -> list[str]:
+    """Model ids separated by commas, spaces or new lines (a YAML block scalar works too)."""
+    return [part for part in re.split(r"[\s,]+", raw.strip()) if part]
+
+
+def confine_to_workspace(raw: str, base: Path, workspace: Path, *, what: str) -> Path:
+    """`raw` resolved against `base`, refused when it leaves `workspace`.
+
+    An absolute path is accepted only when it already points inside the workspace (as
+    `/github/workspace/...` does in the container); `..` and symlinks that lead out are refused.
+    """
+    if os.path.isabs(raw):
+        ws = workspace.resolve()
+        p = Path(raw).resolve()
+        if p != ws and ws not in p.parents:
+            raise UserError(f"'{raw}' is outside the workspace {ws}", subject=what,
+                            fix="give a path relative to it")
+        raw = os.path.relpath(p, base.resolve())
+    return confine(raw, base, workspace, what=what)
+
+
+def relative_to_workspace(path: Path, workspace: Path) -> str:
+    """How a later step (running on the host, in the workspace) names the same file."""
+    try:
+        return path.resolve().relative_to(workspace.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+@dataclass
+class Settings:
+    """The action's inputs, typed and checked: every path confined to the workspace."""
+
+    workspace: Path
+    working_directory: Path
+    registry: Path
+    models: list[str] = field(default_factory=list)
+    fail_on_violation: bool = True
+    out_json: Path | None = None
+    markdown_out: Path | None = None
+    comment: bool = True
+    github_token: str = ""
+    samples: int = DEFAULT_SAMPLES
+    seed: int = DEFAULT_SEED
+
+    @classmethod
+    def load(cls, options: Mapping[str, str | None], env: Mapping[str, str]) -> "Settings":
+        """Options win over `INPUT_*`, which win over the defaults; '' means 'not given'."""
+        raw = {}
+        for name, default in DEFAULTS.items():
+            value = options.get(name)
+            if value is None or not value.strip():
+                value = read_input(env, name)
+            raw[name] = value.strip() if value and value.strip() else default
+
+        ws_raw = options.get("workspace") or env.get("GITHUB_WORKSPACE") or os.getcwd()
+        workspace = Path(ws_raw).resolve()
+        if not workspace.is_dir():
+            raise UserError(f"workspace {workspace} is not a folder; mount the repository there")
+        wd = confine_to_workspace(raw["working_directory"], workspace, workspace,
+                                  what=input_name("working_directory"))
+        if not wd.is_dir():
+            raise UserError(f"'{raw['working_directory']}' is not a folder in the workspace",
+                            subject=input_name("working_directory"))
+
+        def path(name: str, value: str | None = None) -> Path:
+            return confine_to_workspace(raw[name] if value is None else value, wd, workspace,
+                                        what=input_name(name))
+
+        # a model may be named by its .onnx file; that file must stay inside the workspace too
+        models = [str(path("models", m)) if m.endswith(".onnx") else m for m in parse_ids(raw["models"])]
+        return cls(
+            workspace=workspace,
+            working_directory=wd,
+            registry=path("registry"),
+            models=models,
+            fail_on_violation=parse_bool(raw["fail_on_violation"], name="fail_on_violation", default=True),
+            out_json=path("out_json"),
+            markdown_out=path("markdown_out"),
+            comment=parse_bool(raw["comment"], name="comment", default=True),
+            github_token=raw["github_token"],
+            samples=parse_int(raw["samples"], name="samples", default=DEFAULT_SAMPLES, minimum=1),
+            seed=parse_int(raw["seed"], name="seed", default=DEFAULT_SEED),
+        )
+
+
+def in_actions(env: Mapping[str, str]) -> bool:
+    return env.get("GITHUB_ACTIONS") == "true"
+
+
+def emit(line: str) -> None:
+    print(line, flush=True)
+
+
+def report_error(message: str, env: Mapping[str, str], *, file: str | None = None) -> int:
+    """A run that produced no results: one line, an annotation, outputs and summary say so."""
+    print(f"quantgate: error: {message}", file=sys.stderr, flush=True)
+    if in_actions(env):
+        emit(actions.workflow_command("error", message, file=file, title="quantgate could not run"))
+    _sinks(env, actions.outputs_from_results(None), actions.error_summary(message), None)
+    return EXIT_ERROR
+
+
+def _sinks(env: Mapping[str, str], outputs: dict, summary: str | None, full_copy: str | None) -> None:
+    out_file = env.get("GITHUB_OUTPUT")
+    if out_file:
+        try:
+            actions.write_outputs(out_file, outputs)
+        except OSError as e:
+            emit(actions.workflow_command("warning", f"could not write step outputs to {out_file}: {e}"))
+    summary_file = env.get("GITHUB_STEP_SUMMARY")
+    if summary_file and summary:
+        try:
+            if actions.append_summary(summary_file, summary, full_copy=full_copy):
+                emit(actions.workflow_command(
+                    "warning", "the results table was too long for the job summary and was cut; "
+                               f"the full table is in {full_copy}"))
+        except OSError as e:
+            emit(actions.workflow_command("warning", f"could not write the job summary to {summary_file}: {e}"))
+
+
+def comment_command() -> list[str] | None:
+    """`quantgate comment` from the same environment as this interpreter, else from PATH."""
+    exe = Path(sys.executable).with_name("quantgate")
+    found = str(exe) if exe.is_file() else shutil.which("quantgate")
+    return [found, "comment"] if found else None
+
+
+def post_comment(results_file: Path, s: Settings, env: Mapping[str, str]) -> dict[str, str]:
+    """Run `quantgate comment` on a pull request; returns the comment outputs.
+
+    A separate process, so that nothing the comment does can take the verdict with it. Never
+    changes the exit code: a comment that was not posted (a fork's read-only token, no network,
+    the command missing or failing) is a warning. When it could not be posted the body is left
+    in `quantgate-comment.md` at the workspace root for the companion workflow.
+    """
+    none = {"comment": "", "comment_url": ""}
+    event_name = env.get("GITHUB_EVENT_NAME")
+    if not s.comment:
+        return none
+    if context.pull_request_number(context.load_event(env.get("GITHUB_EVENT_PATH"), strict=False)) is None:
+        print(f"quantgate: no pull request in this run ({event_name or 'no event'}); no comment", flush=True)
+        return none
+    cmd = comment_command()
+    if not cmd:
+        emit(actions.workflow_command("warning", "the quantgate command is not installed; no comment posted",
+                                      title="quantgate comment"))
+        return {**none, "comment": "failed"}
+    child_env = dict(env)
+    if s.github_token:
+        child_env["GITHUB_TOKEN"] = child_env["INPUT_GITHUB_TOKEN"] = s.github_token
+    with tempfile.TemporaryDirectory(prefix="quantgate-comment-") as tmp:
+        outcome_file = Path(tmp) / "outcome.json"
+        try:
+            proc = subprocess.run([*cmd, "--results", str(results_file), "--outcome-json", str(outcome_file),
+                                   "--body-out", str(s.workspace / COMMENT_BODY_FILE)],
+                                  env=child_env, cwd=s.working_directory, capture_output=True, text=True,
+                                  timeout=COMMENT_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            emit(actions.workflow_command("warning", f"quantgate comment did not run: {e}; the verdict stands",
+                                          title="quantgate comment"))
+            return {**none, "comment": "failed"}
+        outcome = context.load_event(str(outcome_file), strict=False)
+    if proc.stdout.strip():
+        print(proc.stdout.rstrip(), flush=True)
+    if proc.stderr.strip():
+        print(proc.stderr.rstrip(), file=sys.stderr, flush=True)
+    if proc.returncode != 0 or not outcome.get("posted"):
+        why = outcome.get("message") or (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        emit(actions.workflow_command(
+            "warning", f"the pull-request comment was not posted: {why}; the verdict stands",
+            title="quantgate comment"))
+    return {"comment": str(outcome.get("action") or "failed"), "comment_url": str(outcome.get("url") or "")}
+
+
+def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list[str] | None = None) -> int:
+    """One action run; `options` are the caller's values by input name (None: not given)."""
+    try:
+        s = Settings.load(options, env)
+    except UserError as e:
+        return report_error(e.render(input_name), env)
+
+    from .gate import line_for, run_gate, summary_line
+    from .report.markdown import render_markdown
+
+    registry_file = relative_to_workspace(s.registry, s.workspace)
+    os.chdir(s.working_directory)  # relative paths mean what they mean to the CLI run there
+    try:
+        results = run_gate(s.registry, s.models, root=s.working_directory, samples=s.samples, seed=s.seed,
+                           argv=argv if argv is not None else ["quantgate", "action"],
+                           progress=lambda row: print(line_for(row), flush=True))
+    except UserError as e:
+        return report_error(e.render(input_name), env, file=registry_file if s.registry.is_file() else None)
+
+    assert s.out_json is not None and s.markdown_out is not None
+    results_path = relative_to_workspace(s.out_json, s.workspace)
+    markdown_path = relative_to_workspace(s.markdown_out, s.workspace)
+    try:
+        markdown = render_markdown(results)
+        write_json(s.out_json, results)
+        atomic_write_text(s.markdown_out, markdown)
+    except OSError as e:
+        return report_error(f"could not write the results: {e}", env)
+
+    if in_actions(env):
+        for line in actions.annotations(results, registry_file):
+            emit(line)
+    else:
+        print(markdown, flush=True)
+    comment = post_comment(s.out_json, s, env)
+    _sinks(env, {**actions.outputs_from_results(results, results_path=results_path,
+                                                markdown_path=markdown_path), **comment},
+           markdown, markdown_path)
+
+    print(f"{summary_line(results)}; results in {results_path}", flush=True)
+    code = results.exit_code
+    if code == EXIT_FAIL and not s.fail_on_violation:
+        print("quantgate: fail_on_violation is false: the step passes despite the violations", flush=True)
+        return EXIT_PASS
+    return code
+
+
+def main(options: Mapping[str, str | None], env: Mapping[str, str] | None = None, *,
+         argv: list[str] | None = None) -> int:
+    """`run`, with a crash turned into exit 2 and an error in every sink (a bug, reported)."""
+    env = os.environ if env is None else env
+    try:
+        return run(options, env, argv=argv)
+    except Exception as e:
+        traceback.print_exc()
+        message = f"quantgate crashed ({type(e).__name__}: {e}); please report it with the log above"
+        return report_error(message, env)

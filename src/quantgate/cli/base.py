@@ -1,0 +1,79 @@
+"""What every command shares: one-line errors with exit code 2, and library parameter names
+worded as this command's `--flags`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from ..errors import EXIT_ERROR, UserError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+
+def fail(message: str) -> NoReturn:
+    """One line on stderr, exit 2: how every user mistake ends."""
+    click.echo(f"quantgate: error: {message}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def flag_for(command: click.Command, name: str) -> str:
+    """How `command` spells the library parameter `name`: its long option, or its argument."""
+    for p in command.params:
+        if p.name == name:
+            if isinstance(p, click.Option):
+                longs = [o for o in p.opts if o.startswith("--")]
+                return longs[0] if longs else p.opts[0]
+            return p.human_readable_name
+    return "--" + name.replace("_", "-")
+
+
+class WordedError(click.ClickException):
+    """A `UserError` already worded for the command that raised it."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+
+
+class Command(click.Command):
+    """A command whose `UserError`s name its own options (`--samples`, not `samples`)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as e:
+            raise WordedError(e.render(lambda n: flag_for(self, n))) from None
+
+
+class Group(click.Group):
+    command_class = Command
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.group_class = Group
+
+
+class Main(Group):
+    """The top-level group: turns user mistakes (bad options, UserError) into one line and exit
+    code 2, interrupts into 130."""
+
+    def main(self, args=None, prog_name=None, **kwargs):  # type: ignore[override]
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "quantgate",
+                              standalone_mode=False, **kwargs)
+        except click.exceptions.Abort:
+            click.echo("quantgate: aborted", err=True)
+            sys.exit(130)
+        except click.UsageError as e:
+            cmd = e.ctx.command_path if e.ctx else "quantgate"
+            fail(f"{e.format_message()} (see '{cmd} --help')")
+        except click.ClickException as e:
+            fail(e.format_message())
+        except UserError as e:
+            fail(str(e))
+        except KeyboardInterrupt:
+            click.echo("quantgate: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)

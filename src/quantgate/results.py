@@ -1,0 +1,203 @@
+"""The gate's results as typed, frozen objects: one output's figures, one model's row, the document.
+
+The JSON schema (`schemas/results.schema.json`) stays the wire format: `to_json` writes it and
+`from_json` reads it back (a results file handed to `quantgate comment`, say), refusing a
+document that does not match the schema with one line. Counts, verdict and exit code are
+derived from the rows, never stored beside them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, UserError, one_line
+
+SCHEMA_VERSION = 1
+STATUSES = ("pass", "fail", "error", "skipped")
+# What an output's figures say before the budget is applied.
+OUTPUT_VERDICTS = ("ok", "fail", "error")
+
+
+@dataclass(frozen=True)
+class OutputFigures:
+    """One output of one model: fp32 against int8."""
+
+    name: str
+    judged: bool
+    plcc: float | None
+    drop: float | None
+    max_abs_error: float | None
+    max_abs_error_rel: float | None  # relative to the fp32 output's range
+    sqnr_db: float | None  # None when int8 equals fp32 exactly (infinite)
+    nmse: float | None
+    verdict: str  # "ok" (judge drop against budget), "fail" (fails whatever the budget), "error"
+    note: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "OutputFigures":
+        return cls(**_known(cls, d))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One model's verdict and figures. `drop`, `plcc`, `max_abs_error` and `sqnr_db` are those of
+    the judged output that did worst (`judged_output`)."""
+
+    id: str
+    mode: str
+    status: str
+    reason: str | None = None
+    budget: float | None = None
+    drop: float | None = None
+    plcc: float | None = None
+    headroom: float | None = None  # budget - drop; negative when over budget
+    max_abs_error: float | None = None
+    sqnr_db: float | None = None
+    judged_output: str | None = None
+    fp32_path: str | None = None
+    int8_path: str | None = None
+    fp32_bytes: int | None = None
+    int8_bytes: int | None = None
+    size_ratio: float | None = None
+    registry_line: int | None = None
+    samples: int | None = None
+    inputs: tuple[dict, ...] = ()
+    outputs: tuple[OutputFigures, ...] = ()
+
+    def with_(self, **changes: Any) -> "Row":
+        return replace(self, **changes)
+
+    def to_json(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["inputs"] = [dict(i) for i in self.inputs]
+        d["outputs"] = [o.to_json() for o in self.outputs]
+        if self.samples is None:  # not measured: the key is left out, as the schema allows
+            del d["samples"]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Row":
+        kw = _known(cls, d)
+        kw["inputs"] = tuple(d.get("inputs") or ())
+        kw["outputs"] = tuple(OutputFigures.from_json(o) for o in d.get("outputs") or ())
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class Counts:
+    total: int
+    passed: int
+    failed: int
+    errored: int
+    skipped: int
+
+    @classmethod
+    def of(cls, rows: tuple[Row, ...] | list[Row]) -> "Counts":
+        by = {s: sum(r.status == s for r in rows) for s in STATUSES}
+        return cls(len(rows), by["pass"], by["fail"], by["error"], by["skipped"])
+
+    def to_json(self) -> dict:
+        return {"pass": self.passed, "fail": self.failed, "error": self.errored,
+                "skipped": self.skipped, "total": self.total}
+
+
+@dataclass(frozen=True)
+class Results:
+    """The results document of one gate run."""
+
+    models: tuple[Row, ...]
+    settings: dict
+    run_provenance: dict
+    registry: str | None = None
+    schema_version: int = SCHEMA_VERSION
+    extra: dict = field(default_factory=dict)  # keys a newer writer added; kept on a round trip
+
+    @property
+    def counts(self) -> Counts:
+        return Counts.of(self.models)
+
+    @property
+    def verdict(self) -> str:
+        c = self.counts
+        return "error" if c.errored else ("fail" if c.failed else "pass")
+
+    @property
+    def exit_code(self) -> int:
+        return {"error": EXIT_ERROR, "fail": EXIT_FAIL, "pass": EXIT_PASS}[self.verdict]
+
+    @property
+    def worst_drop(self) -> float | None:
+        drops = [r.drop for r in self.models if r.drop is not None and r.status != "skipped"]
+        return max(drops) if drops else None
+
+    def row(self, model_id: str) -> Row:
+        return next(r for r in self.models if r.id == model_id)
+
+    def to_json(self) -> dict:
+        return {
+            "schema_version": self.schema_version,
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "registry": self.registry,
+            "counts": self.counts.to_json(),
+            "worst_drop": self.worst_drop,
+            "settings": dict(self.settings),
+            "models": [r.to_json() for r in self.models],
+            "run_provenance": self.run_provenance,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any, *, source: str = "results") -> "Results":
+        """A results document read back; one `UserError` line when it is not one."""
+        import jsonschema
+
+        from .registry import load_schema
+
+        try:
+            jsonschema.validate(doc, load_schema("results.schema.json"))
+        except jsonschema.ValidationError as e:
+            where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
+            raise UserError(f"not a quantgate results document ({one_line(e.message, 160)})",
+                            subject=source, field=where,
+                            fix="pass the file `quantgate gate --out-json` wrote") from None
+        except RecursionError:
+            raise UserError("nested too deeply to be a quantgate results document", subject=source,
+                            fix="pass the file `quantgate gate --out-json` wrote") from None
+        known = {"schema_version", "verdict", "exit_code", "registry", "counts", "worst_drop",
+                 "settings", "models", "run_provenance"}
+        return cls(models=tuple(Row.from_json(r) for r in doc["models"]), settings=dict(doc["settings"]),
+                   run_provenance=dict(doc["run_provenance"]), registry=doc.get("registry"),
+                   schema_version=doc["schema_version"],
+                   extra={k: v for k, v in doc.items() if k not in known})
+
+    @classmethod
+    def read(cls, path: str | Path) -> "Results":
+        """Read a results file, or one `UserError` line naming it and the fix."""
+        p = Path(path)
+        fix = f"write one with `quantgate gate --out-json {p}`"
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UserError("no such results file", subject=str(p), fix=fix) from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"not a readable results file ({type(e).__name__})", subject=str(p),
+                            fix=fix) from None
+        try:
+            doc = json.loads(text)
+        except ValueError as e:
+            raise UserError(f"not JSON ({one_line(e, 120)})", subject=str(p), fix=fix) from None
+        except RecursionError:
+            raise UserError("JSON nested too deeply", subject=str(p), fix=fix) from None
+        return cls.from_json(doc, source=str(p))
+
+
+def _known(cls, d: dict) -> dict:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
