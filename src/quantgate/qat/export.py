@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UserError
+from .. import optional
+from ..errors import UserError, one_line
 from ..paths import atomic_write_bytes
 from ..produce.config import QuantConfig
 from .config import QatSettings
@@ -69,10 +70,11 @@ def _quiet_export():
 
 def _require_onnxscript(s: QatSettings) -> None:
     try:
-        import onnxscript  # noqa: F401
-    except ImportError as e:
-        raise UserError(f"{s.source}: qat.exporter: 'dynamo' needs onnxscript ({e}); "
-                        "pip install 'quantgate[qat]', or use exporter: torchscript") from None
+        optional.require("onnxscript", what="the dynamo exporter", alternative="or use exporter: torchscript")
+    except UserError as e:
+        # keyed like every other config error (FILE: qat.exporter: ...); the fix is optional's
+        raise UserError("'dynamo' needs onnxscript, which is not installed", subject=s.source,
+                        field="qat.exporter", fix=e.fix) from None
 
 
 def _export_dynamo(module: nn.Module, s: QatSettings, example: tuple, dst: Path) -> None:
@@ -135,7 +137,7 @@ def _export_file(module: nn.Module, s: QatSettings, example: tuple, dst: Path) -
         raise
     except Exception as e:  # noqa: BLE001 - both exporters raise many types
         raise UserError(f"{s.source}: qat.exporter: the {s.exporter} ONNX export failed ({type(e).__name__}: "
-                        f"{' '.join(str(e).split())[:200]}); try exporter: "
+                        f"{one_line(e, 200)}); try exporter: "
                         f"{'torchscript' if s.exporter == 'dynamo' else 'dynamo'}") from None
 
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 from .config import QatSettings
 from .export import weight_range
 from .validate import forward
@@ -66,7 +66,7 @@ def prepare(model: nn.Module, example: tuple, s: QatSettings) -> nn.Module:
                                   backend_config=backend)
     except Exception as e:  # noqa: BLE001 - torch.fx tracing raises many types
         raise UserError(f"{s.source}: model.factory: {s.factory} cannot be traced for QAT by torch.fx "
-                        f"({type(e).__name__}: {' '.join(str(e).split())[:200]}); keep forward() free of "
+                        f"({type(e).__name__}: {one_line(e, 200)}); keep forward() free of "
                         "data-dependent Python control flow") from None
 
 

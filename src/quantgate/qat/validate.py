@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 from .config import DataSpec, QatSettings
 from .data import TrainingData, check_counts, import_object, load_file_data
 
@@ -28,7 +28,7 @@ def build_model(factory: Callable, kwargs: dict, s: QatSettings) -> nn.Module:
         m = factory(**kwargs)
     except Exception as e:  # noqa: BLE001 - the user's factory may raise anything
         raise UserError(f"{s.source}: model.factory: {s.factory}({', '.join(f'{k}=' for k in kwargs)}) "
-                        f"raised {type(e).__name__}: {' '.join(str(e).split())[:160]}; fix model.kwargs") from None
+                        f"raised {type(e).__name__}: {one_line(e, 160)}; fix model.kwargs") from None
     if not isinstance(m, nn.Module):
         raise UserError(f"{s.source}: model.factory: {s.factory} returned {type(m).__name__}, not a "
                         "torch.nn.Module; name an nn.Module class or a function returning one")
@@ -41,14 +41,14 @@ def load_init(model: nn.Module, s: QatSettings) -> None:
         state = torch.load(s.init, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - unpickling raises many types
         raise UserError(f"{s.source}: model.init: {s.init} is not a loadable state_dict ({type(e).__name__}: "
-                        f"{' '.join(str(e).split())[:160]}); save it with torch.save(model.state_dict(), path)") from None
+                        f"{one_line(e, 160)}); save it with torch.save(model.state_dict(), path)") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     try:
         model.load_state_dict(state)
     except Exception as e:  # noqa: BLE001 - so do mismatched state_dicts
         raise UserError(f"{s.source}: model.init: {s.init} does not fit {s.factory} "
-                        f"({' '.join(str(e).split())[:200]}); save the weights of the same architecture") from None
+                        f"({one_line(e, 200)}); save the weights of the same architecture") from None
 
 
 def generated(spec: DataSpec, s: QatSettings) -> TrainingData:
@@ -57,7 +57,7 @@ def generated(spec: DataSpec, s: QatSettings) -> TrainingData:
         out = fn(spec.samples, torch.Generator().manual_seed(spec.seed))
     except Exception as e:  # noqa: BLE001 - the user's generator may raise anything
         raise UserError(f"{s.source}: data.generator: {spec.generator} raised {type(e).__name__}: "
-                        f"{' '.join(str(e).split())[:160]}; it is called as fn(samples, torch.Generator)") from None
+                        f"{one_line(e, 160)}; it is called as fn(samples, torch.Generator)") from None
     if not isinstance(out, (tuple, list)) or len(out) < 2:
         raise UserError(f"{s.source}: data.generator: {spec.generator} must return (*inputs, target), "
                         f"got {type(out).__name__}")
@@ -133,7 +133,7 @@ def check_forward(model: nn.Module, s: QatSettings, data: TrainingData) -> None:
     except Exception as e:  # noqa: BLE001 - the user's forward() may raise anything
         shapes = ", ".join(str(list(x.shape)) for x in xs)
         raise UserError(f"{s.source}: data: {s.factory} fails on a batch of the data (inputs {shapes}): "
-                        f"{type(e).__name__}: {' '.join(str(e).split())[:200]}; match data.inputs to forward()") from None
+                        f"{type(e).__name__}: {one_line(e, 200)}; match data.inputs to forward()") from None
     if not torch.is_tensor(y):
         raise UserError(f"{s.source}: model.factory: forward() returns {type(y).__name__}; QAT needs one tensor output")
     want = data.target.shape[1:]
