@@ -33,6 +33,7 @@ from .report import QatResult, build_report, make_result, write_report
 from .training import (
     FineTune,
     Progress,
+    Split,
     WarmStart,
     deterministic,
     evaluate,
@@ -68,7 +69,7 @@ class _Exported:
     seconds: float
 
 
-def _export(tuned: FineTune, factory: Callable, warm: WarmStart, split, s: QatSettings,
+def _export(tuned: FineTune, factory: Callable, warm: WarmStart, split: Split, s: QatSettings,
             keep_warm: bool) -> _Exported:
     """A fresh fp32 module with the QAT-conditioned weights, measured and exported to ONNX."""
     t = time.perf_counter()
@@ -85,13 +86,15 @@ def run(s: QatSettings, output: Path, *, smoke: bool = False, keep_fp32: Path | 
         keep_warm_fp32: Path | None = None, keep_calibration: Path | None = None,
         report_out: Path | None = None, progress: Progress | None = None, argv: list[str] | None = None,
         factory: Callable | None = None, data: TrainingData | None = None) -> QatResult:
+    """One QAT run from settings to the int8 file (and the kept files and report). `factory`
+    and `data` replace the config's model and data when given (`run_qat` passes them)."""
     progress = progress or Progress(enabled=False)
     out = Outputs(Path(output), keep_fp32, keep_warm_fp32, keep_calibration, report_out)
     out.check()
     started = time.perf_counter()
     seconds: dict[str, float] = {}
 
-    factory, data, s = load_inputs(s, factory, data)  # (validate: timed from here to the model's check)
+    factory, data, s = load_inputs(s, factory, data)  # the validate time runs from here to the model's check
     with deterministic(s.seed):
         model = checked_model(factory, s, data)
         n_params = sum(p.numel() for p in model.parameters())

@@ -1,6 +1,7 @@
 """Everything a QAT run checks before it trains: the model factory builds an nn.Module, the init
-weights fit it, the data loads, and the model runs on a batch of it; the export's names, shapes,
-dynamic axes and opset are filled in from the data where the config leaves them out.
+weights fit it, the data loads, and the model runs on a batch of it. Where the config leaves them
+out, the export's names, shapes and dynamic axes are taken from the data, the opset from the
+exporter.
 
 `forward` is the one way the pipeline calls a model: the inputs positionally, one per argument.
 """
