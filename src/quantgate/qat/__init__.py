@@ -7,21 +7,18 @@ loaded on first use, after `require_torch` has turned a missing torch into one l
 
 from __future__ import annotations
 
-from ..errors import UserError
+from .. import optional
 from .config import LOSSES, DataSpec, QatSettings, load_config
 
-TORCH_PIN = "2.13.0"
-INSTALL_HINT = f"pip install 'quantgate[qat]' (torch=={TORCH_PIN})"
+TORCH_PIN = optional.TORCH_PIN
+INSTALL_HINT = optional.install_hint("torch")
 
-__all__ = ["run_qat", "QatResult", "QatSettings", "DataSpec", "load_config", "require_torch", "LOSSES"]
+__all__ = ["LOSSES", "DataSpec", "QatResult", "QatSettings", "load_config", "require_torch", "run_qat"]
 
 
 def require_torch() -> None:
     """Raise the one-line install hint when torch cannot be imported."""
-    try:
-        import torch  # noqa: F401
-    except ImportError as e:
-        raise UserError(f"quantgate qat needs torch, which is not installed ({e}); {INSTALL_HINT}") from None
+    optional.require("torch", what="quantgate qat")
 
 
 def run_qat(*args, **kwargs):

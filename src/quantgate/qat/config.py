@@ -22,20 +22,35 @@ so a broken config is reported the same way with or without the optional extra.
       input_shape: [1, 6]                         # or input_shapes: [[...], [...]]
       output_names: [score]
       dynamic_axes: {features: {0: batch}, score: {0: batch}}
+
+`load_config` reads one section at a time (the document, model, data, the top-level numbers,
+qat); the type/range check of every scalar key is one entry of `checks.CHECKS`, which the
+command line's overrides go through too.
 """
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from .checks import (
+    ACTIVATION_SCHEMES,
+    CHECKS,
+    EXPORTERS,
+    LOSSES,
+    Where,
+    check_numbers,
+    is_int,
+    name_list,
+    shape_list,
+    unknown_keys,
+)
 
-LOSSES = ("mse", "l1", "smooth_l1", "huber")
-EXPORTERS = ("torchscript", "dynamo")
-ACTIVATION_SCHEMES = ("asymmetric", "symmetric")
+__all__ = ["ACTIVATION_SCHEMES", "DATA_SUFFIXES", "EXPORTERS", "LOSSES", "DataSpec", "QatSettings", "check_numbers",
+           "load_config"]
+
 DATA_SUFFIXES = (".npz", ".parquet")
 
 _TOP = {"model", "data", "loss", "lr", "batch_size", "seed", "val_fraction", "qat"}
@@ -43,6 +58,7 @@ _MODEL = {"factory", "kwargs", "init"}
 _DATA = {"path", "inputs", "target", "generator", "samples", "seed"}
 _QAT = {"epochs_fp32", "epochs_qat", "lr_qat", "input_names", "input_shape", "input_shapes",
         "output_names", "dynamic_axes", "opset", "exporter", "n_calibration", "activations", "distill", "reduce_range"}
+_TOP_NUMBERS = ("loss", "lr", "batch_size", "seed", "val_fraction")  # the top-level keys that are no section
 
 
 @dataclass(frozen=True)
@@ -94,7 +110,7 @@ class QatSettings:
     def effective_lr_qat(self) -> float:
         return self.lr_qat if self.lr_qat is not None else self.lr / 10
 
-    def with_overrides(self, **kw) -> "QatSettings":
+    def with_overrides(self, **kw) -> QatSettings:
         kw = {k: v for k, v in kw.items() if v is not None}
         new = replace(self, **kw)
         check_numbers(new, label="option")
@@ -110,144 +126,28 @@ class QatSettings:
         return d
 
 
-# --------------------------------------------------------------------------- checks
+# --------------------------------------------------------------------------- reading
 
 
-class _Where:
-    def __init__(self, source: str):
-        self.source = source
-
-    def fail(self, key: str, what: str, fix: str) -> UserError:
-        return UserError(f"{self.source}: {key}: {what}; {fix}")
+def _default(key: str):
+    """A key's default: the settings' own (DataSpec's for data.*)."""
+    cls = DataSpec if key.startswith("data.") else QatSettings
+    return next(f.default for f in fields(cls) if f.name == key.split(".")[-1])
 
 
-def _unknown(w: _Where, mapping: dict, allowed: set, prefix: str) -> None:
-    for k in mapping:
-        if k not in allowed:
-            near = difflib.get_close_matches(str(k), sorted(allowed), n=1)
-            hint = f"did you mean '{near[0]}'?" if near else f"known keys: {', '.join(sorted(allowed))}"
-            raise w.fail(f"{prefix}{k}", "unknown key", hint)
+def _value(w: Where, section: dict, key: str):
+    """The checked value of `key` (dotted) read from its config `section`, or its default."""
+    return CHECKS[key].verify(w, key, section.get(key.split(".")[-1], _default(key)))
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def _relative(base: Path, raw: str) -> Path:
+    return Path(raw) if Path(raw).is_absolute() else base / raw
 
 
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _int(w, key, v, lo=0) -> int:
-    if not _is_int(v) or v < lo:
-        raise w.fail(key, f"expected an integer >= {lo}, got {v!r}", f"write e.g. {key.split('.')[-1]}: {max(lo, 1)}")
-    return v
-
-
-def _pos_float(w, key, v) -> float:
-    if not _is_num(v) or not v > 0:
-        raise w.fail(key, f"expected a positive number, got {v!r}", f"write e.g. {key.split('.')[-1]}: 0.001")
-    return float(v)
-
-
-def _names(w, key, v) -> tuple[str, ...]:
-    if isinstance(v, str):
-        v = [v]
-    if not isinstance(v, list) or not v or not all(isinstance(s, str) and s for s in v):
-        raise w.fail(key, f"expected a list of names, got {v!r}", f"write e.g. {key.split('.')[-1]}: [input]")
-    if len(set(v)) != len(v):
-        raise w.fail(key, f"names repeat in {v}", "give every name once")
-    return tuple(v)
-
-
-def _shape(w, key, v) -> tuple[int, ...]:
-    if not isinstance(v, list) or not v or not all(_is_int(d) and d >= 1 for d in v):
-        raise w.fail(key, f"expected a list of positive integers (batch first), got {v!r}",
-                     "write e.g. input_shape: [1, 6]")
-    return tuple(v)
-
-
-def check_numbers(s: QatSettings, *, label: str) -> None:
-    """Range checks shared by config values and CLI overrides."""
-    w = _Where(s.source)
-    names = {"epochs_fp32": "--epochs-fp32", "epochs_qat": "--epochs-qat", "n_calibration": "--n-calibration",
-             "lr_qat": "--lr-qat", "seed": "--seed"}
-    for f, lo in (("epochs_fp32", 0), ("epochs_qat", 0), ("n_calibration", 1), ("seed", 0)):
-        v = getattr(s, f)
-        if not _is_int(v) or v < lo:
-            key = names[f] if label == "option" else (f"qat.{f}" if f != "seed" else "seed")
-            raise w.fail(key, f"expected an integer >= {lo}, got {v!r}", f"pass e.g. {max(lo, 1)}")
-    if s.lr_qat is not None and (not _is_num(s.lr_qat) or not s.lr_qat > 0):
-        key = "--lr-qat" if label == "option" else "qat.lr_qat"
-        raise w.fail(key, f"expected a positive number, got {s.lr_qat!r}", "pass e.g. 0.0003")
-    if s.exporter not in EXPORTERS:
-        raise w.fail("exporter" if label == "option" else "qat.exporter", f"unknown exporter {s.exporter!r}",
-                     f"use one of {', '.join(EXPORTERS)}")
-    if s.opset is not None and (not _is_int(s.opset) or s.opset < 13):
-        raise w.fail("opset" if label == "option" else "qat.opset", f"expected an integer >= 13, got {s.opset!r}",
-                     "pass e.g. 17")
-
-
-def _data(w: _Where, d, base: Path) -> DataSpec:
-    if not isinstance(d, dict):
-        raise w.fail("data", f"expected a mapping, got {type(d).__name__}",
-                     "give data.path (.npz/.parquet), data.inputs and data.target")
-    _unknown(w, d, _DATA, "data.")
-    if ("path" in d) == ("generator" in d):
-        raise w.fail("data", "needs exactly one of 'path' or 'generator'",
-                     "give data.path: FILE.npz (or .parquet), or data.generator: FILE.py:FUNCTION")
-    if "generator" in d:
-        gen = d["generator"]
-        if not isinstance(gen, str) or ":" not in gen:
-            raise w.fail("data.generator", f"expected 'FILE.py:FUNCTION' or 'module:FUNCTION', got {gen!r}",
-                         "write e.g. data.generator: examples.py:mlp_batch")
-        if "samples" not in d:
-            raise w.fail("data.samples", "missing (a generator needs a sample count)", "write e.g. data.samples: 4096")
-        for k in ("inputs", "target"):
-            if k in d:
-                raise w.fail(f"data.{k}", "only applies to data.path", "remove it (a generator returns (*inputs, target))")
-        return DataSpec(generator=gen, samples=_int(w, "data.samples", d["samples"], 2),
-                        seed=_int(w, "data.seed", d.get("seed", 0)))
-    if "samples" in d or "seed" in d:
-        raise w.fail("data.samples" if "samples" in d else "data.seed", "only applies to data.generator",
-                     "remove it, or use data.generator")
-    raw = d["path"]
-    if not isinstance(raw, str) or not raw:
-        raise w.fail("data.path", f"expected a file path, got {raw!r}", "write e.g. data.path: train.npz")
-    path = (base / raw) if not Path(raw).is_absolute() else Path(raw)
-    if path.suffix.lower() not in DATA_SUFFIXES:
-        raise w.fail("data.path", f"'{raw}' is neither .npz nor .parquet", "save the data with numpy.savez or as parquet")
+def _document(path: Path, w: Where) -> dict:
+    """The YAML file as a mapping with known top-level keys, model and data among them."""
     if not path.is_file():
-        raise w.fail("data.path", f"file not found: {path}", "fix the path (relative to the config file)")
-    for k in ("inputs", "target"):
-        if k not in d:
-            raise w.fail(f"data.{k}", "missing", f"name the {'keys/columns fed to forward()' if k == 'inputs' else 'key/column the loss compares against'}")
-    parquet = path.suffix.lower() == ".parquet"
-
-    def key_or_cols(key, v):
-        if isinstance(v, str) and v:
-            return v
-        if parquet and isinstance(v, list) and v and all(isinstance(c, str) and c for c in v):
-            return tuple(v)
-        raise w.fail(key, f"expected a {'column name or a list of columns' if parquet else 'key'} , got {v!r}",
-                     "name arrays in the file")
-
-    ins = d["inputs"]
-    if isinstance(ins, str):
-        ins = [ins]
-    if not isinstance(ins, list) or not ins:
-        raise w.fail("data.inputs", f"expected a list (one entry per forward() argument), got {ins!r}",
-                     "write e.g. data.inputs: [features]")
-    inputs = tuple(key_or_cols(f"data.inputs[{i}]", v) for i, v in enumerate(ins))
-    return DataSpec(path=path, inputs=inputs, target=key_or_cols("data.target", d["target"]))
-
-
-def load_config(path: str | Path) -> QatSettings:
-    """Read and validate a QAT config; relative paths resolve against the config's folder."""
-    path = Path(path)
-    src = str(path)
-    w = _Where(src)
-    if not path.is_file():
-        raise UserError(f"{src}: config not found; pass --config PATH to a QAT YAML file")
+        raise UserError(f"{w.source}: config not found; pass --config PATH to a QAT YAML file")
     import yaml
 
     try:
@@ -255,23 +155,26 @@ def load_config(path: str | Path) -> QatSettings:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "?"
-        raise UserError(f"{src}: {where}: not valid YAML ({getattr(e, 'problem', None) or e}); fix the syntax") from None
+        raise UserError(f"{w.source}: {where}: not valid YAML ({getattr(e, 'problem', None) or e}); fix the syntax") from None
     except UnicodeDecodeError:
-        raise UserError(f"{src}: not UTF-8 text; save the config as UTF-8") from None
+        raise UserError(f"{w.source}: not UTF-8 text; save the config as UTF-8") from None
     if not isinstance(doc, dict):
-        raise UserError(f"{src}: expected a mapping at the top (model:, data:, loss:, qat:, ...); "
+        raise UserError(f"{w.source}: expected a mapping at the top (model:, data:, loss:, qat:, ...); "
                         "see docs/qat.md")
-    _unknown(w, doc, _TOP, "")
-    base = path.resolve().parent
+    unknown_keys(w, doc, _TOP, "")
     for k in ("model", "data"):
         if k not in doc:
             raise w.fail(k, "missing", "see docs/qat.md for the config reference")
-    m = doc["model"]
+    return doc
+
+
+def _model(w: Where, m, base: Path) -> dict:
+    """model: (or model: FILE.py:NAME) -> factory, kwargs, init."""
     if isinstance(m, str):
         m = {"factory": m}
     if not isinstance(m, dict):
         raise w.fail("model", f"expected a mapping, got {type(m).__name__}", "give model.factory: FILE.py:NAME")
-    _unknown(w, m, _MODEL, "model.")
+    unknown_keys(w, m, _MODEL, "model.")
     fac = m.get("factory")
     if not isinstance(fac, str) or ":" not in fac or not fac.split(":", 1)[1]:
         raise w.fail("model.factory", f"expected 'FILE.py:NAME' or 'package.module:NAME', got {fac!r}",
@@ -283,41 +186,91 @@ def load_config(path: str | Path) -> QatSettings:
     if init is not None:
         if not isinstance(init, str) or not init:
             raise w.fail("model.init", f"expected a path to a state_dict, got {init!r}", "write e.g. init: model.pt")
-        init = Path(init) if Path(init).is_absolute() else base / init
+        init = _relative(base, init)
         if not init.is_file():
             raise w.fail("model.init", f"file not found: {init}", "fix the path (relative to the config file)")
-    data = _data(w, doc["data"], base)
-    loss = doc.get("loss", "mse")
-    if loss not in LOSSES:
-        near = difflib.get_close_matches(str(loss), LOSSES, n=1)
-        raise w.fail("loss", f"unknown loss {loss!r}", f"use one of {', '.join(LOSSES)}"
-                     + (f" (did you mean '{near[0]}'?)" if near else ""))
-    lr = _pos_float(w, "lr", doc.get("lr", 1e-3))
-    batch = _int(w, "batch_size", doc.get("batch_size", 32), 1)
-    seed = _int(w, "seed", doc.get("seed", 0))
-    vf = doc.get("val_fraction", 0.1)
-    if not _is_num(vf) or not 0 <= vf < 0.9:
-        raise w.fail("val_fraction", f"expected a number in [0, 0.9), got {vf!r}", "write e.g. val_fraction: 0.1")
-    q = doc.get("qat", {}) or {}
+    return {"factory": fac, "kwargs": dict(kwargs), "init": init}
+
+
+def _data(w: Where, d, base: Path) -> DataSpec:
+    """data: exactly one of a file (path, inputs, target) or a generator (generator, samples, seed)."""
+    if not isinstance(d, dict):
+        raise w.fail("data", f"expected a mapping, got {type(d).__name__}",
+                     "give data.path (.npz/.parquet), data.inputs and data.target")
+    unknown_keys(w, d, _DATA, "data.")
+    if ("path" in d) == ("generator" in d):
+        raise w.fail("data", "needs exactly one of 'path' or 'generator'",
+                     "give data.path: FILE.npz (or .parquet), or data.generator: FILE.py:FUNCTION")
+    return _generator_data(w, d) if "generator" in d else _file_data(w, d, base)
+
+
+def _generator_data(w: Where, d: dict) -> DataSpec:
+    gen = d["generator"]
+    if not isinstance(gen, str) or ":" not in gen:
+        raise w.fail("data.generator", f"expected 'FILE.py:FUNCTION' or 'module:FUNCTION', got {gen!r}",
+                     "write e.g. data.generator: examples.py:mlp_batch")
+    if "samples" not in d:
+        raise w.fail("data.samples", "missing (a generator needs a sample count)", "write e.g. data.samples: 4096")
+    for k in ("inputs", "target"):
+        if k in d:
+            raise w.fail(f"data.{k}", "only applies to data.path", "remove it (a generator returns (*inputs, target))")
+    return DataSpec(generator=gen, samples=CHECKS["data.samples"].verify(w, "data.samples", d["samples"]),
+                    seed=_value(w, d, "data.seed"))
+
+
+def _file_data(w: Where, d: dict, base: Path) -> DataSpec:
+    if "samples" in d or "seed" in d:
+        raise w.fail("data.samples" if "samples" in d else "data.seed", "only applies to data.generator",
+                     "remove it, or use data.generator")
+    raw = d["path"]
+    if not isinstance(raw, str) or not raw:
+        raise w.fail("data.path", f"expected a file path, got {raw!r}", "write e.g. data.path: train.npz")
+    path = _relative(base, raw)
+    if path.suffix.lower() not in DATA_SUFFIXES:
+        raise w.fail("data.path", f"'{raw}' is neither .npz nor .parquet", "save the data with numpy.savez or as parquet")
+    if not path.is_file():
+        raise w.fail("data.path", f"file not found: {path}", "fix the path (relative to the config file)")
+    for k in ("inputs", "target"):
+        if k not in d:
+            raise w.fail(f"data.{k}", "missing", f"name the {'keys/columns fed to forward()' if k == 'inputs' else 'key/column the loss compares against'}")
+    parquet = path.suffix.lower() == ".parquet"
+    ins = d["inputs"]
+    if isinstance(ins, str):
+        ins = [ins]
+    if not isinstance(ins, list) or not ins:
+        raise w.fail("data.inputs", f"expected a list (one entry per forward() argument), got {ins!r}",
+                     "write e.g. data.inputs: [features]")
+    inputs = tuple(_key_or_columns(w, f"data.inputs[{i}]", v, parquet) for i, v in enumerate(ins))
+    return DataSpec(path=path, inputs=inputs, target=_key_or_columns(w, "data.target", d["target"], parquet))
+
+
+def _key_or_columns(w: Where, key: str, v, parquet: bool):
+    """An npz key, or (parquet) a column name or a list of columns stacked into one array."""
+    if isinstance(v, str) and v:
+        return v
+    if parquet and isinstance(v, list) and v and all(isinstance(c, str) and c for c in v):
+        return tuple(v)
+    raise w.fail(key, f"expected a {'column name or a list of columns' if parquet else 'key'} , got {v!r}",
+                 "name arrays in the file")
+
+
+def _qat(w: Where, q, data: DataSpec) -> dict:
+    """qat: the epochs and learning rate of the fine-tune, the export's inputs and outputs, the
+    exporter and the int8 scheme."""
     if not isinstance(q, dict):
         raise w.fail("qat", f"expected a mapping, got {type(q).__name__}", "give qat.epochs_fp32, qat.epochs_qat, ...")
-    _unknown(w, q, _QAT, "qat.")
-    epochs_fp32 = _int(w, "qat.epochs_fp32", q.get("epochs_fp32", 20))
-    epochs_qat = _int(w, "qat.epochs_qat", q.get("epochs_qat", 10))
-    lr_qat = q.get("lr_qat")
-    if lr_qat is not None:
-        lr_qat = _pos_float(w, "qat.lr_qat", lr_qat)
-    input_names = _names(w, "qat.input_names", q["input_names"]) if q.get("input_names") is not None else None
-    if "input_shape" in q and "input_shapes" in q:
-        raise w.fail("qat.input_shapes", "given together with qat.input_shape", "keep one")
-    shapes = None
-    if q.get("input_shape") is not None:
-        shapes = (_shape(w, "qat.input_shape", q["input_shape"]),)
-    elif q.get("input_shapes") is not None:
-        v = q["input_shapes"]
-        if not isinstance(v, list) or not v:
-            raise w.fail("qat.input_shapes", f"expected a list of shapes, got {v!r}", "write e.g. [[1, 1, 16, 16], [1, 1, 16, 16]]")
-        shapes = tuple(_shape(w, f"qat.input_shapes[{i}]", s) for i, s in enumerate(v))
+    unknown_keys(w, q, _QAT, "qat.")
+    out = {k: _value(w, q, f"qat.{k}") for k in ("epochs_fp32", "epochs_qat", "lr_qat")}
+    out.update(_export_io(w, q, data))
+    for k in ("opset", "exporter", "distill", "reduce_range", "activations", "n_calibration"):
+        out[k] = _value(w, q, f"qat.{k}")
+    return out
+
+
+def _export_io(w: Where, q: dict, data: DataSpec) -> dict:
+    """The export's input names and shapes (as many as data.inputs), output names, dynamic axes."""
+    input_names = name_list(w, "qat.input_names", q["input_names"]) if q.get("input_names") is not None else None
+    shapes = _input_shapes(w, q)
     n_in = len(data.inputs) if data.path else None
     if input_names is not None and n_in is not None and len(input_names) != n_in:
         raise w.fail("qat.input_names", f"{len(input_names)} name(s) but data.inputs has {n_in}",
@@ -327,41 +280,50 @@ def load_config(path: str | Path) -> QatSettings:
         if n_names is not None and len(shapes) != n_names:
             raise w.fail("qat.input_shapes" if len(shapes) > 1 else "qat.input_shape",
                          f"{len(shapes)} shape(s) for {n_names} input(s)", "give one shape per input (input_shapes: [[...], ...])")
-    output_names = _names(w, "qat.output_names", q["output_names"]) if q.get("output_names") is not None else None
-    axes = q.get("dynamic_axes")
-    if axes is not None:
-        known = set(input_names or ()) | set(output_names or ())
-        if not isinstance(axes, dict):
-            raise w.fail("qat.dynamic_axes", f"expected a mapping name -> {{axis: label}}, got {axes!r}",
-                         "write e.g. dynamic_axes: {features: {0: batch}}")
-        for name, spec in axes.items():
-            if known and name not in known:
-                raise w.fail(f"qat.dynamic_axes.{name}", "names no input or output",
-                             f"use one of {', '.join(sorted(known))}")
-            if not isinstance(spec, dict) or not all(_is_int(a) and a >= 0 and isinstance(lbl, str) and lbl
-                                                      for a, lbl in spec.items()):
-                raise w.fail(f"qat.dynamic_axes.{name}", f"expected {{axis: label}}, got {spec!r}",
-                             "write e.g. {0: batch}")
-        axes = {k: dict(v) for k, v in axes.items()}
-    opset = _int(w, "qat.opset", q["opset"], 13) if q.get("opset") is not None else None
-    exporter = q.get("exporter", "torchscript")
-    if exporter not in EXPORTERS:
-        raise w.fail("qat.exporter", f"unknown exporter {exporter!r}", f"use one of {', '.join(EXPORTERS)}")
-    distill = q.get("distill", 1.0)
-    if not _is_num(distill) or not 0 <= distill <= 1:
-        raise w.fail("qat.distill", f"expected a number in [0, 1], got {distill!r}",
-                     "1 = match the fp32 warm start's outputs, 0 = the target only")
-    rr = q.get("reduce_range", True)
-    if not isinstance(rr, bool):
-        raise w.fail("qat.reduce_range", f"expected true or false, got {rr!r}", "write reduce_range: true")
-    acts = q.get("activations", "asymmetric")
-    if acts not in ACTIVATION_SCHEMES:
-        raise w.fail("qat.activations", f"unknown scheme {acts!r}", f"use one of {', '.join(ACTIVATION_SCHEMES)}")
-    n_cal = _int(w, "qat.n_calibration", q.get("n_calibration", 64), 1)
-    s = QatSettings(
-        factory=fac, kwargs=dict(kwargs), init=init, distill=float(distill), data=data, base_dir=base, loss=loss, lr=lr, batch_size=batch,
-        seed=seed, val_fraction=float(vf), epochs_fp32=epochs_fp32, epochs_qat=epochs_qat, lr_qat=lr_qat,
-        input_names=input_names, input_shapes=shapes, output_names=output_names, dynamic_axes=axes,
-        opset=opset, exporter=exporter, activations=acts, reduce_range=rr, n_calibration=n_cal, source=src,
-    )
-    return s
+    output_names = name_list(w, "qat.output_names", q["output_names"]) if q.get("output_names") is not None else None
+    axes = _dynamic_axes(w, q.get("dynamic_axes"), set(input_names or ()) | set(output_names or ()))
+    return {"input_names": input_names, "input_shapes": shapes, "output_names": output_names, "dynamic_axes": axes}
+
+
+def _input_shapes(w: Where, q: dict) -> tuple | None:
+    if "input_shape" in q and "input_shapes" in q:
+        raise w.fail("qat.input_shapes", "given together with qat.input_shape", "keep one")
+    if q.get("input_shape") is not None:
+        return (shape_list(w, "qat.input_shape", q["input_shape"]),)
+    v = q.get("input_shapes")
+    if v is None:
+        return None
+    if not isinstance(v, list) or not v:
+        raise w.fail("qat.input_shapes", f"expected a list of shapes, got {v!r}", "write e.g. [[1, 1, 16, 16], [1, 1, 16, 16]]")
+    return tuple(shape_list(w, f"qat.input_shapes[{i}]", s) for i, s in enumerate(v))
+
+
+def _dynamic_axes(w: Where, axes, known: set) -> dict | None:
+    """{name: {axis: label}}; names checked against `known` (the configured names, if any)."""
+    if axes is None:
+        return None
+    if not isinstance(axes, dict):
+        raise w.fail("qat.dynamic_axes", f"expected a mapping name -> {{axis: label}}, got {axes!r}",
+                     "write e.g. dynamic_axes: {features: {0: batch}}")
+    for name, spec in axes.items():
+        if known and name not in known:
+            raise w.fail(f"qat.dynamic_axes.{name}", "names no input or output",
+                         f"use one of {', '.join(sorted(known))}")
+        if not isinstance(spec, dict) or not all(is_int(a) and a >= 0 and isinstance(lbl, str) and lbl
+                                                  for a, lbl in spec.items()):
+            raise w.fail(f"qat.dynamic_axes.{name}", f"expected {{axis: label}}, got {spec!r}",
+                         "write e.g. {0: batch}")
+    return {k: dict(v) for k, v in axes.items()}
+
+
+def load_config(path: str | Path) -> QatSettings:
+    """Read and validate a QAT config; relative paths resolve against the config's folder."""
+    path = Path(path)
+    w = Where(str(path))
+    doc = _document(path, w)
+    base = path.resolve().parent
+    model = _model(w, doc["model"], base)
+    data = _data(w, doc["data"], base)
+    top = {k: _value(w, doc, k) for k in _TOP_NUMBERS}
+    qat = _qat(w, doc.get("qat", {}) or {}, data)
+    return QatSettings(**model, data=data, base_dir=base, **top, **qat, source=w.source)
