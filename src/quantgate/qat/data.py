@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..produce.calibration import read_npz
+from ..npz import read_npz
 from .config import DataSpec
 
 
@@ -38,7 +38,7 @@ def _as_f32(arr: np.ndarray, where: str, fix: str) -> np.ndarray:
 
 def _npz(path: Path, spec: DataSpec, source: str) -> TrainingData:
     try:
-        z = read_npz(path)  # one reader, one set of messages for every .npz quantgate takes
+        z = read_npz(path, what="training data", missing_fix="fix the path (relative to the config file)")
     except UserError as e:
         raise UserError(f"{source}: data.path: {e}") from None
     arrays = {}
