@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..optional import require
 from ..paths import sha256_file
 from .layout import Slot
-from .sources import IMAGE_SUFFIXES, Source, require
+from .sources import IMAGE_SUFFIXES, Source
 
 FITS = ("resize", "crop", "resize-crop")
 RANGES = ("0-1", "0-255")
@@ -124,8 +125,8 @@ def _plan(folder: Path, slots: list[Slot], opts: ImageOptions) -> tuple[Slot, in
 
 
 def _decode(path: Path, c: int, h: int, w: int, fit: str) -> np.ndarray:
-    Image = require("PIL.Image", "Pillow", f"{path.parent}: reading images")
-    ImageOps = require("PIL.ImageOps", "Pillow", f"{path.parent}: reading images")
+    Image = require("PIL.Image", what=f"{path.parent}: reading images")
+    ImageOps = require("PIL.ImageOps", what=f"{path.parent}: reading images")
     try:
         with Image.open(path) as im:
             im.load()
@@ -162,7 +163,7 @@ def _decode(path: Path, c: int, h: int, w: int, fit: str) -> np.ndarray:
 
 def image_source(folder: Path, slots: list[Slot], opts: ImageOptions | None) -> Source:
     opts = opts or ImageOptions()
-    require("PIL.Image", "Pillow", f"{folder}: reading images")
+    require("PIL.Image", what=f"{folder}: reading images")
     s, c, h, w = _plan(folder, slots, opts)
     files, other = image_files(folder)
     if not files:

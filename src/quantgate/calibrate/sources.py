@@ -8,7 +8,6 @@ checked before sampling); an image folder decodes only the images sampled.
 
 from __future__ import annotations
 
-import importlib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,20 +16,11 @@ from typing import Callable
 import numpy as np
 
 from ..errors import UserError
+from ..optional import require
 from ..paths import sha256_file
 from .layout import Slot, fit
 
-EXTRA_HINT = "pip install 'quantgate[calibrate]'"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
-def require(module: str, package: str, what: str):
-    """Import an optional dependency, or a one-line hint naming the extra that brings it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise UserError(f"{what} needs the optional package '{package}', which is not installed; "
-                        f"install it with: {EXTRA_HINT}") from None
 
 
 @dataclass
@@ -211,8 +201,8 @@ def _arrays(path: Path, kind: str, slots: list[Slot], pairs) -> Source:
 # -- parquet -----------------------------------------------------------------------------------
 
 def _parquet(path: Path, slots: list[Slot], columns: list[str], pairs) -> Source:
-    pa = require("pyarrow", "pyarrow", f"{path}: reading a parquet feature cache")
-    pq = require("pyarrow.parquet", "pyarrow", f"{path}: reading a parquet feature cache")
+    pa = require("pyarrow", what=f"{path}: reading a parquet feature cache")
+    pq = require("pyarrow.parquet", what=f"{path}: reading a parquet feature cache")
     try:
         pf = pq.ParquetFile(str(path))
         schema = pf.schema_arrow

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..npz import read_npz
+from ..optional import require
 from .config import DataSpec
 
 
@@ -52,11 +53,8 @@ def _npz(path: Path, spec: DataSpec, source: str) -> TrainingData:
 
 
 def _parquet(path: Path, spec: DataSpec, source: str) -> TrainingData:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise UserError(f"{source}: data.path: reading parquet needs pyarrow; pip install 'quantgate[calibrate]' "
-                        "(or pyarrow), or save the data as .npz") from None
+    pq = require("pyarrow.parquet", what=f"{source}: data.path: reading parquet",
+                 alternative="or save the data as .npz")
     try:
         table = pq.read_table(path)
     except Exception as e:  # pyarrow raises several types for a damaged file
