@@ -31,7 +31,8 @@ def read_npz(path: str | Path, *, what: str = "calibration set", missing_fix: st
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: {what} not found; {missing_fix}")
-    kinds, save = (".npy or .npz", "numpy.save / numpy.savez") if lone_npy else (".npz", "numpy.savez")
+    kinds, header, save = ((".npy or .npz", "no .npy or zip header", "numpy.save / numpy.savez") if lone_npy
+                           else (".npz", "no zip header", "numpy.savez"))
     try:
         with open(path, "rb") as f:
             magic = f.read(6)
@@ -41,7 +42,7 @@ def read_npz(path: str | Path, *, what: str = "calibration set", missing_fix: st
                                 "name with numpy.savez(path, <input_name>=array)")
             return {"": np.load(path, allow_pickle=False)}
         if not magic.startswith(ZIP_MAGIC):
-            raise UserError(f"{path}: not a readable {kinds} (no zip header); save it with {save}")
+            raise UserError(f"{path}: not a readable {kinds} ({header}); save it with {save}")
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except UserError:

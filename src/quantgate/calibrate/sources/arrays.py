@@ -4,37 +4,19 @@ a lone `.npy` feeds a model with one input. Read whole; rows are checked before 
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
-import numpy as np
-
 from ...errors import UserError
+from ...npz import read_npz
 from ...paths import sha256_file
 from ..layout import Slot, fit
 from .base import Source, check_numeric, eager, nonfinite, same_rows
 
 
-def _load_arrays(path: Path, kind: str) -> dict[str, np.ndarray]:
-    try:
-        with open(path, "rb") as f:
-            obj = np.load(f, allow_pickle=False)
-            if isinstance(obj, np.lib.npyio.NpzFile):
-                with obj:
-                    return {k: obj[k] for k in obj.files}
-            return {"": obj}
-    except ValueError as e:
-        if "pickle" in str(e).lower():
-            raise UserError(f"{path}: holds Python objects (pickled); save plain numeric arrays") from None
-        raise UserError(f"{path}: not a readable .{kind} ({' '.join(str(e).split())[:200]}); "
-                        "save it with numpy.save / numpy.savez") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise UserError(f"{path}: not a readable .{kind} ({type(e).__name__}); "
-                        "save it with numpy.save / numpy.savez") from None
-
-
 def array_source(path: Path, kind: str, slots: list[Slot], pairs) -> Source:
-    arrays = _load_arrays(path, kind)
+    # the content decides, not the name: a .npy saved as .npz (or the reverse) reads as what it is
+    arrays = read_npz(path, what="source", missing_fix="pass --from a .parquet, .npy or .npz file or a folder "
+                      "of images", lone_npy=True)
     names = [s.name for s in slots]
     if "" in arrays:  # a single .npy array
         if len(slots) != 1:
