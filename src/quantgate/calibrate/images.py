@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 from ..optional import require
 
 FITS = ("resize", "crop", "resize-crop")
@@ -78,7 +78,7 @@ def decode(path: Path, c: int, h: int, w: int, fit: str) -> np.ndarray:
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, ValueError, DecompressionBombError ...
-        raise UserError(f"{path}: not a decodable image ({type(e).__name__}: {' '.join(str(e).split())[:120]}); "
+        raise UserError(f"{path}: not a decodable image ({type(e).__name__}: {one_line(e, 120)}); "
                         "replace or remove it") from None
     iw, ih = im.size
     if fit == "resize":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 from ..npz import read_npz
 from ..optional import require
 from .config import DataSpec
@@ -57,9 +57,9 @@ def _parquet(path: Path, spec: DataSpec, source: str) -> TrainingData:
                  alternative="or save the data as .npz")
     try:
         table = pq.read_table(path)
-    except Exception as e:  # pyarrow raises several types for a damaged file
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a damaged file
         raise UserError(f"{source}: data.path: {path} is not a readable parquet file "
-                        f"({' '.join(str(e).split())[:160]})") from None
+                        f"({one_line(e, 160)})") from None
     cols = set(table.column_names)
 
     def column(name: str, what: str) -> np.ndarray:
@@ -71,7 +71,7 @@ def _parquet(path: Path, spec: DataSpec, source: str) -> TrainingData:
             arr = c.to_numpy()
             if arr.dtype == object:
                 arr = np.stack([np.asarray(v, dtype=np.float64) for v in arr])
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever fails to stack is ragged or not numbers, refused below
             arr = np.asarray([None], dtype=object)
         if arr.dtype == object:
             raise UserError(f"{source}: {what}: column '{name}' has ragged or non-numeric values; "
@@ -139,9 +139,9 @@ def import_object(spec: str, base_dir: Path, *, key: str, source: str):
             module = importlib.import_module(mod_part)
     except UserError:
         raise
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - the user's module may raise anything while it loads
         raise UserError(f"{source}: {key}: cannot import '{mod_part}' ({type(e).__name__}: "
-                        f"{' '.join(str(e).split())[:160]}); fix the module path or install it") from None
+                        f"{one_line(e, 160)}); fix the module path or install it") from None
     obj = getattr(module, name, None)
     if obj is None:
         raise UserError(f"{source}: {key}: '{mod_part}' has no '{name}'; name a class or function it defines")

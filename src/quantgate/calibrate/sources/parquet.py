@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import UserError
+from ...errors import UserError, one_line
 from ...optional import require
 from ...paths import sha256_file
 from ..layout import Slot, fit
@@ -22,7 +22,7 @@ def parquet_source(path: Path, slots: list[Slot], columns: list[str], pairs) -> 
         pf = pq.ParquetFile(str(path))
         schema = pf.schema_arrow
     except (pa.ArrowException, OSError, ValueError) as e:
-        raise UserError(f"{path}: not a parquet file ({' '.join(str(e).split())[:160]}); "
+        raise UserError(f"{path}: not a parquet file ({one_line(e, 160)}); "
                         "write the feature cache with pyarrow or pandas .to_parquet") from None
     have = list(schema.names)
     kinds = {n: _column_kind(pa, schema.field(n).type) for n in have}
@@ -40,7 +40,7 @@ def parquet_source(path: Path, slots: list[Slot], columns: list[str], pairs) -> 
         table = pf.read(columns=needed)
     except (pa.ArrowException, OSError, ValueError) as e:
         raise UserError(f"{path}: cannot read columns {', '.join(needed)} "
-                        f"({' '.join(str(e).split())[:160]}); rewrite the cache") from None
+                        f"({one_line(e, 160)}); rewrite the cache") from None
     rows = table.num_rows
     if rows == 0:
         raise UserError(f"{path}: holds no rows; a calibration set needs at least one sample")
