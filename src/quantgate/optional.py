@@ -17,7 +17,7 @@ EXTRAS = {
     "torch": (f"torch=={TORCH_PIN}", "qat"),
     "onnxscript": ("onnxscript", "qat"),
     "pyarrow": ("pyarrow", "calibrate"),
-    "PIL": ("pillow", "calibrate"),
+    "PIL": ("Pillow", "calibrate"),  # as PyPI spells it; messages name it so
 }
 
 

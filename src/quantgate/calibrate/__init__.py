@@ -1,9 +1,10 @@
 """Calibration sets built from what a project already has: a parquet feature cache, .npy/.npz
 arrays or a folder of images; and checks of existing sets against a model.
 
-`build_set` owns the order of work and the report, `sources` and `images` turn a source into
-rows, `layout` fits rows to an input's dims, `registry_edit` records the set in a registry row
-without reformatting the file. The set's contract itself lives in `produce.calibration`.
+`build_set` owns the order of work and the report, `sources` turns a source into rows
+(`images` holds the image options and decoding it uses), `layout` fits rows to an input's
+dims, `registry_edit` records the set in a registry row without reformatting the file. The
+set's contract itself lives in `produce.calibration`.
 """
 
 from .build import DEFAULT_N, BuildOptions, build_set, check_set, write_report

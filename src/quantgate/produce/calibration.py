@@ -3,45 +3,18 @@
 An array with the same rank as the input holds N along the input's first (batch) dimension
 and is fed one row at a time (`x[i:i+1]`); an array with one more dimension holds N whole
 input tensors (`x[i]`). Every mismatch with the model is one line naming the key and the fix.
+Reading the file is `quantgate.npz.read_npz`, shared with the other `.npz` callers.
 """
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
+from ..npz import read_npz  # the one .npz reader; importable from here as before
 from ..onnxio import TensorSig
-
-
-def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: calibration set not found; fix the path or build the set with "
-                        "'quantgate calibrate build'")
-    with open(path, "rb") as f:
-        magic = f.read(6)
-    if magic.startswith(b"\x93NUMPY"):
-        raise UserError(f"{path}: a single .npy array, not an .npz; save one array per input "
-                        "name with numpy.savez(path, <input_name>=array)")
-    if not magic.startswith(b"PK"):
-        raise UserError(f"{path}: not a readable .npz (no zip header); save it with numpy.savez")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise UserError(f"{path}: a single .npy array, not an .npz; save one array per input "
-                                "name with numpy.savez(path, <input_name>=array)")
-            return {k: z[k] for k in z.files}
-    except UserError:
-        raise
-    except ValueError as e:
-        if "pickle" in str(e).lower():
-            raise UserError(f"{path}: holds Python objects (pickled); save plain numeric arrays") from None
-        raise UserError(f"{path}: not a readable .npz ({e}); save it with numpy.savez") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise UserError(f"{path}: not a readable .npz ({type(e).__name__}); save it with numpy.savez") from None
 
 
 def feed_shape(sig: TensorSig, arr: np.ndarray) -> tuple[int, bool]:

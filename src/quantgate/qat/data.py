@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from ..produce.calibration import read_npz
+from ..errors import UserError, one_line
+from ..npz import read_npz
+from ..optional import require
 from .config import DataSpec
 
 
@@ -38,7 +39,7 @@ def _as_f32(arr: np.ndarray, where: str, fix: str) -> np.ndarray:
 
 def _npz(path: Path, spec: DataSpec, source: str) -> TrainingData:
     try:
-        z = read_npz(path)  # one reader, one set of messages for every .npz quantgate takes
+        z = read_npz(path, what="training data", missing_fix="fix the path (relative to the config file)")
     except UserError as e:
         raise UserError(f"{source}: data.path: {e}") from None
     arrays = {}
@@ -52,16 +53,13 @@ def _npz(path: Path, spec: DataSpec, source: str) -> TrainingData:
 
 
 def _parquet(path: Path, spec: DataSpec, source: str) -> TrainingData:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise UserError(f"{source}: data.path: reading parquet needs pyarrow; pip install 'quantgate[calibrate]' "
-                        "(or pyarrow), or save the data as .npz") from None
+    pq = require("pyarrow.parquet", what=f"{source}: data.path: reading parquet",
+                 alternative="or save the data as .npz")
     try:
         table = pq.read_table(path)
-    except Exception as e:  # pyarrow raises several types for a damaged file
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a damaged file
         raise UserError(f"{source}: data.path: {path} is not a readable parquet file "
-                        f"({' '.join(str(e).split())[:160]})") from None
+                        f"({one_line(e, 160)})") from None
     cols = set(table.column_names)
 
     def column(name: str, what: str) -> np.ndarray:
@@ -73,7 +71,7 @@ def _parquet(path: Path, spec: DataSpec, source: str) -> TrainingData:
             arr = c.to_numpy()
             if arr.dtype == object:
                 arr = np.stack([np.asarray(v, dtype=np.float64) for v in arr])
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever fails to stack is ragged or not numbers, refused below
             arr = np.asarray([None], dtype=object)
         if arr.dtype == object:
             raise UserError(f"{source}: {what}: column '{name}' has ragged or non-numeric values; "
@@ -141,9 +139,9 @@ def import_object(spec: str, base_dir: Path, *, key: str, source: str):
             module = importlib.import_module(mod_part)
     except UserError:
         raise
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - the user's module may raise anything while it loads
         raise UserError(f"{source}: {key}: cannot import '{mod_part}' ({type(e).__name__}: "
-                        f"{' '.join(str(e).split())[:160]}); fix the module path or install it") from None
+                        f"{one_line(e, 160)}); fix the module path or install it") from None
     obj = getattr(module, name, None)
     if obj is None:
         raise UserError(f"{source}: {key}: '{mod_part}' has no '{name}'; name a class or function it defines")

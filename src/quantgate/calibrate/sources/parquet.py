@@ -1,0 +1,158 @@
+"""Parquet feature-cache sources: which columns feed which input (`--columns`, `--map`, names
+or the one array column), each column as `[rows, *cell]` with its null rows, read whole.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import UserError, one_line
+from ...optional import require
+from ...paths import sha256_file
+from ..layout import Slot, fit
+from .base import Bad, Source, eager, nonfinite
+
+
+def parquet_source(path: Path, slots: list[Slot], columns: list[str], pairs) -> Source:
+    pa = require("pyarrow", what=f"{path}: reading a parquet feature cache")
+    pq = require("pyarrow.parquet", what=f"{path}: reading a parquet feature cache")
+    try:
+        pf = pq.ParquetFile(str(path))
+        schema = pf.schema_arrow
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise UserError(f"{path}: not a parquet file ({one_line(e, 160)}); "
+                        "write the feature cache with pyarrow or pandas .to_parquet") from None
+    have = list(schema.names)
+    kinds = {n: _column_kind(pa, schema.field(n).type) for n in have}
+    mapping = _parquet_mapping(path, slots, columns, pairs, have, kinds)
+    needed = list(dict.fromkeys(c for cols in mapping.values() for c in cols))
+    missing = [c for c in needed if c not in kinds]
+    if missing:
+        raise UserError(f"{path}: no column(s) {', '.join(repr(c) for c in missing)} (columns: "
+                        f"{', '.join(have)}); fix --columns/--map")
+    for c in needed:
+        if kinds[c] is None:
+            raise UserError(f"{path}: column '{c}' is {schema.field(c).type}; calibration columns must be "
+                            "numbers or lists of numbers")
+    try:
+        table = pf.read(columns=needed)
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise UserError(f"{path}: cannot read columns {', '.join(needed)} "
+                        f"({one_line(e, 160)}); rewrite the cache") from None
+    rows = table.num_rows
+    if rows == 0:
+        raise UserError(f"{path}: holds no rows; a calibration set needs at least one sample")
+    values, bad = {}, []
+    for c in needed:
+        v, null_rows = _column_values(pa, table.column(c), f"{path}: column '{c}'", rows)
+        values[c] = v
+        if null_rows.any():
+            bad.append(Bad("null", f"column '{c}'", null_rows))
+        bad += nonfinite(v, f"column '{c}'")
+    out = {}
+    for s in slots:
+        cols = mapping[s.name]
+        where = f"{path}: input '{s.name}' from column(s) {', '.join(cols)}"
+        if len(cols) == 1:
+            data = values[cols[0]]
+        else:
+            data = np.concatenate([values[c].reshape(rows, -1).astype(np.float64) if values[c].dtype.kind == "f"
+                                   else values[c].reshape(rows, -1) for c in cols], axis=1)
+        fix = (f"pick the columns with {'--map COL=' + s.name if len(slots) > 1 else '--columns'}"
+               if all(kinds[c] == "scalar" for c in cols) else None)
+        sample = fit(s, data.shape[1:], where, fix=fix)
+        out[s.name] = data.reshape((rows,) + sample)
+    return Source("parquet", path, sha256_file(path), rows, mapping, eager(out), bad,
+                  {"columns": have, "row_groups": pf.metadata.num_row_groups})
+
+
+def _column_kind(pa, t) -> str | None:
+    """'scalar', 'array' or None (not usable) for an arrow type."""
+    def numeric(x):
+        return pa.types.is_integer(x) or pa.types.is_floating(x) or pa.types.is_boolean(x)
+    if numeric(t):
+        return "scalar"
+    depth = 0
+    while pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        t = t.value_type
+        depth += 1
+    return "array" if depth and numeric(t) else None
+
+
+def _parquet_mapping(path, slots, columns, pairs, have, kinds) -> dict[str, list[str]]:
+    names = [s.name for s in slots]
+    if columns:
+        if len(slots) != 1:
+            raise UserError(f"{path}: the model has {len(slots)} inputs ({', '.join(names)}); --columns "
+                            "fills a single input, assign columns with --map COL=INPUT instead")
+        return {names[0]: list(columns)}
+    mapping: dict[str, list[str]] = {}
+    for col, inp in pairs:
+        mapping.setdefault(inp, []).append(col)
+    for n in names:
+        if n not in mapping and n in kinds:
+            mapping[n] = [n]
+    if len(mapping) == len(names):
+        return {n: mapping[n] for n in names}
+    if len(slots) == 1:
+        arrays = [c for c in have if kinds[c] == "array"]
+        scalars = [c for c in have if kinds[c] == "scalar"]
+        if len(arrays) == 1:
+            return {names[0]: arrays}
+        if not arrays and scalars:
+            return {names[0]: scalars}
+        raise UserError(f"{path}: cannot tell which columns feed input '{names[0]}' (array columns: "
+                        f"{', '.join(arrays) or 'none'}; scalar columns: {', '.join(scalars) or 'none'}); "
+                        "pick them with --columns")
+    missing = [n for n in names if n not in mapping]
+    raise UserError(f"{path}: no column(s) for input(s) {', '.join(missing)} (columns: {', '.join(have)}); "
+                    "name columns after the inputs or pass --map COL=INPUT")
+
+
+def _column_values(pa, chunked, where: str, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """A column as `[rows, *cell shape]` and the rows that hold a null anywhere."""
+    import pyarrow.compute as pc
+
+    arr = chunked.combine_chunks() if chunked.num_chunks != 1 else chunked.chunk(0)
+    if isinstance(arr, pa.ChunkedArray):  # zero chunks
+        arr = pa.array([], type=chunked.type)
+    row_null = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)
+            or pa.types.is_fixed_size_list(arr.type)):
+        vals = pc.fill_null(arr, False if pa.types.is_boolean(arr.type) else 0) if row_null.any() else arr
+        return np.asarray(vals.to_numpy(zero_copy_only=False)), row_null
+    keep = np.flatnonzero(~row_null)
+    if rows and not len(keep):
+        raise UserError(f"{where}: every row is null; fill the column or map another")
+    cur = arr.filter(pa.array(~row_null)) if row_null.any() else arr
+    parents = np.arange(len(cur))  # which kept row each element at this level belongs to
+    shape: list[int] = []
+    while pa.types.is_list(cur.type) or pa.types.is_large_list(cur.type) or pa.types.is_fixed_size_list(cur.type):
+        if cur.null_count:
+            first = int(keep[parents[np.flatnonzero(cur.is_null().to_numpy(zero_copy_only=False))[0]]])
+            raise UserError(f"{where}: row {first} holds a null list inside its array; fill or drop it")
+        lengths = np.asarray(pc.list_value_length(cur).to_numpy(zero_copy_only=False), dtype=np.int64)
+        if len(lengths):
+            odd = np.flatnonzero(lengths != lengths[0])
+            if len(odd):
+                a, b = int(keep[parents[0]]), int(keep[parents[odd[0]]])
+                raise UserError(f"{where}: row {b} has {lengths[odd[0]]} values where row {a} has "
+                                f"{lengths[0]}; every row needs the same width")
+            shape.append(int(lengths[0]))
+        else:
+            shape.append(0)
+        parents = np.repeat(parents, lengths)
+        cur = cur.flatten()
+    leaf_null = np.asarray(cur.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if leaf_null.any():
+        row_null = row_null.copy()
+        row_null[keep[np.unique(parents[leaf_null])]] = True
+        cur = pc.fill_null(cur, False if pa.types.is_boolean(cur.type) else 0)
+    leaf = np.asarray(cur.to_numpy(zero_copy_only=False)).reshape((len(keep),) + tuple(shape))
+    if len(keep) == rows:
+        return leaf, row_null
+    full = np.zeros((rows,) + tuple(shape), dtype=leaf.dtype)
+    full[keep] = leaf
+    return full, row_null
