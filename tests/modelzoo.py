@@ -20,7 +20,7 @@ IR_VERSION = 8  # what torch's exporter writes for opset 17; loads in every supp
 __all__ = [
     "mlp", "conv_symbolic", "two_inputs", "fp16_input", "int_input", "multi_output",
     "constant_output", "external_data", "stale_value_info", "big_mlp", "tiny", "corrupt",
-    "write_npz", "STALE_ERROR",
+    "write_npz", "int8_standin", "STALE_ERROR",
 ]
 
 # The message onnx shape inference raises (through onnxruntime.quantization) on stale_value_info.
@@ -247,3 +247,39 @@ def write_npz(path: Path, **arrays) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})
     return path
+
+
+def int8_standin(fp32: Path, dst: Path | None = None, *, scale: float = 0.0, seed: int = 0) -> Path:
+    """A stand-in int8 sidecar for any model, whatever its dtypes (quantisers handle float32
+    graphs only): the same graph, its float weights nudged by `scale` x their mean magnitude,
+    and its first float weight stored as int8 behind a DequantizeLinear, so the file holds a
+    quantised operator as every int8 sidecar does. Written to `dst` (default <stem>.int8.onnx)."""
+    m = onnx.load(str(fp32))
+    rng = np.random.default_rng(seed)
+    converted = False
+    for t in list(m.graph.initializer):
+        a = numpy_helper.to_array(t)
+        if a.dtype.kind != "f":
+            continue
+        if scale:
+            a = (a + scale * np.abs(a).mean() * rng.standard_normal(a.shape)).astype(a.dtype)
+        if not converted and a.size > 1:
+            name = t.name
+            step = float(np.abs(a).max()) / 127 or 1.0
+            q = np.clip(np.round(a.astype(np.float64) / step), -127, 127).astype(np.int8)
+            t.CopyFrom(numpy_helper.from_array(q, name + "_q"))
+            m.graph.initializer.append(numpy_helper.from_array(np.array(step, a.dtype), name + "_scale"))
+            m.graph.node.insert(0, helper.make_node("DequantizeLinear", [name + "_q", name + "_scale"], [name]))
+            converted = True
+            if a.dtype == np.float16:  # a float16 scale needs DequantizeLinear-19
+                for op in m.opset_import:
+                    if op.domain in ("", "ai.onnx") and op.version < 19:
+                        op.version = 19
+                m.ir_version = max(m.ir_version, 9)
+        else:
+            t.CopyFrom(numpy_helper.from_array(a, t.name))
+    if not converted:
+        raise ValueError(f"{fp32}: no float weight to store as int8")
+    dst = dst or fp32.with_name(fp32.name[:-5] + ".int8.onnx")
+    onnx.save(m, str(dst))
+    return dst

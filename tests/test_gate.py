@@ -20,18 +20,10 @@ from conftest import assert_one_line_error, run_cli, write_registry
 
 
 def perturbed_sidecar(fp32, scale=0.01, seed=0):
-    """A stand-in int8 file: the same graph with its float weights nudged (the gate only needs a
-    second model with the same signature; quantisers do not handle every dtype)."""
-    m = onnx.load(str(fp32))
-    rng = np.random.default_rng(seed)
-    for t in m.graph.initializer:
-        a = numpy_helper.to_array(t)
-        if a.dtype.kind == "f":
-            b = (a + scale * np.abs(a).mean() * rng.standard_normal(a.shape)).astype(a.dtype)
-            t.CopyFrom(numpy_helper.from_array(b, t.name))
-    out = fp32.with_name(fp32.name[:-5] + ".int8.onnx")
-    onnx.save(m, str(out))
-    return out
+    """A stand-in int8 file: the same graph with its float weights nudged and one stored as int8
+    (the gate only needs a second model with the same signature holding an int8 op; quantisers do
+    not handle every dtype)."""
+    return modelzoo.int8_standin(fp32, scale=scale, seed=seed)
 
 
 def gate_row(repo, fp32, model_id="m", **fields):
@@ -51,7 +43,7 @@ def test_pass_then_fail_when_budget_is_below_the_measured_drop(repo):
     quantize_dynamic(fp32)
     reg = write_registry(repo / "registry.json", [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic",
                                                     "quant_accuracy_budget_plcc": 0.5}])
-    ok = run_gate(reg).to_json()
+    ok = run_gate(reg, samples=64).to_json()
     _validate_results(ok)
     row = ok["models"][0]
     assert (ok["verdict"], ok["exit_code"], row["status"]) == ("pass", 0, "pass")
@@ -62,7 +54,8 @@ def test_pass_then_fail_when_budget_is_below_the_measured_drop(repo):
     budget = row["drop"] / 2
     write_registry(reg, [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic",
                           "quant_accuracy_budget_plcc": budget}])
-    proc = run_cli("gate", "--registry", reg, "--out-json", repo / "r.json", "--markdown", repo / "r.md", cwd=repo)
+    proc = run_cli("gate", "--registry", reg, "--samples", "64", "--out-json", repo / "r.json", "--markdown",
+                   repo / "r.md", cwd=repo)
     assert proc.returncode == 1, proc.stderr
     assert "[FAIL ] mlp (dynamic)" in proc.stdout and "exceeds budget" in proc.stdout
     doc = json.loads((repo / "r.json").read_text())
@@ -191,7 +184,7 @@ def test_constant_output_identical_passes_and_differing_fails(repo):
         if t.name == "c":
             t.CopyFrom(numpy_helper.from_array(np.full(4, 0.5, np.float32), "c"))
     onnx.save(m, str(fp32))
-    shutil.copy(fp32, repo / (fp32.name[:-5] + ".int8.onnx"))
+    modelzoo.int8_standin(fp32)
     reg = write_registry(repo / "registry.json", [{"id": "k", "onnx": fp32.name, "quant_mode": "dynamic"}])
     row = run_gate(reg).to_json()["models"][0]
     assert row["status"] == "pass" and "constant" in row["reason"]
@@ -199,7 +192,8 @@ def test_constant_output_identical_passes_and_differing_fails(repo):
     for t in m.graph.initializer:
         if t.name == "c":
             t.CopyFrom(numpy_helper.from_array(np.full(4, 0.75, np.float32), "c"))
-    onnx.save(m, str(repo / (fp32.name[:-5] + ".int8.onnx")))
+    onnx.save(m, str(repo / "other.onnx"))
+    modelzoo.int8_standin(repo / "other.onnx", repo / (fp32.name[:-5] + ".int8.onnx"))
     row = run_gate(reg).to_json()["models"][0]
     assert row["status"] == "fail" and "constant output differs" in row["reason"]
 
@@ -287,7 +281,7 @@ def test_eval_set_replaces_the_random_draws(repo):
 
 def test_a_model_that_fails_to_run_is_one_clean_line(repo):
     fp32 = modelzoo.conv_symbolic(repo)
-    shutil.copy(fp32, repo / (fp32.name[:-5] + ".int8.onnx"))
+    modelzoo.int8_standin(fp32)
     reg = write_registry(repo / "registry.json", [{"id": "conv", "onnx": fp32.name, "quant_mode": "dynamic"}])
     proc = run_cli("gate", "--registry", reg, cwd=repo)
     assert proc.returncode == 2

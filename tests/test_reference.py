@@ -1,4 +1,4 @@
-"""The gate's defaults reproduce the first user's reference method exactly.
+"""`--reference-compat` reproduces the first user's reference method exactly.
 
 The reference is recomputed here independently: 16 draws of uniform [0, 1) float32 from one
 numpy.random.default_rng(0) in sequence, every non-fixed dim set to 1, the first output of each
@@ -53,19 +53,24 @@ def _reference_drop(fp32, int8):
 
 
 @pytest.mark.parametrize("batch_dim", [1, "batch"])
-def test_default_gate_reproduces_reference_drop_exactly(repo, batch_dim):
+def test_reference_compat_reproduces_reference_drop_exactly(repo, batch_dim):
     fp32 = _conv_metric(repo / "metric.onnx", batch_dim)
     cal = {"frame": np.random.default_rng(1).random((24, 1, 12, 12), dtype=np.float32)}
     quantize_static(fp32, cal)
     reg = write_registry(repo / "registry.json", [
         {"id": "metric", "onnx": "metric.onnx", "quant_mode": "static",
          "quant_calibration_set": "unused.npz"}])
-    results = run_gate(reg).to_json()
+    results = run_gate(reg, reference_compat=True).to_json()
     row = results["models"][0]
     assert row["status"] in ("pass", "fail"), row["reason"]
     expected = _reference_drop(fp32, repo / "metric.int8.onnx")
     assert expected > 0  # the int8 file really differs, so equality below means something
     assert row["drop"] == expected
     assert [i["shape"] for i in row["inputs"]] == [[1, 1, 12, 12]]
-    assert results["settings"] == {"samples": 16, "seed": 0, "reference_compat": False,
-                                   "symbolic_dim_default": 1, "selection": []}
+    assert row["samples"] == 16 and row["sampling"]["mode"] == "fixed"
+    assert {k: results["settings"][k] for k in ("samples", "seed", "reference_compat", "symbolic_dim_default",
+                                                "selection")} == {"samples": None, "seed": 0, "reference_compat": True,
+                                                                  "symbolic_dim_default": 1, "selection": []}
+    # by default the gate samples until the figure can be trusted: more samples, another figure
+    default = run_gate(reg).to_json()["models"][0]
+    assert default["samples"] > 16 and default["drop"] != expected

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, UserError
-from .gate import DEFAULT_SAMPLES, DEFAULT_SEED
+from .gate.settings import DEFAULT_SEED
 from .github import context
 from .paths import atomic_write_text, confine, write_json
 from .registry import DEFAULT_REGISTRY
@@ -37,7 +37,7 @@ DEFAULTS = {
     "markdown_out": "quantgate-results.md",
     "comment": "true",
     "github_token": "",
-    "samples": str(DEFAULT_SAMPLES),
+    "samples": "auto",
     "seed": str(DEFAULT_SEED),
     "working_directory": ".",
 }
@@ -130,7 +130,7 @@ class Settings:
     markdown_out: Path | None = None
     comment: bool = True
     github_token: str = ""
-    samples: int = DEFAULT_SAMPLES
+    samples: int | None = None  # None: adaptive sampling
     seed: int = DEFAULT_SEED
 
     @classmethod
@@ -169,7 +169,8 @@ class Settings:
             markdown_out=path("markdown_out"),
             comment=parse_bool(raw["comment"], name="comment", default=True),
             github_token=raw["github_token"],
-            samples=parse_int(raw["samples"], name="samples", default=DEFAULT_SAMPLES, minimum=1),
+            samples=None if raw["samples"].lower() == "auto" else parse_int(raw["samples"], name="samples",
+                                                                            default=1, minimum=1),
             seed=parse_int(raw["seed"], name="seed", default=DEFAULT_SEED),
         )
 

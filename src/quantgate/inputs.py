@@ -13,6 +13,8 @@ Rules (documented in docs/registry.md):
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -119,11 +121,11 @@ def _fmt_dims(dims) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
 
 
-def draw(plans: list[InputPlan], samples: int, seed: int) -> list[dict[str, np.ndarray]]:
-    """`samples` feeds, deterministic for `seed` (see the module docstring for the order)."""
+def stream(plans: list[InputPlan], seed: int) -> Iterator[dict[str, np.ndarray]]:
+    """Feeds one at a time, without end, deterministic for `seed` (see the module docstring for
+    the order): the first N are the same whatever N is asked for later."""
     rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(samples):
+    while True:
         feed = {}
         for p in plans:
             dt = np.dtype(p.dtype)
@@ -136,5 +138,9 @@ def draw(plans: list[InputPlan], samples: int, seed: int) -> list[dict[str, np.n
                 feed[p.name] = rng.integers(int(p.low), int(p.high), size=p.shape, dtype=np.int64).astype(dt)
             else:
                 feed[p.name] = rng.random(p.shape) < 0.5
-        out.append(feed)
-    return out
+        yield feed
+
+
+def draw(plans: list[InputPlan], samples: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """The first `samples` feeds of `stream(plans, seed)`."""
+    return list(itertools.islice(stream(plans, seed), samples))

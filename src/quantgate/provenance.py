@@ -10,48 +10,8 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
+from .cpu import cpu_info, int8_kernels
 from .paths import sha256_file
-
-# /proc/cpuinfo flag -> name reported; these decide whether int8 kernels can beat fp32.
-_X86_INT8_FLAGS = {
-    "avx2": "avx2",
-    "avx512f": "avx512f",
-    "avx512_vnni": "avx512_vnni",
-    "avx_vnni": "avx_vnni",
-    "amx_int8": "amx_int8",
-    "amx_tile": "amx_tile",
-}
-_ARM_INT8_FLAGS = {"asimddp": "dotprod", "i8mm": "i8mm", "sve": "sve"}
-
-
-@lru_cache(maxsize=1)
-def cpu_info() -> dict:
-    """CPU model and the int8-relevant instruction-set features this machine has."""
-    model = platform.processor() or platform.machine()
-    flags: set[str] = set()
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip().lower()
-        if key in ("model name", "hardware", "cpu model") and value.strip():
-            model = value.strip()
-        elif key in ("flags", "features") and not flags:
-            flags = set(value.split())
-    table = _ARM_INT8_FLAGS if platform.machine().lower() in ("aarch64", "arm64") else _X86_INT8_FLAGS
-    features = sorted(name for flag, name in table.items() if flag in flags)
-    if sys.platform == "darwin" and platform.machine() == "arm64":
-        features = ["dotprod"]  # every Apple silicon core has the Armv8.4 dot product
-    return {
-        "model": model,
-        "arch": platform.machine(),
-        "logical_cores": os.cpu_count(),
-        "int8_features": features,
-        "vnni": any(f in features for f in ("avx512_vnni", "avx_vnni")),
-    }
-
 
 def _git(root: Path, *args: str) -> str | None:
     try:
@@ -113,7 +73,7 @@ def build(*, inputs: dict[str, Path] | None = None, root: Path | None = None,
         "git": git_state(root),
         "os": {"system": platform.system(), "release": platform.release(),
                "platform": platform.platform()},
-        "cpu": cpu_info(),
+        "cpu": {**cpu_info(), "int8_kernels": int8_kernels()},
         "utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "command": list(sys.argv if argv is None else argv),
         "inputs": files,

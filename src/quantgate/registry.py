@@ -8,6 +8,7 @@ a file that is not a registry at all is a `UserError`.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -59,6 +60,9 @@ class Entry:
     eval_path: Path | None = None
     sha256: str | None = None
     int8_sha256: str | None = None
+    budget_sqnr_db: float | None = None
+    budget_rmse: float | None = None
+    gate_samples: int | None = None
     input_spec: dict = field(default_factory=dict)
     gate_outputs: list[str] | None = None
     line: int | None = None
@@ -181,7 +185,7 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
         mode = raw.get("quant_mode", DEFAULT_MODE)
         budget = raw.get("quant_accuracy_budget_plcc", DEFAULT_BUDGET)
         e = Entry(index=i, raw=raw, id=mid, mode=mode if mode in MODES else str(mode),
-                  budget=float(budget) if isinstance(budget, (int, float)) and not isinstance(budget, bool) else DEFAULT_BUDGET,
+                  budget=float(budget) if _number(budget) else DEFAULT_BUDGET,
                   line=_line_of_entry(text, mid) if isinstance(raw.get("id"), str) else None,
                   problems=list(per_entry.get(i, [])))
         where = f"models[{i}]"
@@ -210,12 +214,25 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
             v = raw.get(key)
             if isinstance(v, str):
                 setattr(e, key, v)
+        for key, attr in (("quant_accuracy_budget_sqnr_db", "budget_sqnr_db"),
+                          ("quant_accuracy_budget_rmse", "budget_rmse")):
+            v = raw.get(key)
+            if _number(v):
+                setattr(e, attr, float(v))
+        v = raw.get("quant_gate_samples")
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 1:
+            e.gate_samples = v
         if isinstance(raw.get("quant_inputs"), dict):
             e.input_spec = raw["quant_inputs"]
         if isinstance(raw.get("quant_gate_outputs"), list):
             e.gate_outputs = [str(x) for x in raw["quant_gate_outputs"]]
         entries.append(e)
     return Registry(path=path, root=root_p, data=data, entries=entries, problems=problems)
+
+
+def _number(v: Any) -> bool:
+    """A finite JSON number (JSON has no NaN, but Python's reader accepts it)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def check_files(reg: Registry) -> list[Problem]:

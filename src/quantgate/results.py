@@ -22,26 +22,62 @@ OUTPUT_VERDICTS = ("ok", "fail", "error")
 
 
 @dataclass(frozen=True)
+class Interval:
+    """A 95 % confidence interval of a figure."""
+
+    low: float
+    high: float
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2.0
+
+    def to_json(self) -> list[float]:
+        return [self.low, self.high]
+
+    @classmethod
+    def from_json(cls, v: Any) -> "Interval | None":
+        return cls(float(v[0]), float(v[1])) if v is not None else None
+
+
+_INTERVALS = ("drop_ci", "sqnr_db_ci", "rmse_ci", "rel_rmse_ci")
+
+
+@dataclass(frozen=True)
 class OutputFigures:
-    """One output of one model: fp32 against int8."""
+    """One output of one model: fp32 against int8, each figure with its 95 % interval."""
 
     name: str
     judged: bool
-    plcc: float | None
-    drop: float | None
-    max_abs_error: float | None
-    max_abs_error_rel: float | None  # relative to the fp32 output's range
-    sqnr_db: float | None  # None when int8 equals fp32 exactly (infinite)
-    nmse: float | None
-    verdict: str  # "ok" (judge drop against budget), "fail" (fails whatever the budget), "error"
+    verdict: str  # "ok" (judge the figures against the budgets), "fail" (fails whatever the budget), "error"
     note: str | None = None
+    plcc: float | None = None
+    drop: float | None = None
+    drop_ci: Interval | None = None
+    max_abs_error: float | None = None
+    max_abs_error_rel: float | None = None  # relative to the fp32 output's range
+    sqnr_db: float | None = None  # None when int8 equals fp32 exactly (infinite)
+    sqnr_db_ci: Interval | None = None
+    nmse: float | None = None
+    rmse: float | None = None
+    rmse_ci: Interval | None = None
+    rel_rmse: float | None = None  # RMSE against the fp32 output's spread (see gate/estimate.py)
+    rel_rmse_ci: Interval | None = None
+    samples: int | None = None
 
     def to_json(self) -> dict:
-        return asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        for k in _INTERVALS:
+            d[k] = d[k].to_json() if d[k] is not None else None
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> "OutputFigures":
-        return cls(**_known(cls, d))
+        kw = _known(cls, d)
+        for k in _INTERVALS:
+            if k in kw:
+                kw[k] = Interval.from_json(kw[k])
+        return cls(**kw)
 
 
 @dataclass(frozen=True)
@@ -55,11 +91,13 @@ class Row:
     reason: str | None = None
     budget: float | None = None
     drop: float | None = None
+    drop_ci: Interval | None = None
     plcc: float | None = None
     headroom: float | None = None  # budget - drop; negative when over budget
     max_abs_error: float | None = None
     sqnr_db: float | None = None
     judged_output: str | None = None
+    marginal: bool = False  # a budget's interval still straddled its threshold when sampling stopped
     fp32_path: str | None = None
     int8_path: str | None = None
     fp32_bytes: int | None = None
@@ -67,6 +105,10 @@ class Row:
     size_ratio: float | None = None
     registry_line: int | None = None
     samples: int | None = None
+    budgets: dict = field(default_factory=dict)  # every budget judged: figure -> threshold
+    sampling: dict | None = None
+    warnings: tuple[str, ...] = ()
+    avx2: dict | None = None  # the same model measured as an AVX2-only CPU computes it, when asked
     inputs: tuple[dict, ...] = ()
     outputs: tuple[OutputFigures, ...] = ()
 
@@ -75,6 +117,9 @@ class Row:
 
     def to_json(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["drop_ci"] = self.drop_ci.to_json() if self.drop_ci is not None else None
+        d["budgets"] = dict(self.budgets)
+        d["warnings"] = list(self.warnings)
         d["inputs"] = [dict(i) for i in self.inputs]
         d["outputs"] = [o.to_json() for o in self.outputs]
         if self.samples is None:  # not measured: the key is left out, as the schema allows
@@ -84,6 +129,8 @@ class Row:
     @classmethod
     def from_json(cls, d: dict) -> "Row":
         kw = _known(cls, d)
+        kw["drop_ci"] = Interval.from_json(d.get("drop_ci"))
+        kw["warnings"] = tuple(d.get("warnings") or ())
         kw["inputs"] = tuple(d.get("inputs") or ())
         kw["outputs"] = tuple(OutputFigures.from_json(o) for o in d.get("outputs") or ())
         return cls(**kw)

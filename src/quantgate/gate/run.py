@@ -1,41 +1,27 @@
 """The accuracy gate: registry entries in, one verdict row per model out, and the exit code.
 
 Each model is one self-contained unit of work (`gate_entry`): an error in one never stops the
-others. Judged against the budget: the largest drop among the judged outputs (every output,
-or the entry's `quant_gate_outputs`); every output's figures are reported.
+others. Every output's figures are reported; the judged outputs (every output, or the entry's
+`quant_gate_outputs`) are held against the model's budgets (see `judge`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
-from . import provenance
-from .errors import UserError, one_line, param
-from .inputs import DEFAULT_SYMBOLIC_DIM, draw, plan_inputs
-from .metrics import compare
-from .onnxio import load_model, session, sig_from_session
-from .paths import display, sha256_file, sidecar_path
-from .results import OutputFigures, Results, Row
-from .registry import DEFAULT_BUDGET, DEFAULT_REGISTRY, Entry, load_registry, producer_command, verify_digest
-
-DEFAULT_SAMPLES = 16
-DEFAULT_SEED = 0
-
-
-@dataclass(frozen=True)
-class GateSettings:
-    samples: int = DEFAULT_SAMPLES
-    seed: int = DEFAULT_SEED
-    # The first user's reference gate: first input only, first output only.
-    reference_compat: bool = False
-
-    def to_json(self) -> dict:
-        return {"samples": self.samples, "seed": self.seed, "reference_compat": self.reference_compat,
-                "symbolic_dim_default": DEFAULT_SYMBOLIC_DIM}
+from .. import provenance
+from ..errors import UserError, one_line, param
+from ..inputs import plan_inputs, stream
+from ..int8_ops import quantized_op_types, saturation_risk
+from ..onnxio import load_model, session, sig_from_session
+from ..paths import display, sha256_file, sidecar_path
+from ..registry import DEFAULT_BUDGET, DEFAULT_REGISTRY, Entry, load_registry, producer_command, verify_digest
+from ..results import Results, Row
+from . import emulate
+from .judge import budgets_of, verdict
+from .measure import measure
+from .settings import DEFAULT_SEED, MAX_SAMPLES, MAX_SECONDS, MIN_SAMPLES, GateSettings
 
 
 def _base_row(e: Entry, root: Path | None) -> Row:
@@ -90,6 +76,7 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
     _check_not_stale(e, row)
     s_fp = session(fp32, label=row.fp32_path or str(fp32))
     s_q = session(int8, label=row.int8_path or str(int8))
+    m.add(warnings=_check_int8_graph(e, row))
     ins, outs = sig_from_session(s_fp)
     q_ins, q_outs = sig_from_session(s_q)
     if [(i.name, i.dtype) for i in ins] != [(i.name, i.dtype) for i in q_ins]:
@@ -102,64 +89,55 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
         raise UserError(f"{row.int8_path}: lacks output(s) {', '.join(missing)} of the fp32 model; re-produce it")
     if s.reference_compat:
         ins, outs = ins[:1], outs[:1]
-    plans: list = []
-    if e.eval_path is not None:
-        feeds = _eval_set_feeds(e, ins)
-        m.add(inputs=tuple({"name": s_.name, "dtype": str(s_.dtype),
-                            "source": f"eval set {e.raw['quant_eval_set']}",
-                            "shape": list(feeds[0][s_.name].shape)} for s_ in ins))
-    else:
-        model = load_model(fp32, external=False)
-        plans = plan_inputs(ins, e.input_spec, model=model, label=f"{reg}: {e.id}")
-        m.add(inputs=tuple(p.to_json() for p in plans))
-        feeds = draw(plans, s.samples, s.seed)
-    m.add(samples=len(feeds))
     judged = set(e.gate_outputs or [o.name for o in outs])
     unknown = sorted(judged - {o.name for o in outs})
     if unknown:
         raise UserError(f"{reg}: {e.id}: quant_gate_outputs names {', '.join(unknown)}, not outputs of the "
                         f"model ({', '.join(o.name for o in outs)})")
-    names = [o.name for o in outs]
-    acc_fp: dict[str, list] = {n: [] for n in names}
-    acc_q: dict[str, list] = {n: [] for n in names}
-    for i, feed in enumerate(feeds):
-        y_fp = _run(s_fp, names, feed, row.fp32_path, plans, i)
-        y_q = _run(s_q, names, feed, row.int8_path, plans, i)
-        for n, a, b in zip(names, y_fp, y_q):
-            acc_fp[n].append(np.asarray(a).ravel())
-            acc_q[n].append(np.asarray(b).ravel())
-    figures = []
-    worst: OutputFigures | None = None
-    for n in names:
-        c = compare(np.concatenate(acc_fp[n]), np.concatenate(acc_q[n]))
-        out = OutputFigures(name=n, judged=n in judged, plcc=c.plcc, drop=c.drop,
-                            max_abs_error=c.max_abs_error, max_abs_error_rel=c.max_abs_error_rel,
-                            sqnr_db=c.sqnr_db, nmse=c.nmse, verdict=c.verdict, note=c.note)
-        figures.append(out)
-        if n in judged and _worse(out, worst):
-            worst = out
-    assert worst is not None
-    m.add(outputs=tuple(figures), judged_output=worst.name, plcc=worst.plcc, drop=worst.drop,
-          max_abs_error=worst.max_abs_error, sqnr_db=worst.sqnr_db)
-    if worst.verdict == "error":
-        m.add(status="error", reason=f"output '{worst.name}': {worst.note}")
-    elif worst.verdict == "fail":
-        m.add(status="fail", reason=f"output '{worst.name}': {worst.note}")
+    plans: list = []
+    if e.eval_path is not None:
+        eval_feeds = _eval_set_feeds(e, ins)
+        m.add(inputs=tuple({"name": s_.name, "dtype": str(s_.dtype),
+                            "source": f"eval set {e.raw['quant_eval_set']}",
+                            "shape": list(eval_feeds[0][s_.name].shape)} for s_ in ins))
+        feeds, fixed, mode = iter(eval_feeds), len(eval_feeds), "eval set"
     else:
-        assert worst.drop is not None
-        m.add(headroom=e.budget - worst.drop)
-        if worst.drop <= e.budget:
-            m.add(status="pass", reason=worst.note)
-        else:
-            m.add(status="fail", reason=f"drop {worst.drop:.6f} exceeds budget {e.budget:g}"
-                  + (f" on output '{worst.name}'" if len(judged) > 1 else ""))
+        model = load_model(fp32, external=False)
+        plans = plan_inputs(ins, e.input_spec, model=model, label=f"{reg}: {e.id}")
+        m.add(inputs=tuple(p.to_json() for p in plans))
+        fixed = s.fixed_samples(e.gate_samples)
+        feeds, mode = stream(plans, s.seed), ("adaptive" if fixed is None else "fixed")
+    names = [o.name for o in outs]
+
+    def run_pair(feed: dict, i: int) -> tuple[list, list]:
+        return (_run(s_fp, names, feed, row.fp32_path, plans, i),
+                _run(s_q, names, feed, row.int8_path, plans, i))
+
+    budgets = budgets_of(e.budget, e.budget_sqnr_db, e.budget_rmse)
+    measured = measure(run_pair, names, judged, feeds, budgets, s, fixed=fixed, mode=mode,
+                       keep_values=s.reference_compat)
+    m.add(samples=measured.sampling.samples, sampling=measured.sampling.to_json(),
+          budgets={b.figure: b.threshold for b in budgets})
+    m.add(**verdict(measured, judged, budgets, e.budget))
+
+
+def _check_int8_graph(e: Entry, row: Row) -> tuple[str, ...]:
+    """Refuse a sidecar with no int8 op (a copy of the fp32 file measures nothing); warn when its
+    integer kernels can compute differently on other x86 CPUs."""
+    assert e.int8_path is not None
+    q = load_model(e.int8_path, what="int8 sidecar")
+    if not quantized_op_types(q):
+        raise UserError(f"{row.int8_path}: has no quantised operator, so it is not an int8 model (a copy of "
+                        f"the fp32 file?); produce it with {producer_command(e.mode)}")
+    risk = saturation_risk(q)
+    return (f"{row.int8_path}: {risk.describe()}",) if risk else ()
 
 
 def _check_not_stale(e: Entry, row: Row) -> None:
     """A PTQ sidecar made by quantgate records the fp32 digest it came from; one made from another
     fp32 file measures nothing about this one. (QAT sidecars come from the QAT-conditioned
     export, not the registry's fp32 file, so they are not compared.)"""
-    from .produce.pipeline import sidecar_source
+    from ..produce.pipeline import sidecar_source
 
     if e.mode not in ("dynamic", "static"):
         return
@@ -175,24 +153,13 @@ def _check_not_stale(e: Entry, row: Row) -> None:
 
 def _eval_set_feeds(e: Entry, ins) -> list[dict]:
     """Every sample of the entry's eval set, checked against the model like a calibration set."""
-    from .produce import calibration as cal
+    from ..produce import calibration as cal
 
     if e.input_spec:
         raise UserError(f"{e.id}: quant_eval_set and quant_inputs exclude each other; keep one")
     arrays = cal.read_npz(e.eval_path)
     cal.validate(arrays, ins, label=str(e.raw["quant_eval_set"]))
     return list(cal.feeds(arrays, ins))
-
-
-_RANK = {"error": 0, "fail": 1, "ok": 2}
-
-
-def _worse(a: OutputFigures, b: OutputFigures | None) -> bool:
-    if b is None:
-        return True
-    if _RANK[a.verdict] != _RANK[b.verdict]:
-        return _RANK[a.verdict] < _RANK[b.verdict]
-    return (a.drop or 0.0) > (b.drop or 0.0)
 
 
 def _run(sess, names, feed, label, plans, i):
@@ -214,19 +181,22 @@ def adhoc_entry(path: Path, budget: float | None, mode: str = "dynamic") -> Entr
 
 
 def run_gate(registry: str | Path | None = DEFAULT_REGISTRY, ids: list[str] | None = None, *,
-             root: str | Path | None = None, samples: int = DEFAULT_SAMPLES, seed: int = DEFAULT_SEED,
-             reference_compat: bool = False, budget: float | None = None,
+             root: str | Path | None = None, samples: int | None = None, seed: int = DEFAULT_SEED,
+             reference_compat: bool = False, budget: float | None = None, max_samples: int = MAX_SAMPLES,
+             max_seconds: float = MAX_SECONDS, avx2_check: bool = False,
              argv: list[str] | None = None, progress: Callable[[Row], None] | None = None) -> Results:
     """Gate the selected models (ids or .onnx paths; none = all) and return the results.
 
-    `progress(row)` is called after each model, for a terminal line.
+    `samples` fixes the sample count of every model; None samples adaptively, up to
+    `max_samples` and `max_seconds` per model. `avx2_check` also measures each model as an
+    AVX2-only x86 CPU computes it (under qemu-x86_64 -cpu Haswell). `progress(row)` is called
+    after each model, for a terminal line.
     """
-    if samples < 1:
-        raise UserError(f"{samples} is not a positive count", subject=param("samples"),
-                        fix=f"use e.g. {DEFAULT_SAMPLES}")
-    if budget is not None and not 0 <= budget <= 1:
+    if budget is not None and not (isinstance(budget, (int, float)) and 0 <= budget <= 1):
         raise UserError(f"{budget} is outside [0, 1]", subject=param("budget"))
-    settings = GateSettings(samples=samples, seed=seed, reference_compat=reference_compat)
+    settings = GateSettings(samples=samples, seed=seed, reference_compat=reference_compat,
+                            max_samples=max_samples, min_samples=min(MIN_SAMPLES, max_samples),
+                            max_seconds=max_seconds, avx2_check=avx2_check)
     ids = [str(i) for i in (ids or [])]
     reg = None
     reg_path = Path(registry) if registry is not None else None
@@ -246,11 +216,17 @@ def run_gate(registry: str | Path | None = DEFAULT_REGISTRY, ids: list[str] | No
             if reg is None:
                 raise UserError(f"'{sel}': an id needs a registry", fix=f"pass {param('registry')} PATH")
             selected.append(reg.get(sel))
+    if avx2_check:
+        emulate.qemu_path()  # before any model is measured: one line when qemu-user is missing
     rows = []
     for e in selected:
         row = gate_entry(e, settings, root_p, reg.path if reg else None)
         rows.append(row)
-        if progress:
+        if progress and not avx2_check:
+            progress(row)
+    if avx2_check:
+        rows = _with_avx2(rows, selected, settings, reg.path if reg else None, root_p)
+        for row in rows if progress else ():
             progress(row)
     inputs: dict[str, Path] = {"registry": reg.path} if reg else {}
     for e in selected:
@@ -262,6 +238,22 @@ def run_gate(registry: str | Path | None = DEFAULT_REGISTRY, ids: list[str] | No
                    registry=display(reg.path, root_p) if reg else None)
 
 
+def _with_avx2(rows: list[Row], selected: list[Entry], settings: GateSettings, registry: Path | None,
+               root: Path) -> list[Row]:
+    """Each measured row with its `avx2` block: the same model, the same samples, under emulation."""
+    plan = [{"index": i, "id": e.id, "path": str(e.onnx_path) if e.index < 0 else None, "budget": e.budget,
+             "mode": e.mode, "samples": r.samples}
+            for i, (e, r) in enumerate(zip(selected, rows, strict=True)) if r.status in ("pass", "fail")]
+    found = emulate.measure_avx2(plan, settings, registry, root) if plan else {}
+    out = []
+    for i, r in enumerate(rows):
+        if i in found:
+            block, warning = emulate.summary(r, found[i])
+            r = r.with_(avx2=block, warnings=r.warnings + ((warning,) if warning else ()))
+        out.append(r)
+    return out
+
+
 STATUS_TAG = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "SKIP"}
 
 
@@ -271,14 +263,21 @@ def line_for(row: Row) -> str:
     if row.status == "skipped":
         return f"[{tag:5}] {row.id}: {row.reason}"
     if row.drop is not None:
-        figs = (f"drop={row.drop:.6f} budget={row.budget:g} PLCC={row.plcc:.6f} "
+        ci = f" (95% {row.drop_ci.low:.6f}-{row.drop_ci.high:.6f})" if row.drop_ci else ""
+        figs = (f"drop={row.drop:.6f}{ci} budget={row.budget:g} n={row.samples} PLCC={row.plcc:.6f} "
                 f"max_abs={row.max_abs_error:.4g}")
         sq = row.sqnr_db
         figs += f" SQNR={'inf' if sq is None else f'{sq:.1f}'}dB"
     else:
         figs = f"budget={row.budget:g}"
-    tail = f" — {row.reason}" if row.status in ("fail", "error") and row.reason else ""
+    shown = row.status in ("fail", "error") or row.marginal
+    tail = f" — {row.reason}" if shown and row.reason else ""
     return f"[{tag:5}] {row.id} ({row.mode}) {figs}{tail}"
+
+
+def row_lines(row: Row) -> list[str]:
+    """The row's line, then one indented line per warning."""
+    return [line_for(row), *(f"        warning: {w}" for w in row.warnings)]
 
 
 def summary_line(results: Results) -> str:

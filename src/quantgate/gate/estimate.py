@@ -1,0 +1,130 @@
+"""The fidelity figures of one output and their uncertainty — pure numpy, no ONNX Runtime.
+
+Each gated sample adds one row of sums (its elements are not independent draws, so the sample,
+not the element, is the unit of resampling). The figures come from the column totals:
+
+- drop = 1 - PLCC of the fp32 and int8 values of every sample, pooled;
+- SQNR (dB) = 10 log10(sum fp32^2 / sum (int8 - fp32)^2), RMSE, NMSE;
+- rel_rmse = RMSE / max(std of fp32, 5 % of its RMS): how large the error is against the output's
+  own spread; above 1 the int8 output is off by more than fp32 varies (a gain or offset error
+  PLCC cannot see).
+
+A 95 % interval for each comes from a cluster bootstrap: whole samples drawn with replacement,
+the sums re-weighted, `B` replicates from a seeded generator, so the same rows give the same
+interval on every run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..results import Interval
+
+# Columns of a sample's row of sums. Values are centred on a reference (the first sample's
+# means) so that the pooled variance is not the small difference of two large numbers.
+N, SX, SY, SXX, SYY, SXY, SX2, SEE = range(8)
+COLUMNS = 8
+BOOTSTRAP_REPLICATES = 1000
+CONFIDENCE = 0.95
+# rel_rmse's scale: the fp32 output's standard deviation, or this share of its RMS when the
+# output barely varies (a near-constant score must not fail for an error nobody would see).
+SCALE_RMS_SHARE = 0.05
+
+
+class OutputSums:
+    """Per-sample sums of one output, fed one sample at a time; also the extremes, which do
+    not resample (the worst error is a maximum, not a sum)."""
+
+    def __init__(self) -> None:
+        self._rows: list[np.ndarray] = []
+        self.ref: tuple[float, float] | None = None
+        self.max_abs_error = 0.0
+        self.fp32_min = np.inf
+        self.fp32_max = -np.inf
+        self.int8_min = np.inf
+        self.int8_max = -np.inf
+        self.size_mismatch: tuple[int, int] | None = None
+        self.fp32_nonfinite = False
+        self.int8_nonfinite = False
+
+    def add(self, fp32: np.ndarray, int8: np.ndarray) -> None:
+        x = np.asarray(fp32, dtype=np.float64).ravel()
+        y = np.asarray(int8, dtype=np.float64).ravel()
+        if x.size != y.size:
+            self.size_mismatch = self.size_mismatch or (x.size, y.size)
+            return
+        if not np.all(np.isfinite(x)):
+            self.fp32_nonfinite = True
+            return
+        if not np.all(np.isfinite(y)):
+            self.int8_nonfinite = True
+            return
+        if x.size == 0:
+            return
+        if self.ref is None:
+            self.ref = (float(x.mean()), float(y.mean()))
+        cx, cy = self.ref
+        dx, dy, e = x - cx, y - cy, y - x
+        self._rows.append(np.array([x.size, dx.sum(), dy.sum(), dx @ dx, dy @ dy, dx @ dy, x @ x, e @ e]))
+        self.max_abs_error = max(self.max_abs_error, float(np.abs(e).max()))
+        self.fp32_min, self.fp32_max = min(self.fp32_min, float(x.min())), max(self.fp32_max, float(x.max()))
+        self.int8_min, self.int8_max = min(self.int8_min, float(y.min())), max(self.int8_max, float(y.max()))
+
+    @property
+    def samples(self) -> int:
+        return len(self._rows)
+
+    def matrix(self) -> np.ndarray:
+        return np.vstack(self._rows) if self._rows else np.zeros((0, COLUMNS))
+
+
+def _figures(t: np.ndarray) -> dict[str, np.ndarray]:
+    """Figures from column totals; `t` is (COLUMNS,) or (replicates, COLUMNS)."""
+    n = t[..., N]
+    mx, my = t[..., SX] / n, t[..., SY] / n
+    vx = np.maximum(t[..., SXX] / n - mx * mx, 0.0)
+    vy = np.maximum(t[..., SYY] / n - my * my, 0.0)
+    cov = t[..., SXY] / n - mx * my
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plcc = np.clip(cov / np.sqrt(vx * vy), -1.0, 1.0)
+        mse = t[..., SEE] / n
+        ms = t[..., SX2] / n
+        scale = np.maximum(np.sqrt(vx), SCALE_RMS_SHARE * np.sqrt(ms))
+        return {
+            "drop": 1.0 - plcc,
+            "sqnr_db": 10.0 * np.log10(t[..., SX2] / t[..., SEE]),
+            "rmse": np.sqrt(mse),
+            "nmse": t[..., SEE] / t[..., SX2],
+            "rel_rmse": np.sqrt(mse) / scale,
+            "plcc": plcc,
+        }
+
+
+def resample_weights(samples: int, seed: int | list[int], replicates: int = BOOTSTRAP_REPLICATES) -> np.ndarray:
+    """(replicates, samples) counts: how often each sample is drawn in each bootstrap replicate."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, samples, size=(replicates, samples))
+    flat = (np.arange(replicates)[:, None] * samples + idx).ravel()
+    return np.bincount(flat, minlength=replicates * samples).reshape(replicates, samples).astype(np.float64)
+
+
+def point(sums: OutputSums) -> dict[str, float]:
+    """The figures over every sample (NaN where undefined: constant output, no error at all)."""
+    f = _figures(sums.matrix().sum(axis=0))
+    return {k: float(v) for k, v in f.items()}
+
+
+def replicates(sums: OutputSums, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """The figures of every bootstrap replicate (weights from `resample_weights`)."""
+    return _figures(weights @ sums.matrix())
+
+
+def interval(values: np.ndarray) -> Interval | None:
+    """The central 95 % percentile interval of finite replicate values (None when too few are
+    finite: a figure that is undefined in most replicates has no interval)."""
+    v = values[np.isfinite(values)]
+    if v.size < 0.9 * values.size or v.size == 0:
+        return None
+    a = (1.0 - CONFIDENCE) / 2.0
+    lo, hi = np.quantile(v, [a, 1.0 - a])
+    return Interval(float(lo), float(hi))
