@@ -101,22 +101,24 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _finite(obj):
-    """JSON has no NaN or infinity: such a float becomes null."""
+def _jsonable(obj):
+    """JSON has no NaN or infinity (such a float becomes null) and no paths (strings)."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
     return obj
 
 
 def write_json(path: str | os.PathLike, doc) -> None:
     """The one writer of every JSON report: an object's `to_json()` (or a dict), indented,
-    non-finite numbers as null, written atomically."""
+    non-finite numbers as null, paths as strings, written atomically."""
     data = doc.to_json() if hasattr(doc, "to_json") else doc
-    atomic_write_text(path, json.dumps(_finite(data), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(path, json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
 
 
 def display(path: Path, root: Path | None) -> str:

@@ -1,4 +1,5 @@
-"""The gate's results as typed, frozen objects: one output's figures, one model's row, the document.
+"""What quantgate hands back, as typed objects: the gate's results (one output's figures, one
+model's row, the document) and `Produced`, what every producer returns.
 
 The JSON schema (`schemas/results.schema.json`) stays the wire format: `to_json` writes it and
 `from_json` reads it back (a results file handed to `quantgate comment`, say), refusing a
@@ -248,3 +249,17 @@ class Results:
 def _known(cls, d: dict) -> dict:
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in d.items() if k in names}
+
+
+@dataclass(kw_only=True)
+class Produced:
+    """What every producer hands back — `quantize_dynamic`, `quantize_static`, `run_qat` and the
+    calibration-set builder: the file it wrote (`output`, or the file checked) and the JSON report
+    that describes it, `run_provenance` included. `to_json()` is that report, so `paths.write_json`
+    writes any of them."""
+
+    output: Path
+    report: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return self.report

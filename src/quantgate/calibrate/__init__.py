@@ -7,7 +7,7 @@ dims, `registry_edit` records the set in a registry row without reformatting the
 set's contract itself lives in `produce.calibration`.
 """
 
-from .build import DEFAULT_N, BuildOptions, build_set, check_set, write_report
+from .build import DEFAULT_N, BuildOptions, build_set, check_set
 from .images import ImageOptions
 
-__all__ = ["DEFAULT_N", "BuildOptions", "ImageOptions", "build_set", "check_set", "write_report"]
+__all__ = ["DEFAULT_N", "BuildOptions", "ImageOptions", "build_set", "check_set"]

@@ -18,8 +18,9 @@ import numpy as np
 from .. import provenance
 from ..errors import UserError
 from ..onnxio import graph_inputs, load_model
-from ..paths import atomic_write_bytes, atomic_write_text, display, find_repo_root, sha256_file
+from ..paths import atomic_write_bytes, atomic_write_text, display, find_repo_root, sha256_file, write_json
 from ..produce import calibration as cal
+from ..results import Produced
 from .images import ImageOptions
 from .layout import slot_for
 from .registry_edit import write_field
@@ -159,8 +160,8 @@ def _registry_plan(registry: Path, registry_id: str, root: Path | None, out: Pat
 
 def build_set(model: str | Path, source: str | Path, out: str | Path, options: BuildOptions | None = None, *,
               registry: str | Path | None = None, registry_id: str | None = None, root: str | Path | None = None,
-              report_out: str | Path | None = None, argv: list[str] | None = None) -> dict:
-    """Write the calibration set `out` for `model` from `source`; return the report."""
+              report_out: str | Path | None = None, argv: list[str] | None = None) -> Produced:
+    """Write the calibration set `out` for `model` from `source`; its report says how."""
     opts = options or BuildOptions()
     model, source, out = Path(model), Path(source), Path(out)
     if out.suffix.lower() != ".npz":
@@ -229,12 +230,13 @@ def build_set(model: str | Path, source: str | Path, out: str | Path, options: B
         report["registry"] = {"path": str(reg_plan["path"]), "id": reg_plan["id"],
                               "field": REGISTRY_FIELD, "value": reg_plan["value"], "changed": new != old,
                               "quant_mode": reg_plan["mode"]}
+    result = Produced(output=out, report=report)
     if report_out:
-        write_report(report, report_out)
-    return report
+        write_json(report_out, result)
+    return result
 
 
-def check_set(path: str | Path, model: str | Path, *, min_samples: int = 1) -> dict:
+def check_set(path: str | Path, model: str | Path, *, min_samples: int = 1) -> Produced:
     """Validate an existing set against a model (keys, dtypes, shapes, finite values, count)."""
     path, model = Path(path), Path(model)
     sigs = graph_inputs(load_model(model), model)
@@ -242,14 +244,10 @@ def check_set(path: str | Path, model: str | Path, *, min_samples: int = 1) -> d
     if n < min_samples:
         raise UserError(f"{path}: holds {n} sample(s), fewer than --min-samples {min_samples}; "
                         "rebuild it with a larger --n")
-    return {"calibration_set": {"path": str(path), "sha256": sha256_file(path), "samples": n},
-            "model": {"path": str(model), "sha256": sha256_file(model)},
-            "inputs": stats(arrays, [s.name for s in sigs])}
-
-
-def write_report(report: dict, path: str | Path) -> None:
-    import json
-    atomic_write_text(path, json.dumps(report, indent=2, sort_keys=False) + "\n")
+    return Produced(output=path, report={
+        "calibration_set": {"path": str(path), "sha256": sha256_file(path), "samples": n},
+        "model": {"path": str(model), "sha256": sha256_file(model)},
+        "inputs": stats(arrays, [s.name for s in sigs])})
 
 
 def _sha256_bytes(data: bytes) -> str:

@@ -78,7 +78,7 @@ def build(model, source, out, n, seed, take_all, columns, maps, dims, drop_nonfi
     opts = BuildOptions(n=n, seed=seed, take_all=take_all, columns=split_list(columns), maps=tuple(maps),
                         dims=parse_dims(dims), drop_nonfinite=drop_nonfinite, image=image)
     r = build_set(model, source, out, opts, registry=registry, registry_id=registry_id, root=root,
-                  report_out=report_out, argv=sys.argv)
+                  report_out=report_out, argv=sys.argv).report
     s = r["source"]
     click.echo(f"wrote {out}: {r['calibration_set']['samples']} sample(s) from {s['kind']} {source} "
                f"({s['rows']} rows, sha256 {s['sha256'][:12]}), " + ("every usable row" if take_all else f"seed {seed}"))
@@ -106,11 +106,13 @@ def build(model, source, out, n, seed, take_all, columns, maps, dims, drop_nonfi
 @click.option("--report-out", type=click.Path(dir_okay=False, path_type=Path), help="Write the check as JSON.")
 def check(set_path, model, min_samples, report_out) -> int:
     """Validate SET.npz against MODEL: keys, dtypes, shapes, finite values, sample count."""
-    from ..calibrate import check_set, write_report
+    from ..calibrate import check_set
+    from ..paths import write_json
 
-    r = check_set(set_path, model, min_samples=min_samples)
+    checked = check_set(set_path, model, min_samples=min_samples)
     if report_out:
-        write_report(r, report_out)
+        write_json(report_out, checked)
+    r = checked.report
     click.echo(f"{set_path}: ok — {r['calibration_set']['samples']} sample(s) for {model}")
     _echo_inputs(r["inputs"])
     return EXIT_PASS

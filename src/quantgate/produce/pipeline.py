@@ -3,7 +3,6 @@ loads and runs, write it atomically, and describe it in a report with `run_prove
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import io
 import logging
@@ -19,42 +18,26 @@ import onnx
 from .. import provenance
 from ..errors import UserError, one_line, param
 from ..onnxio import graph_inputs, session, sig_from_session
+from ..int8_ops import quantized_op_types
 from ..paths import atomic_write_bytes, find_repo_root, sha256_file, sidecar_path, write_json
+from ..results import Produced
 from .preflight import Prepared, prepare
 
-_QUANT_HELPERS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+@dataclass(kw_only=True)
+class ProduceResult(Produced):
+    """A post-training sidecar: where it came from, its size and which ops run in int8."""
 
-
-@dataclass
-class ProduceResult:
     mode: str
     model: Path
-    output: Path
     fp32_bytes: int
     int8_bytes: int
     quantized_ops: dict
     config: dict
     details: dict = field(default_factory=dict)
-    report: dict = field(default_factory=dict)
 
     @property
     def size_ratio(self) -> float:
         return self.int8_bytes / self.fp32_bytes if self.fp32_bytes else float("nan")
-
-
-def quantized_op_types(model: onnx.ModelProto) -> dict[str, int]:
-    """Which ops run in int8: integer ops (dynamic) and ops fed by DequantizeLinear (QDQ)."""
-    dq_out = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    counts: collections.Counter = collections.Counter()
-    for n in model.graph.node:
-        if n.op_type in _QUANT_HELPERS:
-            continue
-        if n.op_type.endswith("Integer") or n.op_type.startswith(("QLinear", "DynamicQuantize")) \
-                or n.op_type in ("QGemm", "QAttention"):
-            counts[n.op_type] += 1
-        elif any(i in dq_out for i in n.input):
-            counts[n.op_type] += 1
-    return dict(sorted(counts.items()))
 
 
 SOURCE_KEY = "quantgate.source_sha256"
@@ -147,7 +130,7 @@ def produce(*, mode: str, model_path: Path, output: Path | None,
         "run_provenance": provenance.build(inputs=inputs, root=find_repo_root(model_path), argv=argv),
     }
     if report_out is not None:
-        write_json(report_out, result.report)
+        write_json(report_out, result)
     return result
 
 

@@ -4,22 +4,21 @@ report that records the run's phases, settings and provenance.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import provenance
-from ..paths import atomic_write_text
+from ..paths import write_json
+from ..results import Produced
 from .config import QatSettings
 from .data import TrainingData
 from .export import Outputs, weight_range
 
 
-@dataclass
-class QatResult:
+@dataclass(kw_only=True)
+class QatResult(Produced):
     """What a run produced and measured. Paths are None where nothing was kept."""
 
-    output: Path
     fp32_path: Path | None
     warm_fp32_path: Path | None
     calibration_path: Path | None
@@ -29,7 +28,6 @@ class QatResult:
     seconds: dict
     weight_change: dict
     smoke: bool
-    report: dict = field(default_factory=dict)
 
     @property
     def training_time_ratio(self) -> float | None:
@@ -105,4 +103,4 @@ def build_report(result: QatResult, s: QatSettings, out: Outputs, *, data: Train
 
 
 def write_report(result: QatResult, path: Path | str) -> None:
-    atomic_write_text(path, json.dumps(result.report, indent=2, default=str) + "\n")
+    write_json(path, result)
