@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -49,6 +48,7 @@ def _feeds(e, ins, n):
     """What the gate feeds this entry: its eval set when it has one, else the draws."""
     if e.eval_path is not None:
         from quantgate.produce import calibration as cal
+
         return list(cal.feeds(cal.read_npz(e.eval_path), ins))
     return draw(plan_inputs(ins, e.input_spec, model=load_model(e.onnx_path, external=False)), n, 0)
 
@@ -72,8 +72,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=200)
     args = ap.parse_args()
     reg = load_registry(args.registry)
-    print(f"{'model':<20} {'mode':<8} {'gate s':>8} {'plain s':>8} {'overhead':>8} "
-          f"{'fp32 µs':>9} {'int8 µs':>9} {'speed':>6} {'size':>6}")
+    print(
+        f"{'model':<20} {'mode':<8} {'gate s':>8} {'plain s':>8} {'overhead':>8} "
+        f"{'fp32 µs':>9} {'int8 µs':>9} {'speed':>6} {'size':>6}"
+    )
     for e in reg.entries:
         if e.mode == "fp32" or not e.int8_path.is_file():
             continue
@@ -83,8 +85,10 @@ def main() -> None:
         feed = _feeds(e, ins, 1)[0]
         f_us, q_us = latency(e.onnx_path, feed, args.runs), latency(e.int8_path, feed, args.runs)
         size = e.int8_path.stat().st_size / e.onnx_path.stat().st_size
-        print(f"{e.id:<20} {e.mode:<8} {gate_s:8.4f} {plain_s:8.4f} {gate_s / plain_s:8.2f} "
-              f"{f_us:9.1f} {q_us:9.1f} {f_us / q_us:6.2f} {size:6.2f}")
+        print(
+            f"{e.id:<20} {e.mode:<8} {gate_s:8.4f} {plain_s:8.4f} {gate_s / plain_s:8.2f} "
+            f"{f_us:9.1f} {q_us:9.1f} {f_us / q_us:6.2f} {size:6.2f}"
+        )
 
 
 def _timed(fn) -> float:

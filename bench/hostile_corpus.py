@@ -31,8 +31,24 @@ from quantgate.produce.config import QuantConfig
 from quantgate.produce.dynamic import quantize_dynamic
 from quantgate.produce.static import quantize_static
 
-BROAD_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose", "Gather", "Attention", "LSTM", "Transpose",
-             "Relu", "Add", "Mul", "Softmax", "AveragePool", "MaxPool", "Resize", "Concat")
+BROAD_OPS = (
+    "MatMul",
+    "Gemm",
+    "Conv",
+    "ConvTranspose",
+    "Gather",
+    "Attention",
+    "LSTM",
+    "Transpose",
+    "Relu",
+    "Add",
+    "Mul",
+    "Softmax",
+    "AveragePool",
+    "MaxPool",
+    "Resize",
+    "Concat",
+)
 
 
 def _step(fn):
@@ -41,7 +57,7 @@ def _step(fn):
         return "ok", None
     except UserError as e:
         return "refused", str(e)
-    except Exception as e:  # noqa: BLE001 - counting exactly these is the point
+    except Exception as e:
         return "BUG", f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
 
 
@@ -77,19 +93,22 @@ def main() -> int:
                 feeds = draw(plan_inputs(ins), 2, 0)
                 cal = {k: np.stack([f[k] for f in feeds]) for k in feeds[0]}
                 quantize_static(src, cal, d / "sta.onnx")
+
             out, why = _step(static)
             tally["static"][out] += 1
             if out == "BUG":
                 bugs.append(("static", case.name, why))
             sidecar = d / "m.int8.onnx"
             shutil.copy(d / "dyn.onnx" if (d / "dyn.onnx").is_file() else src, sidecar)
-            (d / "registry.json").write_text(json.dumps(
-                {"models": [{"id": case.name, "onnx": "m.onnx", "quant_mode": "dynamic"}]}))
+            (d / "registry.json").write_text(
+                json.dumps({"models": [{"id": case.name, "onnx": "m.onnx", "quant_mode": "dynamic"}]})
+            )
 
             def gate():
                 row = run_gate(d / "registry.json", root=root, samples=2).models[0].to_json()
                 if row["status"] == "error" and row["reason"].startswith("unexpected "):
                     raise RuntimeError(row["reason"])
+
             out, why = _step(gate)
             tally["gate"][out] += 1
             if out == "BUG":

@@ -30,11 +30,19 @@ from quantgate.produce.static import quantize_static
 from quantgate.registry import load_registry
 
 # (per-channel, activations, weights, 7-bit weights)
-STATIC = [(pc, a, w, rr) for pc in (False, True)
-          for a, w, rr in (("quint8", "qint8", False), ("quint8", "qint8", True),
-                           ("quint8", "quint8", False), ("qint8", "qint8", False))]
-DYNAMIC = [(pc, "quint8", w, rr) for pc in (False, True)
-           for w, rr in (("qint8", False), ("qint8", True), ("quint8", False))]
+STATIC = [
+    (pc, a, w, rr)
+    for pc in (False, True)
+    for a, w, rr in (
+        ("quint8", "qint8", False),
+        ("quint8", "qint8", True),
+        ("quint8", "quint8", False),
+        ("qint8", "qint8", False),
+    )
+]
+DYNAMIC = [
+    (pc, "quint8", w, rr) for pc in (False, True) for w, rr in (("qint8", False), ("qint8", True), ("quint8", False))
+]
 SHORT = {"quint8": "u8", "qint8": "s8"}
 
 
@@ -53,8 +61,13 @@ def candidates(reg, work: Path) -> list[tuple[str, dict]]:
             stem = f"{e.id}__{i}"
             src = work / f"{stem}.onnx"
             shutil.copy(e.onnx_path, src)
-            cfg = QuantConfig(per_channel=pc, activation_type=act, weight_type=wt, reduce_range=rr,
-                              op_types=None if mode == "static" else DYNAMIC_DEFAULT_OPS)
+            cfg = QuantConfig(
+                per_channel=pc,
+                activation_type=act,
+                weight_type=wt,
+                reduce_range=rr,
+                op_types=None if mode == "static" else DYNAMIC_DEFAULT_OPS,
+            )
             try:
                 if mode == "static":
                     quantize_static(src, e.calibration_path, config=cfg)
@@ -88,8 +101,7 @@ def main() -> None:
     args = ap.parse_args()
     reg = load_registry(args.registry)
     cpu = cpu_info()
-    print(f"# CPU: {cpu['model']} ({', '.join(cpu['int8_features'])}); int8 kernels here: "
-          f"{int8_kernels()['family']}")
+    print(f"# CPU: {cpu['model']} ({', '.join(cpu['int8_features'])}); int8 kernels here: {int8_kernels()['family']}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / ".git").mkdir()
@@ -103,8 +115,10 @@ def main() -> None:
         line = f"{name} {here}"
         if not args.no_avx2:
             a = r.avx2 or {}
-            line += f"   {fmt(a.get('drop'), a.get('drop_ci'), a.get('samples'))}  " \
-                    f"{'yes' if a.get('status') == r.status else 'NO'}"
+            line += (
+                f"   {fmt(a.get('drop'), a.get('drop_ci'), a.get('samples'))}  "
+                f"{'yes' if a.get('status') == r.status else 'NO'}"
+            )
         print(line)
 
 

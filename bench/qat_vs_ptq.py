@@ -42,8 +42,17 @@ def gate_drop(fp32: Path, int8: Path, input_spec: dict, budget: float, eval_path
     raw = {"quant_eval_set": str(eval_path)} if eval_path else {}
     # mode "qat": the pairs compared here are made from different fp32 files on purpose (warm vs
     # QAT sidecar), which the gate's stale-sidecar check would refuse for a PTQ row.
-    e = Entry(index=-1, raw=raw, id=fp32.stem, mode="qat", budget=budget, onnx_path=fp32, int8_path=int8,
-              input_spec=input_spec, eval_path=eval_path)
+    e = Entry(
+        index=-1,
+        raw=raw,
+        id=fp32.stem,
+        mode="qat",
+        budget=budget,
+        onnx_path=fp32,
+        int8_path=int8,
+        input_spec=input_spec,
+        eval_path=eval_path,
+    )
     row = gate_entry(e, GateSettings())
     if row.status == "error":
         raise RuntimeError(f"{fp32}: {row.reason}")
@@ -72,20 +81,42 @@ def bench(config: Path, overrides: dict, work: Path) -> dict:
     d = work / mid
     for sub in ("warm", "warm_star", "cond", "cross"):
         (d / sub).mkdir(parents=True, exist_ok=True)
-    r = run_qat(config=config, output=d / "cond" / "m.int8.onnx", keep_fp32=d / "cond" / "m.onnx",
-                keep_warm_fp32=d / "warm" / "m.onnx", keep_calibration=d / "cal.npz", **overrides)
+    r = run_qat(
+        config=config,
+        output=d / "cond" / "m.int8.onnx",
+        keep_fp32=d / "cond" / "m.onnx",
+        keep_warm_fp32=d / "warm" / "m.onnx",
+        keep_calibration=d / "cal.npz",
+        **overrides,
+    )
     quantize_static(d / "warm" / "m.onnx", d / "cal.npz", d / "warm" / "m.int8.onnx")
     shutil.copy(d / "warm" / "m.onnx", d / "warm_star" / "m.onnx")
-    quantize_static(d / "warm_star" / "m.onnx", d / "cal.npz", d / "warm_star" / "m.int8.onnx",
-                    config=ptq_config(load_config(config).with_overrides(**overrides)))
+    quantize_static(
+        d / "warm_star" / "m.onnx",
+        d / "cal.npz",
+        d / "warm_star" / "m.int8.onnx",
+        config=ptq_config(load_config(config).with_overrides(**overrides)),
+    )
     shutil.copy(d / "warm" / "m.onnx", d / "cross" / "m.onnx")
     shutil.copy(d / "cond" / "m.int8.onnx", d / "cross" / "m.int8.onnx")
-    drops = {k: gate_drop(d / k / "m.onnx", d / k / "m.int8.onnx", spec, budget, eval_path)
-             for k in ("warm", "warm_star", "cond", "cross")}
-    return {"id": mid, "params": r.parameter_count, "budget": budget, "ptq": drops["warm"],
-            "ptq_star": drops["warm_star"], "qat": drops["cross"], "qat_cond": drops["cond"],
-            "val_warm": r.losses["fp32_val"], "val_cond": r.losses["conditioned_fp32_val"],
-            "fp32_s": r.seconds["fp32"], "qat_s": r.seconds["qat"], "ratio": r.training_time_ratio}
+    drops = {
+        k: gate_drop(d / k / "m.onnx", d / k / "m.int8.onnx", spec, budget, eval_path)
+        for k in ("warm", "warm_star", "cond", "cross")
+    }
+    return {
+        "id": mid,
+        "params": r.parameter_count,
+        "budget": budget,
+        "ptq": drops["warm"],
+        "ptq_star": drops["warm_star"],
+        "qat": drops["cross"],
+        "qat_cond": drops["cond"],
+        "val_warm": r.losses["fp32_val"],
+        "val_cond": r.losses["conditioned_fp32_val"],
+        "fp32_s": r.seconds["fp32"],
+        "qat_s": r.seconds["qat"],
+        "ratio": r.training_time_ratio,
+    }
 
 
 def main(argv=None) -> int:
@@ -97,11 +128,16 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="also write the rows as JSON")
     a = ap.parse_args(argv)
     configs = a.configs or sorted((ROOT / "model" / "qat").glob("*.yaml"))
-    overrides = {k: v for k, v in (("epochs_fp32", a.epochs_fp32), ("epochs_qat", a.epochs_qat),
-                                   ("exporter", a.exporter)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (("epochs_fp32", a.epochs_fp32), ("epochs_qat", a.epochs_qat), ("exporter", a.exporter))
+        if v is not None
+    }
     rows = []
-    head = (f"{'model':<18} {'params':>6} {'budget':>6} {'ptq':>9} {'ptq*':>9} {'qat':>9} {'qat/cond':>9} "
-            f"{'val warm':>9} {'val qat':>9} {'fp32 s':>7} {'qat s':>7} {'ratio':>6}")
+    head = (
+        f"{'model':<18} {'params':>6} {'budget':>6} {'ptq':>9} {'ptq*':>9} {'qat':>9} {'qat/cond':>9} "
+        f"{'val warm':>9} {'val qat':>9} {'fp32 s':>7} {'qat s':>7} {'ratio':>6}"
+    )
     print(head)
     with tempfile.TemporaryDirectory(prefix="quantgate-bench-") as tmp:
         for c in configs:
@@ -110,9 +146,13 @@ def main(argv=None) -> int:
 
             def f(v):
                 return f"{v:9.6f}" if v is not None else f"{'-':>9}"
-            print(f"{r['id']:<18} {r['params']:>6} {r['budget']:>6g} {f(r['ptq'])} {f(r['ptq_star'])} {f(r['qat'])} "
-                  f"{f(r['qat_cond'])} {r['val_warm']:9.5f} {r['val_cond']:9.5f} {r['fp32_s']:7.1f} "
-                  f"{r['qat_s']:7.1f} {r['ratio'] or float('nan'):6.2f}", flush=True)
+
+            print(
+                f"{r['id']:<18} {r['params']:>6} {r['budget']:>6g} {f(r['ptq'])} {f(r['ptq_star'])} {f(r['qat'])} "
+                f"{f(r['qat_cond'])} {r['val_warm']:9.5f} {r['val_cond']:9.5f} {r['fp32_s']:7.1f} "
+                f"{r['qat_s']:7.1f} {r['ratio'] or float('nan'):6.2f}",
+                flush=True,
+            )
     if a.json:
         a.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0

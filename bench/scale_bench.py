@@ -57,19 +57,24 @@ def main() -> None:
     sys.path.insert(0, str(HERE.parent / "tests"))
     import modelzoo
 
-    print(f"{'fp32 MB':>8} {'plain q s':>9} {'qg q s':>7} {'ratio':>6} {'plain MB':>9} {'qg MB':>7} "
-          f"{'gate s':>7} {'gate MB':>8}")
+    print(
+        f"{'fp32 MB':>8} {'plain q s':>9} {'qg q s':>7} {'ratio':>6} {'plain MB':>9} {'qg MB':>7} "
+        f"{'gate s':>7} {'gate MB':>8}"
+    )
     for w in (int(x) for x in args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)
             (d / ".git").mkdir()
             src = modelzoo.big_mlp(d, sizes=(1024, w, w, 1024))
-            (d / "registry.json").write_text(json.dumps(
-                {"models": [{"id": "big", "onnx": src.name, "quant_mode": "dynamic"}]}))
+            (d / "registry.json").write_text(
+                json.dumps({"models": [{"id": "big", "onnx": src.name, "quant_mode": "dynamic"}]})
+            )
             plain, qg = run("plain", d), run("quantgate", d)
             gate = run("gate", d)
-            print(f"{src.stat().st_size / 1e6:8.1f} {plain['s']:9.2f} {qg['s']:7.2f} {qg['s'] / plain['s']:6.2f} "
-                  f"{plain['rss_mb']:9.0f} {qg['rss_mb']:7.0f} {gate['s']:7.2f} {gate['rss_mb']:8.0f}")
+            print(
+                f"{src.stat().st_size / 1e6:8.1f} {plain['s']:9.2f} {qg['s']:7.2f} {qg['s'] / plain['s']:6.2f} "
+                f"{plain['rss_mb']:9.0f} {qg['rss_mb']:7.0f} {gate['s']:7.2f} {gate['rss_mb']:8.0f}"
+            )
 
 
 if __name__ == "__main__":

@@ -16,8 +16,14 @@ REPO = Path(__file__).resolve().parents[1]
 def run_cli(*args, cwd=None, env=None, check_rc=None) -> subprocess.CompletedProcess:
     """Run `python -m quantgate ...` in a fresh process, as a user would."""
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "quantgate", *map(str, args)], cwd=cwd,
-                          env=full_env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "quantgate", *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check_rc is not None:
         assert proc.returncode == check_rc, (proc.returncode, proc.stdout, proc.stderr)
     return proc

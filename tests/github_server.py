@@ -73,8 +73,7 @@ class FakeGitHub:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def __enter__(self):
@@ -102,28 +101,54 @@ class FakeGitHub:
         with self._lock:
             self._next_id += 1
             cid = self._next_id
-        c = {"id": cid, "repo": repo, "issue": number, "body": body,
-             "user": {"login": login, "id": abs(hash(login)) % 10**8,
-                      "type": "Bot" if login.endswith("[bot]") else "User"},
-             "html_url": f"https://github.test/{repo}/pull/{number}#issuecomment-{cid}",
-             "created_at": f"2026-01-01T00:00:{cid % 60:02d}Z"}
+        c = {
+            "id": cid,
+            "repo": repo,
+            "issue": number,
+            "body": body,
+            "user": {
+                "login": login,
+                "id": abs(hash(login)) % 10**8,
+                "type": "Bot" if login.endswith("[bot]") else "User",
+            },
+            "html_url": f"https://github.test/{repo}/pull/{number}#issuecomment-{cid}",
+            "created_at": f"2026-01-01T00:00:{cid % 60:02d}Z",
+        }
         self.comments[cid] = c
         return c
 
-    def add_pull(self, repo: str, number: int, head_repo: str, head_branch: str, head_sha: str,
-                 state: str = "open") -> None:
-        self.pulls.setdefault(repo, []).append({
-            "number": number, "state": state,
-            "head": {"ref": head_branch, "sha": head_sha, "label": f"{head_repo.split('/')[0]}:{head_branch}",
-                     "repo": {"full_name": head_repo}},
-            "base": {"repo": {"full_name": repo}}})
+    def add_pull(
+        self, repo: str, number: int, head_repo: str, head_branch: str, head_sha: str, state: str = "open"
+    ) -> None:
+        self.pulls.setdefault(repo, []).append(
+            {
+                "number": number,
+                "state": state,
+                "head": {
+                    "ref": head_branch,
+                    "sha": head_sha,
+                    "label": f"{head_repo.split('/')[0]}:{head_branch}",
+                    "repo": {"full_name": head_repo},
+                },
+                "base": {"repo": {"full_name": repo}},
+            }
+        )
 
     def comments_on(self, repo: str, number: int) -> list[dict]:
-        return sorted((c for c in self.comments.values() if c["repo"] == repo and c["issue"] == number),
-                      key=lambda c: c["id"])
+        return sorted(
+            (c for c in self.comments.values() if c["repo"] == repo and c["issue"] == number), key=lambda c: c["id"]
+        )
 
-    def fault(self, method: str, path_re: str, status: int | None, body: dict | None = None,
-              headers: dict | None = None, times: int = 1, delay: float = 0.0) -> None:
+    def fault(
+        self,
+        method: str,
+        path_re: str,
+        status: int | None,
+        body: dict | None = None,
+        headers: dict | None = None,
+        times: int = 1,
+        delay: float = 0.0,
+    ) -> None:
         self.faults.append(Fault(method, path_re, status, body, headers or {}, times, delay))
 
     def calls(self, method: str | None = None) -> list[Recorded]:
@@ -181,11 +206,10 @@ def _handler_for(gh: FakeGitHub):
                         delay = f.delay
                         break
                     time.sleep(f.delay)
-                    return self._send(f.status, f.body or {"message": "fault", "documentation_url": DOCS},
-                                      f.headers)
+                    return self._send(f.status, f.body or {"message": "fault", "documentation_url": DOCS}, f.headers)
             if not split.path.startswith(gh.prefix + "/"):
                 return self._send(404, {"message": "Not Found", "documentation_url": DOCS})
-            path = split.path[len(gh.prefix):]
+            path = split.path[len(gh.prefix) :]
             auth = self.headers.get("Authorization") or ""
             m = re.fullmatch(r"(?:Bearer|token) (\S+)", auth)
             tok = gh.tokens.get(m.group(1)) if m else None
@@ -200,8 +224,11 @@ def _handler_for(gh: FakeGitHub):
             base = (gh.link_host or gh.origin) + gh.prefix + path
             rels = []
             for rel, p in (("prev", page - 1), ("next", page + 1), ("last", last), ("first", 1)):
-                if (rel == "prev" and page > 1) or (rel == "next" and page < last) or \
-                        (rel in ("last", "first") and last > 1):
+                if (
+                    (rel == "prev" and page > 1)
+                    or (rel == "next" and page < last)
+                    or (rel in ("last", "first") and last > 1)
+                ):
                     q = urllib.parse.urlencode({**query, "page": p})
                     rels.append(f'<{base}?{q}>; rel="{rel}"')
             return {"Link": ", ".join(rels)} if rels else {}
@@ -210,15 +237,21 @@ def _handler_for(gh: FakeGitHub):
             per = min(int(query.get("per_page", 30)), 100)
             page = max(int(query.get("page", 1)), 1)
             last = max(1, -(-len(items) // per))
-            chunk = items[(page - 1) * per: page * per]
+            chunk = items[(page - 1) * per : page * per]
             return 200, chunk, self._link(path, query, page, last)
 
         def _route(self, method, path, query, body, tok: Token):
             write_refused = (403, {"message": INTEGRATION_403, "documentation_url": DOCS}, {})
             if path == "/user" and method == "GET":
                 if tok.kind != "user":
-                    return (403, {"message": INTEGRATION_403,
-                                  "documentation_url": f"{DOCS}/users/users#get-the-authenticated-user"}, {})
+                    return (
+                        403,
+                        {
+                            "message": INTEGRATION_403,
+                            "documentation_url": f"{DOCS}/users/users#get-the-authenticated-user",
+                        },
+                        {},
+                    )
                 return 200, {"login": tok.login, "id": tok.user_id, "type": "User"}, {}
             m = re.fullmatch(r"/repos/([\w.\-]+/[\w.\-]+)/issues/(\d+)/comments", path)
             if m:
@@ -262,14 +295,24 @@ def _handler_for(gh: FakeGitHub):
         @staticmethod
         def _check_body(body):
             if not isinstance(body, dict) or not isinstance(body.get("body"), str):
-                return 422, {"message": "Invalid request.\n\n\"body\" wasn't supplied.",
-                             "documentation_url": DOCS}, {}
+                return 422, {"message": 'Invalid request.\n\n"body" wasn\'t supplied.', "documentation_url": DOCS}, {}
             if len(body["body"]) > BODY_LIMIT:
-                return 422, {"message": "Validation Failed",
-                             "errors": [{"resource": "IssueComment", "code": "unprocessable",
-                                         "field": "data",
-                                         "message": f"Body is too long (maximum is {BODY_LIMIT} characters)"}],
-                             "documentation_url": DOCS}, {}
+                return (
+                    422,
+                    {
+                        "message": "Validation Failed",
+                        "errors": [
+                            {
+                                "resource": "IssueComment",
+                                "code": "unprocessable",
+                                "field": "data",
+                                "message": f"Body is too long (maximum is {BODY_LIMIT} characters)",
+                            }
+                        ],
+                        "documentation_url": DOCS,
+                    },
+                    {},
+                )
             return None
 
     return Handler

@@ -18,25 +18,40 @@ OPSET = 17
 IR_VERSION = 8  # what torch's exporter writes for opset 17; loads in every supported ORT
 
 __all__ = [
-    "mlp", "conv_symbolic", "two_inputs", "fp16_input", "int_input", "multi_output",
-    "constant_output", "external_data", "stale_value_info", "big_mlp", "tiny", "corrupt",
-    "write_npz", "int8_standin", "STALE_ERROR",
+    "STALE_ERROR",
+    "big_mlp",
+    "constant_output",
+    "conv_symbolic",
+    "corrupt",
+    "external_data",
+    "fp16_input",
+    "int8_standin",
+    "int_input",
+    "mlp",
+    "multi_output",
+    "stale_value_info",
+    "tiny",
+    "two_inputs",
+    "write_npz",
 ]
 
 # The message onnx shape inference raises (through onnxruntime.quantization) on stale_value_info.
 STALE_ERROR = "Inferred shape and existing shape differ"
 
 
-def _weights(rng: np.random.Generator, shape: tuple[int, ...], name: str,
-             dtype=np.float32) -> onnx.TensorProto:
+def _weights(rng: np.random.Generator, shape: tuple[int, ...], name: str, dtype=np.float32) -> onnx.TensorProto:
     fan_in = shape[0] if len(shape) == 2 else int(np.prod(shape[1:]))
     arr = (rng.standard_normal(shape) / np.sqrt(max(fan_in, 1))).astype(dtype)
     return numpy_helper.from_array(arr, name)
 
 
 def _model(graph: onnx.GraphProto) -> onnx.ModelProto:
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                          ir_version=IR_VERSION, producer_name="quantgate-tests-modelzoo")
+    m = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        producer_name="quantgate-tests-modelzoo",
+    )
     onnx.checker.check_model(m)
     return m
 
@@ -53,8 +68,9 @@ def _f32(name: str, shape) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
 
 
-def _mlp_graph(rng: np.random.Generator, sizes: list[int], name: str,
-               in_name: str = "x", out_name: str = "y") -> onnx.GraphProto:
+def _mlp_graph(
+    rng: np.random.Generator, sizes: list[int], name: str, in_name: str = "x", out_name: str = "y"
+) -> onnx.GraphProto:
     """MatMul/Add layers with Relu between them; input [1, sizes[0]], output [1, sizes[-1]]."""
     nodes, inits, cur = [], [], in_name
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -66,8 +82,7 @@ def _mlp_graph(rng: np.random.Generator, sizes: list[int], name: str,
         if not last:
             nodes.append(helper.make_node("Relu", [added], [f"relu{i}"]))
             cur = f"relu{i}"
-    return helper.make_graph(nodes, name, [_f32(in_name, [1, sizes[0]])],
-                             [_f32(out_name, [1, sizes[-1]])], inits)
+    return helper.make_graph(nodes, name, [_f32(in_name, [1, sizes[0]])], [_f32(out_name, [1, sizes[-1]])], inits)
 
 
 def mlp(tmp_dir: Path, name: str = "mlp", seed: int = 0) -> Path:
@@ -80,15 +95,20 @@ def conv_symbolic(tmp_dir: Path, name: str = "conv_symbolic", seed: int = 0) -> 
     """image float32 [N,1,H,W] (all symbolic) -> Conv3x3/Relu/Conv3x3, no padding -> out
     [N,1,H-4,W-4]. Fails to run when H or W < 5, e.g. when a gate turns every symbol into 1."""
     rng = np.random.default_rng(seed)
-    inits = [_weights(rng, (4, 1, 3, 3), "K1"), _weights(rng, (4,), "C1"),
-             _weights(rng, (1, 4, 3, 3), "K2"), _weights(rng, (1,), "C2")]
+    inits = [
+        _weights(rng, (4, 1, 3, 3), "K1"),
+        _weights(rng, (4,), "C1"),
+        _weights(rng, (1, 4, 3, 3), "K2"),
+        _weights(rng, (1,), "C2"),
+    ]
     nodes = [
         helper.make_node("Conv", ["image", "K1", "C1"], ["conv1"], kernel_shape=[3, 3]),
         helper.make_node("Relu", ["conv1"], ["relu1"]),
         helper.make_node("Conv", ["relu1", "K2", "C2"], ["out"], kernel_shape=[3, 3]),
     ]
-    g = helper.make_graph(nodes, name, [_f32("image", ["N", 1, "H", "W"])],
-                          [_f32("out", ["N", 1, "H_out", "W_out"])], inits)
+    g = helper.make_graph(
+        nodes, name, [_f32("image", ["N", 1, "H", "W"])], [_f32("out", ["N", 1, "H_out", "W_out"])], inits
+    )
     return _save(_model(g), tmp_dir, name)
 
 
@@ -102,8 +122,7 @@ def two_inputs(tmp_dir: Path, name: str = "two_inputs", seed: int = 0) -> Path:
         helper.make_node("MatMul", ["b", "Wb"], ["mb"]),
         helper.make_node("Add", ["ma", "mb"], ["y"]),
     ]
-    g = helper.make_graph(nodes, name, [_f32("a", [1, 8]), _f32("b", [1, 8])],
-                          [_f32("y", [1, 4])], inits)
+    g = helper.make_graph(nodes, name, [_f32("a", [1, 8]), _f32("b", [1, 8])], [_f32("y", [1, 4])], inits)
     return _save(_model(g), tmp_dir, name)
 
 
@@ -112,16 +131,19 @@ def fp16_input(tmp_dir: Path, name: str = "fp16_input", seed: int = 0) -> Path:
     fails; ORT's quantisers only handle float32 models."""
     rng = np.random.default_rng(seed)
     inits = [_weights(rng, (8, 4), "W", np.float16), _weights(rng, (4,), "B", np.float16)]
-    nodes = [helper.make_node("MatMul", ["x", "W"], ["mm"]),
-             helper.make_node("Add", ["mm", "B"], ["y"])]
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["mm"]), helper.make_node("Add", ["mm", "B"], ["y"])]
     f16 = TensorProto.FLOAT16
-    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", f16, [1, 8])],
-                          [helper.make_tensor_value_info("y", f16, [1, 4])], inits)
+    g = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("x", f16, [1, 8])],
+        [helper.make_tensor_value_info("y", f16, [1, 4])],
+        inits,
+    )
     return _save(_model(g), tmp_dir, name)
 
 
-def int_input(tmp_dir: Path, name: str = "int_input", seed: int = 0, vocab: int = 50,
-              seq: int = 6) -> Path:
+def int_input(tmp_dir: Path, name: str = "int_input", seed: int = 0, vocab: int = 50, seq: int = 6) -> Path:
     """ids int64 [1,seq] (token ids < vocab) -> Gather(embedding [vocab,16]) -> ReduceMean over
     tokens -> MatMul -> y float32 [1,4]. Uniform float inputs are meaningless here and ids >=
     vocab make Gather fail."""
@@ -132,9 +154,9 @@ def int_input(tmp_dir: Path, name: str = "int_input", seed: int = 0, vocab: int 
         helper.make_node("ReduceMean", ["emb"], ["pooled"], axes=[1], keepdims=0),
         helper.make_node("MatMul", ["pooled", "W"], ["y"]),
     ]
-    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info("ids", TensorProto.INT64,
-                                                                      [1, seq])],
-                          [_f32("y", [1, 4])], inits)
+    g = helper.make_graph(
+        nodes, name, [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, seq])], [_f32("y", [1, 4])], inits
+    )
     return _save(_model(g), tmp_dir, name)
 
 
@@ -149,8 +171,7 @@ def multi_output(tmp_dir: Path, name: str = "multi_output", seed: int = 0) -> Pa
         helper.make_node("Add", ["m2", "B2"], ["a2"]),
         helper.make_node("Relu", ["a2"], ["y2"]),
     ]
-    g = helper.make_graph(nodes, name, [_f32("x", [1, 8])],
-                          [_f32("y1", [1, 4]), _f32("y2", [1, 2])], inits)
+    g = helper.make_graph(nodes, name, [_f32("x", [1, 8])], [_f32("y1", [1, 4]), _f32("y2", [1, 2])], inits)
     return _save(_model(g), tmp_dir, name)
 
 
@@ -158,9 +179,11 @@ def constant_output(tmp_dir: Path, name: str = "constant_output", seed: int = 0)
     """x float32 [1,8] -> MatMul -> Mul by zeros -> Add constant -> y [1,4], the same for every
     input. PLCC of two constant vectors is NaN. x stays wired in so pruning keeps the signature."""
     rng = np.random.default_rng(seed)
-    inits = [_weights(rng, (8, 4), "W"),
-             numpy_helper.from_array(np.zeros((4,), np.float32), "zeros"),
-             numpy_helper.from_array(np.array([0.5, -1.0, 2.0, 0.25], np.float32), "c")]
+    inits = [
+        _weights(rng, (8, 4), "W"),
+        numpy_helper.from_array(np.zeros((4,), np.float32), "zeros"),
+        numpy_helper.from_array(np.array([0.5, -1.0, 2.0, 0.25], np.float32), "c"),
+    ]
     nodes = [
         helper.make_node("MatMul", ["x", "W"], ["mm"]),
         helper.make_node("Mul", ["mm", "zeros"], ["zeroed"]),
@@ -181,8 +204,7 @@ def external_data(tmp_dir: Path, name: str = "external_data", seed: int = 0) -> 
     data = tmp_dir / f"{name}.onnx.data"
     if data.exists():
         data.unlink()  # onnx appends to an existing data file; start clean
-    onnx.save(m, path, save_as_external_data=True, all_tensors_to_one_file=True,
-              location=data.name, size_threshold=0)
+    onnx.save(m, path, save_as_external_data=True, all_tensors_to_one_file=True, location=data.name, size_threshold=0)
     return path
 
 
@@ -202,19 +224,20 @@ def stale_value_info(tmp_dir: Path, name: str = "stale_value_info", seed: int = 
     """
     rng = np.random.default_rng(seed)
     inits = [_weights(rng, (128, 4), "W"), _weights(rng, (4,), "B")]
-    nodes = [helper.make_node("MatMul", ["x", "W"], ["mm"]),
-             helper.make_node("Add", ["mm", "B"], ["y"])]
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["mm"]), helper.make_node("Add", ["mm", "B"], ["y"])]
     stale = [_f32("mm", [128, 4]), _f32("W", [1, 4])]
-    g = helper.make_graph(nodes, name, [_f32("x", [1, 128])], [_f32("y", [1, 4])], inits,
-                          value_info=stale)
+    g = helper.make_graph(nodes, name, [_f32("x", [1, 128])], [_f32("y", [1, 4])], inits, value_info=stale)
     # not through _model(): the checker is fine with it, but keep the lie out of any "fix-up"
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)],
-                          ir_version=IR_VERSION, producer_name="quantgate-tests-modelzoo")
+    m = helper.make_model(
+        g,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        producer_name="quantgate-tests-modelzoo",
+    )
     return _save(m, tmp_dir, name)
 
 
-def big_mlp(tmp_dir: Path, name: str = "big_mlp", seed: int = 0,
-            sizes: tuple[int, ...] = (512, 1024, 512, 16)) -> Path:
+def big_mlp(tmp_dir: Path, name: str = "big_mlp", seed: int = 0, sizes: tuple[int, ...] = (512, 1024, 512, 16)) -> Path:
     """x float32 [1,512] -> 512->1024->512->16 MLP, about 4.2 MB of float32 weights."""
     rng = np.random.default_rng(seed)
     return _save(_model(_mlp_graph(rng, list(sizes), name)), tmp_dir, name)
@@ -225,8 +248,7 @@ def tiny(tmp_dir: Path, name: str = "tiny", seed: int = 0) -> Path:
     it is larger than the fp32 file."""
     rng = np.random.default_rng(seed)
     inits = [_weights(rng, (4, 4), "W"), _weights(rng, (4,), "B")]
-    nodes = [helper.make_node("MatMul", ["x", "W"], ["mm"]),
-             helper.make_node("Add", ["mm", "B"], ["y"])]
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["mm"]), helper.make_node("Add", ["mm", "B"], ["y"])]
     g = helper.make_graph(nodes, "t", [_f32("x", [1, 4])], [_f32("y", [1, 4])], inits)
     return _save(_model(g), tmp_dir, name)
 

@@ -23,8 +23,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def row(id_, status, **kw):
-    base = {"id": id_, "mode": "dynamic", "status": status, "reason": None, "budget": 0.01,
-            "drop": None, "plcc": None, "registry_line": None}
+    base = {
+        "id": id_,
+        "mode": "dynamic",
+        "status": status,
+        "reason": None,
+        "budget": 0.01,
+        "drop": None,
+        "plcc": None,
+        "registry_line": None,
+    }
     base.update(kw)
     return Row(**base)
 
@@ -34,6 +42,7 @@ def results_of(rows) -> Results:
 
 
 # --- escaping and annotations ---------------------------------------------------------------
+
 
 def test_escape_data_and_property():
     assert actions.escape_data("50% a\r\nb") == "50%25 a%0D%0Ab"
@@ -76,12 +85,23 @@ def test_annotations_at_most_ten_and_say_so():
 
 # --- outputs ----------------------------------------------------------------------------------
 
+
 def test_outputs_from_results_and_error():
-    res = results_of([row("a", "pass", drop=0.01), row("b", "pass", drop=0.02),
-                      row("c", "fail", drop=0.0312), row("d", "skipped")])
+    res = results_of(
+        [row("a", "pass", drop=0.01), row("b", "pass", drop=0.02), row("c", "fail", drop=0.0312), row("d", "skipped")]
+    )
     out = actions.outputs_from_results(res, results_path="q.json", markdown_path="q.md")
-    assert out == {"verdict": "fail", "passed": "2", "failed": "1", "errored": "0", "skipped": "1",
-                   "total": "4", "worst_drop": "0.0312", "results_path": "q.json", "markdown_path": "q.md"}
+    assert out == {
+        "verdict": "fail",
+        "passed": "2",
+        "failed": "1",
+        "errored": "0",
+        "skipped": "1",
+        "total": "4",
+        "worst_drop": "0.0312",
+        "results_path": "q.json",
+        "markdown_path": "q.md",
+    }
     err = actions.outputs_from_results(None)
     assert err["verdict"] == "error" and err["results_path"] == "" and err["worst_drop"] == ""
     assert set(err) == set(actions.OUTPUT_NAMES)
@@ -98,7 +118,7 @@ def parse_output_file(text: str) -> dict:
         if "<<" in ln and ("=" not in ln or ln.index("<<") < ln.index("=")):
             name, delim = ln.split("<<", 1)
             j = lines.index(delim, i + 1)
-            out[name] = "\n".join(lines[i + 1:j])
+            out[name] = "\n".join(lines[i + 1 : j])
             i = j + 1
         else:
             name, value = ln.split("=", 1)
@@ -119,6 +139,7 @@ def test_write_outputs_appends_and_is_multiline_safe(tmp_path):
 
 # --- job summary ------------------------------------------------------------------------------
 
+
 def test_append_summary_appends(tmp_path):
     f = tmp_path / "summary.md"
     f.write_text("# earlier step\n")
@@ -138,6 +159,7 @@ def test_append_summary_cuts_at_line_under_limit(tmp_path):
 
 
 # --- settings parsing -------------------------------------------------------------------------
+
 
 def test_parsers():
     assert ep.parse_bool("", name="x", default=True) is True
@@ -183,9 +205,15 @@ def test_settings_from_env_defaults(ws):
 
 
 def test_settings_options_win_over_env(ws):
-    env = {"GITHUB_WORKSPACE": str(ws), "INPUT_REGISTRY": "env.json", "INPUT_SAMPLES": "4",
-           "INPUT_FAIL_ON_VIOLATION": "false", "INPUT_MODELS": "a,b", "INPUT_WORKING_DIRECTORY": "sub",
-           "INPUT_GITHUB_TOKEN": "tok"}
+    env = {
+        "GITHUB_WORKSPACE": str(ws),
+        "INPUT_REGISTRY": "env.json",
+        "INPUT_SAMPLES": "4",
+        "INPUT_FAIL_ON_VIOLATION": "false",
+        "INPUT_MODELS": "a,b",
+        "INPUT_WORKING_DIRECTORY": "sub",
+        "INPUT_GITHUB_TOKEN": "tok",
+    }
     s = ep.Settings.load({"registry": "cli.json", "samples": None, "seed": "3"}, env)
     assert s.working_directory == (ws / "sub").resolve()
     assert s.registry == (ws / "sub" / "cli.json").resolve()
@@ -198,14 +226,17 @@ def test_settings_accept_absolute_inside_workspace(ws):
     assert s.registry == (ws / "sub" / "r.json").resolve()
 
 
-@pytest.mark.parametrize("name,value,fragment", [
-    ("registry", "../outside.json", "input registry"),
-    ("out_json", "/etc/passwd", "outside the workspace"),
-    ("working_directory", "missing", "is not a folder"),
-    ("models", "a,../../x.onnx", "input models"),
-    ("samples", "zero", "input samples"),
-    ("comment", "perhaps", "input comment"),
-])
+@pytest.mark.parametrize(
+    "name,value,fragment",
+    [
+        ("registry", "../outside.json", "input registry"),
+        ("out_json", "/etc/passwd", "outside the workspace"),
+        ("working_directory", "missing", "is not a folder"),
+        ("models", "a,../../x.onnx", "input models"),
+        ("samples", "zero", "input samples"),
+        ("comment", "perhaps", "input comment"),
+    ],
+)
 def test_settings_refuse_bad_inputs(ws, name, value, fragment):
     with pytest.raises(UserError, match=fragment):
         ep.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), ep.input_env_name(name): value})
@@ -219,6 +250,7 @@ def test_settings_refuse_symlink_out_of_workspace(ws, tmp_path):
 
 
 # --- the entrypoint end to end, in process, on a real model --------------------------------------
+
 
 @pytest.fixture(scope="module")
 def mlp_workspace(tmp_path_factory) -> Path:
@@ -241,9 +273,21 @@ def mlp_workspace(tmp_path_factory) -> Path:
 
 
 def write_mlp_registry(w: Path, budget: float) -> str:
-    text = json.dumps({"schema_version": 1, "models": [
-        {"id": "mlp", "onnx": "mlp_regressor_v1.onnx", "quant_mode": "dynamic",
-         "quant_accuracy_budget_plcc": budget, "owner": "kept and ignored"}]}, indent=2)
+    text = json.dumps(
+        {
+            "schema_version": 1,
+            "models": [
+                {
+                    "id": "mlp",
+                    "onnx": "mlp_regressor_v1.onnx",
+                    "quant_mode": "dynamic",
+                    "quant_accuracy_budget_plcc": budget,
+                    "owner": "kept and ignored",
+                }
+            ],
+        },
+        indent=2,
+    )
     (w / "models" / "registry.json").write_text(text + "\n")
     return "models/registry.json"
 
@@ -255,9 +299,15 @@ def runner_env(w: Path, tmp_path: Path, event_name="push", **inputs) -> dict:
     (fc / "summary").write_text("")
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"pull_request": {"number": 3}} if event_name == "pull_request" else {}))
-    env = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(w), "GITHUB_OUTPUT": str(fc / "out"),
-           "GITHUB_STEP_SUMMARY": str(fc / "summary"), "GITHUB_EVENT_NAME": event_name,
-           "GITHUB_EVENT_PATH": str(event), "PATH": "/usr/bin:/bin"}
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKSPACE": str(w),
+        "GITHUB_OUTPUT": str(fc / "out"),
+        "GITHUB_STEP_SUMMARY": str(fc / "summary"),
+        "GITHUB_EVENT_NAME": event_name,
+        "GITHUB_EVENT_PATH": str(event),
+        "PATH": "/usr/bin:/bin",
+    }
     env.update({ep.input_env_name(k): v for k, v in inputs.items()})
     return env
 
@@ -286,9 +336,15 @@ def fake_comment(monkeypatch, tmp_path, code: int, posted: bool) -> Path:
     """Stand in for `quantgate comment`: record argv and token, write the outcome file the
     real command writes, say why on stderr, exit with `code`."""
     log = tmp_path / "comment.log"
-    outcome = ({"action": "created", "posted": True, "url": "https://github.com/o/r/pull/3#issuecomment-1"}
-               if posted else {"action": "body_written", "posted": False,
-                               "message": "POST /repos/o/r/issues/3/comments: 403 Resource not accessible"})
+    outcome = (
+        {"action": "created", "posted": True, "url": "https://github.com/o/r/pull/3#issuecomment-1"}
+        if posted
+        else {
+            "action": "body_written",
+            "posted": False,
+            "message": "POST /repos/o/r/issues/3/comments: 403 Resource not accessible",
+        }
+    )
     script = f"""
 import json, os, sys
 argv = sys.argv[1:]
@@ -305,16 +361,19 @@ sys.exit({code})
 def test_entrypoint_violation_and_fail_on_violation(mlp_workspace, tmp_path, capsys, keep_cwd, monkeypatch):
     log = fake_comment(monkeypatch, tmp_path, code=0, posted=False)
     reg = write_mlp_registry(mlp_workspace, budget=0.0)
-    env = runner_env(mlp_workspace, tmp_path, registry=reg, out_json="out/r.json",
-                     event_name="pull_request")
+    env = runner_env(mlp_workspace, tmp_path, registry=reg, out_json="out/r.json", event_name="pull_request")
     assert ep.run({}, env) == 1
     printed = capsys.readouterr().out
     assert "::error file=models/registry.json,line=5,title=quantgate%3A mlp is over" in printed
     # comment is on and this is a PR: the comment could not be posted, which only warns
-    assert ("::warning title=quantgate comment::the pull-request comment was not posted: "
-            "POST /repos/o/r/issues/3/comments%3A 403") not in printed  # messages keep ':'
-    assert ("::warning title=quantgate comment::the pull-request comment was not posted: "
-            "POST /repos/o/r/issues/3/comments: 403 Resource not accessible") in printed
+    assert (
+        "::warning title=quantgate comment::the pull-request comment was not posted: "
+        "POST /repos/o/r/issues/3/comments%3A 403"
+    ) not in printed  # messages keep ':'
+    assert (
+        "::warning title=quantgate comment::the pull-request comment was not posted: "
+        "POST /repos/o/r/issues/3/comments: 403 Resource not accessible"
+    ) in printed
     argv, token = json.loads(log.read_text())
     assert argv[:2] == ["--results", str(mlp_workspace / "out" / "r.json")] and token is None
     assert argv[argv.index("--body-out") + 1] == str(mlp_workspace.resolve() / "quantgate-comment.md")
@@ -326,8 +385,7 @@ def test_entrypoint_violation_and_fail_on_violation(mlp_workspace, tmp_path, cap
     assert ep.run({}, env) == 0
 
 
-def test_entrypoint_comment_gets_token_and_success_is_quiet(mlp_workspace, tmp_path, capsys, keep_cwd,
-                                                           monkeypatch):
+def test_entrypoint_comment_gets_token_and_success_is_quiet(mlp_workspace, tmp_path, capsys, keep_cwd, monkeypatch):
     log = fake_comment(monkeypatch, tmp_path, code=0, posted=True)
     reg = write_mlp_registry(mlp_workspace, budget=1.0)
     env = runner_env(mlp_workspace, tmp_path, registry=reg, event_name="pull_request", github_token="t0k")
@@ -338,8 +396,7 @@ def test_entrypoint_comment_gets_token_and_success_is_quiet(mlp_workspace, tmp_p
     assert out["comment"] == "created" and out["comment_url"].endswith("#issuecomment-1")
 
 
-def test_entrypoint_comment_command_crash_is_a_warning(mlp_workspace, tmp_path, capsys, keep_cwd,
-                                                       monkeypatch):
+def test_entrypoint_comment_command_crash_is_a_warning(mlp_workspace, tmp_path, capsys, keep_cwd, monkeypatch):
     fake_comment(monkeypatch, tmp_path, code=3, posted=False)
     monkeypatch.setattr(ep, "comment_command", lambda: [sys.executable, "-c", "import sys; sys.exit(3)"])
     reg = write_mlp_registry(mlp_workspace, budget=0.0)
@@ -379,8 +436,7 @@ def test_entrypoint_crash_exits_2_not_1(mlp_workspace, tmp_path, capsys, keep_cw
 
 def test_entrypoint_outside_actions_prints_table(mlp_workspace, tmp_path, capsys, keep_cwd):
     reg = write_mlp_registry(mlp_workspace, budget=1.0)
-    code = ep.run({"registry": reg, "workspace": str(mlp_workspace), "comment": "false"},
-                  {"PATH": "/usr/bin:/bin"})
+    code = ep.run({"registry": reg, "workspace": str(mlp_workspace), "comment": "false"}, {"PATH": "/usr/bin:/bin"})
     assert code == 0
     printed = capsys.readouterr().out
     assert "| `mlp` |" in printed and "::" not in printed
@@ -390,14 +446,20 @@ def test_action_command_runs_as_a_process(mlp_workspace, tmp_path):
     reg = write_mlp_registry(mlp_workspace, budget=1.0)
     # not the CI job's own runner files: this run must not write to them
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_", "RUNNER_"))}
-    proc = subprocess.run([sys.executable, "-m", "quantgate", "action",
-                           "--registry", reg, "--comment", "false", "--samples", "4"],
-                          cwd=mlp_workspace, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "quantgate", "action", "--registry", reg, "--comment", "false", "--samples", "4"],
+        cwd=mlp_workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "quantgate: PASS" in proc.stdout
 
 
 # --- lint of the action's own files --------------------------------------------------------------
+
 
 def _tool(name: str) -> str:
     exe = shutil.which(name) or str(Path(sys.executable).with_name(name))
@@ -413,8 +475,11 @@ def test_hadolint_dockerfile():
 
 
 def test_action_yml_matches_github_schema():
-    proc = subprocess.run([_tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions",
-                           str(REPO / "action.yml")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions", str(REPO / "action.yml")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -423,8 +488,11 @@ WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.name for w in WORKFLOWS])
 def test_workflows_match_github_schema(workflow):
-    proc = subprocess.run([_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
-                           str(workflow)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -13,14 +13,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
+from conftest import assert_one_line_error, run_cli
 from quantgate.calibrate.registry_edit import set_field
 from quantgate.paths import sha256_file
 from quantgate.produce.calibration import read_npz
 
-from conftest import assert_one_line_error, run_cli
-
-
 # -- models, made with onnx.helper -------------------------------------------------------------
+
 
 def _save(graph, path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -31,46 +30,61 @@ def _save(graph, path):
 
 
 def _w(name, shape, seed, scale=0.5):
-    return numpy_helper.from_array((np.random.default_rng(seed).standard_normal(shape) * scale)
-                                   .astype(np.float32), name)
+    return numpy_helper.from_array(
+        (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32), name
+    )
 
 
 def mlp(d, features=6):
     """features [batch, F] -> score [batch, 1]."""
-    nodes = [helper.make_node("MatMul", ["features", "w1"], ["h"]),
-             helper.make_node("Add", ["h", "b1"], ["hb"]),
-             helper.make_node("Relu", ["hb"], ["r"]),
-             helper.make_node("MatMul", ["r", "w2"], ["score"])]
-    g = helper.make_graph(nodes, "mlp",
-                          [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", features])],
-                          [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch", 1])],
-                          [_w("w1", (features, 16), 1), _w("b1", (16,), 2, 0.1), _w("w2", (16, 1), 3)])
+    nodes = [
+        helper.make_node("MatMul", ["features", "w1"], ["h"]),
+        helper.make_node("Add", ["h", "b1"], ["hb"]),
+        helper.make_node("Relu", ["hb"], ["r"]),
+        helper.make_node("MatMul", ["r", "w2"], ["score"]),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", features])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch", 1])],
+        [_w("w1", (features, 16), 1), _w("b1", (16,), 2, 0.1), _w("w2", (16, 1), 3)],
+    )
     return _save(g, d / "mlp.onnx")
 
 
 def two_input(d):
     """ref [batch, 2, 4] and dist [batch, 2, 4] -> score [batch, 2, 3]."""
-    nodes = [helper.make_node("Sub", ["ref", "dist"], ["diff"]),
-             helper.make_node("MatMul", ["diff", "w"], ["score"])]
+    nodes = [helper.make_node("Sub", ["ref", "dist"], ["diff"]), helper.make_node("MatMul", ["diff", "w"], ["score"])]
     sig = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 2, 4]) for n in ("ref", "dist")]
-    g = helper.make_graph(nodes, "two", sig,
-                          [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch", 2, 3])],
-                          [_w("w", (4, 3), 4)])
+    g = helper.make_graph(
+        nodes,
+        "two",
+        sig,
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch", 2, 3])],
+        [_w("w", (4, 3), 4)],
+    )
     return _save(g, d / "two.onnx")
 
 
 def conv(d, channels=3, size=("height", "width")):
     """image [batch, C, H, W] -> out [batch, 2, H, W]."""
-    nodes = [helper.make_node("Conv", ["image", "k"], ["c"], pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c"], ["out"])]
-    g = helper.make_graph(nodes, "conv",
-                          [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", channels, *size])],
-                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 2, *size])],
-                          [_w("k", (2, channels, 3, 3), 5)])
+    nodes = [
+        helper.make_node("Conv", ["image", "k"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["out"]),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "conv",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", channels, *size])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 2, *size])],
+        [_w("k", (2, channels, 3, 3), 5)],
+    )
     return _save(g, d / "conv.onnx")
 
 
 # -- sources ------------------------------------------------------------------------------------
+
 
 def scalar_cache(path, rows=100, seed=1, extra=True):
     x = np.random.default_rng(seed).random((rows, 6))
@@ -85,11 +99,16 @@ def array_cache(path, rows=40):
     rng = np.random.default_rng(2)
     ref = rng.random((rows, 2, 4)).astype(np.float32)
     dist = rng.random((rows, 8)).astype(np.float32)  # flat cells, reshaped to [2, 4]
-    pq.write_table(pa.table({
-        "ref_px": pa.array(ref.tolist(), type=pa.list_(pa.list_(pa.float32()))),
-        "dist_px": pa.array(dist.tolist(), type=pa.list_(pa.float32(), 8)),
-        "id": pa.array([f"clip{i}" for i in range(rows)]),
-    }), path)
+    pq.write_table(
+        pa.table(
+            {
+                "ref_px": pa.array(ref.tolist(), type=pa.list_(pa.list_(pa.float32()))),
+                "dist_px": pa.array(dist.tolist(), type=pa.list_(pa.float32(), 8)),
+                "id": pa.array([f"clip{i}" for i in range(rows)]),
+            }
+        ),
+        path,
+    )
     return ref, dist
 
 
@@ -108,12 +127,29 @@ def no_npz(d):
 
 # -- parquet -----------------------------------------------------------------------------------
 
+
 def test_parquet_scalar_columns_sampled_and_reported(repo):
     model = mlp(repo)
     x = scalar_cache(repo / "feat.parquet")
-    proc = build(repo, "--model", model, "--from", "feat.parquet", "--out", "cal/set.npz",
-                 "--columns", "f5,f4", "--columns", "f3,f2,f1,f0", "--n", "10", "--seed", "3",
-                 "--report-out", "cal/report.json")
+    proc = build(
+        repo,
+        "--model",
+        model,
+        "--from",
+        "feat.parquet",
+        "--out",
+        "cal/set.npz",
+        "--columns",
+        "f5,f4",
+        "--columns",
+        "f3,f2,f1,f0",
+        "--n",
+        "10",
+        "--seed",
+        "3",
+        "--report-out",
+        "cal/report.json",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "wrote cal/set.npz: 10 sample(s)" in proc.stdout
     arrays = read_npz(repo / "cal" / "set.npz")
@@ -139,8 +175,22 @@ def test_parquet_scalar_columns_sampled_and_reported(repo):
 def test_parquet_array_columns_feed_two_inputs_by_map(repo):
     model = two_input(repo)
     ref, dist = array_cache(repo / "px.parquet")
-    proc = build(repo, "--model", model, "--from", "px.parquet", "--out", "two.npz", "--all",
-                 "--map", "ref_px=ref", "--map", "dist_px=dist", "--report-out", "r.json")
+    proc = build(
+        repo,
+        "--model",
+        model,
+        "--from",
+        "px.parquet",
+        "--out",
+        "two.npz",
+        "--all",
+        "--map",
+        "ref_px=ref",
+        "--map",
+        "dist_px=dist",
+        "--report-out",
+        "r.json",
+    )
     assert proc.returncode == 0, proc.stderr
     arrays = read_npz(repo / "two.npz")
     np.testing.assert_array_equal(arrays["ref"], ref)
@@ -152,8 +202,9 @@ def test_parquet_array_columns_feed_two_inputs_by_map(repo):
 def test_parquet_columns_named_after_inputs_map_themselves(repo):
     model = two_input(repo)
     rng = np.random.default_rng(0)
-    pq.write_table(pa.table({n: pa.array(rng.random((5, 8)).tolist()) for n in ("dist", "ref")}),
-                   repo / "named.parquet")
+    pq.write_table(
+        pa.table({n: pa.array(rng.random((5, 8)).tolist()) for n in ("dist", "ref")}), repo / "named.parquet"
+    )
     proc = build(repo, "--model", model, "--from", "named.parquet", "--out", "s.npz", "--n", "5")
     assert proc.returncode == 0, proc.stderr
     assert read_npz(repo / "s.npz")["ref"].shape == (5, 2, 4)
@@ -172,19 +223,30 @@ def test_nonfinite_and_null_rows_dropped_on_request_and_reported(repo):
     refused = build(repo, "--model", model, "--from", "dirty.parquet", "--out", "s.npz", "--n", "8")
     assert_one_line_error(refused, "dirty.parquet", "column 'f5'", "null", "row 11", "--drop-nonfinite")
     assert no_npz(repo) == []
-    proc = build(repo, "--model", model, "--from", "dirty.parquet", "--out", "s.npz", "--all",
-                 "--drop-nonfinite", "--report-out", "r.json")
+    proc = build(
+        repo,
+        "--model",
+        model,
+        "--from",
+        "dirty.parquet",
+        "--out",
+        "s.npz",
+        "--all",
+        "--drop-nonfinite",
+        "--report-out",
+        "r.json",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "skipped 3 row(s)" in proc.stdout
     rep = json.loads((repo / "r.json").read_text())
     assert rep["skipped"]["rows"] == [3, 7, 11]
     assert rep["skipped"]["by_reason"] == {"null": 1, "nan": 1, "inf": 1}
-    assert rep["skipped"]["where"] == {"column 'f5'": {"null": 1}, "column 'f1'": {"nan": 1},
-                                       "column 'f2'": {"inf": 1}}
+    assert rep["skipped"]["where"] == {"column 'f5'": {"null": 1}, "column 'f1'": {"nan": 1}, "column 'f2'": {"inf": 1}}
     assert read_npz(repo / "s.npz")["features"].shape == (27, 6)
 
 
 # -- arrays ------------------------------------------------------------------------------------
+
 
 def test_npy_and_npz_sources(repo):
     model = mlp(repo)
@@ -193,16 +255,29 @@ def test_npy_and_npz_sources(repo):
     assert build(repo, "--model", model, "--from", "x.npy", "--out", "a.npz", "--all").returncode == 0
     np.testing.assert_array_equal(read_npz(repo / "a.npz")["features"], x.astype(np.float32))
     np.savez(repo / "src.npz", feats=x, label=np.arange(20))
-    proc = build(repo, "--model", model, "--from", "src.npz", "--out", "b.npz", "--n", "4",
-                 "--map", "feats=features", "--report-out", "r.json")
+    proc = build(
+        repo,
+        "--model",
+        model,
+        "--from",
+        "src.npz",
+        "--out",
+        "b.npz",
+        "--n",
+        "4",
+        "--map",
+        "feats=features",
+        "--report-out",
+        "r.json",
+    )
     assert proc.returncode == 0, proc.stderr
     rep = json.loads((repo / "r.json").read_text())
     assert rep["source"]["ignored_keys"] == ["label"]
-    np.testing.assert_array_equal(read_npz(repo / "b.npz")["features"],
-                                  x[rep["sampling"]["rows"]].astype(np.float32))
+    np.testing.assert_array_equal(read_npz(repo / "b.npz")["features"], x[rep["sampling"]["rows"]].astype(np.float32))
 
 
 # -- images ------------------------------------------------------------------------------------
+
 
 def test_image_folder_to_nchw_with_range_and_normalisation(repo):
     model = conv(repo, 3, (4, 4))
@@ -218,14 +293,29 @@ def test_image_folder_to_nchw_with_range_and_normalisation(repo):
     a = read_npz(repo / "img.npz")["image"]
     assert a.shape == (5, 3, 4, 4) and a.dtype == np.float32
     for i, c in enumerate(colours):  # solid colours survive a resize exactly
-        np.testing.assert_allclose(a[i], np.broadcast_to(np.array(c, np.float32)[:, None, None] / 255, (3, 4, 4)),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            a[i], np.broadcast_to(np.array(c, np.float32)[:, None, None] / 255, (3, 4, 4)), atol=1e-6
+        )
     rep = json.loads((repo / "r.json").read_text())
     assert rep["source"]["files"] == 5 and rep["source"]["other_files_ignored"] == 1
     assert rep["sampling"]["files"] == ["im0.png", "im1.png", "im2.png", "im3.png", "z.jpg"]
     # mean/std apply per channel in --range units
-    proc = build(repo, "--model", model, "--from", "imgs", "--out", "norm.npz", "--all", "--range", "0-255",
-                 "--mean", "51,102,204", "--std", "2")
+    proc = build(
+        repo,
+        "--model",
+        model,
+        "--from",
+        "imgs",
+        "--out",
+        "norm.npz",
+        "--all",
+        "--range",
+        "0-255",
+        "--mean",
+        "51,102,204",
+        "--std",
+        "2",
+    )
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_allclose(read_npz(repo / "norm.npz")["image"][3], 0.0, atol=1e-6)
     # a folder digest changes when a file's bytes change
@@ -240,16 +330,30 @@ def test_image_crop_and_resize_crop_take_the_centre(repo):
     imgs.mkdir()
     grad = np.tile(np.arange(12, dtype=np.uint8) * 20, (6, 1))  # 12 wide, 6 high, value = 20 * x
     Image.fromarray(grad, "L").save(imgs / "g.png")
-    proc = build(repo, "--model", model, "--from", "imgs", "--out", "c.npz", "--all", "--size", "4x4",
-                 "--fit", "crop", "--range", "0-255")
+    proc = build(
+        repo,
+        "--model",
+        model,
+        "--from",
+        "imgs",
+        "--out",
+        "c.npz",
+        "--all",
+        "--size",
+        "4x4",
+        "--fit",
+        "crop",
+        "--range",
+        "0-255",
+    )
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(read_npz(repo / "c.npz")["image"][0, 0], np.tile([80, 100, 120, 140], (4, 1)))
-    proc = build(repo, "--model", model, "--from", "imgs", "--out", "rc.npz", "--all", "--size", "3",
-                 "--fit", "resize-crop")
+    proc = build(
+        repo, "--model", model, "--from", "imgs", "--out", "rc.npz", "--all", "--size", "3", "--fit", "resize-crop"
+    )
     assert proc.returncode == 0, proc.stderr
     assert read_npz(repo / "rc.npz")["image"].shape == (1, 1, 3, 3)
-    small = build(repo, "--model", model, "--from", "imgs", "--out", "x.npz", "--all", "--size", "8x8",
-                  "--fit", "crop")
+    small = build(repo, "--model", model, "--from", "imgs", "--out", "x.npz", "--all", "--size", "8x8", "--fit", "crop")
     assert_one_line_error(small, "g.png", "smaller than the 8x8 crop")
     open_dims = build(repo, "--model", model, "--from", "imgs", "--out", "x.npz", "--all")
     assert_one_line_error(open_dims, "--size")
@@ -286,15 +390,46 @@ def test_round_trip_build_ptq_static_gate_passes_and_registry_edited_minimally(r
     scalar_cache(repo / "feat.parquet", rows=200)
     reg = repo / "registry.json"
     reg.write_text(REGISTRY_TEXT)
-    proc = build(repo, "--model", model, "--from", "feat.parquet", "--out", "models/cal/mlp.npz",
-                 "--columns", "f0,f1,f2,f3,f4,f5", "--n", "128", "--registry", reg, "--registry-id", "mlp")
+    proc = build(
+        repo,
+        "--model",
+        model,
+        "--from",
+        "feat.parquet",
+        "--out",
+        "models/cal/mlp.npz",
+        "--columns",
+        "f0,f1,f2,f3,f4,f5",
+        "--n",
+        "128",
+        "--registry",
+        reg,
+        "--registry-id",
+        "mlp",
+    )
     assert proc.returncode == 0, proc.stderr
     expected = REGISTRY_TEXT.replace(
         '"quant_mode": "static",\n',
-        '"quant_mode": "static",\n            "quant_calibration_set": "models/cal/mlp.npz",\n')
+        '"quant_mode": "static",\n            "quant_calibration_set": "models/cal/mlp.npz",\n',
+    )
     assert reg.read_text() == expected
-    again = build(repo, "--model", model, "--from", "feat.parquet", "--out", "models/cal/mlp.npz",
-                  "--columns", "f0,f1,f2,f3,f4,f5", "--n", "128", "--registry", reg, "--registry-id", "mlp")
+    again = build(
+        repo,
+        "--model",
+        model,
+        "--from",
+        "feat.parquet",
+        "--out",
+        "models/cal/mlp.npz",
+        "--columns",
+        "f0,f1,f2,f3,f4,f5",
+        "--n",
+        "128",
+        "--registry",
+        reg,
+        "--registry-id",
+        "mlp",
+    )
     assert again.returncode == 0 and "already had" in again.stdout and reg.read_text() == expected
     assert run_cli("validate", "--registry", reg, cwd=repo).returncode == 2  # the sidecar is not made yet
     ptq = run_cli("ptq-static", model, "--calibration", "models/cal/mlp.npz", cwd=repo)
@@ -315,8 +450,12 @@ def test_same_seed_same_bytes_other_seed_other_rows(repo):
     cmodel = conv(repo, 3, (5, 5))
     digests = []
     for out, seed in (("a.npz", "7"), ("b.npz", "7"), ("c.npz", "8")):
-        assert build(repo, "--model", model, "--from", "feat.parquet", "--out", out, "--n", "16",
-                     "--seed", seed).returncode == 0
+        assert (
+            build(
+                repo, "--model", model, "--from", "feat.parquet", "--out", out, "--n", "16", "--seed", seed
+            ).returncode
+            == 0
+        )
         digests.append(sha256_file(repo / out))
     assert digests[0] == digests[1] != digests[2]
     for out in ("i1.npz", "i2.npz"):
@@ -327,14 +466,19 @@ def test_same_seed_same_bytes_other_seed_other_rows(repo):
 def test_set_field_keeps_crlf_and_inline_rows():
     crlf = '{\r\n  "models": [\r\n    {\r\n      "id": "a",\r\n      "onnx": "a.onnx"\r\n    }\r\n  ]\r\n}\r\n'
     assert set_field(crlf, 0, "quant_calibration_set", "c/a.npz") == crlf.replace(
-        '"onnx": "a.onnx"', '"onnx": "a.onnx",\r\n      "quant_calibration_set": "c/a.npz"')
-    inline = '{"models": [{"id": "a", "onnx": "a.onnx", "quant_calibration_set": "old.npz"}, {"id":"b","onnx":"b.onnx"}]}'
+        '"onnx": "a.onnx"', '"onnx": "a.onnx",\r\n      "quant_calibration_set": "c/a.npz"'
+    )
+    inline = (
+        '{"models": [{"id": "a", "onnx": "a.onnx", "quant_calibration_set": "old.npz"}, {"id":"b","onnx":"b.onnx"}]}'
+    )
     assert set_field(inline, 0, "quant_calibration_set", "new.npz") == inline.replace("old.npz", "new.npz")
     assert set_field(inline, 1, "quant_calibration_set", "b.npz") == inline.replace(
-        '"onnx":"b.onnx"', '"onnx":"b.onnx", "quant_calibration_set":"b.npz"')
+        '"onnx":"b.onnx"', '"onnx":"b.onnx", "quant_calibration_set":"b.npz"'
+    )
 
 
 # -- bad input: one line, exit 2, no .npz --------------------------------------------------------
+
 
 def test_bad_parquet_inputs(repo):
     model = mlp(repo)
@@ -353,17 +497,25 @@ def test_bad_parquet_inputs(repo):
         assert_one_line_error(proc, *fragments)
     ragged = pa.table({"features": pa.array([[0.1] * 6, [0.2] * 6, [0.3] * 5])})
     pq.write_table(ragged, repo / "ragged.parquet")
-    assert_one_line_error(build(repo, "--model", model, "--from", "ragged.parquet", "--out", "s.npz", "--all"),
-                          "row 2 has 5 values", "same width")
+    assert_one_line_error(
+        build(repo, "--model", model, "--from", "ragged.parquet", "--out", "s.npz", "--all"),
+        "row 2 has 5 values",
+        "same width",
+    )
     pq.write_table(pa.table({"features": pa.array(["a", "b"])}), repo / "text.parquet")
-    assert_one_line_error(build(repo, "--model", model, "--from", "text.parquet", "--out", "s.npz", "--all"),
-                          "column 'features'", "numbers")
+    assert_one_line_error(
+        build(repo, "--model", model, "--from", "text.parquet", "--out", "s.npz", "--all"),
+        "column 'features'",
+        "numbers",
+    )
     (repo / "fake.parquet").write_text("id,f0\n1,0.5\n")
-    assert_one_line_error(build(repo, "--model", model, "--from", "fake.parquet", "--out", "s.npz"),
-                          "fake.parquet: not a parquet file")
+    assert_one_line_error(
+        build(repo, "--model", model, "--from", "fake.parquet", "--out", "s.npz"), "fake.parquet: not a parquet file"
+    )
     pq.write_table(pa.table({"features": pa.array([], type=pa.list_(pa.float32()))}), repo / "empty.parquet")
-    assert_one_line_error(build(repo, "--model", model, "--from", "empty.parquet", "--out", "s.npz", "--all"),
-                          "no rows")
+    assert_one_line_error(
+        build(repo, "--model", model, "--from", "empty.parquet", "--out", "s.npz", "--all"), "no rows"
+    )
     assert no_npz(repo) == []
 
 
@@ -388,15 +540,34 @@ def test_bad_array_image_and_output_inputs(repo):
         (cmodel, ["--from", "imgs", "--all"], ["b.png: not a decodable image"]),
         (cmodel, ["--from", "imgs", "--all", "--channels", "1"], ["--channels 1", "takes 3 channels"]),
         (cmodel, ["--from", "imgs", "--all", "--mean", "0.5,0.5"], ["--mean", "1 value or 3"]),
-        (model, ["--from", "ok.npy", "--all", "--registry-id", "nope", "--registry", "reg.json"], ["reg.json", "not found"]),
+        (
+            model,
+            ["--from", "ok.npy", "--all", "--registry-id", "nope", "--registry", "reg.json"],
+            ["reg.json", "not found"],
+        ),
     ]
     for m, extra, fragments in cases:
         assert_one_line_error(build(repo, "--model", m, "--out", "s.npz", *extra), *fragments)
     assert_one_line_error(build(repo, "--model", model, "--from", "ok.npy", "--out", "s.txt", "--all"), ".npz file")
     assert_one_line_error(build(repo, "--model", "nope.onnx", "--from", "ok.npy", "--out", "s.npz"), "nope.onnx")
     (repo / "reg.json").write_text(json.dumps({"models": [{"id": "m", "onnx": "mlp.onnx"}]}))
-    assert_one_line_error(build(repo, "--model", model, "--from", "ok.npy", "--out", "s.npz", "--all",
-                                "--registry", "reg.json", "--registry-id", "other"), "no model with id 'other'")
+    assert_one_line_error(
+        build(
+            repo,
+            "--model",
+            model,
+            "--from",
+            "ok.npy",
+            "--out",
+            "s.npz",
+            "--all",
+            "--registry",
+            "reg.json",
+            "--registry-id",
+            "other",
+        ),
+        "no model with id 'other'",
+    )
     assert no_npz(repo) == ["inf.npz", "wrongkey.npz"]  # the sources, nothing written
 
 
@@ -407,14 +578,20 @@ def test_check_refuses_bad_sets(repo):
     np.savez(repo / "d.npz", features=np.zeros((4, 6), np.float64))
     assert_one_line_error(run_cli("calibrate", "check", "d.npz", "--model", model, cwd=repo), "float64")
     np.savez(repo / "few.npz", features=np.zeros((4, 6), np.float32))
-    assert_one_line_error(run_cli("calibrate", "check", "few.npz", "--model", model, "--min-samples", "8",
-                                  cwd=repo), "holds 4 sample(s)", "--min-samples 8")
+    assert_one_line_error(
+        run_cli("calibrate", "check", "few.npz", "--model", model, "--min-samples", "8", cwd=repo),
+        "holds 4 sample(s)",
+        "--min-samples 8",
+    )
 
 
-@pytest.mark.parametrize("module,source,fragment", [
-    ("pyarrow", "feat.parquet", "needs the optional package 'pyarrow'"),
-    ("PIL", "imgs", "needs the optional package 'Pillow'"),
-])
+@pytest.mark.parametrize(
+    "module,source,fragment",
+    [
+        ("pyarrow", "feat.parquet", "needs the optional package 'pyarrow'"),
+        ("PIL", "imgs", "needs the optional package 'Pillow'"),
+    ],
+)
 def test_missing_extra_is_a_one_line_hint(repo, module, source, fragment):
     shadow = repo / "shadow" / module
     shadow.mkdir(parents=True)
@@ -423,7 +600,18 @@ def test_missing_extra_is_a_one_line_hint(repo, module, source, fragment):
     scalar_cache(repo / "feat.parquet")
     (repo / "imgs").mkdir()
     solid_png(repo / "imgs" / "a.png", (1, 2, 3))
-    proc = run_cli("calibrate", "build", "--model", model, "--from", source, "--out", "s.npz", "--all",
-                   cwd=repo, env={"PYTHONPATH": str(repo / "shadow")})
+    proc = run_cli(
+        "calibrate",
+        "build",
+        "--model",
+        model,
+        "--from",
+        source,
+        "--out",
+        "s.npz",
+        "--all",
+        cwd=repo,
+        env={"PYTHONPATH": str(repo / "shadow")},
+    )
     assert_one_line_error(proc, fragment, "pip install 'quantgate[calibrate]'")
     assert no_npz(repo) == []

@@ -16,13 +16,11 @@ import numpy as np
 import pytest
 
 from github_server import BODY_LIMIT, INTEGRATION_403, FakeGitHub
-from quantgate.github.client import GitHubClient, GitHubError, RateLimited
-from quantgate.github.comment import (ACTIONS_BOT, SHORT_MAX, pr_for_workflow_run, sanitise_artifact,
-                                      sync_comment)
 from quantgate.errors import UserError
+from quantgate.github.client import GitHubClient, GitHubError
+from quantgate.github.comment import ACTIONS_BOT, SHORT_MAX, pr_for_workflow_run, sanitise_artifact, sync_comment
+from quantgate.report.comment import DEFAULT_MAX, GITHUB_LIMIT, ZWSP, marker, render_comment, reproduce_commands, size
 from quantgate.results import Results
-from quantgate.report.comment import (DEFAULT_MAX, GITHUB_LIMIT, ZWSP, marker, render_comment,
-                                      reproduce_commands, size)
 
 REPO = "octo/models"
 PR = 7
@@ -34,6 +32,7 @@ SHA = "a" * 40
 
 # -- a real results document ----------------------------------------------------------------
 
+
 def _mlp(path, seed: int, scale: float = 1.0):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -42,11 +41,16 @@ def _mlp(path, seed: int, scale: float = 1.0):
     w1 = (rng.standard_normal((6, 16)) * scale).astype(np.float32)
     w2 = (rng.standard_normal((16, 1)) * scale).astype(np.float32)
     g = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
-         helper.make_node("MatMul", ["r", "w2"], ["y"])],
-        "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 6])],
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["h"]),
+            helper.make_node("Relu", ["h"], ["r"]),
+            helper.make_node("MatMul", ["r", "w2"], ["y"]),
+        ],
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 6])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1])],
-        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     onnx.save(m, str(path))
@@ -67,16 +71,36 @@ def results(tmp_path_factory) -> Results:
     quantize_dynamic(d / "good_mlp.onnx")
     quantize_dynamic(d / "tight_mlp.onnx")
     reg = d / "registry.json"
-    reg.write_text(json.dumps({"schema_version": 1, "models": [
-        {"id": "good_mlp", "onnx": "good_mlp.onnx", "quant_mode": "dynamic", "quant_accuracy_budget_plcc": 0.05},
-        {"id": "tight_mlp", "onnx": "tight_mlp.onnx", "quant_mode": "dynamic",
-         "quant_accuracy_budget_plcc": 1e-12},
-        {"id": "lost_mlp", "onnx": "lost_mlp.onnx", "quant_mode": "dynamic"},
-        {"id": "float_mlp", "onnx": "float_mlp.onnx", "quant_mode": "fp32"},
-    ]}))
-    doc = run_gate(reg, root=root, samples=4, seed=0,
-                   argv=["quantgate", "gate", "tight_mlp", "good_mlp", "--registry", str(reg),
-                         "--out-json", "/tmp/x.json", "-q"])
+    reg.write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "models": [
+                    {
+                        "id": "good_mlp",
+                        "onnx": "good_mlp.onnx",
+                        "quant_mode": "dynamic",
+                        "quant_accuracy_budget_plcc": 0.05,
+                    },
+                    {
+                        "id": "tight_mlp",
+                        "onnx": "tight_mlp.onnx",
+                        "quant_mode": "dynamic",
+                        "quant_accuracy_budget_plcc": 1e-12,
+                    },
+                    {"id": "lost_mlp", "onnx": "lost_mlp.onnx", "quant_mode": "dynamic"},
+                    {"id": "float_mlp", "onnx": "float_mlp.onnx", "quant_mode": "fp32"},
+                ],
+            }
+        )
+    )
+    doc = run_gate(
+        reg,
+        root=root,
+        samples=4,
+        seed=0,
+        argv=["quantgate", "gate", "tight_mlp", "good_mlp", "--registry", str(reg), "--out-json", "/tmp/x.json", "-q"],
+    )
     assert [r.status for r in doc.models] == ["pass", "fail", "error", "skipped"]
     return doc
 
@@ -114,14 +138,20 @@ def mark(results):
 
 # -- the body ---------------------------------------------------------------------------------
 
+
 def test_body_layout_from_real_results(results):
-    env = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": REPO, "GITHUB_RUN_ID": "991",
-           "GITHUB_RUN_ATTEMPT": "2"}
+    env = {
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_RUN_ID": "991",
+        "GITHUB_RUN_ATTEMPT": "2",
+    }
     body = render_comment(results, env=env)
     lines = body.splitlines()
     assert lines[0] == "<!-- quantgate:comment registry=model/registry.json -->"
-    assert lines[1].startswith("⚠️ **quantgate: error** — 1 over budget, 1 could not be judged, "
-                               "1 within budget, 1 skipped")
+    assert lines[1].startswith(
+        "⚠️ **quantgate: error** — 1 over budget, 1 could not be judged, 1 within budget, 1 skipped"
+    )
     rows = [ln for ln in lines if ln.startswith("| ") and "`" in ln]
     assert [r.split("`")[1] for r in rows] == ["tight_mlp", "lost_mlp", "good_mlp", "float_mlp"]
     assert rows[0].startswith("| ❌ |") and rows[1].startswith("| ⚠️ |") and rows[2].startswith("| ✅ |")
@@ -155,9 +185,9 @@ def _many(results, n_pass, n_fail):
     doc = results.to_json()
     good = next(r for r in doc["models"] if r["status"] == "pass")
     bad = next(r for r in doc["models"] if r["status"] == "fail")
-    doc["models"] = ([{**good, "id": f"pass_model_{i:05d}"} for i in range(n_pass)]
-                     + [{**bad, "id": f"fail_model_{i:05d}", "reason": "drop over budget " + "x" * 200}
-                        for i in range(n_fail)])
+    doc["models"] = [{**good, "id": f"pass_model_{i:05d}"} for i in range(n_pass)] + [
+        {**bad, "id": f"fail_model_{i:05d}", "reason": "drop over budget " + "x" * 200} for i in range(n_fail)
+    ]
     doc["counts"] = {"total": n_pass + n_fail, "pass": n_pass, "fail": n_fail, "error": 0, "skipped": 0}
     doc["verdict"] = "fail"
     return Results.from_json(doc)
@@ -195,20 +225,28 @@ def test_reproduce_commands_keep_selection_and_drop_output_files(results):
     from quantgate.gate import run_gate
 
     reg = results.run_provenance["inputs"]["registry"]["path"]
-    picked = run_gate(reg, ["tight_mlp", "good_mlp"], samples=4, seed=0,
-                      argv=["quantgate", "gate", "tight_mlp", "good_mlp", "--out-json", "/tmp/x.json"])
+    picked = run_gate(
+        reg,
+        ["tight_mlp", "good_mlp"],
+        samples=4,
+        seed=0,
+        argv=["quantgate", "gate", "tight_mlp", "good_mlp", "--out-json", "/tmp/x.json"],
+    )
     cmds = reproduce_commands(picked, image="ghcr.io/octo/quantgate:0.1.0")
     gate = [c for c in cmds if c.startswith("pip install")][0]
     assert gate.endswith("quantgate gate --registry model/registry.json --samples 4 --seed 0 tight_mlp good_mlp")
-    assert cmds[-1] == ('docker run --rm -v "$PWD:/github/workspace" -w /github/workspace '
-                        "ghcr.io/octo/quantgate:0.1.0 --registry model/registry.json --samples 4 --seed 0 "
-                        "--models tight_mlp,good_mlp")
+    assert cmds[-1] == (
+        'docker run --rm -v "$PWD:/github/workspace" -w /github/workspace '
+        "ghcr.io/octo/quantgate:0.1.0 --registry model/registry.json --samples 4 --seed 0 "
+        "--models tight_mlp,good_mlp"
+    )
     assert "/tmp/x.json" not in " ".join(cmds)
     every = reproduce_commands(results, image="img")
     assert every[-1].endswith("img --registry model/registry.json --samples 4 --seed 0")
 
 
 # -- finding and updating our comment ---------------------------------------------------------
+
 
 def test_pagination_over_100_comments_updates_ours_not_a_foreign_marker(gh, results):
     m = mark(results)
@@ -235,7 +273,8 @@ def test_creates_when_only_others_carry_the_marker(gh, results):
     out = sync_comment(client(gh), REPO, PR, render_for(results), marker=m)
     assert out.action == "created"
     assert [(r.method, r.path) for r in gh.requests if r.method != "GET"] == [
-        ("POST", f"/repos/{REPO}/issues/{PR}/comments")]
+        ("POST", f"/repos/{REPO}/issues/{PR}/comments")
+    ]
     assert gh.comments[foreign["id"]]["body"] == m + "\nfake"
     assert [c["user"]["login"] for c in gh.comments_on(REPO, PR)] == ["mallory", "quantgate-bot"]
 
@@ -266,13 +305,15 @@ def test_recreate_deletes_ours_and_duplicates_are_cleaned_in_update(gh, results)
     assert out.action == "updated" and out.comment_id == a["id"]
     assert [(r.method, r.path) for r in gh.requests if r.method != "GET"] == [
         ("DELETE", f"/repos/{REPO}/issues/comments/{b['id']}"),
-        ("PATCH", f"/repos/{REPO}/issues/comments/{a['id']}")]
+        ("PATCH", f"/repos/{REPO}/issues/comments/{a['id']}"),
+    ]
     gh.requests.clear()
     out = sync_comment(client(gh), REPO, PR, render_for(results), marker=m, mode="recreate")
     assert out.action == "recreated"
     assert [(r.method, r.path) for r in gh.requests if r.method != "GET"] == [
         ("DELETE", f"/repos/{REPO}/issues/comments/{a['id']}"),
-        ("POST", f"/repos/{REPO}/issues/{PR}/comments")]
+        ("POST", f"/repos/{REPO}/issues/{PR}/comments"),
+    ]
     left = gh.comments_on(REPO, PR)
     assert [c["id"] for c in left][0] == f["id"] and len(left) == 2 and left[1]["id"] > f["id"]
 
@@ -298,10 +339,10 @@ def test_author_can_be_given_for_other_app_tokens(gh, results):
 
 # -- forks, limits and faults -----------------------------------------------------------------
 
+
 def test_fork_token_403_writes_the_body_and_never_raises(gh, results, tmp_path):
     out_file = tmp_path / "comment.md"
-    out = sync_comment(client(gh, FORK_TOKEN), REPO, PR, render_for(results), marker=mark(results),
-                       body_out=out_file)
+    out = sync_comment(client(gh, FORK_TOKEN), REPO, PR, render_for(results), marker=mark(results), body_out=out_file)
     assert out.action == "body_written" and not out.posted
     assert out.body_path == str(out_file) and out_file.read_text() == render_comment(results, env={})
     assert INTEGRATION_403 in out.message
@@ -337,12 +378,23 @@ def test_429_retry_after_is_honoured(gh, results):
 
 
 def test_secondary_and_primary_rate_limits_on_403(gh, results):
-    gh.fault("POST", r"/comments$", 403,
-             {"message": "You have exceeded a secondary rate limit. Please wait a few minutes before "
-                         "you try again.", "documentation_url": "https://docs.github.com"},
-             {"Retry-After": "3"})
-    gh.fault("POST", r"/comments$", 403, {"message": "API rate limit exceeded for installation ID 1."},
-             {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1005"})
+    gh.fault(
+        "POST",
+        r"/comments$",
+        403,
+        {
+            "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+            "documentation_url": "https://docs.github.com",
+        },
+        {"Retry-After": "3"},
+    )
+    gh.fault(
+        "POST",
+        r"/comments$",
+        403,
+        {"message": "API rate limit exceeded for installation ID 1."},
+        {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1005"},
+    )
     c = client(gh, clock=lambda: 1000.0)
     out = sync_comment(c, REPO, PR, render_for(results), marker=mark(results))
     assert out.action == "created" and c.waits == [3.0, 6.0]
@@ -427,18 +479,29 @@ def test_token_never_leaks(gh, results, tmp_path):
 
 # -- the command line -------------------------------------------------------------------------
 
+
 def run_cli(*args, env=None, cwd=None):
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("GITHUB_", "INPUT_")) and k != "QUANTGATE_IMAGE"}
-    return subprocess.run([sys.executable, "-m", "quantgate", "comment", *map(str, args)],
-                          env={**base, **(env or {})}, capture_output=True, text=True, timeout=60, cwd=cwd)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_")) and k != "QUANTGATE_IMAGE"}
+    return subprocess.run(
+        [sys.executable, "-m", "quantgate", "comment", *map(str, args)],
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
 
 
 def test_cli_posts_from_event_payload(gh, results_file, tmp_path):
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"action": "synchronize", "pull_request": {"number": PR}}))
-    env = {"GITHUB_API_URL": gh.base_url, "INPUT_GITHUB_TOKEN": APP_TOKEN, "GITHUB_REPOSITORY": REPO,
-           "GITHUB_EVENT_PATH": str(event), "GITHUB_RUN_ID": "77"}
+    env = {
+        "GITHUB_API_URL": gh.base_url,
+        "INPUT_GITHUB_TOKEN": APP_TOKEN,
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_RUN_ID": "77",
+    }
     outcome = tmp_path / "outcome.json"
     p = run_cli("--results", results_file, "--outcome-json", outcome, env=env)
     assert p.returncode == 0, p.stderr
@@ -454,8 +517,20 @@ def test_cli_posts_from_event_payload(gh, results_file, tmp_path):
 def test_cli_fork_is_a_warning_and_exit_0(gh, results_file, tmp_path):
     env = {"GITHUB_API_URL": gh.base_url, "GITHUB_TOKEN": FORK_TOKEN}
     outcome = tmp_path / "o.json"
-    p = run_cli("--results", results_file, "--repo", REPO, "--pr", PR, "--body-out", tmp_path / "body.md",
-                "--outcome-json", outcome, env=env, cwd=tmp_path)
+    p = run_cli(
+        "--results",
+        results_file,
+        "--repo",
+        REPO,
+        "--pr",
+        PR,
+        "--body-out",
+        tmp_path / "body.md",
+        "--outcome-json",
+        outcome,
+        env=env,
+        cwd=tmp_path,
+    )
     assert p.returncode == 0
     assert p.stderr.startswith("quantgate: warning: comment not posted (body_written)")
     assert FORK_TOKEN not in p.stderr + p.stdout + outcome.read_text()
@@ -468,30 +543,53 @@ def test_cli_user_mistakes_exit_2_with_one_line(gh, results_file, tmp_path):
     from conftest import assert_one_line_error
 
     env = {"GITHUB_API_URL": gh.base_url, "GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO}
-    assert_one_line_error(run_cli("--results", tmp_path / "missing.json", "--pr", 1, env=env),
-                          "missing.json", "quantgate gate --out-json")
+    assert_one_line_error(
+        run_cli("--results", tmp_path / "missing.json", "--pr", 1, env=env), "missing.json", "quantgate gate --out-json"
+    )
     assert_one_line_error(run_cli("--results", results_file, env=env), "--pr", "pull request context")
-    assert_one_line_error(run_cli("--results", results_file, "--repo", "not a repo", "--pr", 1, env=env),
-                          "--repo", "OWNER/NAME")
+    assert_one_line_error(
+        run_cli("--results", results_file, "--repo", "not a repo", "--pr", 1, env=env), "--repo", "OWNER/NAME"
+    )
     (tmp_path / "junk.json").write_text("{nope")
     assert_one_line_error(run_cli("--results", tmp_path / "junk.json", "--pr", 1, env=env), "junk.json")
     assert gh.requests == []
 
 
 def test_cli_off_renders_only(gh, results_file, tmp_path):
-    p = run_cli("--results", results_file, "--mode", "off", "--body-out", tmp_path / "b.md",
-                env={"GITHUB_API_URL": gh.base_url, "GITHUB_TOKEN": TOKEN})
+    p = run_cli(
+        "--results",
+        results_file,
+        "--mode",
+        "off",
+        "--body-out",
+        tmp_path / "b.md",
+        env={"GITHUB_API_URL": gh.base_url, "GITHUB_TOKEN": TOKEN},
+    )
     assert p.returncode == 0 and (tmp_path / "b.md").read_text().startswith("<!-- quantgate:comment")
     assert gh.requests == []
 
 
 # -- the companion workflow (workflow_run) ----------------------------------------------------
 
+
 def _wr_event(tmp_path, sha=SHA, event="pull_request"):
     p = tmp_path / "wr.json"
-    p.write_text(json.dumps({"action": "completed", "workflow_run": {
-        "id": 55, "event": event, "conclusion": "failure", "head_sha": sha, "head_branch": "main",
-        "head_repository": {"full_name": "forker/models"}, "pull_requests": []}}))
+    p.write_text(
+        json.dumps(
+            {
+                "action": "completed",
+                "workflow_run": {
+                    "id": 55,
+                    "event": event,
+                    "conclusion": "failure",
+                    "head_sha": sha,
+                    "head_branch": "main",
+                    "head_repository": {"full_name": "forker/models"},
+                    "pull_requests": [],
+                },
+            }
+        )
+    )
     return p
 
 
@@ -501,7 +599,12 @@ def test_sanitise_artifact(results):
     evil = f"{head}\n{verdict}\n<!-- quantgate:comment registry=other -->\nhey @maintainer\n<!-- hidden\n{rest}"
     clean, m = sanitise_artifact(evil.encode())
     assert m == mark(results)
-    assert clean.count("<!--") == 1 and "hidden" not in clean and "@maintainer" not in clean and f"@{ZWSP}maintainer" in clean
+    assert (
+        clean.count("<!--") == 1
+        and "hidden" not in clean
+        and "@maintainer" not in clean
+        and f"@{ZWSP}maintainer" in clean
+    )
     with pytest.raises(UserError, match="first line"):
         sanitise_artifact(b"hello @everyone\n")
     with pytest.raises(UserError, match="verdict line"):
@@ -518,8 +621,12 @@ def test_pr_is_found_from_the_run_head_not_the_artifact(gh):
     gh.add_pull(REPO, 3, "someone/models", "main", "b" * 40)
     gh.add_pull(REPO, 12, "forker/models", "main", SHA)
     c = client(gh)
-    wr = {"event": "pull_request", "head_sha": SHA, "head_branch": "main",
-          "head_repository": {"full_name": "forker/models"}}
+    wr = {
+        "event": "pull_request",
+        "head_sha": SHA,
+        "head_branch": "main",
+        "head_repository": {"full_name": "forker/models"},
+    }
     assert pr_for_workflow_run(c, REPO, wr)[0] == 12
     assert gh.requests[-1].query == {"per_page": "100", "state": "open", "head": "forker:main"}
     assert pr_for_workflow_run(c, REPO, {**wr, "head_sha": "c" * 40})[0] is None  # pushed again since
@@ -532,13 +639,17 @@ def test_cli_companion_posts_sanitised_artifact(gh, results, tmp_path):
     gh.add_pull(REPO, 12, "forker/models", "main", SHA)
     art = tmp_path / "quantgate-comment.md"
     art.write_text(render_comment(results, env={}) + "\ncc @maintainer\n")
-    env = {"GITHUB_API_URL": gh.base_url, "GITHUB_TOKEN": APP_TOKEN, "GITHUB_REPOSITORY": REPO,
-           "GITHUB_EVENT_PATH": str(_wr_event(tmp_path))}
+    env = {
+        "GITHUB_API_URL": gh.base_url,
+        "GITHUB_TOKEN": APP_TOKEN,
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_EVENT_PATH": str(_wr_event(tmp_path)),
+    }
     p = run_cli("--from-artifact", art, "--workflow-run-event", env=env)
     assert p.returncode == 0, p.stderr
     [c] = gh.comments_on(REPO, 12)
     assert c["user"]["login"] == ACTIONS_BOT and "@maintainer" not in c["body"]
-    assert c["body"].startswith(mark(results) + "\n❌" ) or c["body"].startswith(mark(results) + "\n⚠️")
+    assert c["body"].startswith(mark(results) + "\n❌") or c["body"].startswith(mark(results) + "\n⚠️")
     # A second run updates the same comment.
     p = run_cli("--from-artifact", art, "--workflow-run-event", env=env)
     assert "comment unchanged" in p.stdout and len(gh.comments_on(REPO, 12)) == 1
@@ -550,8 +661,12 @@ def test_cli_companion_refuses_a_forged_artifact(gh, tmp_path):
     gh.add_pull(REPO, 12, "forker/models", "main", SHA)
     art = tmp_path / "a.md"
     art.write_text("Please merge, @maintainer\n")
-    env = {"GITHUB_API_URL": gh.base_url, "GITHUB_TOKEN": APP_TOKEN, "GITHUB_REPOSITORY": REPO,
-           "GITHUB_EVENT_PATH": str(_wr_event(tmp_path))}
+    env = {
+        "GITHUB_API_URL": gh.base_url,
+        "GITHUB_TOKEN": APP_TOKEN,
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_EVENT_PATH": str(_wr_event(tmp_path)),
+    }
     assert_one_line_error(run_cli("--from-artifact", art, "--workflow-run-event", env=env), "a.md", "marker")
     assert gh.calls("POST") == []
 
@@ -560,16 +675,19 @@ def test_cli_companion_stale_run_posts_nothing(gh, results, tmp_path):
     gh.add_pull(REPO, 12, "forker/models", "main", "d" * 40)  # the fork pushed again
     art = tmp_path / "a.md"
     art.write_text(render_comment(results, env={}))
-    env = {"GITHUB_API_URL": gh.base_url, "GITHUB_TOKEN": APP_TOKEN, "GITHUB_REPOSITORY": REPO,
-           "GITHUB_EVENT_PATH": str(_wr_event(tmp_path))}
+    env = {
+        "GITHUB_API_URL": gh.base_url,
+        "GITHUB_TOKEN": APP_TOKEN,
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_EVENT_PATH": str(_wr_event(tmp_path)),
+    }
     p = run_cli("--from-artifact", art, "--workflow-run-event", env=env)
     assert p.returncode == 0 and "no pull request to comment on" in p.stderr
     assert gh.calls("POST") == []
 
 
 def test_rate_limited_user_lookup_is_waited_out_not_taken_for_an_installation_token(gh, results):
-    gh.fault("GET", r"/user$", 403, {"message": "You have exceeded a secondary rate limit."},
-             {"Retry-After": "2"})
+    gh.fault("GET", r"/user$", 403, {"message": "You have exceeded a secondary rate limit."}, {"Retry-After": "2"})
     m = mark(results)
     gh.add_comment(REPO, PR, m + "\nold", "quantgate-bot")
     c = client(gh)

@@ -47,17 +47,21 @@ def docker_client() -> tuple[str | None, dict]:
 def engine() -> tuple[str, dict]:
     client, env = docker_client()
     if client is None:
-        pytest.skip("NO DOCKER CLIENT: the container tests did NOT run "
-                    "(install one with `bash scripts/docker-engine.sh start`)")
+        pytest.skip(
+            "NO DOCKER CLIENT: the container tests did NOT run (install one with `bash scripts/docker-engine.sh start`)"
+        )
     try:
-        proc = subprocess.run([client, "info", "--format", "{{.ServerVersion}}"], env=env,
-                              capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            [client, "info", "--format", "{{.ServerVersion}}"], env=env, capture_output=True, text=True, timeout=30
+        )
     except subprocess.TimeoutExpired:
         proc = None
     if proc is None or proc.returncode != 0:
         why = "timed out" if proc is None else (proc.stderr.strip().splitlines() or ["no answer"])[-1]
-        pytest.skip(f"NO DOCKER ENGINE ({why}): the container tests did NOT run; start one with "
-                    "`bash scripts/docker-engine.sh start`")
+        pytest.skip(
+            f"NO DOCKER ENGINE ({why}): the container tests did NOT run; start one with "
+            "`bash scripts/docker-engine.sh start`"
+        )
     return client, env
 
 
@@ -66,14 +70,19 @@ def image(engine) -> str:
     """Build the image once for the session, from the repository's own Dockerfile."""
     client, env = engine
     started = time.monotonic()
-    proc = subprocess.run([client, "build", "--tag", IMAGE_TAG, str(REPO)], env=env,
-                          capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(
+        [client, "build", "--tag", IMAGE_TAG, str(REPO)], env=env, capture_output=True, text=True, timeout=1200
+    )
     if proc.returncode != 0:
         pytest.fail("docker build failed:\n" + "\n".join((proc.stdout + proc.stderr).splitlines()[-40:]))
-    size = subprocess.run([client, "image", "inspect", "--format", "{{.Size}}", IMAGE_TAG], env=env,
-                          capture_output=True, text=True, check=True).stdout.strip()
-    print(f"\nbuilt {IMAGE_TAG} in {time.monotonic() - started:.0f} s; "
-          f"image size {int(size) / 1e6:.0f} MB")
+    size = subprocess.run(
+        [client, "image", "inspect", "--format", "{{.Size}}", IMAGE_TAG],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    print(f"\nbuilt {IMAGE_TAG} in {time.monotonic() - started:.0f} s; image size {int(size) / 1e6:.0f} MB")
     return IMAGE_TAG
 
 
@@ -113,7 +122,7 @@ def parse_outputs(text: str) -> dict:
         if "<<" in ln and ("=" not in ln or ln.index("<<") < ln.index("=")):
             name, delim = ln.split("<<", 1)
             j = lines.index(delim, i + 1)
-            out[name] = "\n".join(lines[i + 1:j])
+            out[name] = "\n".join(lines[i + 1 : j])
             i = j + 1
             continue
         if ln:
@@ -123,8 +132,9 @@ def parse_outputs(text: str) -> dict:
     return out
 
 
-def run_action(engine, image: str, ws: Path, tmp: Path, *, event_name: str = "push",
-               event: dict | None = None, **inputs) -> Run:
+def run_action(
+    engine, image: str, ws: Path, tmp: Path, *, event_name: str = "push", event: dict | None = None, **inputs
+) -> Run:
     """`docker run` as the runner does it for a `uses:` step of a Docker action."""
     client, env = engine
     files = tmp / f"file_commands-{uuid.uuid4().hex[:8]}"
@@ -134,29 +144,58 @@ def run_action(engine, image: str, ws: Path, tmp: Path, *, event_name: str = "pu
     (files / "set_output").write_text("")
     (files / "step_summary").write_text("")
     (workflow / "event.json").write_text(json.dumps(event or {}))
-    declared = {"registry": SHIPPED_REGISTRY, "models": "", "fail_on_violation": "true",
-                "out_json": "quantgate-results.json", "markdown_out": "quantgate-results.md",
-                "comment": "true", "github_token": "ghs_not_a_real_token", "samples": "16", "seed": "0",
-                "working_directory": "."}
+    declared = {
+        "registry": SHIPPED_REGISTRY,
+        "models": "",
+        "fail_on_violation": "true",
+        "out_json": "quantgate-results.json",
+        "markdown_out": "quantgate-results.md",
+        "comment": "true",
+        "github_token": "ghs_not_a_real_token",
+        "samples": "16",
+        "seed": "0",
+        "working_directory": ".",
+    }
     declared.update(inputs)
     run_env = {actions.input_env_name(k): v for k, v in declared.items()}
-    run_env.update({
-        "HOME": "/github/home", "CI": "true", "GITHUB_ACTIONS": "true",
-        "GITHUB_WORKSPACE": "/github/workspace", "GITHUB_EVENT_NAME": event_name,
-        "GITHUB_EVENT_PATH": "/github/workflow/event.json",
-        "GITHUB_OUTPUT": "/github/file_commands/set_output",
-        "GITHUB_STEP_SUMMARY": "/github/file_commands/step_summary",
-        "GITHUB_REPOSITORY": "octo/models", "GITHUB_SHA": "0" * 40, "GITHUB_REF": "refs/heads/main",
-        "GITHUB_API_URL": "https://api.github.com", "GITHUB_SERVER_URL": "https://github.com",
-        "GITHUB_RUN_ID": "1", "RUNNER_OS": "Linux", "RUNNER_TEMP": "/github/runner_temp",
-    })
-    cmd = [client, "run", "--rm", "--network", "none", "--workdir", "/github/workspace",
-           "-v", f"{ws}:/github/workspace", "-v", f"{files}:/github/file_commands",
-           "-v", f"{workflow}:/github/workflow"]
+    run_env.update(
+        {
+            "HOME": "/github/home",
+            "CI": "true",
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_WORKSPACE": "/github/workspace",
+            "GITHUB_EVENT_NAME": event_name,
+            "GITHUB_EVENT_PATH": "/github/workflow/event.json",
+            "GITHUB_OUTPUT": "/github/file_commands/set_output",
+            "GITHUB_STEP_SUMMARY": "/github/file_commands/step_summary",
+            "GITHUB_REPOSITORY": "octo/models",
+            "GITHUB_SHA": "0" * 40,
+            "GITHUB_REF": "refs/heads/main",
+            "GITHUB_API_URL": "https://api.github.com",
+            "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_RUN_ID": "1",
+            "RUNNER_OS": "Linux",
+            "RUNNER_TEMP": "/github/runner_temp",
+        }
+    )
+    cmd = [
+        client,
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--workdir",
+        "/github/workspace",
+        "-v",
+        f"{ws}:/github/workspace",
+        "-v",
+        f"{files}:/github/file_commands",
+        "-v",
+        f"{workflow}:/github/workflow",
+    ]
     for name in run_env:
         cmd += ["-e", name]  # values pass through the environment, as the runner does it
-    proc = subprocess.run([*cmd, image], env={**env, **run_env}, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run([*cmd, image], env={**env, **run_env}, capture_output=True, text=True, timeout=600)
     return Run(proc, files, ws)
 
 
@@ -171,15 +210,16 @@ def test_passing_registry(engine, image, shipped_models, tmp_path):
     ws = make_workspace(tmp_path, shipped_models)
     r = run_action(engine, image, ws, tmp_path)
     expected = host_results(ws, SHIPPED_REGISTRY)
-    assert expected["verdict"] == "pass", (
-        "the shipped registry does not pass on the host either: "
-        + "; ".join(f"{m['id']}: {m['status']} {m['reason']}" for m in expected["models"]))
+    assert expected["verdict"] == "pass", "the shipped registry does not pass on the host either: " + "; ".join(
+        f"{m['id']}: {m['status']} {m['reason']}" for m in expected["models"]
+    )
     assert r.code == 0, r
     o = r.outputs
     assert o["verdict"] == "pass", r
     c = expected["counts"]
     assert (o["passed"], o["failed"], o["errored"], o["skipped"], o["total"]) == tuple(
-        str(c[k]) for k in ("pass", "fail", "error", "skipped", "total"))
+        str(c[k]) for k in ("pass", "fail", "error", "skipped", "total")
+    )
     assert o["results_path"] == "quantgate-results.json" and o["markdown_path"] == "quantgate-results.md"
     results = json.loads((ws / o["results_path"]).read_text())
     assert results["verdict"] == "pass" and results["registry"] == SHIPPED_REGISTRY
@@ -207,8 +247,16 @@ def test_violated_budget_on_a_pull_request(engine, image, shipped_models, tmp_pa
     gated = [m["id"] for m in reg["models"] if m.get("quant_mode", "fp32") != "fp32"]
     event = {"action": "synchronize", "number": 12, "pull_request": {"number": 12}}
 
-    r = run_action(engine, image, ws, tmp_path, event_name="pull_request", event=event,
-                   out_json="reports/results.json", markdown_out="reports/results.md")
+    r = run_action(
+        engine,
+        image,
+        ws,
+        tmp_path,
+        event_name="pull_request",
+        event=event,
+        out_json="reports/results.json",
+        markdown_out="reports/results.md",
+    )
     assert r.code == 1, r
     o = r.outputs
     assert o["verdict"] == "fail" and int(o["failed"]) >= 1 and o["errored"] == "0", r
@@ -219,8 +267,10 @@ def test_violated_budget_on_a_pull_request(engine, image, shipped_models, tmp_pa
     failing = [m for m in results["models"] if m["status"] == "fail"]
     assert len(errors) == min(len(failing), 10)
     for m in failing[:10]:
-        assert any(f"file={SHIPPED_REGISTRY},line={lines[m['id']]}," in ln and m["id"] in ln
-                   for ln in errors), (m["id"], errors)
+        assert any(f"file={SHIPPED_REGISTRY},line={lines[m['id']]}," in ln and m["id"] in ln for ln in errors), (
+            m["id"],
+            errors,
+        )
     assert set(m["id"] for m in failing) <= set(gated)
     assert "❌" in r.summary and "over its accuracy budget" in r.summary
     # comment is on and this is a PR; with no network the comment cannot be posted: a warning
@@ -246,9 +296,26 @@ def test_plain_docker_run_reproduces_locally(engine, image, shipped_models, tmp_
     """The README's reproduction: no runner, just the workspace mounted."""
     client, env = engine
     ws = make_workspace(tmp_path, shipped_models)
-    proc = subprocess.run([client, "run", "--rm", "--network", "none", "-v", f"{ws}:/github/workspace",
-                           "-w", "/github/workspace", image, "--comment", "false"],
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            client,
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            f"{ws}:/github/workspace",
+            "-w",
+            "/github/workspace",
+            image,
+            "--comment",
+            "false",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == host_results(ws, SHIPPED_REGISTRY)["exit_code"], proc.stdout + proc.stderr
     assert "| model | status |" in proc.stdout and "::" not in proc.stdout
     assert (ws / "quantgate-results.json").is_file()
@@ -256,11 +323,18 @@ def test_plain_docker_run_reproduces_locally(engine, image, shipped_models, tmp_
 
 def test_image_holds_no_compiler_or_torch(engine, image):
     client, env = engine
-    probe = ("for c in gcc cc g++ make pip; do command -v $c && exit 1; done; "
-             "python -c 'import importlib.util as u, sys; "
-             "sys.exit(any(u.find_spec(m) for m in (\"torch\", \"setuptools\")))' && "
-             "quantgate --version")
-    proc = subprocess.run([client, "run", "--rm", "--network", "none", "--entrypoint", "sh", image,
-                           "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    probe = (
+        "for c in gcc cc g++ make pip; do command -v $c && exit 1; done; "
+        "python -c 'import importlib.util as u, sys; "
+        'sys.exit(any(u.find_spec(m) for m in ("torch", "setuptools")))\' && '
+        "quantgate --version"
+    )
+    proc = subprocess.run(
+        [client, "run", "--rm", "--network", "none", "--entrypoint", "sh", image, "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "quantgate" in proc.stdout

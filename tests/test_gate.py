@@ -10,13 +10,11 @@ import pytest
 from onnx import numpy_helper
 
 import modelzoo
+from conftest import assert_one_line_error, run_cli, write_registry
 from quantgate.gate import run_gate
 from quantgate.paths import sha256_file
 from quantgate.produce.dynamic import quantize_dynamic
-from quantgate.produce.static import quantize_static
 from quantgate.registry import load_schema
-
-from conftest import assert_one_line_error, run_cli, write_registry
 
 
 def perturbed_sidecar(fp32, scale=0.01, seed=0):
@@ -28,8 +26,9 @@ def perturbed_sidecar(fp32, scale=0.01, seed=0):
 
 def gate_row(repo, fp32, model_id="m", **fields):
     """Gate one model through a one-entry registry and return its row."""
-    reg = write_registry(repo / "registry.json", [{"id": model_id, "onnx": fp32.name, "quant_mode": "dynamic",
-                                                   **fields}])
+    reg = write_registry(
+        repo / "registry.json", [{"id": model_id, "onnx": fp32.name, "quant_mode": "dynamic", **fields}]
+    )
     return run_gate(reg).to_json()["models"][0]
 
 
@@ -41,8 +40,10 @@ def _validate_results(results):
 def test_pass_then_fail_when_budget_is_below_the_measured_drop(repo):
     fp32 = modelzoo.mlp(repo)
     quantize_dynamic(fp32)
-    reg = write_registry(repo / "registry.json", [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic",
-                                                    "quant_accuracy_budget_plcc": 0.5}])
+    reg = write_registry(
+        repo / "registry.json",
+        [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic", "quant_accuracy_budget_plcc": 0.5}],
+    )
     ok = run_gate(reg, samples=64).to_json()
     _validate_results(ok)
     row = ok["models"][0]
@@ -52,10 +53,21 @@ def test_pass_then_fail_when_budget_is_below_the_measured_drop(repo):
     assert row["sqnr_db"] is not None and row["max_abs_error"] > 0
 
     budget = row["drop"] / 2
-    write_registry(reg, [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic",
-                          "quant_accuracy_budget_plcc": budget}])
-    proc = run_cli("gate", "--registry", reg, "--samples", "64", "--out-json", repo / "r.json", "--markdown",
-                   repo / "r.md", cwd=repo)
+    write_registry(
+        reg, [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic", "quant_accuracy_budget_plcc": budget}]
+    )
+    proc = run_cli(
+        "gate",
+        "--registry",
+        reg,
+        "--samples",
+        "64",
+        "--out-json",
+        repo / "r.json",
+        "--markdown",
+        repo / "r.md",
+        cwd=repo,
+    )
     assert proc.returncode == 1, proc.stderr
     assert "[FAIL ] mlp (dynamic)" in proc.stdout and "exceeds budget" in proc.stdout
     doc = json.loads((repo / "r.json").read_text())
@@ -73,14 +85,17 @@ def test_one_error_never_stops_the_others(repo):
     (repo / "corrupt.int8.onnx").write_bytes(b"\x08\x07garbage that is not a protobuf")
     tampered = modelzoo.mlp(repo, name="tampered")
     quantize_dynamic(tampered)
-    reg = write_registry(repo / "registry.json", [
-        {"id": "good", "onnx": "good.onnx", "quant_mode": "dynamic", "quant_accuracy_budget_plcc": 0.5},
-        {"id": "missing", "onnx": "missing.onnx", "quant_mode": "dynamic"},
-        {"id": "corrupt", "onnx": "corrupt.onnx", "quant_mode": "dynamic"},
-        {"id": "tampered", "onnx": "tampered.onnx", "quant_mode": "dynamic", "int8_sha256": "0" * 64},
-        {"id": "fp32only", "onnx": "good.onnx"},
-        {"id": "badmode", "onnx": "good.onnx", "quant_mode": "int4"},
-    ])
+    reg = write_registry(
+        repo / "registry.json",
+        [
+            {"id": "good", "onnx": "good.onnx", "quant_mode": "dynamic", "quant_accuracy_budget_plcc": 0.5},
+            {"id": "missing", "onnx": "missing.onnx", "quant_mode": "dynamic"},
+            {"id": "corrupt", "onnx": "corrupt.onnx", "quant_mode": "dynamic"},
+            {"id": "tampered", "onnx": "tampered.onnx", "quant_mode": "dynamic", "int8_sha256": "0" * 64},
+            {"id": "fp32only", "onnx": "good.onnx"},
+            {"id": "badmode", "onnx": "good.onnx", "quant_mode": "int4"},
+        ],
+    )
     results = run_gate(reg).to_json()
     _validate_results(results)
     rows = {r["id"]: r for r in results["models"]}
@@ -142,13 +157,31 @@ def test_symbolic_dims_default_to_one_and_spec_overrides_them(repo):
         assert "quant_inputs" in row["reason"]
     else:
         assert row["inputs"][0]["shape"] == [1, 1, 1, 1]
-    write_registry(reg, [{"id": "conv", "onnx": fp32.name, "quant_mode": "dynamic",
-                          "quant_inputs": {inp_name: {"dims": {h: 24, w: 20}}}}])
+    write_registry(
+        reg,
+        [
+            {
+                "id": "conv",
+                "onnx": fp32.name,
+                "quant_mode": "dynamic",
+                "quant_inputs": {inp_name: {"dims": {h: 24, w: 20}}},
+            }
+        ],
+    )
     row = run_gate(reg).to_json()["models"][0]
     assert row["status"] == "pass", row["reason"]
     assert row["inputs"][0]["shape"] == [1, 1, 24, 20]
-    write_registry(reg, [{"id": "conv", "onnx": fp32.name, "quant_mode": "dynamic",
-                          "quant_inputs": {inp_name: {"shape": [2, 1, 16, 16], "low": -1, "high": 1}}}])
+    write_registry(
+        reg,
+        [
+            {
+                "id": "conv",
+                "onnx": fp32.name,
+                "quant_mode": "dynamic",
+                "quant_inputs": {inp_name: {"shape": [2, 1, 16, 16], "low": -1, "high": 1}},
+            }
+        ],
+    )
     row = run_gate(reg).to_json()["models"][0]
     assert row["status"] == "pass", row["reason"]
     assert row["inputs"][0]["shape"] == [2, 1, 16, 16] and row["inputs"][0]["low"] == -1
@@ -157,8 +190,10 @@ def test_symbolic_dims_default_to_one_and_spec_overrides_them(repo):
 def test_quant_inputs_for_unknown_input_is_an_error_row(repo):
     fp32 = modelzoo.mlp(repo)
     quantize_dynamic(fp32)
-    reg = write_registry(repo / "registry.json", [{"id": "m", "onnx": fp32.name, "quant_mode": "dynamic",
-                                                    "quant_inputs": {"nope": {"low": 0, "high": 2}}}])
+    reg = write_registry(
+        repo / "registry.json",
+        [{"id": "m", "onnx": fp32.name, "quant_mode": "dynamic", "quant_inputs": {"nope": {"low": 0, "high": 2}}}],
+    )
     row = run_gate(reg).to_json()["models"][0]
     assert row["status"] == "error" and "'nope'" in row["reason"]
 
@@ -166,13 +201,26 @@ def test_quant_inputs_for_unknown_input_is_an_error_row(repo):
 def test_every_output_is_reported_and_the_worst_judged(repo):
     fp32 = modelzoo.multi_output(repo)
     perturbed_sidecar(fp32, scale=0.05)
-    reg = write_registry(repo / "registry.json", [{"id": "mo", "onnx": fp32.name, "quant_mode": "dynamic", "quant_accuracy_budget_plcc": 1.0}])
+    reg = write_registry(
+        repo / "registry.json",
+        [{"id": "mo", "onnx": fp32.name, "quant_mode": "dynamic", "quant_accuracy_budget_plcc": 1.0}],
+    )
     row = run_gate(reg).to_json()["models"][0]
     assert len(row["outputs"]) == 2 and all(o["judged"] for o in row["outputs"])
     assert row["drop"] == max(o["drop"] for o in row["outputs"])
     first = row["outputs"][0]["name"]
-    write_registry(reg, [{"id": "mo", "onnx": fp32.name, "quant_mode": "dynamic",
-                          "quant_gate_outputs": [first], "quant_accuracy_budget_plcc": 1.0}])
+    write_registry(
+        reg,
+        [
+            {
+                "id": "mo",
+                "onnx": fp32.name,
+                "quant_mode": "dynamic",
+                "quant_gate_outputs": [first],
+                "quant_accuracy_budget_plcc": 1.0,
+            }
+        ],
+    )
     row2 = run_gate(reg).to_json()["models"][0]
     assert row2["judged_output"] == first and row2["drop"] == row2["outputs"][0]["drop"]
 
@@ -229,17 +277,22 @@ def test_model_file_not_in_registry_is_gated_ad_hoc(repo):
 def test_registry_file_can_be_named_by_its_model_path(repo):
     fp32 = modelzoo.mlp(repo)
     quantize_dynamic(fp32)
-    reg = write_registry(repo / "registry.json", [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic",
-                                                    "quant_accuracy_budget_plcc": 0.0}])
+    reg = write_registry(
+        repo / "registry.json",
+        [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic", "quant_accuracy_budget_plcc": 0.0}],
+    )
     proc = run_cli("gate", fp32, "--registry", reg, cwd=repo)
     assert proc.returncode == 1 and "[FAIL ] mlp" in proc.stdout
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--samples", "0"], "--samples"),
-    (["--bogus"], "No such option"),
-    (["nosuchid"], "no model with id 'nosuchid'"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--samples", "0"], "--samples"),
+        (["--bogus"], "No such option"),
+        (["nosuchid"], "no model with id 'nosuchid'"),
+    ],
+)
 def test_gate_usage_mistakes_are_one_line(repo, args, fragment):
     fp32 = modelzoo.mlp(repo)
     reg = write_registry(repo / "registry.json", [{"id": "mlp", "onnx": fp32.name}])
@@ -249,8 +302,10 @@ def test_gate_usage_mistakes_are_one_line(repo, args, fragment):
 def test_results_record_provenance_and_digests(repo):
     fp32 = modelzoo.mlp(repo)
     quantize_dynamic(fp32)
-    reg = write_registry(repo / "registry.json", [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic",
-                                                    "quant_accuracy_budget_plcc": 0.5}])
+    reg = write_registry(
+        repo / "registry.json",
+        [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic", "quant_accuracy_budget_plcc": 0.5}],
+    )
     prov = run_gate(reg).to_json()["run_provenance"]
     assert prov["versions"]["onnxruntime"] and prov["cpu"]["model"]
     assert isinstance(prov["cpu"]["int8_features"], list)
@@ -263,17 +318,24 @@ def test_eval_set_replaces_the_random_draws(repo):
     perturbed_sidecar(fp32)
     rng = np.random.default_rng(5)
     (repo / "eval").mkdir()
-    modelzoo.write_npz(repo / "eval" / "two.npz", a=rng.random((5, 8), dtype=np.float32) * 3,
-                       b=rng.random((5, 8), dtype=np.float32))
-    reg = write_registry(repo / "registry.json", [{"id": "two", "onnx": fp32.name, "quant_mode": "dynamic",
-                                                    "quant_eval_set": "eval/two.npz"}])
+    modelzoo.write_npz(
+        repo / "eval" / "two.npz", a=rng.random((5, 8), dtype=np.float32) * 3, b=rng.random((5, 8), dtype=np.float32)
+    )
+    reg = write_registry(
+        repo / "registry.json",
+        [{"id": "two", "onnx": fp32.name, "quant_mode": "dynamic", "quant_eval_set": "eval/two.npz"}],
+    )
     results = run_gate(reg).to_json()
     _validate_results(results)
     row = results["models"][0]
     assert row["status"] == "pass", row["reason"]
     assert row["samples"] == 5 and row["inputs"][0]["source"] == "eval set eval/two.npz"
-    assert row["drop"] != run_gate(write_registry(repo / "r2.json", [
-        {"id": "two", "onnx": fp32.name, "quant_mode": "dynamic"}])).to_json()["models"][0]["drop"]
+    assert (
+        row["drop"]
+        != run_gate(
+            write_registry(repo / "r2.json", [{"id": "two", "onnx": fp32.name, "quant_mode": "dynamic"}])
+        ).to_json()["models"][0]["drop"]
+    )
     modelzoo.write_npz(repo / "eval" / "two.npz", a=np.zeros((5, 8), np.float32))
     row = run_gate(reg).to_json()["models"][0]
     assert row["status"] == "error" and "missing 'b'" in row["reason"]

@@ -29,19 +29,14 @@ rng = np.random.default_rng(0)
 # builder, feeds, expected (shape, dtype) per output
 CASES = {
     "mlp": (zoo.mlp, {"x": rng.random((1, 8), F32)}, [((1, 4), F32)]),
-    "conv_symbolic": (zoo.conv_symbolic, {"image": rng.random((2, 1, 9, 7), F32)},
-                      [((2, 1, 5, 3), F32)]),
-    "two_inputs": (zoo.two_inputs, {"a": rng.random((1, 8), F32), "b": rng.random((1, 8), F32)},
-                   [((1, 4), F32)]),
+    "conv_symbolic": (zoo.conv_symbolic, {"image": rng.random((2, 1, 9, 7), F32)}, [((2, 1, 5, 3), F32)]),
+    "two_inputs": (zoo.two_inputs, {"a": rng.random((1, 8), F32), "b": rng.random((1, 8), F32)}, [((1, 4), F32)]),
     "fp16_input": (zoo.fp16_input, {"x": rng.random((1, 8)).astype(F16)}, [((1, 4), F16)]),
-    "int_input": (zoo.int_input, {"ids": np.array([[0, 3, 49, 7, 7, 12]], np.int64)},
-                  [((1, 4), F32)]),
-    "multi_output": (zoo.multi_output, {"x": rng.random((1, 8), F32)},
-                     [((1, 4), F32), ((1, 2), F32)]),
+    "int_input": (zoo.int_input, {"ids": np.array([[0, 3, 49, 7, 7, 12]], np.int64)}, [((1, 4), F32)]),
+    "multi_output": (zoo.multi_output, {"x": rng.random((1, 8), F32)}, [((1, 4), F32), ((1, 2), F32)]),
     "constant_output": (zoo.constant_output, {"x": rng.random((1, 8), F32)}, [((1, 4), F32)]),
     "external_data": (zoo.external_data, {"x": rng.random((1, 8), F32)}, [((1, 4), F32)]),
-    "stale_value_info": (zoo.stale_value_info, {"x": rng.random((1, 128), F32)},
-                         [((1, 4), F32)]),
+    "stale_value_info": (zoo.stale_value_info, {"x": rng.random((1, 128), F32)}, [((1, 4), F32)]),
     "big_mlp": (zoo.big_mlp, {"x": rng.random((1, 512), F32)}, [((1, 16), F32)]),
     "tiny": (zoo.tiny, {"x": rng.random((1, 4), F32)}, [((1, 4), F32)]),
 }
@@ -105,8 +100,12 @@ def test_external_data_lives_beside_model(tmp_path):
     data = tmp_path / "external_data.onnx.data"
     assert data.is_file() and data.stat().st_size > 0
     assert path.stat().st_size < data.stat().st_size + 1000
-    locations = {e.value for t in onnx.load(path, load_external_data=False).graph.initializer
-                 for e in t.external_data if e.key == "location"}
+    locations = {
+        e.value
+        for t in onnx.load(path, load_external_data=False).graph.initializer
+        for e in t.external_data
+        if e.key == "location"
+    }
     assert locations == {data.name}
     # building again does not grow the data file (onnx appends to an existing one)
     size = data.stat().st_size
@@ -155,8 +154,9 @@ def test_stale_value_info_breaks_unprocessed_quantisation(tmp_path):
     with pytest.raises(Exception, match=zoo.STALE_ERROR):
         quantize_dynamic(str(src), str(tmp_path / "dyn.int8.onnx"))
     with pytest.raises(Exception, match=zoo.STALE_ERROR):
-        quantize_static(str(src), str(tmp_path / "st.int8.onnx"),
-                        Reader({"x": np.random.default_rng(1).random((1, 128), F32)}))
+        quantize_static(
+            str(src), str(tmp_path / "st.int8.onnx"), Reader({"x": np.random.default_rng(1).random((1, 128), F32)})
+        )
 
 
 def test_stale_value_info_quantises_after_preprocessing(tmp_path):

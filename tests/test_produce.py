@@ -7,12 +7,11 @@ import onnx
 import pytest
 
 import modelzoo
+from conftest import REPO, assert_one_line_error, run_cli
+from quantgate.onnxio import session
 from quantgate.paths import sha256_file
 from quantgate.produce.dynamic import quantize_dynamic
 from quantgate.produce.static import quantize_static
-from quantgate.onnxio import session
-
-from conftest import REPO, assert_one_line_error, run_cli
 
 
 def _tree(d):
@@ -46,6 +45,7 @@ def test_per_channel_switch_changes_the_weights(repo):
     fp32 = modelzoo.mlp(repo)
     a = quantize_dynamic(fp32, repo / "pc.onnx")
     from quantgate.produce.config import QuantConfig
+
     b = quantize_dynamic(fp32, repo / "pt.onnx", config=QuantConfig(per_channel=False))
     assert a.config["per_channel"] and not b.config["per_channel"]
     assert sha256_file(a.output) != sha256_file(b.output)
@@ -72,10 +72,16 @@ def _cal_for(fp32, n, seed=0):
     return out
 
 
-@pytest.mark.parametrize("model_id, mode", [
-    ("conv_filter_v1", "static"), ("nr_metric_v1", "static"), ("two_input_v1", "static"),
-    ("mlp_regressor_v1", "dynamic"), ("mlp_regressor_v1", "static"),
-])
+@pytest.mark.parametrize(
+    "model_id, mode",
+    [
+        ("conv_filter_v1", "static"),
+        ("nr_metric_v1", "static"),
+        ("two_input_v1", "static"),
+        ("mlp_regressor_v1", "dynamic"),
+        ("mlp_regressor_v1", "static"),
+    ],
+)
 def test_each_producer_on_each_shipped_model(tmp_path, model_id, mode):
     src = REPO / "model" / "tiny" / f"{model_id}.onnx"
     out = tmp_path / f"{model_id}.int8.onnx"
@@ -115,18 +121,22 @@ def test_big_and_tiny_models(repo):
 
 # --- user mistakes: one line, exit 2, nothing written --------------------------------------
 
+
 def _static(repo, fp32, cal, *extra):
     return run_cli("ptq-static", fp32, "--calibration", cal, *extra, cwd=repo)
 
 
-@pytest.mark.parametrize("arrays, fragment", [
-    (lambda: {"wrong": np.zeros((4, 8), np.float32)}, "missing 'x'"),
-    (lambda: {"x": np.zeros((4, 8), np.float64)}, "float64"),
-    (lambda: {"x": np.zeros((4, 7), np.float32)}, "the model wants 8"),
-    (lambda: {"x": np.zeros((0, 8), np.float32)}, "no samples"),
-    (lambda: {"x": np.full((4, 8), np.nan, np.float32)}, "NaN/inf"),
-    (lambda: {"x": np.zeros((4, 2, 3, 8), np.float32)}, "has 4 dims"),
-])
+@pytest.mark.parametrize(
+    "arrays, fragment",
+    [
+        (lambda: {"wrong": np.zeros((4, 8), np.float32)}, "missing 'x'"),
+        (lambda: {"x": np.zeros((4, 8), np.float64)}, "float64"),
+        (lambda: {"x": np.zeros((4, 7), np.float32)}, "the model wants 8"),
+        (lambda: {"x": np.zeros((0, 8), np.float32)}, "no samples"),
+        (lambda: {"x": np.full((4, 8), np.nan, np.float32)}, "NaN/inf"),
+        (lambda: {"x": np.zeros((4, 2, 3, 8), np.float32)}, "has 4 dims"),
+    ],
+)
 def test_bad_calibration_sets(repo, arrays, fragment):
     fp32 = modelzoo.mlp(repo)
     cal = modelzoo.write_npz(repo / "cal.npz", **arrays())

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-MODEL_PY = textwrap.dedent('''
+MODEL_PY = textwrap.dedent("""
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -30,7 +30,7 @@ MODEL_PY = textwrap.dedent('''
     def batch(n, g):
         x = torch.rand(n, 4, generator=g)
         return x, (x[:, :1] * 2 + torch.sin(3 * x[:, 1:2]) + x[:, 2:3] * x[:, 3:4])
-''')
+""")
 
 
 def write_case(tmp: Path, **over) -> Path:
@@ -43,9 +43,17 @@ def write_case(tmp: Path, **over) -> Path:
     cfg = {
         "model": {"factory": "tiny_model.py:Tiny", "kwargs": {"hidden": 16}},
         "data": {"path": "train.npz", "inputs": ["x"], "target": "y"},
-        "loss": "mse", "lr": 0.01, "batch_size": 64, "seed": 0,
-        "qat": {"epochs_fp32": 3, "epochs_qat": 2, "input_names": ["features"], "output_names": ["score"],
-                "n_calibration": 32},
+        "loss": "mse",
+        "lr": 0.01,
+        "batch_size": 64,
+        "seed": 0,
+        "qat": {
+            "epochs_fp32": 3,
+            "epochs_qat": 2,
+            "input_names": ["features"],
+            "output_names": ["score"],
+            "n_calibration": 32,
+        },
     }
     for dotted, value in over.items():
         *path, last = dotted.split("__")
@@ -67,8 +75,14 @@ _DELETE = object()
 
 
 def cli(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from quantgate.cli import main; main()", *args],
-                          capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", "from quantgate.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def cli_inproc(capsys, *args):
@@ -98,8 +112,18 @@ def test_smoke_cli_writes_a_loadable_sidecar_and_report(tmp_path):
     cfg = write_case(tmp_path)
     out = tmp_path / "tiny.int8.onnx"
     report = tmp_path / "report.json"
-    r = cli("qat", "--config", str(cfg), "--output", str(out), "--smoke", "--report-out", str(report),
-            "--keep-fp32", str(tmp_path / "tiny.onnx"))
+    r = cli(
+        "qat",
+        "--config",
+        str(cfg),
+        "--output",
+        str(out),
+        "--smoke",
+        "--report-out",
+        str(report),
+        "--keep-fp32",
+        str(tmp_path / "tiny.onnx"),
+    )
     assert r.returncode == 0, r.stderr
     assert "smoke" in r.stdout
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
@@ -121,9 +145,21 @@ def test_short_real_run_changes_weights_and_passes_the_gate(tmp_path):
     cfg = write_case(tmp_path)
     out = tmp_path / "tiny.int8.onnx"
     report = tmp_path / "r.json"
-    r = cli("qat", "--config", str(cfg), "--output", str(out), "--keep-fp32", str(tmp_path / "tiny.onnx"),
-            "--keep-warm-fp32", str(tmp_path / "warm" / "tiny.onnx"), "--report-out", str(report),
-            "--epochs-qat", "3")
+    r = cli(
+        "qat",
+        "--config",
+        str(cfg),
+        "--output",
+        str(out),
+        "--keep-fp32",
+        str(tmp_path / "tiny.onnx"),
+        "--keep-warm-fp32",
+        str(tmp_path / "warm" / "tiny.onnx"),
+        "--report-out",
+        str(report),
+        "--epochs-qat",
+        "3",
+    )
     assert r.returncode == 0, r.stderr
     # one progress line per epoch of each phase
     assert r.stderr.count("qat: fp32") == 3 and r.stderr.count("qat: qat ") == 3
@@ -145,11 +181,17 @@ def test_short_real_run_with_the_dynamo_exporter_passes_the_gate(tmp_path):
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnxscript")
     import onnx
+
     from quantgate.qat import run_qat
 
     cfg = write_case(tmp_path, qat__exporter="dynamo")
-    r = run_qat(config=cfg, output=tmp_path / "tiny.int8.onnx", keep_fp32=tmp_path / "tiny.onnx",
-                keep_warm_fp32=tmp_path / "warm" / "tiny.onnx", epochs_qat=3)
+    r = run_qat(
+        config=cfg,
+        output=tmp_path / "tiny.int8.onnx",
+        keep_fp32=tmp_path / "tiny.onnx",
+        keep_warm_fp32=tmp_path / "warm" / "tiny.onnx",
+        epochs_qat=3,
+    )
     export = r.report["phases"]["export"]
     assert export["exporter"] == "dynamo" and export["opset"] == 18  # dynamo's default: torchlib's lowest
     assert r.weight_change["max_abs"] > 0
@@ -159,8 +201,10 @@ def test_short_real_run_with_the_dynamo_exporter_passes_the_gate(tmp_path):
     assert [n.name for n in m.graph.node] == ["node_linear", "node_relu", "node_linear_1"]
     assert {(o.domain, o.version) for o in m.opset_import} == {("", 18)}
     assert m.producer_name == "pytorch" and m.producer_version == torch.__version__
-    dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
-            for v in (*m.graph.input, *m.graph.output)}
+    dims = {
+        v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in (*m.graph.input, *m.graph.output)
+    }
     assert dims == {"features": ["batch", 4], "score": ["batch", 1]}
     assert not {vi.name for vi in m.graph.value_info} & {i.name for i in m.graph.initializer}
     q = onnx.load(r.output)
@@ -178,9 +222,10 @@ def test_both_exporters_give_the_same_function(tmp_path):
     opset below 18 converted down for dynamo."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnxscript")
+    from dataclasses import replace
+
     import onnx
     import onnxruntime as ort
-    from dataclasses import replace
 
     from quantgate.errors import UserError
     from quantgate.qat.config import DataSpec, QatSettings
@@ -198,8 +243,13 @@ def test_both_exporters_give_the_same_function(tmp_path):
 
     torch.manual_seed(0)
     net = Net().eval()
-    base = QatSettings(factory="Net", data=DataSpec(), input_names=("img", "gain"), output_names=("y",),
-                       dynamic_axes={"img": {0: "n"}, "gain": {0: "n"}, "y": {0: "n"}})
+    base = QatSettings(
+        factory="Net",
+        data=DataSpec(),
+        input_names=("img", "gain"),
+        output_names=("y",),
+        dynamic_axes={"img": {0: "n"}, "gain": {0: "n"}, "y": {0: "n"}},
+    )
     example = (torch.zeros(1, 1, 8, 8), torch.zeros(1, 1))
     rng = np.random.default_rng(0)
     feeds = {"img": rng.random((5, 1, 8, 8), dtype=np.float32), "gain": rng.random((5, 1), dtype=np.float32)}
@@ -229,8 +279,16 @@ def test_dynamo_without_onnxscript_is_one_line(tmp_path, monkeypatch):
     from quantgate.qat.pipeline import export_onnx
 
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # `import onnxscript` raises ImportError
-    s = QatSettings(factory="Linear", data=DataSpec(), input_names=("x",), output_names=("y",),
-                    dynamic_axes={}, opset=18, exporter="dynamo", source="q.yaml")
+    s = QatSettings(
+        factory="Linear",
+        data=DataSpec(),
+        input_names=("x",),
+        output_names=("y",),
+        dynamic_axes={},
+        opset=18,
+        exporter="dynamo",
+        source="q.yaml",
+    )
     with pytest.raises(UserError) as e:
         export_onnx(torch.nn.Linear(2, 1), s, (torch.zeros(1, 2),))
     msg = str(e.value)
@@ -242,6 +300,7 @@ def test_dynamo_without_onnxscript_is_one_line(tmp_path, monkeypatch):
 def test_run_qat_from_python_is_deterministic(tmp_path):
     torch = pytest.importorskip("torch")
     import torch.nn.functional as F
+
     from quantgate.qat import run_qat
 
     class Net(torch.nn.Module):
@@ -258,9 +317,20 @@ def test_run_qat_from_python_is_deterministic(tmp_path):
     y = x.sum(axis=1, keepdims=True).astype(np.float32)
     results = []
     for i in range(2):
-        results.append(run_qat(Net, (x, y), tmp_path / f"run{i}" / "net.int8.onnx", epochs_fp32=2, epochs_qat=1,
-                               lr=0.01, batch_size=32, seed=3, n_calibration=16,
-                               keep_fp32=tmp_path / f"run{i}" / "net.onnx"))
+        results.append(
+            run_qat(
+                Net,
+                (x, y),
+                tmp_path / f"run{i}" / "net.int8.onnx",
+                epochs_fp32=2,
+                epochs_qat=1,
+                lr=0.01,
+                batch_size=32,
+                seed=3,
+                n_calibration=16,
+                keep_fp32=tmp_path / f"run{i}" / "net.onnx",
+            )
+        )
     a, b = results
     assert a.output.is_file() and a.fp32_path.is_file()
     assert a.parameter_count == 3 * 8 + 8 + 8 + 1
@@ -271,25 +341,32 @@ def test_run_qat_from_python_is_deterministic(tmp_path):
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize("over, key", [
-    ({"loss": _DELETE, "model": _DELETE}, "model: missing"),
-    ({"lr": "fast"}, "lr: expected a positive number"),
-    ({"batch_size": 1.5}, "batch_size: expected an integer"),
-    ({"loss": "mae"}, "loss: unknown loss 'mae'"),
-    ({"qat__epochs_qat": -1}, "qat.epochs_qat: expected an integer"),
-    ({"qat__epoch_qat": 3}, "qat.epoch_qat: unknown key; did you mean 'epochs_qat'?"),
-    ({"model__factory": "tiny_model.py:Nope"}, "model.factory: 'tiny_model.py' has no 'Nope'"),
-    ({"model__factory": "no_such_pkg_xyz.mod:Net"}, "model.factory: cannot import 'no_such_pkg_xyz.mod'"),
-    ({"data__target": "missing_key"}, "data.target: key 'missing_key' is not in train.npz"),
-    ({"qat__input_shape": [1, 5]}, "data.inputs[0]: 'x' has per-sample shape [4], but qat input 'features' is [1, 5]"),
-    ({"model__kwargs": {"n_features": 5}}, "data: tiny_model.py:Tiny fails on a batch of the data"),
-    ({"data__path": "nothere.npz"}, "data.path: file not found"),
-])
+@pytest.mark.parametrize(
+    "over, key",
+    [
+        ({"loss": _DELETE, "model": _DELETE}, "model: missing"),
+        ({"lr": "fast"}, "lr: expected a positive number"),
+        ({"batch_size": 1.5}, "batch_size: expected an integer"),
+        ({"loss": "mae"}, "loss: unknown loss 'mae'"),
+        ({"qat__epochs_qat": -1}, "qat.epochs_qat: expected an integer"),
+        ({"qat__epoch_qat": 3}, "qat.epoch_qat: unknown key; did you mean 'epochs_qat'?"),
+        ({"model__factory": "tiny_model.py:Nope"}, "model.factory: 'tiny_model.py' has no 'Nope'"),
+        ({"model__factory": "no_such_pkg_xyz.mod:Net"}, "model.factory: cannot import 'no_such_pkg_xyz.mod'"),
+        ({"data__target": "missing_key"}, "data.target: key 'missing_key' is not in train.npz"),
+        (
+            {"qat__input_shape": [1, 5]},
+            "data.inputs[0]: 'x' has per-sample shape [4], but qat input 'features' is [1, 5]",
+        ),
+        ({"model__kwargs": {"n_features": 5}}, "data: tiny_model.py:Tiny fails on a batch of the data"),
+        ({"data__path": "nothere.npz"}, "data.path: file not found"),
+    ],
+)
 def test_bad_config_is_one_line_exit_2(tmp_path, capsys, over, key):
     pytest.importorskip("torch")
     cfg = write_case(tmp_path, **over)
-    code, out, err = cli_inproc(capsys, "qat", "--config", str(cfg), "--output", str(tmp_path / "o.int8.onnx"),
-                                "--smoke")
+    code, out, err = cli_inproc(
+        capsys, "qat", "--config", str(cfg), "--output", str(tmp_path / "o.int8.onnx"), "--smoke"
+    )
     assert code == 2, (out, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -306,8 +383,9 @@ def test_wrong_target_shape_and_bad_cli_value(tmp_path, capsys):
     code, _, err = cli_inproc(capsys, "qat", "--config", str(cfg), "--output", str(tmp_path / "o.int8.onnx"), "--smoke")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "data.target: per-sample shape [3]" in err
-    code, _, err = cli_inproc(capsys, "qat", "--config", str(cfg), "--output", str(tmp_path / "o.int8.onnx"),
-                              "--n-calibration", "0")
+    code, _, err = cli_inproc(
+        capsys, "qat", "--config", str(cfg), "--output", str(tmp_path / "o.int8.onnx"), "--n-calibration", "0"
+    )
     assert code == 2 and "--n-calibration" in err and len(err.strip().splitlines()) == 1
 
 
@@ -315,7 +393,8 @@ def test_without_torch_says_how_to_install(tmp_path):
     # block `import torch` in a fresh interpreter, whatever is installed
     blocker = tmp_path / "block"
     blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(textwrap.dedent('''
+    (blocker / "sitecustomize.py").write_text(
+        textwrap.dedent("""
         import sys
         class _NoTorch:
             def find_spec(self, name, path=None, target=None):
@@ -323,7 +402,8 @@ def test_without_torch_says_how_to_install(tmp_path):
                     raise ImportError("No module named 'torch' (blocked by the test)")
                 return None
         sys.meta_path.insert(0, _NoTorch())
-    '''))
+    """)
+    )
     cfg = tmp_path / "qat.yaml"
     cfg.write_text("model: {factory: 'x.py:M'}\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")]))
@@ -338,12 +418,15 @@ def test_parquet_columns_stacked_or_list_typed(tmp_path):
     pytest.importorskip("torch")
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
+
     from quantgate.qat import run_qat
 
     write_case(tmp_path)  # the model file
     x = np.random.default_rng(0).random((128, 4), dtype=np.float32)
-    pq.write_table(pa.table({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "d": x[:, 3],
-                             "vec": [list(r) for r in x], "y": x.sum(1)}), tmp_path / "train.parquet")
+    pq.write_table(
+        pa.table({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "d": x[:, 3], "vec": [list(r) for r in x], "y": x.sum(1)}),
+        tmp_path / "train.parquet",
+    )
     results = []
     for inputs in ([["a", "b", "c", "d"]], ["vec"]):
         cfg = write_case(tmp_path, data={"path": "train.parquet", "inputs": inputs, "target": "y"})
@@ -360,8 +443,9 @@ def test_exporter_option_overrides_the_config(tmp_path, capsys):
 
     cfg = write_case(tmp_path)
     out = tmp_path / "tiny.int8.onnx"
-    code, _, err = cli_inproc(capsys, "qat", "--config", str(cfg), "--output", str(out), "--smoke",
-                              "--exporter", "dynamo", "--quiet")
+    code, _, err = cli_inproc(
+        capsys, "qat", "--config", str(cfg), "--output", str(out), "--smoke", "--exporter", "dynamo", "--quiet"
+    )
     assert code == 0, err
     m = onnx.load(str(out))
     assert any(n.name.startswith("node_") for n in m.graph.node)  # dynamo's node naming, not TorchScript's "/..."

@@ -11,10 +11,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from conftest import write_registry
 from quantgate.gate import run_gate
 from quantgate.produce.static import quantize_static
-
-from conftest import write_registry
 
 
 def _conv_metric(path, batch_dim):
@@ -29,8 +28,13 @@ def _conv_metric(path, batch_dim):
         helper.make_node("Flatten", ["p"], ["f"]),
         helper.make_node("MatMul", ["f", "w2"], ["score"]),
     ]
-    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("frame", TensorProto.FLOAT, [batch_dim, 1, 12, 12])],
-                          [helper.make_tensor_value_info("score", TensorProto.FLOAT, [batch_dim, 1])], [w1, b1, w2])
+    g = helper.make_graph(
+        nodes,
+        "m",
+        [helper.make_tensor_value_info("frame", TensorProto.FLOAT, [batch_dim, 1, 12, 12])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [batch_dim, 1])],
+        [w1, b1, w2],
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     onnx.save(m, str(path))
@@ -57,9 +61,10 @@ def test_reference_compat_reproduces_reference_drop_exactly(repo, batch_dim):
     fp32 = _conv_metric(repo / "metric.onnx", batch_dim)
     cal = {"frame": np.random.default_rng(1).random((24, 1, 12, 12), dtype=np.float32)}
     quantize_static(fp32, cal)
-    reg = write_registry(repo / "registry.json", [
-        {"id": "metric", "onnx": "metric.onnx", "quant_mode": "static",
-         "quant_calibration_set": "unused.npz"}])
+    reg = write_registry(
+        repo / "registry.json",
+        [{"id": "metric", "onnx": "metric.onnx", "quant_mode": "static", "quant_calibration_set": "unused.npz"}],
+    )
     results = run_gate(reg, reference_compat=True).to_json()
     row = results["models"][0]
     assert row["status"] in ("pass", "fail"), row["reason"]
@@ -68,9 +73,9 @@ def test_reference_compat_reproduces_reference_drop_exactly(repo, batch_dim):
     assert row["drop"] == expected
     assert [i["shape"] for i in row["inputs"]] == [[1, 1, 12, 12]]
     assert row["samples"] == 16 and row["sampling"]["mode"] == "fixed"
-    assert {k: results["settings"][k] for k in ("samples", "seed", "reference_compat", "symbolic_dim_default",
-                                                "selection")} == {"samples": None, "seed": 0, "reference_compat": True,
-                                                                  "symbolic_dim_default": 1, "selection": []}
+    assert {
+        k: results["settings"][k] for k in ("samples", "seed", "reference_compat", "symbolic_dim_default", "selection")
+    } == {"samples": None, "seed": 0, "reference_compat": True, "symbolic_dim_default": 1, "selection": []}
     # by default the gate samples until the figure can be trusted: more samples, another figure
     default = run_gate(reg).to_json()["models"][0]
     assert default["samples"] > 16 and default["drop"] != expected

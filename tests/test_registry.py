@@ -5,17 +5,23 @@ import os
 import pytest
 
 import quantgate
+from conftest import assert_one_line_error, run_cli, write_registry
 from quantgate.errors import UserError
 from quantgate.registry import DigestMismatch, load_registry
 
-from conftest import assert_one_line_error, run_cli, write_registry
-
 FIRST_USER_ROW = {
-    "id": "learned_filter_v1", "kind": "filter", "onnx": "learned_filter_v1.onnx", "opset": 17,
-    "quant_mode": "fp32", "quant_accuracy_budget_plcc": 0.01,
-    "license": "BSD-2-Clause-Patent", "license_url": "https://example.org/NOTICE",
+    "id": "learned_filter_v1",
+    "kind": "filter",
+    "onnx": "learned_filter_v1.onnx",
+    "opset": 17,
+    "quant_mode": "fp32",
+    "quant_accuracy_budget_plcc": 0.01,
+    "license": "BSD-2-Clause-Patent",
+    "license_url": "https://example.org/NOTICE",
     "sigstore_bundle": "learned_filter_v1.onnx.sigstore.json",
-    "description": "Tiny residual filter", "notes": "self-supervised", "smoke": False,
+    "description": "Tiny residual filter",
+    "notes": "self-supervised",
+    "smoke": False,
 }
 
 
@@ -49,14 +55,17 @@ def test_defaults_mode_fp32_and_budget(repo):
 
 def test_validate_reports_every_problem_at_once_with_path_and_fix(repo):
     _model_file(repo)
-    reg = write_registry(repo / "r.json", [
-        {"id": "a", "onnx": "m.onnx", "quant_mode": "int4"},
-        {"id": "b", "onnx": "m.onnx", "quant_mode": "static"},
-        {"id": "c", "onnx": "m.onnx", "quant_accuracy_budget_plcc": 1.5},
-        {"id": "d", "onnx": "m.onnx", "sha256": "ABC"},
-        {"onnx": "m.onnx"},
-        {"id": "a", "onnx": "m.onnx"},
-    ])
+    reg = write_registry(
+        repo / "r.json",
+        [
+            {"id": "a", "onnx": "m.onnx", "quant_mode": "int4"},
+            {"id": "b", "onnx": "m.onnx", "quant_mode": "static"},
+            {"id": "c", "onnx": "m.onnx", "quant_accuracy_budget_plcc": 1.5},
+            {"id": "d", "onnx": "m.onnx", "sha256": "ABC"},
+            {"onnx": "m.onnx"},
+            {"id": "a", "onnx": "m.onnx"},
+        ],
+    )
     proc = run_cli("validate", "--registry", reg, cwd=repo)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -72,11 +81,14 @@ def test_validate_reports_every_problem_at_once_with_path_and_fix(repo):
     assert all("fix:" in ln for ln in lines[:-1])
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "top level must be an object"),
-    ('{"entries": []}', "\"models\" array"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "top level must be an object"),
+        ('{"entries": []}', '"models" array'),
+    ],
+)
 def test_malformed_registry_is_one_line_exit_2(repo, text, fragment):
     reg = repo / "r.json"
     reg.write_text(text)
@@ -92,11 +104,14 @@ def test_absolute_and_dotdot_paths_are_refused(repo, tmp_path_factory):
     outside = tmp_path_factory.mktemp("outside")
     _model_file(outside)
     _model_file(repo / "sub")
-    reg = write_registry(repo / "sub" / "r.json", [
-        {"id": "abs", "onnx": str(outside / "m.onnx")},
-        {"id": "up", "onnx": "../../" + outside.name + "/m.onnx"},
-        {"id": "cal", "onnx": "m.onnx", "quant_mode": "static", "quant_calibration_set": "../../x.npz"},
-    ])
+    reg = write_registry(
+        repo / "sub" / "r.json",
+        [
+            {"id": "abs", "onnx": str(outside / "m.onnx")},
+            {"id": "up", "onnx": "../../" + outside.name + "/m.onnx"},
+            {"id": "cal", "onnx": "m.onnx", "quant_mode": "static", "quant_calibration_set": "../../x.npz"},
+        ],
+    )
     r = load_registry(reg)
     by_id = {e.id: e for e in r.entries}
     assert "is absolute" in str(by_id["abs"].problems[0])
@@ -116,18 +131,25 @@ def test_calibration_path_is_relative_to_repository_root(repo):
     tiny = repo / "model" / "tiny"
     _model_file(tiny)
     (repo / "cal").mkdir()
-    r = load_registry(write_registry(tiny / "r.json", [
-        {"id": "s", "onnx": "m.onnx", "quant_mode": "static", "quant_calibration_set": "cal/s.npz"}]))
+    r = load_registry(
+        write_registry(
+            tiny / "r.json",
+            [{"id": "s", "onnx": "m.onnx", "quant_mode": "static", "quant_calibration_set": "cal/s.npz"}],
+        )
+    )
     assert r.entries[0].calibration_path == (repo / "cal" / "s.npz").resolve()
 
 
 def test_validate_flags_missing_files_and_sidecars(repo):
     _model_file(repo)
-    reg = write_registry(repo / "r.json", [
-        {"id": "gone", "onnx": "nope.onnx"},
-        {"id": "nosidecar", "onnx": "m.onnx", "quant_mode": "dynamic"},
-        {"id": "nocal", "onnx": "m.onnx", "quant_mode": "static", "quant_calibration_set": "c.npz"},
-    ])
+    reg = write_registry(
+        repo / "r.json",
+        [
+            {"id": "gone", "onnx": "nope.onnx"},
+            {"id": "nosidecar", "onnx": "m.onnx", "quant_mode": "dynamic"},
+            {"id": "nocal", "onnx": "m.onnx", "quant_mode": "static", "quant_calibration_set": "c.npz"},
+        ],
+    )
     proc = run_cli("validate", "--registry", reg, cwd=repo)
     assert proc.returncode == 2
     assert "nope.onnx" in proc.stderr and "m.int8.onnx" in proc.stderr and "c.npz" in proc.stderr
@@ -137,12 +159,20 @@ def test_resolve_returns_sidecar_and_verifies_digest(repo):
     _model_file(repo, "m.onnx", b"fp32 bytes")
     _model_file(repo, "m.int8.onnx", b"int8 bytes")
     good = hashlib.sha256(b"int8 bytes").hexdigest()
-    reg = write_registry(repo / "r.json", [
-        {"id": "q", "onnx": "m.onnx", "quant_mode": "dynamic", "int8_sha256": good},
-        {"id": "f", "onnx": "m.onnx", "sha256": hashlib.sha256(b"fp32 bytes").hexdigest()},
-        {"id": "bad", "onnx": "m.onnx", "quant_mode": "static", "quant_calibration_set": "c.npz",
-         "int8_sha256": "0" * 64},
-    ])
+    reg = write_registry(
+        repo / "r.json",
+        [
+            {"id": "q", "onnx": "m.onnx", "quant_mode": "dynamic", "int8_sha256": good},
+            {"id": "f", "onnx": "m.onnx", "sha256": hashlib.sha256(b"fp32 bytes").hexdigest()},
+            {
+                "id": "bad",
+                "onnx": "m.onnx",
+                "quant_mode": "static",
+                "quant_calibration_set": "c.npz",
+                "int8_sha256": "0" * 64,
+            },
+        ],
+    )
     assert quantgate.resolve("q", registry=reg) == (repo / "m.int8.onnx").resolve()
     assert quantgate.resolve("f", registry=reg) == (repo / "m.onnx").resolve()
     with pytest.raises(DigestMismatch, match="refusing to load"):
@@ -153,6 +183,7 @@ def test_resolve_returns_sidecar_and_verifies_digest(repo):
 
 def test_schema_ships_in_the_package():
     from importlib import resources
+
     for name in ("registry.schema.json", "results.schema.json"):
         data = json.loads(resources.files("quantgate").joinpath("schemas", name).read_text())
         assert data["$schema"].startswith("https://json-schema.org/")

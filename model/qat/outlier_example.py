@@ -39,8 +39,14 @@ class OutlierMlp(nn.Module):
 
 def target(x: torch.Tensor) -> torch.Tensor:
     """A smooth score of eight features in [0, 1), [B,1], roughly 0..4."""
-    return (torch.sin(2.5 * x[:, 0] + x[:, 1]) + x[:, 2] * x[:, 3] + torch.exp(-x[:, 4])
-            + 0.5 * torch.cos(3.0 * x[:, 5]) * x[:, 6] + 0.3 * x[:, 7] + 1.0).unsqueeze(1)
+    return (
+        torch.sin(2.5 * x[:, 0] + x[:, 1])
+        + x[:, 2] * x[:, 3]
+        + torch.exp(-x[:, 4])
+        + 0.5 * torch.cos(3.0 * x[:, 5]) * x[:, 6]
+        + 0.3 * x[:, 7]
+        + 1.0
+    ).unsqueeze(1)
 
 
 def batch(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

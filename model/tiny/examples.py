@@ -54,8 +54,10 @@ class MlpRegressor(nn.Module):
     def __init__(self, n_features: int = 6, hidden: int = 32):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(n_features, hidden), nn.ReLU(),
-            nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(n_features, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
             nn.Linear(hidden, 1),
         )
 
@@ -133,8 +135,9 @@ def noise_level_batch(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.T
 
 def mlp_target(x: torch.Tensor) -> torch.Tensor:
     """A smooth nonlinear function of six features in [0, 1), output [B,1], roughly 1.5..5."""
-    return (torch.sin(3.0 * x[:, 0]) + x[:, 1] * x[:, 2] + torch.exp(-2.0 * x[:, 3])
-            + x[:, 4] ** 2 - 0.5 * x[:, 5] + 1.5).unsqueeze(1)
+    return (
+        torch.sin(3.0 * x[:, 0]) + x[:, 1] * x[:, 2] + torch.exp(-2.0 * x[:, 3]) + x[:, 4] ** 2 - 0.5 * x[:, 5] + 1.5
+    ).unsqueeze(1)
 
 
 def mlp_batch(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

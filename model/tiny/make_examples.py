@@ -20,18 +20,17 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # so `examples` imports when run from the repository root
 
+import examples as ex  # noqa: E402
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import torch  # noqa: E402
-
-import examples as ex  # noqa: E402
 
 OPSET = 17
 EVAL_N = 32
@@ -63,44 +62,72 @@ class Spec:
 
 SPECS = [
     Spec(
-        id="conv_filter_v1", make=ex.ConvFilter, batch=ex.denoise_batch,
-        input_names=["frame"], output_names=["filtered"],
+        id="conv_filter_v1",
+        make=ex.ConvFilter,
+        batch=ex.denoise_batch,
+        input_names=["frame"],
+        output_names=["filtered"],
         dynamic_axes={"frame": {2: "height", 3: "width"}, "filtered": {2: "height", 3: "width"}},
-        export_shapes=[(1, 1, 32, 32)], steps=300, batch_size=32, lr=3e-3,
-        kind="filter", quant_mode="static",
+        export_shapes=[(1, 1, 32, 32)],
+        steps=300,
+        batch_size=32,
+        lr=3e-3,
+        kind="filter",
+        quant_mode="static",
         description="Residual 3-layer conv denoiser, frame [1,1,H,W] -> filtered [1,1,H,W].",
         notes="Trained on smooth synthetic images plus Gaussian noise (sigma 0.02-0.12). "
-              "H and W are symbolic; quant_inputs pins them to 32 for the gate.",
+        "H and W are symbolic; quant_inputs pins them to 32 for the gate.",
         extra={"quant_inputs": {"frame": {"dims": {"height": 32, "width": 32}}}},
     ),
     Spec(
-        id="nr_metric_v1", make=ex.NrMetric, batch=ex.noise_level_batch,
-        input_names=["frame"], output_names=["score"],
+        id="nr_metric_v1",
+        make=ex.NrMetric,
+        batch=ex.noise_level_batch,
+        input_names=["frame"],
+        output_names=["score"],
         dynamic_axes={"frame": {0: "batch"}, "score": {0: "batch"}},
-        export_shapes=[(1, 1, 32, 32)], steps=400, batch_size=32, lr=3e-3,
-        kind="metric_nr", quant_mode="static",
+        export_shapes=[(1, 1, 32, 32)],
+        steps=400,
+        batch_size=32,
+        lr=3e-3,
+        kind="metric_nr",
+        quant_mode="static",
         description="No-reference conv metric, frame [batch,1,32,32] -> score [batch,1].",
         notes="Predicts the Gaussian noise level of a synthetic smooth image (0 clean .. 1 sigma 0.2).",
     ),
     Spec(
-        id="mlp_regressor_v1", make=ex.MlpRegressor, batch=ex.mlp_batch,
-        input_names=["features"], output_names=["score"],
+        id="mlp_regressor_v1",
+        make=ex.MlpRegressor,
+        batch=ex.mlp_batch,
+        input_names=["features"],
+        output_names=["score"],
         dynamic_axes={"features": {0: "batch"}, "score": {0: "batch"}},
-        export_shapes=[(1, 6)], steps=2000, batch_size=128, lr=3e-3,
-        kind="regressor", quant_mode="dynamic",
+        export_shapes=[(1, 6)],
+        steps=2000,
+        batch_size=128,
+        lr=3e-3,
+        kind="regressor",
+        quant_mode="dynamic",
         description="MLP 6 -> 32 -> 32 -> 1, features [batch,6] -> score [batch,1].",
         notes="Target is a smooth nonlinear function of six uniform [0,1) features (see examples.mlp_target).",
     ),
     Spec(
-        id="two_input_v1", make=ex.TwoInput, batch=ex.full_reference_batch,
-        input_names=["ref", "dist"], output_names=["score"],
+        id="two_input_v1",
+        make=ex.TwoInput,
+        batch=ex.full_reference_batch,
+        input_names=["ref", "dist"],
+        output_names=["score"],
         dynamic_axes={"ref": {0: "batch"}, "dist": {0: "batch"}, "score": {0: "batch"}},
-        export_shapes=[(1, 1, 16, 16), (1, 1, 16, 16)], steps=400, batch_size=64, lr=3e-3,
-        kind="metric_fr", quant_mode="static",
+        export_shapes=[(1, 1, 16, 16), (1, 1, 16, 16)],
+        steps=400,
+        batch_size=64,
+        lr=3e-3,
+        kind="metric_fr",
+        quant_mode="static",
         description="Full-reference conv metric, ref and dist [batch,1,16,16] -> score [batch,1].",
         notes="Predicts normalised MSE between ref and a noisy, blurred or unrelated dist; two inputs on purpose. "
-              "Two independent uniform draws score almost the same every time, so the gate measures it on "
-              "an eval set from the training distribution (quant_eval_set).",
+        "Two independent uniform draws score almost the same every time, so the gate measures it on "
+        "an eval set from the training distribution (quant_eval_set).",
         extra={"quant_eval_set": "model/tiny/eval/two_input_v1.npz"},
     ),
 ]
@@ -150,8 +177,14 @@ def export_bytes(spec: Spec, model: torch.nn.Module) -> bytes:
         # the legacy-exporter deprecation notice; dynamo=False is a deliberate choice here
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            model, dummies, buf, input_names=spec.input_names, output_names=spec.output_names,
-            dynamic_axes=spec.dynamic_axes, dynamo=False, opset_version=OPSET,
+            model,
+            dummies,
+            buf,
+            input_names=spec.input_names,
+            output_names=spec.output_names,
+            dynamic_axes=spec.dynamic_axes,
+            dynamo=False,
+            opset_version=OPSET,
             do_constant_folding=True,
         )
     m = onnx.load_from_string(buf.getvalue())
@@ -176,7 +209,7 @@ def check_in_ort(spec: Spec, model: torch.nn.Module, data: bytes, calib: dict) -
 
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     if spec.id == "conv_filter_v1":  # batch is fixed at 1 in this graph
-        feeds = [{"frame": calib["frame"][i:i + 1]} for i in range(4)]
+        feeds = [{"frame": calib["frame"][i : i + 1]} for i in range(4)]
     else:
         feeds = [calib]
     worst = 0.0
@@ -227,8 +260,10 @@ def build(out_dir: Path, seed: int = 0, verbose: bool = True) -> dict:
         rows.append(row)
         if verbose:
             n_params = sum(p.numel() for p in model.parameters())
-            print(f"{spec.id:18s} params={n_params:6d} bytes={len(data):7d} val_mse={val:.5f} "
-                  f"ort_max_abs_err={err:.1e} {time.perf_counter() - t0:.1f}s")
+            print(
+                f"{spec.id:18s} params={n_params:6d} bytes={len(data):7d} val_mse={val:.5f} "
+                f"ort_max_abs_err={err:.1e} {time.perf_counter() - t0:.1f}s"
+            )
     return {"schema_version": 1, "models": rows}
 
 
@@ -251,15 +286,19 @@ def merge_registry(path: Path, fresh: dict) -> dict:
 
 def tree_digests(d: Path) -> dict[str, str]:
     ours = {f"{spec.id}.onnx" for spec in SPECS} | {f"{spec.id}.npz" for spec in SPECS}
-    return {str(p.relative_to(d)): sha256_bytes(p.read_bytes())
-            for p in sorted(d.rglob("*")) if p.is_file() and p.name in ours}
+    return {
+        str(p.relative_to(d)): sha256_bytes(p.read_bytes())
+        for p in sorted(d.rglob("*"))
+        if p.is_file() and p.name in ours
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HERE, help="output folder (default: model/tiny)")
-    ap.add_argument("--check", action="store_true",
-                    help="rebuild into a temporary folder and compare digests with --out")
+    ap.add_argument(
+        "--check", action="store_true", help="rebuild into a temporary folder and compare digests with --out"
+    )
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     if args.check:

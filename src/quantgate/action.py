@@ -17,9 +17,9 @@ import subprocess
 import sys
 import tempfile
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from .errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, UserError
 from .gate.settings import DEFAULT_SEED
@@ -81,8 +81,7 @@ def parse_int(raw: str, *, name: str, default: int, minimum: int | None = None) 
     try:
         n = int(value, 10)
     except ValueError:
-        raise UserError(f"'{raw}' is not a whole number", subject=input_name(name),
-                        fix=f"e.g. {default}") from None
+        raise UserError(f"'{raw}' is not a whole number", subject=input_name(name), fix=f"e.g. {default}") from None
     if minimum is not None and n < minimum:
         raise UserError(f"{n} is below {minimum}", subject=input_name(name), fix=f"e.g. {default}")
     return n
@@ -103,8 +102,7 @@ def confine_to_workspace(raw: str, base: Path, workspace: Path, *, what: str) ->
         ws = workspace.resolve()
         p = Path(raw).resolve()
         if p != ws and ws not in p.parents:
-            raise UserError(f"'{raw}' is outside the workspace {ws}", subject=what,
-                            fix="give a path relative to it")
+            raise UserError(f"'{raw}' is outside the workspace {ws}", subject=what, fix="give a path relative to it")
         raw = os.path.relpath(p, base.resolve())
     return confine(raw, base, workspace, what=what)
 
@@ -134,7 +132,7 @@ class Settings:
     seed: int = DEFAULT_SEED
 
     @classmethod
-    def load(cls, options: Mapping[str, str | None], env: Mapping[str, str]) -> "Settings":
+    def load(cls, options: Mapping[str, str | None], env: Mapping[str, str]) -> Settings:
         """Options win over `INPUT_*`, which win over the defaults; '' means 'not given'."""
         raw = {}
         for name, default in DEFAULTS.items():
@@ -147,15 +145,15 @@ class Settings:
         workspace = Path(ws_raw).resolve()
         if not workspace.is_dir():
             raise UserError(f"workspace {workspace} is not a folder; mount the repository there")
-        wd = confine_to_workspace(raw["working_directory"], workspace, workspace,
-                                  what=input_name("working_directory"))
+        wd = confine_to_workspace(raw["working_directory"], workspace, workspace, what=input_name("working_directory"))
         if not wd.is_dir():
-            raise UserError(f"'{raw['working_directory']}' is not a folder in the workspace",
-                            subject=input_name("working_directory"))
+            raise UserError(
+                f"'{raw['working_directory']}' is not a folder in the workspace",
+                subject=input_name("working_directory"),
+            )
 
         def path(name: str, value: str | None = None) -> Path:
-            return confine_to_workspace(raw[name] if value is None else value, wd, workspace,
-                                        what=input_name(name))
+            return confine_to_workspace(raw[name] if value is None else value, wd, workspace, what=input_name(name))
 
         # a model may be named by its .onnx file; that file must stay inside the workspace too
         models = [str(path("models", m)) if m.endswith(".onnx") else m for m in parse_ids(raw["models"])]
@@ -169,8 +167,9 @@ class Settings:
             markdown_out=path("markdown_out"),
             comment=parse_bool(raw["comment"], name="comment", default=True),
             github_token=raw["github_token"],
-            samples=None if raw["samples"].lower() == "auto" else parse_int(raw["samples"], name="samples",
-                                                                            default=1, minimum=1),
+            samples=None
+            if raw["samples"].lower() == "auto"
+            else parse_int(raw["samples"], name="samples", default=1, minimum=1),
             seed=parse_int(raw["seed"], name="seed", default=DEFAULT_SEED),
         )
 
@@ -203,9 +202,13 @@ def _sinks(env: Mapping[str, str], outputs: dict, summary: str | None, full_copy
     if summary_file and summary:
         try:
             if actions.append_summary(summary_file, summary, full_copy=full_copy):
-                emit(actions.workflow_command(
-                    "warning", "the results table was too long for the job summary and was cut; "
-                               f"the full table is in {full_copy}"))
+                emit(
+                    actions.workflow_command(
+                        "warning",
+                        "the results table was too long for the job summary and was cut; "
+                        f"the full table is in {full_copy}",
+                    )
+                )
         except OSError as e:
             emit(actions.workflow_command("warning", f"could not write the job summary to {summary_file}: {e}"))
 
@@ -234,8 +237,11 @@ def post_comment(results_file: Path, s: Settings, env: Mapping[str, str]) -> dic
         return none
     cmd = comment_command()
     if not cmd:
-        emit(actions.workflow_command("warning", "the quantgate command is not installed; no comment posted",
-                                      title="quantgate comment"))
+        emit(
+            actions.workflow_command(
+                "warning", "the quantgate command is not installed; no comment posted", title="quantgate comment"
+            )
+        )
         return {**none, "comment": "failed"}
     child_env = dict(env)
     if s.github_token:
@@ -243,13 +249,28 @@ def post_comment(results_file: Path, s: Settings, env: Mapping[str, str]) -> dic
     with tempfile.TemporaryDirectory(prefix="quantgate-comment-") as tmp:
         outcome_file = Path(tmp) / "outcome.json"
         try:
-            proc = subprocess.run([*cmd, "--results", str(results_file), "--outcome-json", str(outcome_file),
-                                   "--body-out", str(s.workspace / COMMENT_BODY_FILE)],
-                                  env=child_env, cwd=s.working_directory, capture_output=True, text=True,
-                                  timeout=COMMENT_TIMEOUT_S)
+            proc = subprocess.run(
+                [
+                    *cmd,
+                    "--results",
+                    str(results_file),
+                    "--outcome-json",
+                    str(outcome_file),
+                    "--body-out",
+                    str(s.workspace / COMMENT_BODY_FILE),
+                ],
+                env=child_env,
+                cwd=s.working_directory,
+                capture_output=True,
+                text=True,
+                timeout=COMMENT_TIMEOUT_S,
+            )
         except (OSError, subprocess.TimeoutExpired) as e:
-            emit(actions.workflow_command("warning", f"quantgate comment did not run: {e}; the verdict stands",
-                                          title="quantgate comment"))
+            emit(
+                actions.workflow_command(
+                    "warning", f"quantgate comment did not run: {e}; the verdict stands", title="quantgate comment"
+                )
+            )
             return {**none, "comment": "failed"}
         outcome = context.load_event(str(outcome_file), strict=False)
     if proc.stdout.strip():
@@ -258,9 +279,13 @@ def post_comment(results_file: Path, s: Settings, env: Mapping[str, str]) -> dic
         print(proc.stderr.rstrip(), file=sys.stderr, flush=True)
     if proc.returncode != 0 or not outcome.get("posted"):
         why = outcome.get("message") or (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-        emit(actions.workflow_command(
-            "warning", f"the pull-request comment was not posted: {why}; the verdict stands",
-            title="quantgate comment"))
+        emit(
+            actions.workflow_command(
+                "warning",
+                f"the pull-request comment was not posted: {why}; the verdict stands",
+                title="quantgate comment",
+            )
+        )
     return {"comment": str(outcome.get("action") or "failed"), "comment_url": str(outcome.get("url") or "")}
 
 
@@ -277,9 +302,15 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
     registry_file = relative_to_workspace(s.registry, s.workspace)
     os.chdir(s.working_directory)  # relative paths mean what they mean to the CLI run there
     try:
-        results = run_gate(s.registry, s.models, root=s.working_directory, samples=s.samples, seed=s.seed,
-                           argv=argv if argv is not None else ["quantgate", "action"],
-                           progress=lambda row: print(line_for(row), flush=True))
+        results = run_gate(
+            s.registry,
+            s.models,
+            root=s.working_directory,
+            samples=s.samples,
+            seed=s.seed,
+            argv=argv if argv is not None else ["quantgate", "action"],
+            progress=lambda row: print(line_for(row), flush=True),
+        )
     except UserError as e:
         return report_error(e.render(input_name), env, file=registry_file if s.registry.is_file() else None)
 
@@ -299,9 +330,12 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
     else:
         print(markdown, flush=True)
     comment = post_comment(s.out_json, s, env)
-    _sinks(env, {**actions.outputs_from_results(results, results_path=results_path,
-                                                markdown_path=markdown_path), **comment},
-           markdown, markdown_path)
+    _sinks(
+        env,
+        {**actions.outputs_from_results(results, results_path=results_path, markdown_path=markdown_path), **comment},
+        markdown,
+        markdown_path,
+    )
 
     print(f"{summary_line(results)}; results in {results_path}", flush=True)
     code = results.exit_code
@@ -311,8 +345,9 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
     return code
 
 
-def main(options: Mapping[str, str | None], env: Mapping[str, str] | None = None, *,
-         argv: list[str] | None = None) -> int:
+def main(
+    options: Mapping[str, str | None], env: Mapping[str, str] | None = None, *, argv: list[str] | None = None
+) -> int:
     """`run`, with a crash turned into exit 2 and an error in every sink (a bug, reported)."""
     env = os.environ if env is None else env
     try:

@@ -30,19 +30,37 @@ _X86_INT8_FLAGS = {
 _ARM_INT8_FLAGS = {"asimddp": "dotprod", "i8mm": "i8mm", "sve": "sve"}
 
 # x86-64 System V: cpuid(leaf=edi, subleaf=esi) -> [rdx] = eax, ebx, ecx, edx (rbx saved).
-_CPUID_CODE = bytes([
-    0x53,                    # push rbx
-    0x49, 0x89, 0xD0,        # mov r8, rdx
-    0x89, 0xF8,              # mov eax, edi
-    0x89, 0xF1,              # mov ecx, esi
-    0x0F, 0xA2,              # cpuid
-    0x41, 0x89, 0x00,        # mov [r8], eax
-    0x41, 0x89, 0x58, 0x04,  # mov [r8+4], ebx
-    0x41, 0x89, 0x48, 0x08,  # mov [r8+8], ecx
-    0x41, 0x89, 0x50, 0x0C,  # mov [r8+12], edx
-    0x5B,                    # pop rbx
-    0xC3,                    # ret
-])
+_CPUID_CODE = bytes(
+    [
+        0x53,  # push rbx
+        0x49,
+        0x89,
+        0xD0,  # mov r8, rdx
+        0x89,
+        0xF8,  # mov eax, edi
+        0x89,
+        0xF1,  # mov ecx, esi
+        0x0F,
+        0xA2,  # cpuid
+        0x41,
+        0x89,
+        0x00,  # mov [r8], eax
+        0x41,
+        0x89,
+        0x58,
+        0x04,  # mov [r8+4], ebx
+        0x41,
+        0x89,
+        0x48,
+        0x08,  # mov [r8+8], ecx
+        0x41,
+        0x89,
+        0x50,
+        0x0C,  # mov [r8+12], edx
+        0x5B,  # pop rbx
+        0xC3,  # ret
+    ]
+)
 
 
 def _cpuid_features() -> list[str] | None:
@@ -68,8 +86,15 @@ def _cpuid_features() -> list[str] | None:
             return []
         _, b7, c7, d7 = cpuid(7, 0)
         a71 = cpuid(7, 1)[0]
-        bits = {"avx2": (b7, 5), "avx512f": (b7, 16), "avx512bw": (b7, 30), "avx512_vnni": (c7, 11),
-                "amx_tile": (d7, 24), "amx_int8": (d7, 25), "avx_vnni": (a71, 4)}
+        bits = {
+            "avx2": (b7, 5),
+            "avx512f": (b7, 16),
+            "avx512bw": (b7, 30),
+            "avx512_vnni": (c7, 11),
+            "amx_tile": (d7, 24),
+            "amx_int8": (d7, 25),
+            "avx_vnni": (a71, 4),
+        }
         del fn
         return sorted(name for name, (reg, bit) in bits.items() if reg >> bit & 1)
     finally:

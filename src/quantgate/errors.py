@@ -11,7 +11,7 @@ the action as `input samples`, and a Python caller sees `samples` (`str(error)`)
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 EXIT_PASS = 0
 EXIT_FAIL = 1
@@ -53,8 +53,7 @@ class UserError(Exception):
 
     exit_code = EXIT_ERROR
 
-    def __init__(self, problem: str, *, subject: str | None = None, field: str | None = None,
-                 fix: str | None = None):
+    def __init__(self, problem: str, *, subject: str | None = None, field: str | None = None, fix: str | None = None):
         self.subject = subject
         self.field = field
         self.problem = problem

@@ -57,13 +57,16 @@ def _gather_table_rows(model: onnx.ModelProto | None) -> dict[str, int]:
     return out
 
 
-def plan_inputs(sigs: list[TensorSig], spec: dict | None = None, *,
-                model: onnx.ModelProto | None = None, label: str = "model") -> list[InputPlan]:
+def plan_inputs(
+    sigs: list[TensorSig], spec: dict | None = None, *, model: onnx.ModelProto | None = None, label: str = "model"
+) -> list[InputPlan]:
     spec = spec or {}
     unknown = sorted(set(spec) - {s.name for s in sigs})
     if unknown:
-        raise UserError(f"{label}: quant_inputs names {', '.join(repr(u) for u in unknown)}, which the "
-                        f"model does not have; its inputs are {', '.join(s.name for s in sigs)}")
+        raise UserError(
+            f"{label}: quant_inputs names {', '.join(repr(u) for u in unknown)}, which the "
+            f"model does not have; its inputs are {', '.join(s.name for s in sigs)}"
+        )
     table_rows = _gather_table_rows(model)
     plans = []
     for s in sigs:
@@ -72,12 +75,16 @@ def plan_inputs(sigs: list[TensorSig], spec: dict | None = None, *,
         if "shape" in sp:
             shape = tuple(int(v) for v in sp["shape"])
             if len(shape) != len(s.dims):
-                raise UserError(f"{label}: quant_inputs.{s.name}.shape has {len(shape)} dims, the model's "
-                                f"input has {len(s.dims)} ({_fmt_dims(s.dims)}); give one value per dim")
+                raise UserError(
+                    f"{label}: quant_inputs.{s.name}.shape has {len(shape)} dims, the model's "
+                    f"input has {len(s.dims)} ({_fmt_dims(s.dims)}); give one value per dim"
+                )
             bad = [i for i, (d, v) in enumerate(zip(s.dims, shape)) if isinstance(d, int) and d != v]
             if bad:
-                raise UserError(f"{label}: quant_inputs.{s.name}.shape {list(shape)} contradicts the model's "
-                                f"fixed dims {_fmt_dims(s.dims)}; match them or leave them out")
+                raise UserError(
+                    f"{label}: quant_inputs.{s.name}.shape {list(shape)} contradicts the model's "
+                    f"fixed dims {_fmt_dims(s.dims)}; match them or leave them out"
+                )
             sources.append("spec shape")
         else:
             named = sp.get("dims", {})
@@ -92,8 +99,10 @@ def plan_inputs(sigs: list[TensorSig], spec: dict | None = None, *,
                     shape.append(DEFAULT_SYMBOLIC_DIM)
             missing_names = sorted(set(named) - {d for d in s.dims if isinstance(d, str)})
             if missing_names:
-                raise UserError(f"{label}: quant_inputs.{s.name}.dims names {', '.join(missing_names)}, "
-                                f"not symbolic dims of the input ({_fmt_dims(s.dims)})")
+                raise UserError(
+                    f"{label}: quant_inputs.{s.name}.dims names {', '.join(missing_names)}, "
+                    f"not symbolic dims of the input ({_fmt_dims(s.dims)})"
+                )
             shape = tuple(shape)
         kind = s.dtype.kind
         if kind == "f":
@@ -110,10 +119,9 @@ def plan_inputs(sigs: list[TensorSig], spec: dict | None = None, *,
             low, high = 0.0, 2.0
         if not high > low:
             raise UserError(f"{label}: quant_inputs.{s.name}: high ({high}) must be greater than low ({low})")
-        if ("low" in sp or "high" in sp):
+        if "low" in sp or "high" in sp:
             sources.append("spec range")
-        plans.append(InputPlan(s.name, str(s.dtype), shape, low, high,
-                               ", ".join(sources) or "signature"))
+        plans.append(InputPlan(s.name, str(s.dtype), shape, low, high, ", ".join(sources) or "signature"))
     return plans
 
 

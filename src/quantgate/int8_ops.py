@@ -37,10 +37,12 @@ def quantized_op_types(model: onnx.ModelProto) -> dict[str, int]:
     for n in model.graph.node:
         if n.op_type in QUANT_HELPERS:
             continue
-        if n.op_type.endswith("Integer") or n.op_type.startswith(("QLinear", "DynamicQuantize")) \
-                or n.op_type in ("QGemm", "QAttention"):
-            counts[n.op_type] += 1
-        elif any(i in dq_out for i in n.input):
+        if (
+            n.op_type.endswith("Integer")
+            or n.op_type.startswith(("QLinear", "DynamicQuantize"))
+            or n.op_type in ("QGemm", "QAttention")
+            or any(i in dq_out for i in n.input)
+        ):
             counts[n.op_type] += 1
     return dict(sorted(counts.items()))
 
@@ -57,9 +59,11 @@ class SaturationRisk:
 
     def describe(self) -> str:
         ops = ", ".join(f"{k}×{v}" for k, v in sorted(self.ops.items()))
-        return (f"its u8×s8 integer ops ({ops}) use weights up to |{self.max_abs_weight}| (over {SAFE_WEIGHT}): "
-                "on x86 CPUs without VNNI (AVX2) their 16-bit pair sums can saturate, so the same file "
-                "gives another result there; re-produce it with quantgate (7-bit weights by default)")
+        return (
+            f"its u8×s8 integer ops ({ops}) use weights up to |{self.max_abs_weight}| (over {SAFE_WEIGHT}): "
+            "on x86 CPUs without VNNI (AVX2) their 16-bit pair sums can saturate, so the same file "
+            "gives another result there; re-produce it with quantgate (7-bit weights by default)"
+        )
 
 
 def saturation_risk(model: onnx.ModelProto) -> SaturationRisk:

@@ -32,19 +32,26 @@ def compare(fp32: np.ndarray, int8: np.ndarray) -> Comparison:
     fp = np.asarray(fp32).ravel()
     q = np.asarray(int8).ravel()
     if fp.shape != q.shape:
-        return Comparison(None, None, None, None, None, None, "error",
-                          f"int8 output has {q.size} values, fp32 has {fp.size}")
+        return Comparison(
+            None, None, None, None, None, None, "error", f"int8 output has {q.size} values, fp32 has {fp.size}"
+        )
     if fp.size == 0:
         return Comparison(None, None, None, None, None, None, "error", "output is empty")
     if not np.all(np.isfinite(fp.astype(np.float64))):
-        return Comparison(None, None, None, None, None, None, "error",
-                          "fp32 output has NaN or inf on the gate inputs; set quant_inputs ranges "
-                          "the model is meant for")
+        return Comparison(
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            "error",
+            "fp32 output has NaN or inf on the gate inputs; set quant_inputs ranges the model is meant for",
+        )
     fp64 = fp.astype(np.float64)
     q64 = q.astype(np.float64)
     if not np.all(np.isfinite(q64)):
-        return Comparison(None, None, None, None, None, None, "fail",
-                          "int8 output has NaN or inf where fp32 is finite")
+        return Comparison(None, None, None, None, None, None, "fail", "int8 output has NaN or inf where fp32 is finite")
     err = q64 - fp64
     max_abs = _f(np.max(np.abs(err)))
     rng_fp = _f(np.ptp(fp64))
@@ -59,8 +66,7 @@ def compare(fp32: np.ndarray, int8: np.ndarray) -> Comparison:
     fp_const, q_const = rng_fp == 0.0, _f(np.ptp(q64)) == 0.0
     if fp_const or q_const:
         if fp_const and np.array_equal(fp64, q64):
-            return Comparison(1.0, 0.0, 0.0, rel, None, nmse, "ok",
-                              "constant output, int8 identical to fp32")
+            return Comparison(1.0, 0.0, 0.0, rel, None, nmse, "ok", "constant output, int8 identical to fp32")
         if fp_const and q_const:
             why = f"constant output differs: fp32 {fp64[0]:.6g}, int8 {q64[0]:.6g}"
         elif fp_const:

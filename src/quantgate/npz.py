@@ -20,8 +20,9 @@ ZIP_MAGIC = b"PK"
 BUILD_HINT = "fix the path or build the set with 'quantgate calibrate build'"
 
 
-def read_npz(path: str | Path, *, what: str = "calibration set", missing_fix: str = BUILD_HINT,
-             lone_npy: bool = False) -> dict[str, np.ndarray]:
+def read_npz(
+    path: str | Path, *, what: str = "calibration set", missing_fix: str = BUILD_HINT, lone_npy: bool = False
+) -> dict[str, np.ndarray]:
     """Every array of the `.npz` at `path`, by key, in the file's order.
 
     `what` and `missing_fix` word the not-found message for the caller ("calibration set",
@@ -31,15 +32,20 @@ def read_npz(path: str | Path, *, what: str = "calibration set", missing_fix: st
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: {what} not found; {missing_fix}")
-    kinds, header, save = ((".npy or .npz", "no .npy or zip header", "numpy.save / numpy.savez") if lone_npy
-                           else (".npz", "no zip header", "numpy.savez"))
+    kinds, header, save = (
+        (".npy or .npz", "no .npy or zip header", "numpy.save / numpy.savez")
+        if lone_npy
+        else (".npz", "no zip header", "numpy.savez")
+    )
     try:
         with open(path, "rb") as f:
             magic = f.read(6)
         if magic.startswith(NPY_MAGIC):
             if not lone_npy:
-                raise UserError(f"{path}: a single .npy array, not an .npz; save one array per input "
-                                "name with numpy.savez(path, <input_name>=array)")
+                raise UserError(
+                    f"{path}: a single .npy array, not an .npz; save one array per input "
+                    "name with numpy.savez(path, <input_name>=array)"
+                )
             return {"": np.load(path, allow_pickle=False)}
         if not magic.startswith(ZIP_MAGIC):
             raise UserError(f"{path}: not a readable {kinds} ({header}); save it with {save}")

@@ -43,12 +43,15 @@ class TensorSig:
 def _sig(value_info: onnx.ValueInfoProto, path: Path) -> TensorSig:
     t = value_info.type
     if not t.HasField("tensor_type"):
-        raise UserError(f"{path}: input/output '{value_info.name}' is not a tensor "
-                        "(sequences and maps are not supported)")
+        raise UserError(
+            f"{path}: input/output '{value_info.name}' is not a tensor (sequences and maps are not supported)"
+        )
     elem = t.tensor_type.elem_type
     if elem not in _ONNX_TO_NP:
-        raise UserError(f"{path}: '{value_info.name}' has element type "
-                        f"{onnx.TensorProto.DataType.Name(elem)}, which quantgate cannot draw")
+        raise UserError(
+            f"{path}: '{value_info.name}' has element type "
+            f"{onnx.TensorProto.DataType.Name(elem)}, which quantgate cannot draw"
+        )
     dims = []
     if t.tensor_type.HasField("shape"):
         for d in t.tensor_type.shape.dim:
@@ -77,8 +80,9 @@ def load_model(path: str | Path, *, what: str = "model", external: bool = True) 
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf raises several types for garbage bytes
-        raise UserError(f"{path}: not a readable ONNX {what} ({type(e).__name__}); "
-                        "re-export or re-download it") from None
+        raise UserError(
+            f"{path}: not a readable ONNX {what} ({type(e).__name__}); re-export or re-download it"
+        ) from None
     if not model.graph.node and not model.graph.output:
         raise UserError(f"{path}: the {what} has an empty graph; re-export it")
     if external:
@@ -92,8 +96,10 @@ def inline_external_data(model: onnx.ModelProto, path: Path) -> bool:
         return False
     missing = missing_external_data(model, path)
     if missing:
-        raise UserError(f"{path}: weights live in external file '{missing[0]}', which does not "
-                        "exist beside the model; restore it or re-save the model with the data inlined")
+        raise UserError(
+            f"{path}: weights live in external file '{missing[0]}', which does not "
+            "exist beside the model; restore it or re-save the model with the data inlined"
+        )
     try:
         onnx.load_external_data_for_model(model, str(path.parent))
     except Exception as e:
@@ -131,6 +137,7 @@ def _all_tensors(model: onnx.ModelProto):
                     yield from graphs(a.g)
                 for sg in a.graphs:
                     yield from graphs(sg)
+
     for g in graphs(model.graph):
         yield from g.initializer
         for n in g.node:
@@ -156,19 +163,30 @@ def session(model: str | Path | bytes, *, label: str | Path = "model"):
 
 def sig_from_session(sess) -> tuple[list[TensorSig], list[TensorSig]]:
     """Input and output signatures as ONNX Runtime reports them (external data already resolved)."""
+
     def conv(arg):
         dtype = _ORT_TYPES.get(arg.type)
         if dtype is None:
             raise UserError(f"'{arg.name}' has type {arg.type}, which quantgate cannot draw")
-        dims = tuple(d if isinstance(d, int) and d > 0 else (d if isinstance(d, str) else None)
-                     for d in (arg.shape or []))
+        dims = tuple(
+            d if isinstance(d, int) and d > 0 else (d if isinstance(d, str) else None) for d in (arg.shape or [])
+        )
         return TensorSig(arg.name, np.dtype(dtype), dims)
+
     return [conv(a) for a in sess.get_inputs()], [conv(a) for a in sess.get_outputs()]
 
 
 _ORT_TYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-    "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(int16)": np.int16,
-    "tensor(uint16)": np.uint16, "tensor(int32)": np.int32, "tensor(uint32)": np.uint32,
-    "tensor(int64)": np.int64, "tensor(uint64)": np.uint64, "tensor(bool)": np.bool_,
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(int16)": np.int16,
+    "tensor(uint16)": np.uint16,
+    "tensor(int32)": np.int32,
+    "tensor(uint32)": np.uint32,
+    "tensor(int64)": np.int64,
+    "tensor(uint64)": np.uint64,
+    "tensor(bool)": np.bool_,
 }

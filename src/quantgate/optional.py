@@ -37,5 +37,6 @@ def require(module: str, *, what: str, alternative: str | None = None) -> Module
         fix = install_hint(module) if top in EXTRAS else f"pip install {top}"
         if alternative:
             fix += f", {alternative}"
-        raise UserError(f"needs the optional package '{package}', which is not installed ({e})",
-                        subject=what, fix=fix) from None
+        raise UserError(
+            f"needs the optional package '{package}', which is not installed ({e})", subject=what, fix=fix
+        ) from None

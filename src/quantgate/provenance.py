@@ -7,17 +7,20 @@ import os
 import platform
 import subprocess
 import sys
-from functools import lru_cache
 from pathlib import Path
 
 from .cpu import cpu_info, int8_kernels
 from .paths import sha256_file
 
+
 def _git(root: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(root), *args],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -55,8 +58,13 @@ def _versions() -> dict:
     }
 
 
-def build(*, inputs: dict[str, Path] | None = None, root: Path | None = None,
-          argv: list[str] | None = None, extra_versions: dict | None = None) -> dict:
+def build(
+    *,
+    inputs: dict[str, Path] | None = None,
+    root: Path | None = None,
+    argv: list[str] | None = None,
+    extra_versions: dict | None = None,
+) -> dict:
     """Assemble the block. `inputs` maps a role ("model", "calibration", ...) to a file."""
     versions = _versions()
     if extra_versions:
@@ -71,10 +79,9 @@ def build(*, inputs: dict[str, Path] | None = None, root: Path | None = None,
     return {
         "versions": versions,
         "git": git_state(root),
-        "os": {"system": platform.system(), "release": platform.release(),
-               "platform": platform.platform()},
+        "os": {"system": platform.system(), "release": platform.release(), "platform": platform.platform()},
         "cpu": {**cpu_info(), "int8_kernels": int8_kernels()},
-        "utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "utc": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
         "command": list(sys.argv if argv is None else argv),
         "inputs": files,
     }

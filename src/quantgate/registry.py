@@ -11,7 +11,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ DEFAULT_MODE = "fp32"
 MODES = ("fp32", "dynamic", "static", "qat")
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(name: str) -> dict:
     return json.loads(resources.files("quantgate").joinpath("schemas", name).read_text())
 
@@ -105,9 +105,11 @@ def _fix_for(err: jsonschema.ValidationError) -> str:
         missing = re.findall(r"'([^']+)' is a required property", err.message)
         name = missing[0] if missing else "the field"
         if name == "quant_calibration_set":
-            return ("add \"quant_calibration_set\": \"path/to/set.npz\" (relative to the "
-                    "repository root), or use quant_mode \"dynamic\"")
-        return f"add \"{name}\""
+            return (
+                'add "quant_calibration_set": "path/to/set.npz" (relative to the '
+                'repository root), or use quant_mode "dynamic"'
+            )
+        return f'add "{name}"'
     if kw == "enum":
         return "use one of " + ", ".join(json.dumps(v) for v in err.validator_value)
     if kw == "pattern" and field_name in ("sha256", "int8_sha256"):
@@ -115,8 +117,11 @@ def _fix_for(err: jsonschema.ValidationError) -> str:
     if kw == "pattern":
         return f"the value must match {err.validator_value}"
     if kw in ("minimum", "maximum"):
-        return f"use a number between 0 and 1 (the default is {DEFAULT_BUDGET})" \
-            if field_name == "quant_accuracy_budget_plcc" else f"respect {kw} {err.validator_value}"
+        return (
+            f"use a number between 0 and 1 (the default is {DEFAULT_BUDGET})"
+            if field_name == "quant_accuracy_budget_plcc"
+            else f"respect {kw} {err.validator_value}"
+        )
     if kw == "type":
         want = err.validator_value
         want = " or ".join(want) if isinstance(want, list) else want
@@ -135,8 +140,9 @@ def _line_of_entry(text: str, model_id: str) -> int | None:
 
 def _read_registry(path: Path) -> tuple[str, Any]:
     if not path.exists():
-        raise UserError("registry not found", subject=str(path),
-                        fix=f"pass {param('registry')} PATH (default {DEFAULT_REGISTRY})")
+        raise UserError(
+            "registry not found", subject=str(path), fix=f"pass {param('registry')} PATH (default {DEFAULT_REGISTRY})"
+        )
     if path.is_dir():
         raise UserError(f"{path}: is a folder; pass the registry JSON file itself")
     try:
@@ -146,8 +152,7 @@ def _read_registry(path: Path) -> tuple[str, Any]:
     try:
         return text, json.loads(text)
     except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); "
-                        "fix the syntax there") from None
+        raise UserError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); fix the syntax there") from None
 
 
 def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None = None) -> Registry:
@@ -157,8 +162,9 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
     root_p = Path(root).resolve() if root is not None else find_repo_root(path)
     shown = str(path)
     if not isinstance(data, dict) or not isinstance(data.get("models"), list):
-        raise UserError(f"{shown}: top level must be an object with a \"models\" array; "
-                        "fix: wrap the entries as {\"models\": [...]}")
+        raise UserError(
+            f'{shown}: top level must be an object with a "models" array; fix: wrap the entries as {{"models": [...]}}'
+        )
     problems: list[Problem] = []
     per_entry: dict[int, list[Problem]] = {}
     validator = jsonschema.Draft202012Validator(load_schema("registry.schema.json"))
@@ -184,28 +190,45 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
         mid = raw.get("id") if isinstance(raw.get("id"), str) else f"models[{i}]"
         mode = raw.get("quant_mode", DEFAULT_MODE)
         budget = raw.get("quant_accuracy_budget_plcc", DEFAULT_BUDGET)
-        e = Entry(index=i, raw=raw, id=mid, mode=mode if mode in MODES else str(mode),
-                  budget=float(budget) if _number(budget) else DEFAULT_BUDGET,
-                  line=_line_of_entry(text, mid) if isinstance(raw.get("id"), str) else None,
-                  problems=list(per_entry.get(i, [])))
+        e = Entry(
+            index=i,
+            raw=raw,
+            id=mid,
+            mode=mode if mode in MODES else str(mode),
+            budget=float(budget) if _number(budget) else DEFAULT_BUDGET,
+            line=_line_of_entry(text, mid) if isinstance(raw.get("id"), str) else None,
+            problems=list(per_entry.get(i, [])),
+        )
         where = f"models[{i}]"
         if mid in seen:
-            p = Problem(shown, f"{where}.id", f"duplicate id '{mid}' (also models[{seen[mid]}])",
-                        "give every entry a unique id", e.line)
+            p = Problem(
+                shown,
+                f"{where}.id",
+                f"duplicate id '{mid}' (also models[{seen[mid]}])",
+                "give every entry a unique id",
+                e.line,
+            )
             e.problems.append(p)
             problems.append(p)
         seen.setdefault(mid, i)
-        for key, attr, relative_to in (("onnx", "onnx_path", base),
-                                       ("quant_calibration_set", "calibration_path", root_p),
-                                       ("quant_eval_set", "eval_path", root_p)):
+        for key, attr, relative_to in (
+            ("onnx", "onnx_path", base),
+            ("quant_calibration_set", "calibration_path", root_p),
+            ("quant_eval_set", "eval_path", root_p),
+        ):
             value = raw.get(key)
             if not isinstance(value, str) or not value:
                 continue
             try:
                 setattr(e, attr, confine(value, relative_to, root_p, what=f"{shown}: {where}.{key}"))
             except UserError as err:
-                p = Problem(shown, f"{where}.{key}", str(err).split(": ", 2)[-1],
-                            "use a relative path that stays inside the repository", e.line)
+                p = Problem(
+                    shown,
+                    f"{where}.{key}",
+                    str(err).split(": ", 2)[-1],
+                    "use a relative path that stays inside the repository",
+                    e.line,
+                )
                 e.problems.append(p)
                 problems.append(p)
         if e.onnx_path is not None:
@@ -214,8 +237,10 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
             v = raw.get(key)
             if isinstance(v, str):
                 setattr(e, key, v)
-        for key, attr in (("quant_accuracy_budget_sqnr_db", "budget_sqnr_db"),
-                          ("quant_accuracy_budget_rmse", "budget_rmse")):
+        for key, attr in (
+            ("quant_accuracy_budget_sqnr_db", "budget_sqnr_db"),
+            ("quant_accuracy_budget_rmse", "budget_rmse"),
+        ):
             v = raw.get(key)
             if _number(v):
                 setattr(e, attr, float(v))
@@ -242,22 +267,52 @@ def check_files(reg: Registry) -> list[Problem]:
     for e in reg.entries:
         where = f"models[{e.index}]"
         if e.onnx_path is not None and not e.onnx_path.is_file():
-            out.append(Problem(shown, f"{where}.onnx", f"file not found: {e.onnx_path}",
-                               "fix the path (it is relative to the registry's folder)", e.line))
+            out.append(
+                Problem(
+                    shown,
+                    f"{where}.onnx",
+                    f"file not found: {e.onnx_path}",
+                    "fix the path (it is relative to the registry's folder)",
+                    e.line,
+                )
+            )
         if e.mode == "static" and e.calibration_path is not None and not e.calibration_path.is_file():
-            out.append(Problem(shown, f"{where}.quant_calibration_set",
-                               f"file not found: {e.calibration_path}",
-                               "fix the path (it is relative to the repository root) or build the "
-                               "set with 'quantgate calibrate build'", e.line))
+            out.append(
+                Problem(
+                    shown,
+                    f"{where}.quant_calibration_set",
+                    f"file not found: {e.calibration_path}",
+                    "fix the path (it is relative to the repository root) or build the "
+                    "set with 'quantgate calibrate build'",
+                    e.line,
+                )
+            )
         if e.eval_path is not None and not e.eval_path.is_file():
-            out.append(Problem(shown, f"{where}.quant_eval_set", f"file not found: {e.eval_path}",
-                               "fix the path (it is relative to the repository root)", e.line))
-        if e.mode in ("dynamic", "static", "qat") and e.int8_path is not None \
-                and e.onnx_path is not None and e.onnx_path.is_file() and not e.int8_path.is_file():
-            out.append(Problem(shown, f"{where}.quant_mode",
-                               f"mode '{e.mode}' ships {e.int8_path.name}, which does not exist",
-                               f"produce it ({producer_command(e.mode)} ...) or set quant_mode \"fp32\"",
-                               e.line))
+            out.append(
+                Problem(
+                    shown,
+                    f"{where}.quant_eval_set",
+                    f"file not found: {e.eval_path}",
+                    "fix the path (it is relative to the repository root)",
+                    e.line,
+                )
+            )
+        if (
+            e.mode in ("dynamic", "static", "qat")
+            and e.int8_path is not None
+            and e.onnx_path is not None
+            and e.onnx_path.is_file()
+            and not e.int8_path.is_file()
+        ):
+            out.append(
+                Problem(
+                    shown,
+                    f"{where}.quant_mode",
+                    f"mode '{e.mode}' ships {e.int8_path.name}, which does not exist",
+                    f'produce it ({producer_command(e.mode)} ...) or set quant_mode "fp32"',
+                    e.line,
+                )
+            )
     return out
 
 
@@ -295,7 +350,9 @@ def resolve(model_id: str, registry: str | Path = DEFAULT_REGISTRY, root: str | 
     else:
         target, digest, fname = e.int8_path, e.int8_sha256, "int8_sha256"
     if target is None or not target.is_file():
-        raise UserError(f"{reg.path}: model '{model_id}' (mode {e.mode}) needs {target}, "
-                        "which does not exist; produce it or set quant_mode \"fp32\"")
+        raise UserError(
+            f"{reg.path}: model '{model_id}' (mode {e.mode}) needs {target}, "
+            'which does not exist; produce it or set quant_mode "fp32"'
+        )
     verify_digest(target, digest, field_name=fname, registry=reg.path)
     return target

@@ -10,7 +10,7 @@ derived from the rows, never stored beside them.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ class Interval:
         return [self.low, self.high]
 
     @classmethod
-    def from_json(cls, v: Any) -> "Interval | None":
+    def from_json(cls, v: Any) -> Interval | None:
         return cls(float(v[0]), float(v[1])) if v is not None else None
 
 
@@ -73,7 +73,7 @@ class OutputFigures:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "OutputFigures":
+    def from_json(cls, d: dict) -> OutputFigures:
         kw = _known(cls, d)
         for k in _INTERVALS:
             if k in kw:
@@ -113,7 +113,7 @@ class Row:
     inputs: tuple[dict, ...] = ()
     outputs: tuple[OutputFigures, ...] = ()
 
-    def with_(self, **changes: Any) -> "Row":
+    def with_(self, **changes: Any) -> Row:
         return replace(self, **changes)
 
     def to_json(self) -> dict:
@@ -128,7 +128,7 @@ class Row:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "Row":
+    def from_json(cls, d: dict) -> Row:
         kw = _known(cls, d)
         kw["drop_ci"] = Interval.from_json(d.get("drop_ci"))
         kw["warnings"] = tuple(d.get("warnings") or ())
@@ -146,13 +146,18 @@ class Counts:
     skipped: int
 
     @classmethod
-    def of(cls, rows: tuple[Row, ...] | list[Row]) -> "Counts":
+    def of(cls, rows: tuple[Row, ...] | list[Row]) -> Counts:
         by = {s: sum(r.status == s for r in rows) for s in STATUSES}
         return cls(len(rows), by["pass"], by["fail"], by["error"], by["skipped"])
 
     def to_json(self) -> dict:
-        return {"pass": self.passed, "fail": self.failed, "error": self.errored,
-                "skipped": self.skipped, "total": self.total}
+        return {
+            "pass": self.passed,
+            "fail": self.failed,
+            "error": self.errored,
+            "skipped": self.skipped,
+            "total": self.total,
+        }
 
 
 @dataclass(frozen=True)
@@ -202,7 +207,7 @@ class Results:
         }
 
     @classmethod
-    def from_json(cls, doc: Any, *, source: str = "results") -> "Results":
+    def from_json(cls, doc: Any, *, source: str = "results") -> Results:
         """A results document read back; one `UserError` line when it is not one."""
         import jsonschema
 
@@ -212,21 +217,40 @@ class Results:
             jsonschema.validate(doc, load_schema("results.schema.json"))
         except jsonschema.ValidationError as e:
             where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
-            raise UserError(f"not a quantgate results document ({one_line(e.message, 160)})",
-                            subject=source, field=where,
-                            fix="pass the file `quantgate gate --out-json` wrote") from None
+            raise UserError(
+                f"not a quantgate results document ({one_line(e.message, 160)})",
+                subject=source,
+                field=where,
+                fix="pass the file `quantgate gate --out-json` wrote",
+            ) from None
         except RecursionError:
-            raise UserError("nested too deeply to be a quantgate results document", subject=source,
-                            fix="pass the file `quantgate gate --out-json` wrote") from None
-        known = {"schema_version", "verdict", "exit_code", "registry", "counts", "worst_drop",
-                 "settings", "models", "run_provenance"}
-        return cls(models=tuple(Row.from_json(r) for r in doc["models"]), settings=dict(doc["settings"]),
-                   run_provenance=dict(doc["run_provenance"]), registry=doc.get("registry"),
-                   schema_version=doc["schema_version"],
-                   extra={k: v for k, v in doc.items() if k not in known})
+            raise UserError(
+                "nested too deeply to be a quantgate results document",
+                subject=source,
+                fix="pass the file `quantgate gate --out-json` wrote",
+            ) from None
+        known = {
+            "schema_version",
+            "verdict",
+            "exit_code",
+            "registry",
+            "counts",
+            "worst_drop",
+            "settings",
+            "models",
+            "run_provenance",
+        }
+        return cls(
+            models=tuple(Row.from_json(r) for r in doc["models"]),
+            settings=dict(doc["settings"]),
+            run_provenance=dict(doc["run_provenance"]),
+            registry=doc.get("registry"),
+            schema_version=doc["schema_version"],
+            extra={k: v for k, v in doc.items() if k not in known},
+        )
 
     @classmethod
-    def read(cls, path: str | Path) -> "Results":
+    def read(cls, path: str | Path) -> Results:
         """Read a results file, or one `UserError` line naming it and the fix."""
         p = Path(path)
         fix = f"write one with `quantgate gate --out-json {p}`"
@@ -235,8 +259,7 @@ class Results:
         except FileNotFoundError:
             raise UserError("no such results file", subject=str(p), fix=fix) from None
         except (OSError, UnicodeDecodeError) as e:
-            raise UserError(f"not a readable results file ({type(e).__name__})", subject=str(p),
-                            fix=fix) from None
+            raise UserError(f"not a readable results file ({type(e).__name__})", subject=str(p), fix=fix) from None
         try:
             doc = json.loads(text)
         except ValueError as e:

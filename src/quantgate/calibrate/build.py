@@ -37,19 +37,26 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # a fixed timestamp: the same set is the same
 class BuildOptions:
     """What `calibrate build` was asked for, beyond model, source and output."""
 
-    n: int | None = None                 # None: DEFAULT_N
+    n: int | None = None  # None: DEFAULT_N
     seed: int = 0
     take_all: bool = False
     columns: tuple[str, ...] = ()
-    maps: tuple[str, ...] = ()           # "COL=INPUT"
+    maps: tuple[str, ...] = ()  # "COL=INPUT"
     dims: dict = field(default_factory=dict)
     drop_nonfinite: bool = False
     image: ImageOptions | None = None
 
     def to_json(self) -> dict:
-        return {"n": self.n, "seed": self.seed, "all": self.take_all, "columns": list(self.columns),
-                "map": list(self.maps), "dims": dict(self.dims), "drop_nonfinite": self.drop_nonfinite,
-                "image": self.image.to_json() if self.image else None}
+        return {
+            "n": self.n,
+            "seed": self.seed,
+            "all": self.take_all,
+            "columns": list(self.columns),
+            "map": list(self.maps),
+            "dims": dict(self.dims),
+            "drop_nonfinite": self.drop_nonfinite,
+            "image": self.image.to_json() if self.image else None,
+        }
 
 
 def npz_bytes(arrays: dict[str, np.ndarray], order: list[str]) -> bytes:
@@ -70,9 +77,17 @@ def stats(arrays: dict[str, np.ndarray], order: list[str]) -> list[dict]:
     for name in order:
         a = arrays[name]
         f = a.astype(np.float64)
-        out.append({"name": name, "shape": list(a.shape), "dtype": str(a.dtype),
-                    "min": float(f.min()) if f.size else None, "max": float(f.max()) if f.size else None,
-                    "mean": float(f.mean()) if f.size else None, "std": float(f.std()) if f.size else None})
+        out.append(
+            {
+                "name": name,
+                "shape": list(a.shape),
+                "dtype": str(a.dtype),
+                "min": float(f.min()) if f.size else None,
+                "max": float(f.max()) if f.size else None,
+                "mean": float(f.mean()) if f.size else None,
+                "std": float(f.std()) if f.size else None,
+            }
+        )
     return out
 
 
@@ -85,13 +100,14 @@ def _cast(a: np.ndarray, dtype: np.dtype, where: str) -> np.ndarray:
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         if a.size and (a.min() < info.min or a.max() > info.max):
-            raise UserError(f"{where}: values {a.min()}..{a.max()} do not fit {dtype} "
-                            f"({info.min}..{info.max})")
+            raise UserError(f"{where}: values {a.min()}..{a.max()} do not fit {dtype} ({info.min}..{info.max})")
     with np.errstate(over="ignore", invalid="ignore"):
         b = a.astype(dtype)
     if dtype.kind == "f" and not np.all(np.isfinite(b)):
-        raise UserError(f"{where}: values beyond the range of {dtype} (largest magnitude "
-                        f"{float(np.abs(a).max()):.3g}); rescale the source")
+        raise UserError(
+            f"{where}: values beyond the range of {dtype} (largest magnitude "
+            f"{float(np.abs(a).max()):.3g}); rescale the source"
+        )
     return b
 
 
@@ -105,9 +121,11 @@ def _skip_plan(src, drop: bool) -> tuple[np.ndarray, dict]:
     if not drop:
         b = sorted(src.bad, key=lambda x: _REASONS.index(x.reason))[0]
         rows = np.flatnonzero(b.mask)
-        raise UserError(f"{src.path}: {b.where} holds {_REASON_TEXT[b.reason]} in {len(rows)} row(s) "
-                        f"(first: row {int(rows[0])}); clean the source or pass --drop-nonfinite "
-                        "to skip those rows")
+        raise UserError(
+            f"{src.path}: {b.where} holds {_REASON_TEXT[b.reason]} in {len(rows)} row(s) "
+            f"(first: row {int(rows[0])}); clean the source or pass --drop-nonfinite "
+            "to skip those rows"
+        )
     for reason in _REASONS:  # a row counts once, under its first reason
         for b in src.bad:
             if b.reason != reason:
@@ -117,12 +135,16 @@ def _skip_plan(src, drop: bool) -> tuple[np.ndarray, dict]:
             by_reason[reason] = by_reason.get(reason, 0) + int(new.sum())
             skip |= b.mask
     rows = np.flatnonzero(skip)
-    return skip, {"count": int(len(rows)), "by_reason": by_reason, "where": where,
-                  "rows": [int(r) for r in rows[:100]], "rows_truncated": len(rows) > 100}
+    return skip, {
+        "count": len(rows),
+        "by_reason": by_reason,
+        "where": where,
+        "rows": [int(r) for r in rows[:100]],
+        "rows_truncated": len(rows) > 100,
+    }
 
 
-def sample_rows(usable: np.ndarray, *, n: int | None, seed: int, take_all: bool, label: str,
-                total: int) -> np.ndarray:
+def sample_rows(usable: np.ndarray, *, n: int | None, seed: int, take_all: bool, label: str, total: int) -> np.ndarray:
     """Row indices of the set: every usable row (`take_all`), or `n` drawn without replacement
     for `seed`, kept in source order."""
     if take_all:
@@ -132,8 +154,10 @@ def sample_rows(usable: np.ndarray, *, n: int | None, seed: int, take_all: bool,
         raise UserError(f"--n {n}: a calibration set needs at least one sample")
     if n > len(usable):
         skipped = f" ({total - len(usable)} skipped)" if total != len(usable) else ""
-        raise UserError(f"{label}: has {len(usable)} usable row(s){skipped}, --n asks for {n}; "
-                        "lower --n or pass --all to take every row")
+        raise UserError(
+            f"{label}: has {len(usable)} usable row(s){skipped}, --n asks for {n}; "
+            "lower --n or pass --all to take every row"
+        )
     pick = np.random.default_rng(seed).choice(len(usable), size=n, replace=False)
     return usable[np.sort(pick)]
 
@@ -143,24 +167,39 @@ def _registry_plan(registry: Path, registry_id: str, root: Path | None, out: Pat
 
     reg = load_registry(registry, root)
     e = reg.get(registry_id)
-    if e.onnx_path is not None and e.onnx_path != model.resolve() and not (
-            e.onnx_path.is_file() and sha256_file(e.onnx_path) == sha256_file(model)):
-        raise UserError(f"{registry}: entry '{registry_id}' is the model {display(e.onnx_path, reg.root)}, "
-                        f"not --model {model}; pass that model or the matching --registry-id")
+    if (
+        e.onnx_path is not None
+        and e.onnx_path != model.resolve()
+        and not (e.onnx_path.is_file() and sha256_file(e.onnx_path) == sha256_file(model))
+    ):
+        raise UserError(
+            f"{registry}: entry '{registry_id}' is the model {display(e.onnx_path, reg.root)}, "
+            f"not --model {model}; pass that model or the matching --registry-id"
+        )
     try:
         rel = out.resolve().relative_to(reg.root)
     except ValueError:
-        raise UserError(f"--out {out}: outside the repository root {reg.root}, so the registry cannot name "
-                        "it; write the set below that folder") from None
+        raise UserError(
+            f"--out {out}: outside the repository root {reg.root}, so the registry cannot name "
+            "it; write the set below that folder"
+        ) from None
     value = rel.as_posix()
     write_field(reg.path, e.index, REGISTRY_FIELD, value)  # proves the edit works before any write
-    return {"path": reg.path, "id": registry_id, "index": e.index, "value": value, "mode": e.mode,
-            "root": reg.root}
+    return {"path": reg.path, "id": registry_id, "index": e.index, "value": value, "mode": e.mode, "root": reg.root}
 
 
-def build_set(model: str | Path, source: str | Path, out: str | Path, options: BuildOptions | None = None, *,
-              registry: str | Path | None = None, registry_id: str | None = None, root: str | Path | None = None,
-              report_out: str | Path | None = None, argv: list[str] | None = None) -> Produced:
+def build_set(
+    model: str | Path,
+    source: str | Path,
+    out: str | Path,
+    options: BuildOptions | None = None,
+    *,
+    registry: str | Path | None = None,
+    registry_id: str | None = None,
+    root: str | Path | None = None,
+    report_out: str | Path | None = None,
+    argv: list[str] | None = None,
+) -> Produced:
     """Write the calibration set `out` for `model` from `source`; its report says how."""
     opts = options or BuildOptions()
     model, source, out = Path(model), Path(source), Path(out)
@@ -176,8 +215,10 @@ def build_set(model: str | Path, source: str | Path, out: str | Path, options: B
     reg_plan = None
     if registry_id:
         from ..registry import DEFAULT_REGISTRY
-        reg_plan = _registry_plan(Path(registry or DEFAULT_REGISTRY), registry_id,
-                                  Path(root) if root else None, out, model)
+
+        reg_plan = _registry_plan(
+            Path(registry or DEFAULT_REGISTRY), registry_id, Path(root) if root else None, out, model
+        )
     elif registry is not None and registry_id is None:
         raise UserError("--registry names the registry that --registry-id edits; add --registry-id ID")
 
@@ -187,10 +228,11 @@ def build_set(model: str | Path, source: str | Path, out: str | Path, options: B
     skip, skipped = _skip_plan(src, opts.drop_nonfinite)
     usable = np.flatnonzero(~skip)
     if not len(usable):
-        raise UserError(f"{source}: every one of its {src.rows} row(s) is skipped "
-                        f"({', '.join(f'{k} {v}' for k, v in skipped['by_reason'].items())}); clean the source")
-    idx = sample_rows(usable, n=opts.n, seed=opts.seed, take_all=opts.take_all, label=str(source),
-                      total=src.rows)
+        raise UserError(
+            f"{source}: every one of its {src.rows} row(s) is skipped "
+            f"({', '.join(f'{k} {v}' for k, v in skipped['by_reason'].items())}); clean the source"
+        )
+    idx = sample_rows(usable, n=opts.n, seed=opts.seed, take_all=opts.take_all, label=str(source), total=src.rows)
     arrays = src.take(idx)
     arrays = {s.name: _cast(arrays[s.name], s.sig.dtype, f"{source}: input '{s.name}'") for s in slots}
     n = cal.validate(arrays, sigs, label=f"{out} (built from {source})")
@@ -200,14 +242,24 @@ def build_set(model: str | Path, source: str | Path, out: str | Path, options: B
     details = dict(src.details)
     names = details.pop("file_names", None)
     report = {
-        "calibration_set": {"path": str(out), "sha256": _sha256_bytes(data), "samples": n,
-                            "bytes": len(data)},
+        "calibration_set": {"path": str(out), "sha256": _sha256_bytes(data), "samples": n, "bytes": len(data)},
         "model": {"path": str(model), "sha256": sha256_file(model)},
-        "source": {"kind": src.kind, "path": str(source), "sha256": src.sha256, "rows": src.rows,
-                   "mapping": src.mapping, **details},
-        "sampling": {"n": None if opts.take_all else (DEFAULT_N if opts.n is None else opts.n),
-                     "seed": opts.seed, "all": opts.take_all, "usable_rows": int(len(usable)),
-                     "rows": [int(i) for i in idx[:1000]], "rows_truncated": len(idx) > 1000},
+        "source": {
+            "kind": src.kind,
+            "path": str(source),
+            "sha256": src.sha256,
+            "rows": src.rows,
+            "mapping": src.mapping,
+            **details,
+        },
+        "sampling": {
+            "n": None if opts.take_all else (DEFAULT_N if opts.n is None else opts.n),
+            "seed": opts.seed,
+            "all": opts.take_all,
+            "usable_rows": len(usable),
+            "rows": [int(i) for i in idx[:1000]],
+            "rows_truncated": len(idx) > 1000,
+        },
         "skipped": skipped,
         "inputs": stats(arrays, order),
         "options": opts.to_json(),
@@ -227,9 +279,14 @@ def build_set(model: str | Path, source: str | Path, out: str | Path, options: B
         old, new = write_field(reg_plan["path"], reg_plan["index"], REGISTRY_FIELD, reg_plan["value"])
         if new != old:
             atomic_write_text(reg_plan["path"], new)
-        report["registry"] = {"path": str(reg_plan["path"]), "id": reg_plan["id"],
-                              "field": REGISTRY_FIELD, "value": reg_plan["value"], "changed": new != old,
-                              "quant_mode": reg_plan["mode"]}
+        report["registry"] = {
+            "path": str(reg_plan["path"]),
+            "id": reg_plan["id"],
+            "field": REGISTRY_FIELD,
+            "value": reg_plan["value"],
+            "changed": new != old,
+            "quant_mode": reg_plan["mode"],
+        }
     result = Produced(output=out, report=report)
     if report_out:
         write_json(report_out, result)
@@ -242,14 +299,20 @@ def check_set(path: str | Path, model: str | Path, *, min_samples: int = 1) -> P
     sigs = graph_inputs(load_model(model), model)
     arrays, n = cal.load(path, sigs)
     if n < min_samples:
-        raise UserError(f"{path}: holds {n} sample(s), fewer than --min-samples {min_samples}; "
-                        "rebuild it with a larger --n")
-    return Produced(output=path, report={
-        "calibration_set": {"path": str(path), "sha256": sha256_file(path), "samples": n},
-        "model": {"path": str(model), "sha256": sha256_file(model)},
-        "inputs": stats(arrays, [s.name for s in sigs])})
+        raise UserError(
+            f"{path}: holds {n} sample(s), fewer than --min-samples {min_samples}; rebuild it with a larger --n"
+        )
+    return Produced(
+        output=path,
+        report={
+            "calibration_set": {"path": str(path), "sha256": sha256_file(path), "samples": n},
+            "model": {"path": str(model), "sha256": sha256_file(model)},
+            "inputs": stats(arrays, [s.name for s in sigs]),
+        },
+    )
 
 
 def _sha256_bytes(data: bytes) -> str:
     import hashlib
+
     return hashlib.sha256(data).hexdigest()

@@ -25,16 +25,21 @@ MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 @dataclass(frozen=True)
 class ImageOptions:
     channels: int | None = None
-    size: tuple[int, int] | None = None      # (height, width)
+    size: tuple[int, int] | None = None  # (height, width)
     fit: str = "resize"
     value_range: str = "0-1"
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
 
     def to_json(self) -> dict:
-        return {"channels": self.channels, "size": list(self.size) if self.size else None, "fit": self.fit,
-                "range": self.value_range, "mean": list(self.mean) if self.mean else None,
-                "std": list(self.std) if self.std else None}
+        return {
+            "channels": self.channels,
+            "size": list(self.size) if self.size else None,
+            "fit": self.fit,
+            "range": self.value_range,
+            "mean": list(self.mean) if self.mean else None,
+            "std": list(self.std) if self.std else None,
+        }
 
 
 def parse_size(value: str | None) -> tuple[int, int] | None:
@@ -60,8 +65,9 @@ def parse_floats(value: str | None, option: str) -> tuple[float, ...] | None:
     except ValueError:
         out = ()
     if not out or not all(math.isfinite(v) for v in out):
-        raise UserError(f"{option} {value}: expected one number or one per channel, comma-separated, "
-                        "e.g. 0.485,0.456,0.406")
+        raise UserError(
+            f"{option} {value}: expected one number or one per channel, comma-separated, e.g. 0.485,0.456,0.406"
+        )
     return out
 
 
@@ -77,9 +83,10 @@ def decode(path: Path, c: int, h: int, w: int, fit: str) -> np.ndarray:
             im = im.convert(MODES[c])
     except UserError:
         raise
-    except Exception as e:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, ValueError, DecompressionBombError ...
-        raise UserError(f"{path}: not a decodable image ({type(e).__name__}: {one_line(e, 120)}); "
-                        "replace or remove it") from None
+    except Exception as e:
+        raise UserError(
+            f"{path}: not a decodable image ({type(e).__name__}: {one_line(e, 120)}); replace or remove it"
+        ) from None
     iw, ih = im.size
     if fit == "resize":
         if (iw, ih) != (w, h):
@@ -92,8 +99,9 @@ def decode(path: Path, c: int, h: int, w: int, fit: str) -> np.ndarray:
                 im = im.resize((nw, nh), Image.Resampling.BILINEAR)
             iw, ih = nw, nh
         elif iw < w or ih < h:
-            raise UserError(f"{path}: is {iw}x{ih} (WxH), smaller than the {w}x{h} crop; use --fit resize "
-                            "or --fit resize-crop")
+            raise UserError(
+                f"{path}: is {iw}x{ih} (WxH), smaller than the {w}x{h} crop; use --fit resize or --fit resize-crop"
+            )
         left, top = (iw - w) // 2, (ih - h) // 2
         im = im.crop((left, top, left + w, top + h))
     a = np.asarray(im, dtype=np.float32)

@@ -20,8 +20,8 @@ class Slot:
     """One model input as the builder fills it."""
 
     sig: TensorSig
-    whole: bool       # each row is a whole input (rank + 1 in the set)
-    template: tuple   # per-sample dims: int when known, None when the data must say
+    whole: bool  # each row is a whole input (rank + 1 in the set)
+    template: tuple  # per-sample dims: int when known, None when the data must say
 
     @property
     def name(self) -> str:
@@ -61,23 +61,28 @@ def fit(slot: Slot, shape: tuple, where: str, *, flat_ok: bool = True, fix: str 
     size = math.prod(shape)
     want = _fmt(t)
     if not flat_ok:
-        raise UserError(f"{where}: each row has shape {list(shape)}, input {slot.describe()} "
-                        f"takes samples of shape {want}; reshape the data to [rows, {', '.join(map(str, _show(t)))}]")
+        raise UserError(
+            f"{where}: each row has shape {list(shape)}, input {slot.describe()} "
+            f"takes samples of shape {want}; reshape the data to [rows, {', '.join(map(str, _show(t)))}]"
+        )
     unknown = [i for i, d in enumerate(t) if d is None]
     fixed = math.prod(d for d in t if d is not None)
     if not unknown:
         if size == fixed:
             return t
-        raise UserError(f"{where}: each row gives {size} values, input {slot.describe()} takes "
-                        f"{fixed} per sample (shape {want}); " + (fix or f"give exactly {fixed} values per row"))
+        raise UserError(
+            f"{where}: each row gives {size} values, input {slot.describe()} takes "
+            f"{fixed} per sample (shape {want}); " + (fix or f"give exactly {fixed} values per row")
+        )
     if len(unknown) == 1 and fixed and size % fixed == 0 and size // fixed >= 1:
         out = list(t)
         out[unknown[0]] = size // fixed
         return tuple(out)
     names = [str(slot.sig.dims[i + (0 if slot.whole else 1)]) for i in unknown]
-    raise UserError(f"{where}: each row gives {size} values and input {slot.describe()} has "
-                    f"{len(unknown)} open dims ({', '.join(names)}); fix them with "
-                    + " ".join(f"--dim {n}=VALUE" for n in names))
+    raise UserError(
+        f"{where}: each row gives {size} values and input {slot.describe()} has "
+        f"{len(unknown)} open dims ({', '.join(names)}); fix them with " + " ".join(f"--dim {n}=VALUE" for n in names)
+    )
 
 
 def _show(t):
@@ -99,7 +104,6 @@ def parse_dims(items) -> dict[str, int]:
         except ValueError:
             v = 0
         if not sep or not name or v < 1:
-            raise UserError(f"--dim {item}: expected NAME=VALUE with a positive integer VALUE, "
-                            "e.g. --dim height=32")
+            raise UserError(f"--dim {item}: expected NAME=VALUE with a positive integer VALUE, e.g. --dim height=32")
         out[name] = v
     return out

@@ -40,8 +40,9 @@ def _members(text: str, start: int) -> tuple[list[dict], int]:
         i = _ws(text, i + 1)
         value_start = i
         _, i = _DECODER.raw_decode(text, i)
-        members.append({"key": key, "key_start": key_start, "key_end": key_end,
-                        "value_start": value_start, "value_end": i})
+        members.append(
+            {"key": key, "key_start": key_start, "key_end": key_end, "value_start": value_start, "value_end": i}
+        )
         i = _ws(text, i)
         if text[i] == "}":
             return members, i + 1
@@ -78,17 +79,17 @@ def set_field(text: str, index: int, key: str, value: str) -> str:
     same = [m for m in members if m["key"] == key]
     if same:
         m = same[-1]  # JSON parsers keep the last of duplicate keys
-        return text[:m["value_start"]] + literal + text[m["value_end"]:]
+        return text[: m["value_start"]] + literal + text[m["value_end"] :]
     if not members:
         raise ValueError("empty registry row")
     anchor = next((j for j, m in enumerate(members) if m["key"] == "quant_mode"), len(members) - 1)
     m = members[anchor]
     # the whitespace before the anchor's key: its own line break and indentation
     lead_from = members[anchor - 1]["value_end"] if anchor else row_start + 1
-    lead = text[lead_from:m["key_start"]].lstrip(" \t,") or " "  # keeps the LF/CRLF and indentation
-    colon = text[m["key_end"]:m["value_start"]]
+    lead = text[lead_from : m["key_start"]].lstrip(" \t,") or " "  # keeps the LF/CRLF and indentation
+    colon = text[m["key_end"] : m["value_start"]]
     insert = "," + lead + json.dumps(key) + colon + literal
-    return text[:m["value_end"]] + insert + text[m["value_end"]:]
+    return text[: m["value_end"]] + insert + text[m["value_end"] :]
 
 
 def write_field(registry: Path, index: int, key: str, value: str) -> tuple[str, str]:
@@ -106,6 +107,8 @@ def write_field(registry: Path, index: int, key: str, value: str) -> tuple[str, 
     except (ValueError, IndexError, KeyError):
         ok = False
     if not ok:
-        raise UserError(f"{registry}: could not set models[{index}].{key} without reformatting the file; "
-                        f"set \"{key}\": {json.dumps(value)} by hand")
+        raise UserError(
+            f"{registry}: could not set models[{index}].{key} without reformatting the file; "
+            f'set "{key}": {json.dumps(value)} by hand'
+        )
     return text, new

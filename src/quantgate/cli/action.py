@@ -14,11 +14,20 @@ from .base import Command
 def _action_options(f):
     for name in reversed(list(DEFAULTS)):
         shown = "the workflow's token" if name == "github_token" else (DEFAULTS[name] or "none")
-        f = click.option("--" + name.replace("_", "-"), name, default=None, metavar="VALUE",
-                         help=f"(default: INPUT_{name.upper()}, else {shown})")(f)
-    return click.option("--workspace", default=None, metavar="DIR",
-                        help="The repository folder (default: $GITHUB_WORKSPACE, else the current "
-                             "folder). Every path must stay inside it.")(f)
+        f = click.option(
+            "--" + name.replace("_", "-"),
+            name,
+            default=None,
+            metavar="VALUE",
+            help=f"(default: INPUT_{name.upper()}, else {shown})",
+        )(f)
+    return click.option(
+        "--workspace",
+        default=None,
+        metavar="DIR",
+        help="The repository folder (default: $GITHUB_WORKSPACE, else the current "
+        "folder). Every path must stay inside it.",
+    )(f)
 
 
 @click.command(cls=Command, context_settings={"show_default": False})

@@ -61,8 +61,7 @@ class Main(Group):
 
     def main(self, args=None, prog_name=None, **kwargs):  # type: ignore[override]
         try:
-            rv = super().main(args=args, prog_name=prog_name or "quantgate",
-                              standalone_mode=False, **kwargs)
+            rv = super().main(args=args, prog_name=prog_name or "quantgate", standalone_mode=False, **kwargs)
         except click.exceptions.Abort:
             click.echo("quantgate: aborted", err=True)
             sys.exit(130)

@@ -20,8 +20,10 @@ def _fmt(v) -> str:
 
 def _echo_inputs(inputs: list[dict]) -> None:
     for i in inputs:
-        click.echo(f"  {i['name']}: {i['shape']} {i['dtype']}  min {_fmt(i['min'])}  max {_fmt(i['max'])}  "
-                   f"mean {_fmt(i['mean'])}  std {_fmt(i['std'])}")
+        click.echo(
+            f"  {i['name']}: {i['shape']} {i['dtype']}  min {_fmt(i['min'])}  max {_fmt(i['max'])}  "
+            f"mean {_fmt(i['mean'])}  std {_fmt(i['std'])}"
+        )
 
 
 @click.group(cls=Group)
@@ -31,41 +33,116 @@ def calibrate() -> None:
 
 @calibrate.command()
 @click.option("--model", "-m", required=True, type=click.Path(path_type=Path), help="The fp32 ONNX model.")
-@click.option("--from", "source", required=True, type=click.Path(path_type=Path),
-              help="Source: a .parquet feature cache, a .npy/.npz file, or a folder of PNG/JPEG images.")
-@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="The calibration set to write (.npz).")
-@click.option("--n", "n", type=int, default=None, help="Samples to draw (default 64); more than the "
-              "source holds is an error unless --all.")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Source: a .parquet feature cache, a .npy/.npz file, or a folder of PNG/JPEG images.",
+)
+@click.option(
+    "--out", "-o", required=True, type=click.Path(path_type=Path), help="The calibration set to write (.npz)."
+)
+@click.option(
+    "--n",
+    "n",
+    type=int,
+    default=None,
+    help="Samples to draw (default 64); more than the source holds is an error unless --all.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample draw.")
-@click.option("--all", "--take-all", "take_all", is_flag=True,
-              help="Take every usable row of the source, in source order (excludes --n).")
-@click.option("--columns", multiple=True, metavar="COL[,COL...]",
-              help="Parquet: the columns of the model's single input, in order (repeat or comma-separate).")
-@click.option("--map", "maps", multiple=True, metavar="COL=INPUT",
-              help="Parquet column or .npz key feeding an input; repeat; several columns for one input "
-                   "are joined in the order given.")
-@click.option("--dim", "dims", multiple=True, metavar="NAME=VALUE",
-              help="Value of a named symbolic dim of the model's inputs, e.g. --dim height=32.")
-@click.option("--drop-nonfinite", is_flag=True,
-              help="Skip rows holding NaN, inf or null values (and report them) instead of refusing.")
+@click.option(
+    "--all",
+    "--take-all",
+    "take_all",
+    is_flag=True,
+    help="Take every usable row of the source, in source order (excludes --n).",
+)
+@click.option(
+    "--columns",
+    multiple=True,
+    metavar="COL[,COL...]",
+    help="Parquet: the columns of the model's single input, in order (repeat or comma-separate).",
+)
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="COL=INPUT",
+    help="Parquet column or .npz key feeding an input; repeat; several columns for one input "
+    "are joined in the order given.",
+)
+@click.option(
+    "--dim",
+    "dims",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Value of a named symbolic dim of the model's inputs, e.g. --dim height=32.",
+)
+@click.option(
+    "--drop-nonfinite",
+    is_flag=True,
+    help="Skip rows holding NaN, inf or null values (and report them) instead of refusing.",
+)
 @click.option("--registry-id", help="Write quant_calibration_set into this registry row.")
-@click.option("--registry", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help=f"Registry that --registry-id edits (default {DEFAULT_REGISTRY}).")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Repository root the registry's paths are relative to (default: the git checkout "
-                   "holding the registry).")
-@click.option("--report-out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the JSON report (per-input statistics, skipped rows, source sha256, run_provenance).")
+@click.option(
+    "--registry",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Registry that --registry-id edits (default {DEFAULT_REGISTRY}).",
+)
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Repository root the registry's paths are relative to (default: the git checkout holding the registry).",
+)
+@click.option(
+    "--report-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the JSON report (per-input statistics, skipped rows, source sha256, run_provenance).",
+)
 @click.option("--channels", type=int, default=None, help="Images: channel count 1, 3 or 4 (default: the model's).")
 @click.option("--size", default=None, metavar="HxW", help="Images: height x width (default: the model's).")
-@click.option("--fit", type=click.Choice(["resize", "crop", "resize-crop"]), default="resize", show_default=True,
-              help="Images: stretch to size, centre-crop at native scale, or scale to cover then centre-crop.")
-@click.option("--range", "value_range", type=click.Choice(["0-1", "0-255"]), default="0-1", show_default=True,
-              help="Images: pixel value range before --mean/--std.")
+@click.option(
+    "--fit",
+    type=click.Choice(["resize", "crop", "resize-crop"]),
+    default="resize",
+    show_default=True,
+    help="Images: stretch to size, centre-crop at native scale, or scale to cover then centre-crop.",
+)
+@click.option(
+    "--range",
+    "value_range",
+    type=click.Choice(["0-1", "0-255"]),
+    default="0-1",
+    show_default=True,
+    help="Images: pixel value range before --mean/--std.",
+)
 @click.option("--mean", default=None, metavar="M[,M,M]", help="Images: per-channel mean subtracted (in --range units).")
 @click.option("--std", default=None, metavar="S[,S,S]", help="Images: per-channel std divided by (in --range units).")
-def build(model, source, out, n, seed, take_all, columns, maps, dims, drop_nonfinite, registry_id, registry,
-          root, report_out, channels, size, fit, value_range, mean, std) -> int:
+def build(
+    model,
+    source,
+    out,
+    n,
+    seed,
+    take_all,
+    columns,
+    maps,
+    dims,
+    drop_nonfinite,
+    registry_id,
+    registry,
+    root,
+    report_out,
+    channels,
+    size,
+    fit,
+    value_range,
+    mean,
+    std,
+) -> int:
     """Build a calibration set for MODEL from a parquet cache, arrays or images."""
     from ..calibrate import BuildOptions, ImageOptions, build_set
     from ..calibrate.images import parse_floats, parse_size
@@ -73,15 +150,40 @@ def build(model, source, out, n, seed, take_all, columns, maps, dims, drop_nonfi
 
     if take_all and n is not None:
         raise click.UsageError("--all takes every row; drop --n (or drop --all)")
-    image = ImageOptions(channels=channels, size=parse_size(size), fit=fit, value_range=value_range,
-                         mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"))
-    opts = BuildOptions(n=n, seed=seed, take_all=take_all, columns=split_list(columns), maps=tuple(maps),
-                        dims=parse_dims(dims), drop_nonfinite=drop_nonfinite, image=image)
-    r = build_set(model, source, out, opts, registry=registry, registry_id=registry_id, root=root,
-                  report_out=report_out, argv=sys.argv).report
+    image = ImageOptions(
+        channels=channels,
+        size=parse_size(size),
+        fit=fit,
+        value_range=value_range,
+        mean=parse_floats(mean, "--mean"),
+        std=parse_floats(std, "--std"),
+    )
+    opts = BuildOptions(
+        n=n,
+        seed=seed,
+        take_all=take_all,
+        columns=split_list(columns),
+        maps=tuple(maps),
+        dims=parse_dims(dims),
+        drop_nonfinite=drop_nonfinite,
+        image=image,
+    )
+    r = build_set(
+        model,
+        source,
+        out,
+        opts,
+        registry=registry,
+        registry_id=registry_id,
+        root=root,
+        report_out=report_out,
+        argv=sys.argv,
+    ).report
     s = r["source"]
-    click.echo(f"wrote {out}: {r['calibration_set']['samples']} sample(s) from {s['kind']} {source} "
-               f"({s['rows']} rows, sha256 {s['sha256'][:12]}), " + ("every usable row" if take_all else f"seed {seed}"))
+    click.echo(
+        f"wrote {out}: {r['calibration_set']['samples']} sample(s) from {s['kind']} {source} "
+        f"({s['rows']} rows, sha256 {s['sha256'][:12]}), " + ("every usable row" if take_all else f"seed {seed}")
+    )
     _echo_inputs(r["inputs"])
     sk = r["skipped"]
     if sk["count"]:
@@ -93,16 +195,19 @@ def build(model, source, out, n, seed, take_all, columns, maps, dims, drop_nonfi
         verb = "set" if reg["changed"] else "already had"
         click.echo(f"{reg['path']}: {verb} {reg['id']}.{reg['field']} = {json.dumps(reg['value'])}")
         if reg["quant_mode"] not in ("static", "qat"):
-            click.echo(f"note: '{reg['id']}' has quant_mode '{reg['quant_mode']}'; the set is used when it "
-                       "is \"static\" or \"qat\"")
+            click.echo(
+                f"note: '{reg['id']}' has quant_mode '{reg['quant_mode']}'; the set is used when it "
+                'is "static" or "qat"'
+            )
     return EXIT_PASS
 
 
 @calibrate.command()
 @click.argument("set_path", metavar="SET.npz", type=click.Path(path_type=Path))
 @click.option("--model", "-m", required=True, type=click.Path(path_type=Path), help="The fp32 ONNX model.")
-@click.option("--min-samples", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Fewest samples the set may hold.")
+@click.option(
+    "--min-samples", type=click.IntRange(min=1), default=1, show_default=True, help="Fewest samples the set may hold."
+)
 @click.option("--report-out", type=click.Path(dir_okay=False, path_type=Path), help="Write the check as JSON.")
 def check(set_path, model, min_samples, report_out) -> int:
     """Validate SET.npz against MODEL: keys, dtypes, shapes, finite values, sample count."""

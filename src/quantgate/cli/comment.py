@@ -13,10 +13,11 @@ from pathlib import Path
 
 import click
 
-from .base import Command
 from ..errors import EXIT_PASS, UserError, param
 from ..github import context
 from ..github.comment import MODES
+from .base import Command
+
 
 def _client(token, env):
     from ..github.client import GitHubClient
@@ -42,32 +43,65 @@ def _report(outcome, outcome_json: Path | None) -> None:
 
 
 @click.command(cls=Command)
-@click.option("--results", type=click.Path(dir_okay=False, path_type=Path),
-              help="The results document `quantgate gate --out-json` wrote.")
+@click.option(
+    "--results",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The results document `quantgate gate --out-json` wrote.",
+)
 @click.option("--repo", help="OWNER/NAME (default: GITHUB_REPOSITORY).")
-@click.option("--pr", type=click.IntRange(min=1), help="Pull request number (default: from the event "
-              "payload at GITHUB_EVENT_PATH).")
-@click.option("--mode", type=click.Choice(list(MODES)), default="update",
-              show_default=True, help="update: edit our comment in place; recreate: delete it and "
-              "post anew (moves it to the bottom); off: only render (and write --body-out).")
-@click.option("--body-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where the body goes when it cannot be posted (a fork's read-only token) "
-                   "[default: quantgate-comment.md]; with --mode off, where to write it.")
-@click.option("--outcome-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write what happened as JSON: action (created, updated, recreated, unchanged, "
-                   "off, body_written, failed), posted, repo, pr, comment_id, url, body_path, message.")
-@click.option("--author", default=None, help="Login our comments are posted as, when the token "
-              "cannot say (a GitHub App's token: '<app-slug>[bot]'). Default: GET /user, else "
-              "github-actions[bot].")
-@click.option("--image", default=None, help="Container image named in the reproduce command "
-              "(default: QUANTGATE_IMAGE or ghcr.io/quantgate/quantgate:<version>).")
-@click.option("--from-artifact", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Post a body a fork's run saved (untrusted: checked and sanitised first).")
-@click.option("--workflow-run-event", is_flag=True,
-              help="Find the PR from the workflow_run event at GITHUB_EVENT_PATH (head repository, "
-                   "branch, SHA of the triggering run). For the companion workflow.")
-def comment(results, repo, pr, mode, body_out, outcome_json, author, image, from_artifact,
-            workflow_run_event) -> int:
+@click.option(
+    "--pr",
+    type=click.IntRange(min=1),
+    help="Pull request number (default: from the event payload at GITHUB_EVENT_PATH).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(list(MODES)),
+    default="update",
+    show_default=True,
+    help="update: edit our comment in place; recreate: delete it and "
+    "post anew (moves it to the bottom); off: only render (and write --body-out).",
+)
+@click.option(
+    "--body-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where the body goes when it cannot be posted (a fork's read-only token) "
+    "[default: quantgate-comment.md]; with --mode off, where to write it.",
+)
+@click.option(
+    "--outcome-json",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write what happened as JSON: action (created, updated, recreated, unchanged, "
+    "off, body_written, failed), posted, repo, pr, comment_id, url, body_path, message.",
+)
+@click.option(
+    "--author",
+    default=None,
+    help="Login our comments are posted as, when the token "
+    "cannot say (a GitHub App's token: '<app-slug>[bot]'). Default: GET /user, else "
+    "github-actions[bot].",
+)
+@click.option(
+    "--image",
+    default=None,
+    help="Container image named in the reproduce command "
+    "(default: QUANTGATE_IMAGE or ghcr.io/quantgate/quantgate:<version>).",
+)
+@click.option(
+    "--from-artifact",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Post a body a fork's run saved (untrusted: checked and sanitised first).",
+)
+@click.option(
+    "--workflow-run-event",
+    is_flag=True,
+    help="Find the PR from the workflow_run event at GITHUB_EVENT_PATH (head repository, "
+    "branch, SHA of the triggering run). For the companion workflow.",
+)
+def comment(results, repo, pr, mode, body_out, outcome_json, author, image, from_artifact, workflow_run_event) -> int:
     """Post or update the sticky pull-request comment with a results document's table.
 
     Token: INPUT_GITHUB_TOKEN or GITHUB_TOKEN; API: GITHUB_API_URL (Enterprise Server too).
@@ -102,14 +136,15 @@ def comment(results, repo, pr, mode, body_out, outcome_json, author, image, from
             except GitHubError as e:
                 pr, how = None, str(e)
             if pr is None:
-                _report(Outcome("failed", repo, None, message=f"no pull request to comment on: {how}"),
-                        outcome_json)
+                _report(Outcome("failed", repo, None, message=f"no pull request to comment on: {how}"), outcome_json)
                 return EXIT_PASS
         if pr is None:
-            raise UserError("not given", subject=param("pr"),
-                            fix=f"pass {param('pr')} N or {param('workflow_run_event')}")
-        outcome = sync_comment(client, repo, pr, lambda _n: body, marker=mark, mode=mode,
-                               author=author, body_out=body_out)
+            raise UserError(
+                "not given", subject=param("pr"), fix=f"pass {param('pr')} N or {param('workflow_run_event')}"
+            )
+        outcome = sync_comment(
+            client, repo, pr, lambda _n: body, marker=mark, mode=mode, author=author, body_out=body_out
+        )
         _report(outcome, outcome_json)
         return EXIT_PASS
 
@@ -121,11 +156,21 @@ def comment(results, repo, pr, mode, body_out, outcome_json, author, image, from
     if pr is None:
         pr = context.pull_request_number(context.load_event(env.get("GITHUB_EVENT_PATH"), strict=True))
     if pr is None and mode != "off":
-        raise UserError("no pull request context (the event at GITHUB_EVENT_PATH has no pull_request)",
-                        subject=param("pr"), fix=f"pass {param('pr')} N")
+        raise UserError(
+            "no pull request context (the event at GITHUB_EVENT_PATH has no pull_request)",
+            subject=param("pr"),
+            fix=f"pass {param('pr')} N",
+        )
     client = _client(token, env) if token and mode != "off" else None
-    outcome = sync_comment(client, repo, pr, lambda n: render_comment(doc, max_chars=n, env=env, image=image),
-                           marker=marker(doc.registry), mode=mode, author=author,
-                           body_out=body_out)
+    outcome = sync_comment(
+        client,
+        repo,
+        pr,
+        lambda n: render_comment(doc, max_chars=n, env=env, image=image),
+        marker=marker(doc.registry),
+        mode=mode,
+        author=author,
+        body_out=body_out,
+    )
     _report(outcome, outcome_json)
     return EXIT_PASS

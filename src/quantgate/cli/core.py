@@ -37,31 +37,74 @@ def validate(registry: Path, root: Path | None) -> int:
 @click.option("--all", "all_", is_flag=True, help="Gate every entry (the default when none is named).")
 @registry_option
 @root_option
-@click.option("--out-json", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the results document (schema: quantgate/schemas/results.schema.json).")
-@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the results as a markdown table.")
-@click.option("--samples", type=click.IntRange(min=1), default=None,
-              help=f"Measure every model at exactly N samples. Default: adaptive, from {MIN_SAMPLES} samples "
-                   "doubling until each budget is decided and the drop known to 5 %, at most --max-samples.")
-@click.option("--max-samples", type=click.IntRange(min=1), default=MAX_SAMPLES, show_default=True,
-              help="Adaptive sampling stops here.")
-@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=MAX_SECONDS,
-              show_default=True, help="Adaptive sampling stops after this much run time per model "
-                                     "(recorded: the only stop that depends on the machine's speed).")
-@click.option("--seed", type=click.IntRange(min=0), default=DEFAULT_SEED, show_default=True,
-              help="Seed of the input draws (and of the bootstrap).")
-@click.option("--avx2-check", is_flag=True,
-              help="Also measure each model as an AVX2-only x86 CPU computes it, under "
-                   "qemu-x86_64 -cpu Haswell (needs qemu-user; about 10x slower).")
-@click.option("--budget", type=float, default=None,
-              help="Budget for a MODEL.onnx that no registry lists (default 0.01).")
-@click.option("--reference-compat", is_flag=True,
-              help="Feed only the first input and judge only the first output, as the first "
-                   "user's reference gate did.")
+@click.option(
+    "--out-json",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the results document (schema: quantgate/schemas/results.schema.json).",
+)
+@click.option(
+    "--markdown", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as a markdown table."
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Measure every model at exactly N samples. Default: adaptive, from {MIN_SAMPLES} samples "
+    "doubling until each budget is decided and the drop known to 5 %, at most --max-samples.",
+)
+@click.option(
+    "--max-samples",
+    type=click.IntRange(min=1),
+    default=MAX_SAMPLES,
+    show_default=True,
+    help="Adaptive sampling stops here.",
+)
+@click.option(
+    "--max-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=MAX_SECONDS,
+    show_default=True,
+    help="Adaptive sampling stops after this much run time per model "
+    "(recorded: the only stop that depends on the machine's speed).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=DEFAULT_SEED,
+    show_default=True,
+    help="Seed of the input draws (and of the bootstrap).",
+)
+@click.option(
+    "--avx2-check",
+    is_flag=True,
+    help="Also measure each model as an AVX2-only x86 CPU computes it, under "
+    "qemu-x86_64 -cpu Haswell (needs qemu-user; about 10x slower).",
+)
+@click.option(
+    "--budget", type=float, default=None, help="Budget for a MODEL.onnx that no registry lists (default 0.01)."
+)
+@click.option(
+    "--reference-compat",
+    is_flag=True,
+    help="Feed only the first input and judge only the first output, as the first user's reference gate did.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No per-model lines; only the summary.")
-def gate(models, all_, registry, root, out_json, markdown, samples, max_samples, max_seconds, seed, avx2_check,
-         budget, reference_compat, quiet) -> int:
+def gate(
+    models,
+    all_,
+    registry,
+    root,
+    out_json,
+    markdown,
+    samples,
+    max_samples,
+    max_seconds,
+    seed,
+    avx2_check,
+    budget,
+    reference_compat,
+    quiet,
+) -> int:
     """Run fp32 and int8 side by side and judge each model's drop against its budget.
 
     MODELS are registry ids or .onnx paths; none (or --all) means every entry.
@@ -78,9 +121,20 @@ def gate(models, all_, registry, root, out_json, markdown, samples, max_samples,
             for line in row_lines(row):
                 click.echo(line)
 
-    results = run_gate(registry, list(models), root=root, samples=samples, seed=seed, max_samples=max_samples,
-                       max_seconds=max_seconds, avx2_check=avx2_check, reference_compat=reference_compat,
-                       budget=budget, argv=sys.argv, progress=progress)
+    results = run_gate(
+        registry,
+        list(models),
+        root=root,
+        samples=samples,
+        seed=seed,
+        max_samples=max_samples,
+        max_seconds=max_seconds,
+        avx2_check=avx2_check,
+        reference_compat=reference_compat,
+        budget=budget,
+        argv=sys.argv,
+        progress=progress,
+    )
     if out_json:
         write_json(out_json, results)
     if markdown:

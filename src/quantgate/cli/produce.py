@@ -13,25 +13,43 @@ from .base import Command
 
 
 def _producer_options(f):
-    f = click.option("--report-out", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Write a JSON report (sizes, ops quantised, settings, run_provenance).")(f)
-    f = click.option("--preset", default="default", show_default=True, type=click.Choice(list(PRESETS)),
-                     help="CPU target preset; explicit options override it.")(f)
-    f = click.option("--per-channel/--no-per-channel", default=None,
-                     help="Per-channel weight scales (default: on for dynamic, off for static).")(f)
-    f = click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Where to write the int8 model (default: <stem>.int8.onnx beside MODEL).")(f)
+    f = click.option(
+        "--report-out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write a JSON report (sizes, ops quantised, settings, run_provenance).",
+    )(f)
+    f = click.option(
+        "--preset",
+        default="default",
+        show_default=True,
+        type=click.Choice(list(PRESETS)),
+        help="CPU target preset; explicit options override it.",
+    )(f)
+    f = click.option(
+        "--per-channel/--no-per-channel",
+        default=None,
+        help="Per-channel weight scales (default: on for dynamic, off for static).",
+    )(f)
+    f = click.option(
+        "--output",
+        "-o",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Where to write the int8 model (default: <stem>.int8.onnx beside MODEL).",
+    )(f)
     f = click.argument("model", type=click.Path(path_type=Path))(f)
     return f
 
 
 def _echo_result(r) -> None:
     ops = ", ".join(f"{k}×{v}" for k, v in r.quantized_ops.items()) or "none"
-    click.echo(f"wrote {r.output} ({r.mode}): {r.fp32_bytes} → {r.int8_bytes} bytes "
-               f"(×{r.size_ratio:.2f}); int8 ops: {ops}")
+    click.echo(
+        f"wrote {r.output} ({r.mode}): {r.fp32_bytes} → {r.int8_bytes} bytes (×{r.size_ratio:.2f}); int8 ops: {ops}"
+    )
     if r.int8_bytes > r.fp32_bytes:
-        click.echo("note: the int8 file is larger than fp32 (usual for models of a few KB: the "
-                   "quantisation parameters outweigh the saved weight bytes)")
+        click.echo(
+            "note: the int8 file is larger than fp32 (usual for models of a few KB: the "
+            "quantisation parameters outweigh the saved weight bytes)"
+        )
 
 
 def _op_types(value: str | None):
@@ -59,18 +77,23 @@ def ptq_dynamic(model, output, per_channel, preset, report_out, op_types) -> int
 
 @click.command("ptq-static", cls=Command)
 @_producer_options
-@click.option("--calibration", "-c", required=True, type=click.Path(path_type=Path),
-              help="Calibration set .npz: one array per input name, [N, ...].")
-@click.option("--method", type=click.Choice(list(METHODS)), default=None,
-              help="Calibration method (default: minmax).")
+@click.option(
+    "--calibration",
+    "-c",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Calibration set .npz: one array per input name, [N, ...].",
+)
+@click.option("--method", type=click.Choice(list(METHODS)), default=None, help="Calibration method (default: minmax).")
 @click.option("--op-types", help="Comma-separated op types to quantise (default: all supported).")
 def ptq_static(model, output, per_channel, preset, report_out, calibration, method, op_types) -> int:
     """Static PTQ (QDQ) calibrated on a calibration set."""
     from ..produce.config import preset as get_preset
     from ..produce.static import quantize_static
 
-    cfg = get_preset(preset, "static").with_options(per_channel=per_channel, method=method,
-                                                    op_types=_op_types(op_types))
+    cfg = get_preset(preset, "static").with_options(
+        per_channel=per_channel, method=method, op_types=_op_types(op_types)
+    )
     r = quantize_static(model, calibration, output, config=cfg, report_out=report_out, argv=sys.argv)
     _echo_result(r)
     return EXIT_PASS

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from .base import Command
 from ..errors import EXIT_PASS
+from .base import Command
 
 _path = click.Path(dir_okay=False, path_type=Path)
 
@@ -16,22 +16,48 @@ _path = click.Path(dir_okay=False, path_type=Path)
 @click.command(cls=Command)
 @click.option("--config", "config", required=True, type=_path, help="QAT config YAML (see docs/qat.md).")
 @click.option("--output", "-o", required=True, type=_path, help="Where to write the int8 model (MODEL.int8.onnx).")
-@click.option("--epochs-fp32", type=int, default=None, help="fp32 warm-start epochs (config: qat.epochs_fp32, default 20).")
+@click.option(
+    "--epochs-fp32", type=int, default=None, help="fp32 warm-start epochs (config: qat.epochs_fp32, default 20)."
+)
 @click.option("--epochs-qat", type=int, default=None, help="QAT fine-tune epochs (config: qat.epochs_qat, default 10).")
 @click.option("--lr-qat", type=float, default=None, help="QAT learning rate (default: the fp32 lr / 10).")
-@click.option("--n-calibration", type=int, default=None,
-              help="Calibration samples drawn from the training data for the final static PTQ (default 64).")
+@click.option(
+    "--n-calibration",
+    type=int,
+    default=None,
+    help="Calibration samples drawn from the training data for the final static PTQ (default 64).",
+)
 @click.option("--seed", type=int, default=None, help="Seed of the split, shuffles and init (config: seed, default 0).")
 @click.option("--smoke", is_flag=True, help="Skip both training phases: check the wiring end to end in seconds.")
-@click.option("--report-out", type=_path, help="Write a JSON report (paths, phases, wall times, losses, run_provenance).")
+@click.option(
+    "--report-out", type=_path, help="Write a JSON report (paths, phases, wall times, losses, run_provenance)."
+)
 @click.option("--keep-fp32", type=_path, help="Also write the QAT-conditioned fp32 ONNX export here.")
 @click.option("--keep-warm-fp32", type=_path, help="Also write the fp32 warm-start (pre-QAT) ONNX export here.")
 @click.option("--keep-calibration", type=_path, help="Also write the calibration set (.npz) used for the PTQ.")
-@click.option("--exporter", type=click.Choice(["torchscript", "dynamo"]), default=None,
-              help="torch ONNX exporter (config: qat.exporter, default torchscript).")
+@click.option(
+    "--exporter",
+    type=click.Choice(["torchscript", "dynamo"]),
+    default=None,
+    help="torch ONNX exporter (config: qat.exporter, default torchscript).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines; only the result.")
-def qat(config, output, epochs_fp32, epochs_qat, lr_qat, n_calibration, seed, smoke, report_out,
-        keep_fp32, keep_warm_fp32, keep_calibration, exporter, quiet) -> int:
+def qat(
+    config,
+    output,
+    epochs_fp32,
+    epochs_qat,
+    lr_qat,
+    n_calibration,
+    seed,
+    smoke,
+    report_out,
+    keep_fp32,
+    keep_warm_fp32,
+    keep_calibration,
+    exporter,
+    quiet,
+) -> int:
     """Quantisation-aware training: fp32 warm start, fake-quant fine-tune, then static PTQ.
 
     Needs the optional torch extra: pip install 'quantgate[qat]'.
@@ -42,18 +68,38 @@ def qat(config, output, epochs_fp32, epochs_qat, lr_qat, n_calibration, seed, sm
     from ..qat.config import load_config
     from ..qat.pipeline import Progress, run
 
-    s = load_config(config).with_overrides(epochs_fp32=epochs_fp32, epochs_qat=epochs_qat, lr_qat=lr_qat,
-                                           n_calibration=n_calibration, seed=seed, exporter=exporter)
-    r = run(s, output, smoke=smoke, keep_fp32=keep_fp32, keep_warm_fp32=keep_warm_fp32,
-            keep_calibration=keep_calibration, report_out=report_out,
-            progress=Progress(stream=sys.stderr, enabled=not quiet), argv=sys.argv)
+    s = load_config(config).with_overrides(
+        epochs_fp32=epochs_fp32,
+        epochs_qat=epochs_qat,
+        lr_qat=lr_qat,
+        n_calibration=n_calibration,
+        seed=seed,
+        exporter=exporter,
+    )
+    r = run(
+        s,
+        output,
+        smoke=smoke,
+        keep_fp32=keep_fp32,
+        keep_warm_fp32=keep_warm_fp32,
+        keep_calibration=keep_calibration,
+        report_out=report_out,
+        progress=Progress(stream=sys.stderr, enabled=not quiet),
+        argv=sys.argv,
+    )
     sec = r.seconds
     ratio = f", QAT/fp32 training time x{r.training_time_ratio:.2f}" if r.training_time_ratio else ""
-    click.echo(f"wrote {r.output} (qat{', smoke' if r.smoke else ''}): {r.parameter_count} parameters, "
-               f"weights moved {r.weight_change['relative_l2']:.3g} (rel. L2) in QAT; "
-               f"fp32 {sec['fp32']:.1f}s + qat {sec['qat']:.1f}s + export/ptq {sec['export'] + sec['ptq']:.1f}s{ratio}")
-    for label, p in (("conditioned fp32", r.fp32_path), ("warm-start fp32", r.warm_fp32_path),
-                     ("calibration set", r.calibration_path), ("report", r.report_path)):
+    click.echo(
+        f"wrote {r.output} (qat{', smoke' if r.smoke else ''}): {r.parameter_count} parameters, "
+        f"weights moved {r.weight_change['relative_l2']:.3g} (rel. L2) in QAT; "
+        f"fp32 {sec['fp32']:.1f}s + qat {sec['qat']:.1f}s + export/ptq {sec['export'] + sec['ptq']:.1f}s{ratio}"
+    )
+    for label, p in (
+        ("conditioned fp32", r.fp32_path),
+        ("warm-start fp32", r.warm_fp32_path),
+        ("calibration set", r.calibration_path),
+        ("report", r.report_path),
+    ):
         if p is not None:
             click.echo(f"wrote {p} ({label})")
     return EXIT_PASS

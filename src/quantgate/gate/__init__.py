@@ -9,5 +9,18 @@ bootstrap intervals, pure numpy), `judge` (budgets and verdicts).
 from .run import STATUS_TAG, adhoc_entry, gate_entry, line_for, row_lines, run_gate, summary_line
 from .settings import DEFAULT_SEED, MAX_SAMPLES, MAX_SECONDS, MIN_SAMPLES, REFERENCE_SAMPLES, GateSettings
 
-__all__ = ["DEFAULT_SEED", "MAX_SAMPLES", "MAX_SECONDS", "MIN_SAMPLES", "REFERENCE_SAMPLES", "STATUS_TAG",
-           "GateSettings", "adhoc_entry", "gate_entry", "line_for", "row_lines", "run_gate", "summary_line"]
+__all__ = [
+    "DEFAULT_SEED",
+    "MAX_SAMPLES",
+    "MAX_SECONDS",
+    "MIN_SAMPLES",
+    "REFERENCE_SAMPLES",
+    "STATUS_TAG",
+    "GateSettings",
+    "adhoc_entry",
+    "gate_entry",
+    "line_for",
+    "row_lines",
+    "run_gate",
+    "summary_line",
+]

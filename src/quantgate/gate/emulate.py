@@ -43,14 +43,27 @@ def measure_avx2(plan: list[dict], settings: GateSettings, registry: Path | None
     qemu = qemu_path()
     with tempfile.TemporaryDirectory(prefix="quantgate-avx2-") as tmp:
         plan_file, out_file = Path(tmp) / "plan.json", Path(tmp) / "out.json"
-        plan_file.write_text(json.dumps({
-            "registry": str(registry) if registry else None, "root": str(root), "models": plan,
-            "seed": settings.seed, "reference_compat": settings.reference_compat}))
+        plan_file.write_text(
+            json.dumps(
+                {
+                    "registry": str(registry) if registry else None,
+                    "root": str(root),
+                    "models": plan,
+                    "seed": settings.seed,
+                    "reference_compat": settings.reference_compat,
+                }
+            )
+        )
         env = {k: v for k, v in os.environ.items() if k != "PYTHONHOME"}
         try:
-            proc = subprocess.run([qemu, "-cpu", QEMU_CPU, sys.executable, "-m", "quantgate.gate.emulate",
-                                   str(plan_file), str(out_file)], capture_output=True, text=True,
-                                  timeout=TIMEOUT_S, env=env, cwd=str(root))
+            proc = subprocess.run(
+                [qemu, "-cpu", QEMU_CPU, sys.executable, "-m", "quantgate.gate.emulate", str(plan_file), str(out_file)],
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_S,
+                env=env,
+                cwd=str(root),
+            )
         except (OSError, subprocess.TimeoutExpired) as e:
             return {p["index"]: {"status": "error", "reason": f"{QEMU} did not run: {one_line(e, 200)}"} for p in plan}
         if proc.returncode != 0 or not out_file.is_file():
@@ -63,15 +76,19 @@ def measure_avx2(plan: list[dict], settings: GateSettings, registry: Path | None
 
 def summary(native: Row, emulated: dict) -> tuple[dict, str | None]:
     """The row's `avx2` block, and a warning when the verdict differs there."""
-    block = {"cpu": f"{QEMU_CPU} ({QEMU} -cpu {QEMU_CPU})", **{k: emulated.get(k) for k in (
-        "status", "drop", "drop_ci", "samples", "reason", "int8_kernels")}}
+    block = {
+        "cpu": f"{QEMU_CPU} ({QEMU} -cpu {QEMU_CPU})",
+        **{k: emulated.get(k) for k in ("status", "drop", "drop_ci", "samples", "reason", "int8_kernels")},
+    }
     if emulated.get("status") in (None, "error") or emulated.get("status") == native.status:
         return block, None
     there = emulated.get("drop")
     shown = f" (drop {there:.6f})" if isinstance(there, float) else ""
-    return block, (f"the verdict differs as an AVX2-only x86 CPU computes it: {native.status} here, "
-                   f"{emulated['status']} there{shown}; the sidecar's integer kernels compute differently "
-                   "on CPUs without VNNI")
+    return block, (
+        f"the verdict differs as an AVX2-only x86 CPU computes it: {native.status} here, "
+        f"{emulated['status']} there{shown}; the sidecar's integer kernels compute differently "
+        "on CPUs without VNNI"
+    )
 
 
 def _child(plan_path: str, out_path: str) -> int:
@@ -90,8 +107,10 @@ def _child(plan_path: str, out_path: str) -> int:
             e = replace(e, mode=p["mode"])
         settings = GateSettings(samples=p["samples"], seed=plan["seed"], reference_compat=plan["reference_compat"])
         row = gate_entry(e, settings, root, reg.path if reg else None).to_json()
-        out[p["index"]] = {**{k: row.get(k) for k in ("status", "drop", "drop_ci", "samples", "reason")},
-                           "int8_kernels": kernels}
+        out[p["index"]] = {
+            **{k: row.get(k) for k in ("status", "drop", "drop_ci", "samples", "reason")},
+            "int8_kernels": kernels,
+        }
     Path(out_path).write_text(json.dumps(out))
     return 0
 

@@ -84,8 +84,20 @@ class OutputSums:
         cx, cy = self.ref
         dx, dy, e = x - cx, y - cy, y - x
         n = np.full(len(x), x.shape[1], np.float64)
-        self._rows.append(np.column_stack([n, dx.sum(1), dy.sum(1), (dx * dx).sum(1), (dy * dy).sum(1),
-                                           (dx * dy).sum(1), (x * x).sum(1), (e * e).sum(1)]))
+        self._rows.append(
+            np.column_stack(
+                [
+                    n,
+                    dx.sum(1),
+                    dy.sum(1),
+                    (dx * dx).sum(1),
+                    (dy * dy).sum(1),
+                    (dx * dy).sum(1),
+                    (x * x).sum(1),
+                    (e * e).sum(1),
+                ]
+            )
+        )
         self.max_abs_error = max(self.max_abs_error, float(np.abs(e).max()))
         self.fp32_min, self.fp32_max = min(self.fp32_min, float(x.min())), max(self.fp32_max, float(x.max()))
         self.int8_min, self.int8_max = min(self.int8_min, float(y.min())), max(self.int8_max, float(y.max()))

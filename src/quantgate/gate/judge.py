@@ -78,12 +78,21 @@ def worst_output(outputs: list[OutputFigures], judged: set[str]) -> OutputFigure
 def verdict(measured, judged: set[str], budgets: tuple[Budget, ...], budget: float) -> dict:
     """The row's status, reason and headline figures from what `measure` found."""
     worst = worst_output(measured.outputs, judged)
-    row = {"outputs": tuple(measured.outputs), "judged_output": worst.name, "plcc": worst.plcc,
-           "drop": worst.drop, "drop_ci": worst.drop_ci, "max_abs_error": worst.max_abs_error,
-           "sqnr_db": worst.sqnr_db}
+    row = {
+        "outputs": tuple(measured.outputs),
+        "judged_output": worst.name,
+        "plcc": worst.plcc,
+        "drop": worst.drop,
+        "drop_ci": worst.drop_ci,
+        "max_abs_error": worst.max_abs_error,
+        "sqnr_db": worst.sqnr_db,
+    }
     if worst.verdict != "ok":
-        return {**row, "status": "error" if worst.verdict == "error" else "fail",
-                "reason": f"output '{worst.name}': {worst.note}"}
+        return {
+            **row,
+            "status": "error" if worst.verdict == "error" else "fail",
+            "reason": f"output '{worst.name}': {worst.note}",
+        }
     assert worst.drop is not None
     row["headroom"] = budget - worst.drop
     over, straddling = [], []
@@ -107,9 +116,14 @@ def verdict(measured, judged: set[str], budgets: tuple[Budget, ...], budget: flo
         ci = _interval(o, b.figure)
         shown = f"[{ci.low:.6g}, {ci.high:.6g}]" if ci else "undefined"
         n = measured.sampling.samples
-        settle = ("a larger eval set" if measured.sampling.mode == "eval set"
-                  else "an eval set (quant_eval_set) or more samples (quant_gate_samples)")
-        note = (f"marginal: the 95% interval of the {b.figure} {shown} straddles {b.threshold:g} at {n} samples; "
-                f"judged by the point estimate; {settle} would settle it")
+        settle = (
+            "a larger eval set"
+            if measured.sampling.mode == "eval set"
+            else "an eval set (quant_eval_set) or more samples (quant_gate_samples)"
+        )
+        note = (
+            f"marginal: the 95% interval of the {b.figure} {shown} straddles {b.threshold:g} at {n} samples; "
+            f"judged by the point estimate; {settle} would settle it"
+        )
         reason = f"{reason}; {note}" if reason else note
     return {**row, "status": status, "reason": reason, "marginal": marginal}

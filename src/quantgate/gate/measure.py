@@ -10,8 +10,8 @@ one stop that depends on the machine's speed and is recorded as such.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -42,9 +42,17 @@ class Sampling:
     bootstrap_seed: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return {"mode": self.mode, "samples": self.samples, "stopped": self.stopped, "steps": self.steps,
-                "bootstrap": {"replicates": estimate.BOOTSTRAP_REPLICATES, "confidence": estimate.CONFIDENCE,
-                              "seed": self.bootstrap_seed}}
+        return {
+            "mode": self.mode,
+            "samples": self.samples,
+            "stopped": self.stopped,
+            "steps": self.steps,
+            "bootstrap": {
+                "replicates": estimate.BOOTSTRAP_REPLICATES,
+                "confidence": estimate.CONFIDENCE,
+                "seed": self.bootstrap_seed,
+            },
+        }
 
 
 @dataclass
@@ -65,9 +73,18 @@ def schedule(settings: GateSettings, fixed: int | None) -> list[int]:
     return [*steps, settings.max_samples]
 
 
-def measure(run_pair: Callable[[dict, int], tuple[list, list]], names: list[str], judged: set[str],
-            feeds: Iterator[dict], budgets: tuple[Budget, ...], settings: GateSettings, *,
-            fixed: int | None, mode: str, keep_values: bool = False) -> Measured:
+def measure(
+    run_pair: Callable[[dict, int], tuple[list, list]],
+    names: list[str],
+    judged: set[str],
+    feeds: Iterator[dict],
+    budgets: tuple[Budget, ...],
+    settings: GateSettings,
+    *,
+    fixed: int | None,
+    mode: str,
+    keep_values: bool = False,
+) -> Measured:
     """Feed samples from `feeds` to both sides (`run_pair(feed, index)` -> fp32 outputs, int8
     outputs) and evaluate at each step of the schedule."""
     sums = {n: OutputSums() for n in names}
@@ -90,8 +107,7 @@ def measure(run_pair: Callable[[dict, int], tuple[list, list]], names: list[str]
                     kept[n][0].append(np.asarray(a).ravel())
                     kept[n][1].append(np.asarray(b).ravel())
             done += 1
-            if (fixed is None and done >= MIN_FOR_INTERVAL
-                    and time.perf_counter() - started > settings.max_seconds):
+            if fixed is None and done >= MIN_FOR_INTERVAL and time.perf_counter() - started > settings.max_seconds:
                 timed_out = True
                 break
         sampling.steps.append(done)
@@ -141,8 +157,7 @@ def _evaluate(sums, kept, names, judged, budgets, boot_seed):
 
 
 def _ci(fig: OutputFigures, figure: str) -> Interval | None:
-    return {"drop": fig.drop_ci, "sqnr_db": fig.sqnr_db_ci, "rmse": fig.rmse_ci,
-            "rel_rmse": fig.rel_rmse_ci}[figure]
+    return {"drop": fig.drop_ci, "sqnr_db": fig.sqnr_db_ci, "rmse": fig.rmse_ci, "rel_rmse": fig.rel_rmse_ci}[figure]
 
 
 def _output_figures(name: str, judged: bool, s: OutputSums, weights, kept) -> OutputFigures:
@@ -153,8 +168,9 @@ def _output_figures(name: str, judged: bool, s: OutputSums, weights, kept) -> Ou
         a, b = s.size_mismatch
         return bad("error", f"int8 output has {b} values, fp32 has {a}")
     if s.fp32_nonfinite:
-        return bad("error", "fp32 output has NaN or inf on the gate inputs; set quant_inputs ranges "
-                            "the model is meant for")
+        return bad(
+            "error", "fp32 output has NaN or inf on the gate inputs; set quant_inputs ranges the model is meant for"
+        )
     if s.int8_nonfinite:
         return bad("fail", "int8 output has NaN or inf where fp32 is finite")
     if s.samples == 0:
@@ -167,15 +183,30 @@ def _output_figures(name: str, judged: bool, s: OutputSums, weights, kept) -> Ou
 
     fp_range = s.fp32_max - s.fp32_min
     rel = s.max_abs_error / fp_range if fp_range > 0 else None
-    common = {"max_abs_error": s.max_abs_error, "max_abs_error_rel": rel,
-              "sqnr_db": _finite(p["sqnr_db"]), "sqnr_db_ci": ci("sqnr_db"), "nmse": _finite(p["nmse"]),
-              "rmse": p["rmse"], "rmse_ci": ci("rmse"), "rel_rmse": _finite(p["rel_rmse"]),
-              "rel_rmse_ci": ci("rel_rmse"), "samples": s.samples}
+    common = {
+        "max_abs_error": s.max_abs_error,
+        "max_abs_error_rel": rel,
+        "sqnr_db": _finite(p["sqnr_db"]),
+        "sqnr_db_ci": ci("sqnr_db"),
+        "nmse": _finite(p["nmse"]),
+        "rmse": p["rmse"],
+        "rmse_ci": ci("rmse"),
+        "rel_rmse": _finite(p["rel_rmse"]),
+        "rel_rmse_ci": ci("rel_rmse"),
+        "samples": s.samples,
+    }
     fp_const, q_const = fp_range == 0.0, s.int8_max == s.int8_min
     if fp_const or q_const:
         if fp_const and s.max_abs_error == 0.0:
-            return OutputFigures(name=name, judged=judged, plcc=1.0, drop=0.0, verdict="ok",
-                                 note="constant output, int8 identical to fp32", **common)
+            return OutputFigures(
+                name=name,
+                judged=judged,
+                plcc=1.0,
+                drop=0.0,
+                verdict="ok",
+                note="constant output, int8 identical to fp32",
+                **common,
+            )
         if fp_const and q_const:
             why = f"constant output differs: fp32 {s.fp32_min:.6g}, int8 {s.int8_min:.6g}"
         elif fp_const:
@@ -189,8 +220,9 @@ def _output_figures(name: str, judged: bool, s: OutputSums, weights, kept) -> Ou
         plcc, drop = c.plcc, c.drop
     if plcc is None or not np.isfinite(plcc):
         return bad("fail", "PLCC is not finite", **common)
-    return OutputFigures(name=name, judged=judged, plcc=float(plcc), drop=float(drop), drop_ci=ci("drop"),
-                         verdict="ok", **common)
+    return OutputFigures(
+        name=name, judged=judged, plcc=float(plcc), drop=float(drop), drop_ci=ci("drop"), verdict="ok", **common
+    )
 
 
 def _finite(v: float) -> float | None:

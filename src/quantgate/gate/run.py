@@ -7,8 +7,8 @@ others. Every output's figures are reported; the judged outputs (every output, o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .. import provenance
 from ..errors import UserError, one_line, param
@@ -25,10 +25,15 @@ from .settings import DEFAULT_SEED, MAX_SAMPLES, MAX_SECONDS, MIN_SAMPLES, GateS
 
 
 def _base_row(e: Entry, root: Path | None) -> Row:
-    return Row(id=e.id, mode=e.mode, status="error", budget=e.budget,
-               fp32_path=display(e.onnx_path, root) if e.onnx_path else None,
-               int8_path=display(e.int8_path, root) if e.int8_path else None,
-               registry_line=e.line)
+    return Row(
+        id=e.id,
+        mode=e.mode,
+        status="error",
+        budget=e.budget,
+        fp32_path=display(e.onnx_path, root) if e.onnx_path else None,
+        int8_path=display(e.int8_path, root) if e.int8_path else None,
+        registry_line=e.line,
+    )
 
 
 def gate_entry(e: Entry, settings: GateSettings, root: Path | None = None, registry: Path | None = None) -> Row:
@@ -64,13 +69,15 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
     row = m.row
     for path, what, shown in ((fp32, "fp32 model", row.fp32_path), (int8, "int8 sidecar", row.int8_path)):
         if path is None or not path.is_file():
-            fix = ("fix the entry's onnx path" if what == "fp32 model"
-                   else f"produce it with {producer_command(e.mode)}")
+            fix = "fix the entry's onnx path" if what == "fp32 model" else f"produce it with {producer_command(e.mode)}"
             raise UserError(f"{what} not found: {shown}; {fix}")
     assert fp32 is not None and int8 is not None
     fp32_bytes, int8_bytes = fp32.stat().st_size, int8.stat().st_size
-    m.add(fp32_bytes=fp32_bytes, int8_bytes=int8_bytes,
-          size_ratio=round(int8_bytes / fp32_bytes, 6) if fp32_bytes else None)
+    m.add(
+        fp32_bytes=fp32_bytes,
+        int8_bytes=int8_bytes,
+        size_ratio=round(int8_bytes / fp32_bytes, 6) if fp32_bytes else None,
+    )
     verify_digest(fp32, e.sha256, field_name="sha256", registry=reg)
     verify_digest(int8, e.int8_sha256, field_name="int8_sha256", registry=reg)
     _check_not_stale(e, row)
@@ -80,9 +87,11 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
     ins, outs = sig_from_session(s_fp)
     q_ins, q_outs = sig_from_session(s_q)
     if [(i.name, i.dtype) for i in ins] != [(i.name, i.dtype) for i in q_ins]:
-        raise UserError(f"{row.int8_path}: its inputs ({', '.join(f'{i.name}:{i.dtype}' for i in q_ins)}) "
-                        f"differ from the fp32 model's ({', '.join(f'{i.name}:{i.dtype}' for i in ins)}); "
-                        "re-produce the sidecar from this model")
+        raise UserError(
+            f"{row.int8_path}: its inputs ({', '.join(f'{i.name}:{i.dtype}' for i in q_ins)}) "
+            f"differ from the fp32 model's ({', '.join(f'{i.name}:{i.dtype}' for i in ins)}); "
+            "re-produce the sidecar from this model"
+        )
     q_out_names = {o.name for o in q_outs}
     missing = [o.name for o in outs if o.name not in q_out_names]
     if missing:
@@ -92,14 +101,24 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
     judged = set(e.gate_outputs or [o.name for o in outs])
     unknown = sorted(judged - {o.name for o in outs})
     if unknown:
-        raise UserError(f"{reg}: {e.id}: quant_gate_outputs names {', '.join(unknown)}, not outputs of the "
-                        f"model ({', '.join(o.name for o in outs)})")
+        raise UserError(
+            f"{reg}: {e.id}: quant_gate_outputs names {', '.join(unknown)}, not outputs of the "
+            f"model ({', '.join(o.name for o in outs)})"
+        )
     plans: list = []
     if e.eval_path is not None:
         eval_feeds = _eval_set_feeds(e, ins)
-        m.add(inputs=tuple({"name": s_.name, "dtype": str(s_.dtype),
-                            "source": f"eval set {e.raw['quant_eval_set']}",
-                            "shape": list(eval_feeds[0][s_.name].shape)} for s_ in ins))
+        m.add(
+            inputs=tuple(
+                {
+                    "name": s_.name,
+                    "dtype": str(s_.dtype),
+                    "source": f"eval set {e.raw['quant_eval_set']}",
+                    "shape": list(eval_feeds[0][s_.name].shape),
+                }
+                for s_ in ins
+            )
+        )
         feeds, fixed, mode = iter(eval_feeds), len(eval_feeds), "eval set"
     else:
         model = load_model(fp32, external=False)
@@ -110,14 +129,17 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
     names = [o.name for o in outs]
 
     def run_pair(feed: dict, i: int) -> tuple[list, list]:
-        return (_run(s_fp, names, feed, row.fp32_path, plans, i),
-                _run(s_q, names, feed, row.int8_path, plans, i))
+        return (_run(s_fp, names, feed, row.fp32_path, plans, i), _run(s_q, names, feed, row.int8_path, plans, i))
 
     budgets = budgets_of(e.budget, e.budget_sqnr_db, e.budget_rmse)
-    measured = measure(run_pair, names, judged, feeds, budgets, s, fixed=fixed, mode=mode,
-                       keep_values=s.reference_compat)
-    m.add(samples=measured.sampling.samples, sampling=measured.sampling.to_json(),
-          budgets={b.figure: b.threshold for b in budgets})
+    measured = measure(
+        run_pair, names, judged, feeds, budgets, s, fixed=fixed, mode=mode, keep_values=s.reference_compat
+    )
+    m.add(
+        samples=measured.sampling.samples,
+        sampling=measured.sampling.to_json(),
+        budgets={b.figure: b.threshold for b in budgets},
+    )
     m.add(**verdict(measured, judged, budgets, e.budget))
 
 
@@ -127,8 +149,10 @@ def _check_int8_graph(e: Entry, row: Row) -> tuple[str, ...]:
     assert e.int8_path is not None
     q = load_model(e.int8_path, what="int8 sidecar")
     if not quantized_op_types(q):
-        raise UserError(f"{row.int8_path}: has no quantised operator, so it is not an int8 model (a copy of "
-                        f"the fp32 file?); produce it with {producer_command(e.mode)}")
+        raise UserError(
+            f"{row.int8_path}: has no quantised operator, so it is not an int8 model (a copy of "
+            f"the fp32 file?); produce it with {producer_command(e.mode)}"
+        )
     risk = saturation_risk(q)
     return (f"{row.int8_path}: {risk.describe()}",) if risk else ()
 
@@ -146,9 +170,11 @@ def _check_not_stale(e: Entry, row: Row) -> None:
         return
     actual = sha256_file(e.onnx_path)
     if recorded != actual:
-        raise UserError(f"{row.int8_path} is stale: it was made from an fp32 file with sha256 "
-                        f"{recorded[:12]}..., {row.fp32_path} is now {actual[:12]}...; re-produce it "
-                        f"with {producer_command(e.mode)}")
+        raise UserError(
+            f"{row.int8_path} is stale: it was made from an fp32 file with sha256 "
+            f"{recorded[:12]}..., {row.fp32_path} is now {actual[:12]}...; re-produce it "
+            f"with {producer_command(e.mode)}"
+        )
 
 
 def _eval_set_feeds(e: Entry, ins) -> list[dict]:
@@ -167,8 +193,11 @@ def _run(sess, names, feed, label, plans, i):
         return sess.run(names, feed)
     except Exception as e:
         shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in feed.items())
-        hint = ("; symbolic dims default to 1 — set quant_inputs.<input>.dims or .shape in the registry"
-                if any(p.source == "signature" for p in plans) else "")
+        hint = (
+            "; symbolic dims default to 1 — set quant_inputs.<input>.dims or .shape in the registry"
+            if any(p.source == "signature" for p in plans)
+            else ""
+        )
         raise UserError(f"{label}: fails on sample {i} with inputs {shapes}: {one_line(e, 240)}{hint}") from None
 
 
@@ -176,15 +205,32 @@ def adhoc_entry(path: Path, budget: float | None, mode: str = "dynamic") -> Entr
     """An entry for a model file that no registry lists: gated against its sidecar."""
     p = path.resolve()
     stem = p.name[:-5] if p.name.endswith(".onnx") else p.name
-    return Entry(index=-1, raw={}, id=stem, mode=mode, budget=DEFAULT_BUDGET if budget is None else budget,
-                 onnx_path=p, int8_path=sidecar_path(p))
+    return Entry(
+        index=-1,
+        raw={},
+        id=stem,
+        mode=mode,
+        budget=DEFAULT_BUDGET if budget is None else budget,
+        onnx_path=p,
+        int8_path=sidecar_path(p),
+    )
 
 
-def run_gate(registry: str | Path | None = DEFAULT_REGISTRY, ids: list[str] | None = None, *,
-             root: str | Path | None = None, samples: int | None = None, seed: int = DEFAULT_SEED,
-             reference_compat: bool = False, budget: float | None = None, max_samples: int = MAX_SAMPLES,
-             max_seconds: float = MAX_SECONDS, avx2_check: bool = False,
-             argv: list[str] | None = None, progress: Callable[[Row], None] | None = None) -> Results:
+def run_gate(
+    registry: str | Path | None = DEFAULT_REGISTRY,
+    ids: list[str] | None = None,
+    *,
+    root: str | Path | None = None,
+    samples: int | None = None,
+    seed: int = DEFAULT_SEED,
+    reference_compat: bool = False,
+    budget: float | None = None,
+    max_samples: int = MAX_SAMPLES,
+    max_seconds: float = MAX_SECONDS,
+    avx2_check: bool = False,
+    argv: list[str] | None = None,
+    progress: Callable[[Row], None] | None = None,
+) -> Results:
     """Gate the selected models (ids or .onnx paths; none = all) and return the results.
 
     `samples` fixes the sample count of every model; None samples adaptively, up to
@@ -194,9 +240,15 @@ def run_gate(registry: str | Path | None = DEFAULT_REGISTRY, ids: list[str] | No
     """
     if budget is not None and not (isinstance(budget, (int, float)) and 0 <= budget <= 1):
         raise UserError(f"{budget} is outside [0, 1]", subject=param("budget"))
-    settings = GateSettings(samples=samples, seed=seed, reference_compat=reference_compat,
-                            max_samples=max_samples, min_samples=min(MIN_SAMPLES, max_samples),
-                            max_seconds=max_seconds, avx2_check=avx2_check)
+    settings = GateSettings(
+        samples=samples,
+        seed=seed,
+        reference_compat=reference_compat,
+        max_samples=max_samples,
+        min_samples=min(MIN_SAMPLES, max_samples),
+        max_seconds=max_seconds,
+        avx2_check=avx2_check,
+    )
     ids = [str(i) for i in (ids or [])]
     reg = None
     reg_path = Path(registry) if registry is not None else None
@@ -233,17 +285,30 @@ def run_gate(registry: str | Path | None = DEFAULT_REGISTRY, ids: list[str] | No
         for key, p in (("fp32", e.onnx_path), ("int8", e.int8_path)):
             if p is not None and p.is_file():
                 inputs[f"{e.id}:{key}"] = p
-    return Results(models=tuple(rows), settings={**settings.to_json(), "selection": ids},
-                   run_provenance=provenance.build(inputs=inputs, root=root_p, argv=argv),
-                   registry=display(reg.path, root_p) if reg else None)
+    return Results(
+        models=tuple(rows),
+        settings={**settings.to_json(), "selection": ids},
+        run_provenance=provenance.build(inputs=inputs, root=root_p, argv=argv),
+        registry=display(reg.path, root_p) if reg else None,
+    )
 
 
-def _with_avx2(rows: list[Row], selected: list[Entry], settings: GateSettings, registry: Path | None,
-               root: Path) -> list[Row]:
+def _with_avx2(
+    rows: list[Row], selected: list[Entry], settings: GateSettings, registry: Path | None, root: Path
+) -> list[Row]:
     """Each measured row with its `avx2` block: the same model, the same samples, under emulation."""
-    plan = [{"index": i, "id": e.id, "path": str(e.onnx_path) if e.index < 0 else None, "budget": e.budget,
-             "mode": e.mode, "samples": r.samples}
-            for i, (e, r) in enumerate(zip(selected, rows, strict=True)) if r.status in ("pass", "fail")]
+    plan = [
+        {
+            "index": i,
+            "id": e.id,
+            "path": str(e.onnx_path) if e.index < 0 else None,
+            "budget": e.budget,
+            "mode": e.mode,
+            "samples": r.samples,
+        }
+        for i, (e, r) in enumerate(zip(selected, rows, strict=True))
+        if r.status in ("pass", "fail")
+    ]
     found = emulate.measure_avx2(plan, settings, registry, root) if plan else {}
     out = []
     for i, r in enumerate(rows):
@@ -264,8 +329,10 @@ def line_for(row: Row) -> str:
         return f"[{tag:5}] {row.id}: {row.reason}"
     if row.drop is not None:
         ci = f" (95% {row.drop_ci.low:.6f}-{row.drop_ci.high:.6f})" if row.drop_ci else ""
-        figs = (f"drop={row.drop:.6f}{ci} budget={row.budget:g} n={row.samples} PLCC={row.plcc:.6f} "
-                f"max_abs={row.max_abs_error:.4g}")
+        figs = (
+            f"drop={row.drop:.6f}{ci} budget={row.budget:g} n={row.samples} PLCC={row.plcc:.6f} "
+            f"max_abs={row.max_abs_error:.4g}"
+        )
         sq = row.sqnr_db
         figs += f" SQNR={'inf' if sq is None else f'{sq:.1f}'}dB"
     else:
@@ -283,6 +350,7 @@ def row_lines(row: Row) -> list[str]:
 def summary_line(results: Results) -> str:
     """The closing line of a gate run: verdict, counts, the worst drop."""
     c, worst = results.counts, results.worst_drop
-    return (f"quantgate: {results.verdict.upper()} — {c.passed} passed, {c.failed} failed, "
-            f"{c.errored} errored, {c.skipped} skipped"
-            + (f"; worst drop {worst:.6f}" if worst is not None else ""))
+    return (
+        f"quantgate: {results.verdict.upper()} — {c.passed} passed, {c.failed} failed, "
+        f"{c.errored} errored, {c.skipped} skipped" + (f"; worst drop {worst:.6f}" if worst is not None else "")
+    )

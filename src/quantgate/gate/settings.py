@@ -35,11 +35,15 @@ class GateSettings:
             if v is None and name == "samples":
                 continue
             if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= SAMPLES_LIMIT:
-                raise UserError(f"{v!r} is not a sample count from 1 to {SAMPLES_LIMIT:,}", subject=param(name),
-                                fix=f"leave it out for adaptive sampling ({MIN_SAMPLES} to {MAX_SAMPLES} samples)")
+                raise UserError(
+                    f"{v!r} is not a sample count from 1 to {SAMPLES_LIMIT:,}",
+                    subject=param(name),
+                    fix=f"leave it out for adaptive sampling ({MIN_SAMPLES} to {MAX_SAMPLES} samples)",
+                )
         if self.min_samples > self.max_samples:
-            raise UserError(f"{self.min_samples} is above {param('max_samples')} {self.max_samples}",
-                            subject=param("min_samples"))
+            raise UserError(
+                f"{self.min_samples} is above {param('max_samples')} {self.max_samples}", subject=param("min_samples")
+            )
         if not (isinstance(self.max_seconds, (int, float)) and 0 < self.max_seconds < float("inf")):
             raise UserError(f"{self.max_seconds!r} is not a positive number of seconds", subject=param("max_seconds"))
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
@@ -54,7 +58,15 @@ class GateSettings:
         return REFERENCE_SAMPLES if self.reference_compat else None
 
     def to_json(self) -> dict:
-        return {"samples": self.samples, "seed": self.seed, "reference_compat": self.reference_compat,
-                "adaptive": {"min_samples": self.min_samples, "max_samples": self.max_samples,
-                             "max_seconds": self.max_seconds},
-                "avx2_check": self.avx2_check, "symbolic_dim_default": DEFAULT_SYMBOLIC_DIM}
+        return {
+            "samples": self.samples,
+            "seed": self.seed,
+            "reference_compat": self.reference_compat,
+            "adaptive": {
+                "min_samples": self.min_samples,
+                "max_samples": self.max_samples,
+                "max_seconds": self.max_seconds,
+            },
+            "avx2_check": self.avx2_check,
+            "symbolic_dim_default": DEFAULT_SYMBOLIC_DIM,
+        }

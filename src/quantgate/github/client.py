@@ -23,8 +23,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ..errors import one_line
 
@@ -37,8 +38,9 @@ _RETRY_5XX = {500, 502, 503, 504}
 class GitHubError(Exception):
     """A request GitHub refused or that could not be completed. Never carries the token."""
 
-    def __init__(self, method: str, path: str, status: int | None, message: str,
-                 data: Any = None, headers: dict | None = None):
+    def __init__(
+        self, method: str, path: str, status: int | None, message: str, data: Any = None, headers: dict | None = None
+    ):
         self.method = method
         self.path = path
         self.status = status
@@ -51,8 +53,11 @@ class GitHubError(Exception):
     @property
     def not_accessible(self) -> bool:
         """A token that may read but not write (a fork's pull request) or lacks the permission."""
-        return (self.status == 403 and not isinstance(self, RateLimited)
-                and not is_rate_limited(403, self.headers, self.message))
+        return (
+            self.status == 403
+            and not isinstance(self, RateLimited)
+            and not is_rate_limited(403, self.headers, self.message)
+        )
 
     @property
     def too_long(self) -> bool:
@@ -131,7 +136,7 @@ class GitHubClient:
             raise ValueError(f"GITHUB_API_URL: '{self.base_url}' is not an http(s) URL")
 
     @classmethod
-    def from_env(cls, token: str | None, env: dict | None = None, **kw) -> "GitHubClient":
+    def from_env(cls, token: str | None, env: dict | None = None, **kw) -> GitHubClient:
         env = os.environ if env is None else env
         return cls(token=token, base_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL, **kw)
 
@@ -145,8 +150,7 @@ class GitHubClient:
         if path_or_url.startswith(("http://", "https://")):
             url = path_or_url
             if not self.same_origin(url):
-                raise GitHubError("GET", self._display(url), None,
-                                  "refusing to follow a link outside the API base URL")
+                raise GitHubError("GET", self._display(url), None, "refusing to follow a link outside the API base URL")
         else:
             url = self.base_url + "/" + path_or_url.lstrip("/")
         if params:
@@ -161,7 +165,7 @@ class GitHubClient:
     def _display(self, url: str) -> str:
         """The URL without the base, for messages: '/repos/o/r/issues/1/comments?page=2'."""
         if url.startswith(self.base_url):
-            url = url[len(self.base_url):] or "/"
+            url = url[len(self.base_url) :] or "/"
         return self._scrub(url)
 
     def _wait_for_limit(self, headers: dict) -> float:
@@ -180,14 +184,16 @@ class GitHubClient:
         return 60.0  # GitHub: without either header, wait at least one minute
 
     # -- the request -----------------------------------------------------------------------
-    def request(self, method: str, path: str, *, json_body: Any = None,
-                params: dict | None = None) -> Response:
+    def request(self, method: str, path: str, *, json_body: Any = None, params: dict | None = None) -> Response:
         method = method.upper()
         url = self._url(path, params)
         shown = self._display(url)
         data = None if json_body is None else json.dumps(json_body).encode("utf-8")
-        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION,
-                   "User-Agent": self.user_agent}
+        headers = {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": self.user_agent,
+        }
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         if data is not None:
@@ -198,17 +204,19 @@ class GitHubClient:
             attempt += 1
             req = urllib.request.Request(url, data=data, method=method, headers=headers)
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 (http(s) only)
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     raw = resp.read()
                     status, rh = resp.status, {k.lower(): v for k, v in resp.headers.items()}
             except urllib.error.HTTPError as e:
                 raw = e.read() or b""
                 status, rh = e.code, {k.lower(): v for k, v in (e.headers or {}).items()}
-            except (TimeoutError, socket.timeout, urllib.error.URLError, ConnectionError) as e:
+            except (TimeoutError, urllib.error.URLError, ConnectionError) as e:
                 reason = getattr(e, "reason", e)
-                msg = self._scrub(f"no response ({type(reason).__name__}: {reason})"
-                                  if not isinstance(e, (TimeoutError, socket.timeout))
-                                  else f"no response within {self.timeout:g} s")
+                msg = self._scrub(
+                    f"no response ({type(reason).__name__}: {reason})"
+                    if not isinstance(e, (TimeoutError, socket.timeout))
+                    else f"no response within {self.timeout:g} s"
+                )
                 if resend_ok and attempt < self.max_attempts:
                     self._pause(self.backoff * 2 ** (attempt - 1))
                     continue
@@ -225,8 +233,9 @@ class GitHubClient:
             if is_rate_limited(status, rh, message):
                 wait = self._wait_for_limit(rh)
                 if attempt >= self.max_attempts or wait > self.max_wait:
-                    raise RateLimited(method, shown, status,
-                                      f"{message} (rate limited; retry in {wait:.0f} s)", parsed, rh)
+                    raise RateLimited(
+                        method, shown, status, f"{message} (rate limited; retry in {wait:.0f} s)", parsed, rh
+                    )
                 self._pause(wait)
                 continue
             if status in _RETRY_5XX:
@@ -253,7 +262,6 @@ class GitHubClient:
             if not nxt:
                 return
             if pages >= max_pages:
-                raise GitHubError("GET", self._display(nxt), None,
-                                  f"more than {max_pages} pages; stopping")
+                raise GitHubError("GET", self._display(nxt), None, f"more than {max_pages} pages; stopping")
             resp = self.request("GET", nxt)
             pages += 1

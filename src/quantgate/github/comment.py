@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..errors import UserError
 from ..paths import atomic_write_text
@@ -81,7 +81,7 @@ def whoami(client: GitHubClient, given: str | None = None) -> Identity:
 
 def is_ours(comment: dict, marker: str, login: str) -> bool:
     body = comment.get("body") or ""
-    author = ((comment.get("user") or {}).get("login") or "")
+    author = (comment.get("user") or {}).get("login") or ""
     return body.split("\n", 1)[0].strip() == marker and author.lower() == login.lower()
 
 
@@ -107,9 +107,17 @@ def _save(body: str, path: str | Path | None) -> str | None:
     return str(path)
 
 
-def sync_comment(client: GitHubClient | None, repo: str, pr: int, render: Callable[[int], str], *,
-                 marker: str, mode: str = "update", author: str | None = None,
-                 body_out: str | Path | None = None) -> Outcome:
+def sync_comment(
+    client: GitHubClient | None,
+    repo: str,
+    pr: int,
+    render: Callable[[int], str],
+    *,
+    marker: str,
+    mode: str = "update",
+    author: str | None = None,
+    body_out: str | Path | None = None,
+) -> Outcome:
     """Make the PR carry exactly one up-to-date comment of ours for this marker.
 
     `render(max_bytes)` returns the body; it is asked again, shorter, if GitHub still says the
@@ -122,18 +130,28 @@ def sync_comment(client: GitHubClient | None, repo: str, pr: int, render: Callab
         return Outcome("off", repo, pr, body_path=_save(body, body_out), message="comment mode is off")
     if client is None or not client.token:
         path = _save(body, body_out or DEFAULT_BODY_OUT)
-        return Outcome("body_written", repo, pr, body_path=path,
-                       message=f"no token (GITHUB_TOKEN or the github_token input); body written to {path}")
+        return Outcome(
+            "body_written",
+            repo,
+            pr,
+            body_path=path,
+            message=f"no token (GITHUB_TOKEN or the github_token input); body written to {path}",
+        )
     try:
         who = whoami(client, author)
         return _sync(client, repo, pr, body, render, marker, mode, who.login)
     except GitHubError as e:
         if e.not_accessible:
             path = _save(body, body_out or DEFAULT_BODY_OUT)
-            return Outcome("body_written", repo, pr, body_path=path,
-                           message=f"the token may not write comments here ({e}); this is what a pull "
-                                   f"request from a fork gets. Body written to {path} for the companion "
-                                   "workflow (see docs/comment.md)")
+            return Outcome(
+                "body_written",
+                repo,
+                pr,
+                body_path=path,
+                message=f"the token may not write comments here ({e}); this is what a pull "
+                f"request from a fork gets. Body written to {path} for the companion "
+                "workflow (see docs/comment.md)",
+            )
         path = _save(body, body_out)
         return Outcome("failed", repo, pr, body_path=path, message=str(e))
 
@@ -144,8 +162,14 @@ def _sync(client, repo, pr, body, render, marker, mode, login) -> Outcome:
         for c in ours:
             client.request("DELETE", f"/repos/{repo}/issues/comments/{c['id']}")
         created = _create(client, repo, pr, body, render, marker, login)
-        return Outcome("recreated" if ours else "created", repo, pr, created.get("id"),
-                       created.get("html_url"), message=f"as {login}")
+        return Outcome(
+            "recreated" if ours else "created",
+            repo,
+            pr,
+            created.get("id"),
+            created.get("html_url"),
+            message=f"as {login}",
+        )
     if ours:
         keep, extra = ours[0], ours[1:]
         # Duplicates of ours (an earlier run that raced us) go; the oldest keeps its place.
@@ -153,11 +177,20 @@ def _sync(client, repo, pr, body, render, marker, mode, login) -> Outcome:
             client.request("DELETE", f"/repos/{repo}/issues/comments/{c['id']}")
         if (keep.get("body") or "") == body:
             return Outcome("unchanged", repo, pr, keep.get("id"), keep.get("html_url"), message=f"as {login}")
-        updated = _with_shorter(lambda b: client.request(
-            "PATCH", f"/repos/{repo}/issues/comments/{keep['id']}", json_body={"body": b}), body, render)
+        updated = _with_shorter(
+            lambda b: client.request("PATCH", f"/repos/{repo}/issues/comments/{keep['id']}", json_body={"body": b}),
+            body,
+            render,
+        )
         data = updated.data or {}
-        return Outcome("updated", repo, pr, data.get("id", keep.get("id")),
-                       data.get("html_url", keep.get("html_url")), message=f"as {login}")
+        return Outcome(
+            "updated",
+            repo,
+            pr,
+            data.get("id", keep.get("id")),
+            data.get("html_url", keep.get("html_url")),
+            message=f"as {login}",
+        )
     created = _create(client, repo, pr, body, render, marker, login)
     return Outcome("created", repo, pr, created.get("id"), created.get("html_url"), message=f"as {login}")
 
@@ -211,8 +244,10 @@ def sanitise_artifact(raw: bytes, *, source: str = "artifact") -> tuple[str, str
     first, _, rest = text.partition("\n")
     first = first.strip().lstrip("\ufeff")
     if not MARKER_RE.match(first):
-        raise UserError(f"{source}: first line is not a quantgate marker "
-                        "('<!-- quantgate:comment registry=... -->'); not posting it")
+        raise UserError(
+            f"{source}: first line is not a quantgate marker "
+            "('<!-- quantgate:comment registry=... -->'); not posting it"
+        )
     rest = _HTML_COMMENT.sub("", rest)
     rest = _CONTROL.sub("", rest)
     second = rest.split("\n", 1)[0]
@@ -262,5 +297,7 @@ def pr_for_workflow_run(client: GitHubClient, repo: str, wr: dict) -> tuple[int 
     for p in client.paginate(f"/repos/{repo}/pulls", {"state": "open"}):
         if matches(p):
             return int(p["number"]), f"head SHA {sha[:12]} of {head_repo}"
-    return None, (f"no open pull request of {repo} has head {head_repo}:{branch} at {sha[:12]} "
-                  "(closed, or pushed again since: the newer run will comment)")
+    return None, (
+        f"no open pull request of {repo} has head {head_repo}:{branch} at {sha[:12]} "
+        "(closed, or pushed again since: the newer run will comment)"
+    )

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import UserError, param
 
@@ -28,11 +29,13 @@ def repository(given: str | None, env: Mapping[str, str]) -> str:
     """OWNER/NAME from the caller, else GITHUB_REPOSITORY; refused unless it has that shape."""
     repo = given or env.get("GITHUB_REPOSITORY")
     if not repo:
-        raise UserError("not given and GITHUB_REPOSITORY is not set", subject=param("repo"),
-                        fix=f"pass {param('repo')} OWNER/NAME")
+        raise UserError(
+            "not given and GITHUB_REPOSITORY is not set", subject=param("repo"), fix=f"pass {param('repo')} OWNER/NAME"
+        )
     if not _REPO_RE.fullmatch(repo) or repo.startswith(".") or ".." in repo:
-        raise UserError(f"'{repo}' is not OWNER/NAME", subject=param("repo"),
-                        fix=f"pass e.g. {param('repo')} octo-org/models")
+        raise UserError(
+            f"'{repo}' is not OWNER/NAME", subject=param("repo"), fix=f"pass e.g. {param('repo')} octo-org/models"
+        )
     return repo
 
 
@@ -45,8 +48,9 @@ def load_event(path: str | None, *, strict: bool) -> dict[str, Any]:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as e:
         if strict:
-            raise UserError(f"cannot read the event payload ({type(e).__name__})", subject=path,
-                            fix=f"pass {param('pr')} N") from None
+            raise UserError(
+                f"cannot read the event payload ({type(e).__name__})", subject=path, fix=f"pass {param('pr')} N"
+            ) from None
         return {}
     return data if isinstance(data, dict) else {}
 

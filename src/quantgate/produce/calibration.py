@@ -24,8 +24,10 @@ def feed_shape(sig: TensorSig, arr: np.ndarray) -> tuple[int, bool]:
         return arr.shape[0], True
     if arr.ndim == rank and rank >= 1:
         return arr.shape[0], False
-    raise ValueError(f"has {arr.ndim} dims; expected {rank} (N along the batch dim) or {rank + 1} "
-                     f"(N whole inputs) for input dims {list(sig.dims)}")
+    raise ValueError(
+        f"has {arr.ndim} dims; expected {rank} (N along the batch dim) or {rank + 1} "
+        f"(N whole inputs) for input dims {list(sig.dims)}"
+    )
 
 
 def validate(arrays: dict[str, np.ndarray], inputs: list[TensorSig], *, label: str) -> int:
@@ -39,15 +41,18 @@ def validate(arrays: dict[str, np.ndarray], inputs: list[TensorSig], *, label: s
             parts.append("missing " + ", ".join(repr(m) for m in missing))
         if extra:
             parts.append("unexpected " + ", ".join(repr(e) for e in extra))
-        raise UserError(f"{label}: keys must equal the model's input names ({', '.join(names)}): "
-                        f"{'; '.join(parts)}; rename the arrays to the input names")
+        raise UserError(
+            f"{label}: keys must equal the model's input names ({', '.join(names)}): "
+            f"{'; '.join(parts)}; rename the arrays to the input names"
+        )
     counts = {}
     for s in inputs:
         arr = arrays[s.name]
         where = f"{label}: '{s.name}'"
         if arr.dtype != s.dtype:
-            raise UserError(f"{where} is {arr.dtype}, the model input is {s.dtype}; "
-                            f"save it as array.astype(numpy.{s.dtype})")
+            raise UserError(
+                f"{where} is {arr.dtype}, the model input is {s.dtype}; save it as array.astype(numpy.{s.dtype})"
+            )
         try:
             n, whole = feed_shape(s, arr)
         except ValueError as e:
@@ -58,18 +63,24 @@ def validate(arrays: dict[str, np.ndarray], inputs: list[TensorSig], *, label: s
         model_dims = s.dims if whole else (1,) + tuple(s.dims[1:])
         for i, (want, got) in enumerate(zip(model_dims, per_sample)):
             if isinstance(want, int) and want != got and not (not whole and i == 0):
-                raise UserError(f"{where} has shape {list(arr.shape)}: dim {i} of each sample is {got}, "
-                                f"the model wants {want} (input dims {list(s.dims)})")
+                raise UserError(
+                    f"{where} has shape {list(arr.shape)}: dim {i} of each sample is {got}, "
+                    f"the model wants {want} (input dims {list(s.dims)})"
+                )
         if not whole and isinstance(s.dims[0], int) and s.dims[0] != 1:
-            raise UserError(f"{where}: the input's first dim is fixed at {s.dims[0]}; store N whole "
-                            f"inputs as an array of shape [N, {', '.join(map(str, s.dims))}]")
+            raise UserError(
+                f"{where}: the input's first dim is fixed at {s.dims[0]}; store N whole "
+                f"inputs as an array of shape [N, {', '.join(map(str, s.dims))}]"
+            )
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
             raise UserError(f"{where} holds {bad} NaN/inf values; drop or replace those samples")
         counts[s.name] = n
     if len(set(counts.values())) > 1:
-        raise UserError(f"{label}: inputs have different sample counts "
-                        f"({', '.join(f'{k}={v}' for k, v in counts.items())}); give every input N rows")
+        raise UserError(
+            f"{label}: inputs have different sample counts "
+            f"({', '.join(f'{k}={v}' for k, v in counts.items())}); give every input N rows"
+        )
     return next(iter(counts.values()))
 
 
@@ -82,8 +93,7 @@ def feeds(arrays: dict[str, np.ndarray], inputs: list[TensorSig]):
         layout[s.name] = whole
         n = cnt
     for i in range(n or 0):
-        yield {name: (arrays[name][i] if whole else arrays[name][i:i + 1])
-               for name, whole in layout.items()}
+        yield {name: (arrays[name][i] if whole else arrays[name][i : i + 1]) for name, whole in layout.items()}
 
 
 def load(path: str | Path, inputs: list[TensorSig]) -> tuple[dict[str, np.ndarray], int]:

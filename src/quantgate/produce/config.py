@@ -32,11 +32,12 @@ class QuantConfig:
         d["op_types"] = list(self.op_types) if self.op_types else None
         return d
 
-    def with_options(self, **kw) -> "QuantConfig":
+    def with_options(self, **kw) -> QuantConfig:
         kw = {k: v for k, v in kw.items() if v is not None}
         if "method" in kw and kw["method"] not in METHODS:
-            raise UserError(f"unknown '{kw['method']}'", subject=param("method"),
-                            fix=f"use one of {', '.join(METHODS)}")
+            raise UserError(
+                f"unknown '{kw['method']}'", subject=param("method"), fix=f"use one of {', '.join(METHODS)}"
+            )
         return replace(self, **kw)
 
 
@@ -46,14 +47,20 @@ class QuantConfig:
 # every x86 CPU, so the default does not depend on where the file is produced or run.
 # For static QDQ, per-tensor weights beat per-channel on three of the four shipped models.
 PRESETS: dict[str, dict[str, QuantConfig]] = {
-    "default": {"dynamic": QuantConfig(per_channel=True, weight_type="quint8"),
-                "static": QuantConfig(per_channel=False)},
+    "default": {
+        "dynamic": QuantConfig(per_channel=True, weight_type="quint8"),
+        "static": QuantConfig(per_channel=False),
+    },
     # x86 without VNNI: 7-bit weights keep u8 x s8 products from saturating.
-    "avx2": {"dynamic": QuantConfig(per_channel=True, reduce_range=True),
-             "static": QuantConfig(per_channel=False, reduce_range=True)},
+    "avx2": {
+        "dynamic": QuantConfig(per_channel=True, reduce_range=True),
+        "static": QuantConfig(per_channel=False, reduce_range=True),
+    },
     # Arm dot-product kernels take s8 x s8 (not measured on these x86 machines).
-    "arm64": {"dynamic": QuantConfig(per_channel=True, weight_type="qint8"),
-              "static": QuantConfig(per_channel=False, activation_type="qint8")},
+    "arm64": {
+        "dynamic": QuantConfig(per_channel=True, weight_type="qint8"),
+        "static": QuantConfig(per_channel=False, activation_type="qint8"),
+    },
 }
 
 

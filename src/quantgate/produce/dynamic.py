@@ -11,12 +11,18 @@ from .pipeline import ProduceResult, produce
 
 def _qtype(name: str):
     from onnxruntime.quantization import QuantType
+
     return {"qint8": QuantType.QInt8, "quint8": QuantType.QUInt8}[name]
 
 
-def quantize_dynamic(model: str | Path, output: str | Path | None = None, *,
-                     config: QuantConfig | None = None, report_out: str | Path | None = None,
-                     argv: list[str] | None = None) -> ProduceResult:
+def quantize_dynamic(
+    model: str | Path,
+    output: str | Path | None = None,
+    *,
+    config: QuantConfig | None = None,
+    report_out: str | Path | None = None,
+    argv: list[str] | None = None,
+) -> ProduceResult:
     """Write the dynamic-PTQ sidecar of `model` (default `<stem>.int8.onnx` beside it)."""
     from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
 
@@ -30,11 +36,16 @@ def quantize_dynamic(model: str | Path, output: str | Path | None = None, *,
             raise UserError(
                 f"{model}: has no {'/'.join(ops)} node to quantise dynamically (its ops: "
                 f"{', '.join(sorted(present))}); use 'quantgate ptq-static' for conv models or "
-                "pass --op-types")
+                "pass --op-types"
+            )
         try:
             ort_quantize_dynamic(
-                str(src), str(dst), op_types_to_quantize=ops, per_channel=cfg.per_channel,
-                reduce_range=cfg.reduce_range, weight_type=_qtype(cfg.weight_type),
+                str(src),
+                str(dst),
+                op_types_to_quantize=ops,
+                per_channel=cfg.per_channel,
+                reduce_range=cfg.reduce_range,
+                weight_type=_qtype(cfg.weight_type),
                 extra_options={"MatMulConstBOnly": True},
             )
         except UserError:
@@ -43,7 +54,13 @@ def quantize_dynamic(model: str | Path, output: str | Path | None = None, *,
             raise UserError(f"{model}: dynamic quantisation failed: {one_line(e, 300)}") from None
         return {"op_types_requested": ops}
 
-    return produce(mode="dynamic", model_path=model, output=Path(output) if output else None,
-                   quantise=quantise, sample_feed=lambda _p: None,
-                   config={**cfg.to_json(), "op_types": ops, "method": None},
-                   report_out=Path(report_out) if report_out else None, argv=argv)
+    return produce(
+        mode="dynamic",
+        model_path=model,
+        output=Path(output) if output else None,
+        quantise=quantise,
+        sample_feed=lambda _p: None,
+        config={**cfg.to_json(), "op_types": ops, "method": None},
+        report_out=Path(report_out) if report_out else None,
+        argv=argv,
+    )

@@ -8,20 +8,21 @@ import io
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
 
 from .. import provenance
 from ..errors import UserError, one_line, param
-from ..onnxio import graph_inputs, session, sig_from_session
 from ..int8_ops import quantized_op_types
+from ..onnxio import graph_inputs, session, sig_from_session
 from ..paths import atomic_write_bytes, find_repo_root, sha256_file, sidecar_path, write_json
 from ..results import Produced
 from .preflight import Prepared, prepare
+
 
 @dataclass(kw_only=True)
 class ProduceResult(Produced):
@@ -72,6 +73,7 @@ def run_once(int8_bytes: bytes, label: str, feed: dict[str, np.ndarray] | None) 
     sess = session(int8_bytes, label=label)
     if feed is None:
         from ..inputs import draw, plan_inputs
+
         ins, _ = sig_from_session(sess)
         feed = draw(plan_inputs(ins), 1, 0)[0]
     try:
@@ -80,15 +82,24 @@ def run_once(int8_bytes: bytes, label: str, feed: dict[str, np.ndarray] | None) 
         raise UserError(f"{label}: the quantised model loads but does not run: {one_line(e, 300)}") from None
 
 
-def produce(*, mode: str, model_path: Path, output: Path | None,
-            quantise: Callable[[Path, Path, Prepared], dict], sample_feed: Callable[[Prepared], dict | None],
-            config: dict, report_out: Path | None, extra_inputs: dict | None = None,
-            argv: list[str] | None = None) -> ProduceResult:
+def produce(
+    *,
+    mode: str,
+    model_path: Path,
+    output: Path | None,
+    quantise: Callable[[Path, Path, Prepared], dict],
+    sample_feed: Callable[[Prepared], dict | None],
+    config: dict,
+    report_out: Path | None,
+    extra_inputs: dict | None = None,
+    argv: list[str] | None = None,
+) -> ProduceResult:
     model_path = Path(model_path)
     output = Path(output) if output is not None else sidecar_path(model_path)
     if output.resolve() == model_path.resolve():
-        raise UserError("would overwrite the input model", subject=f"{param('output')} {output}",
-                        fix="pick another path")
+        raise UserError(
+            "would overwrite the input model", subject=f"{param('output')} {output}", fix="pick another path"
+        )
     if output.suffix != ".onnx":
         raise UserError("must end in .onnx", subject=f"{param('output')} {output}")
     started = time.perf_counter()
@@ -111,8 +122,16 @@ def produce(*, mode: str, model_path: Path, output: Path | None,
     atomic_write_bytes(output, data)
     fp32_bytes = model_path.stat().st_size + sum(p.stat().st_size for p in prepared.external_files)
     inputs = {"model": model_path, **(extra_inputs or {})}
-    result = ProduceResult(mode=mode, model=model_path, output=output, fp32_bytes=fp32_bytes,
-                           int8_bytes=len(data), quantized_ops=ops, config=config, details=details)
+    result = ProduceResult(
+        mode=mode,
+        model=model_path,
+        output=output,
+        fp32_bytes=fp32_bytes,
+        int8_bytes=len(data),
+        quantized_ops=ops,
+        config=config,
+        details=details,
+    )
     result.report = {
         "schema_version": 1,
         "kind": f"ptq-{mode}" if mode in ("dynamic", "static") else mode,
@@ -123,8 +142,11 @@ def produce(*, mode: str, model_path: Path, output: Path | None,
         "size_ratio": round(result.size_ratio, 6),
         "quantized_op_types": ops,
         "config": config,
-        "preflight": {"dropped_value_info": prepared.dropped_value_info, "opset": prepared.opset,
-                      "inlined_external_data": prepared.external_data},
+        "preflight": {
+            "dropped_value_info": prepared.dropped_value_info,
+            "opset": prepared.opset,
+            "inlined_external_data": prepared.external_data,
+        },
         **details,
         "wall_seconds": round(time.perf_counter() - started, 3),
         "run_provenance": provenance.build(inputs=inputs, root=find_repo_root(model_path), argv=argv),

@@ -16,15 +16,24 @@ def _ort_settings(cfg: QuantConfig):
     from onnxruntime.quantization import CalibrationMethod, QuantType
 
     qt = {"qint8": QuantType.QInt8, "quint8": QuantType.QUInt8}
-    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-              "percentile": CalibrationMethod.Percentile}[cfg.method]
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[cfg.method]
     extra = {"CalibPercentile": cfg.percentile} if cfg.method == "percentile" else {}
     return qt[cfg.activation_type], qt[cfg.weight_type], method, {**extra, **cfg.extra}
 
 
-def quantize_static(model: str | Path, calibration: str | Path | dict[str, np.ndarray],
-                    output: str | Path | None = None, *, config: QuantConfig | None = None,
-                    report_out: str | Path | None = None, argv: list[str] | None = None) -> ProduceResult:
+def quantize_static(
+    model: str | Path,
+    calibration: str | Path | dict[str, np.ndarray],
+    output: str | Path | None = None,
+    *,
+    config: QuantConfig | None = None,
+    report_out: str | Path | None = None,
+    argv: list[str] | None = None,
+) -> ProduceResult:
     """Write the static-PTQ (QDQ) sidecar of `model`, calibrated on `calibration`
     (an .npz path or a dict of arrays keyed by input name)."""
     from onnxruntime.quantization import QuantFormat
@@ -44,23 +53,37 @@ def quantize_static(model: str | Path, calibration: str | Path | dict[str, np.nd
         act, wt, method, extra = _ort_settings(cfg)
         try:
             ort_quantize_static(
-                str(src), str(dst), cal.reader(arrays, ins), quant_format=QuantFormat.QDQ,
+                str(src),
+                str(dst),
+                cal.reader(arrays, ins),
+                quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=list(cfg.op_types) if cfg.op_types else None,
-                per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
-                activation_type=act, weight_type=wt, calibrate_method=method,
+                per_channel=cfg.per_channel,
+                reduce_range=cfg.reduce_range,
+                activation_type=act,
+                weight_type=wt,
+                calibrate_method=method,
                 extra_options=extra or None,
             )
         except UserError:
             raise
         except Exception as e:
             raise UserError(f"{model}: static quantisation failed: {one_line(e, 300)}") from None
-        return {"calibration": {"path": str(cal_path) if cal_path else None,
-                                "inputs": [s.name for s in ins], "samples": n}}
+        return {
+            "calibration": {"path": str(cal_path) if cal_path else None, "inputs": [s.name for s in ins], "samples": n}
+        }
 
     def first_feed(_prepared):
         return next(cal.feeds(arrays, state["inputs"]))
 
-    return produce(mode="static", model_path=model, output=Path(output) if output else None,
-                   quantise=quantise, sample_feed=first_feed, config=cfg.to_json(),
-                   report_out=Path(report_out) if report_out else None,
-                   extra_inputs={"calibration": cal_path} if cal_path else None, argv=argv)
+    return produce(
+        mode="static",
+        model_path=model,
+        output=Path(output) if output else None,
+        quantise=quantise,
+        sample_feed=first_feed,
+        config=cfg.to_json(),
+        report_out=Path(report_out) if report_out else None,
+        extra_inputs={"calibration": cal_path} if cal_path else None,
+        argv=argv,
+    )

@@ -33,5 +33,6 @@ def __getattr__(name):
     if name == "QatResult":
         require_torch()
         from .pipeline import QatResult
+
         return QatResult
     raise AttributeError(name)

@@ -76,18 +76,33 @@ class Check:
 
 def _integer(lo: int, *, option_example: int | None = None, optional: bool = False) -> Check:
     example = max(lo, 1)
-    return Check(lambda v: is_int(v) and v >= lo, f"expected an integer >= {lo}, got {{v!r}}",
-                 f"write e.g. {{leaf}}: {example}", f"pass e.g. {option_example or example}", optional=optional)
+    return Check(
+        lambda v: is_int(v) and v >= lo,
+        f"expected an integer >= {lo}, got {{v!r}}",
+        f"write e.g. {{leaf}}: {example}",
+        f"pass e.g. {option_example or example}",
+        optional=optional,
+    )
 
 
 def _positive(*, option_example: str = "0.001", optional: bool = False) -> Check:
-    return Check(lambda v: is_num(v) and v > 0, "expected a positive number, got {v!r}",
-                 "write e.g. {leaf}: 0.001", f"pass e.g. {option_example}", cast=float, optional=optional)
+    return Check(
+        lambda v: is_num(v) and v > 0,
+        "expected a positive number, got {v!r}",
+        "write e.g. {leaf}: 0.001",
+        f"pass e.g. {option_example}",
+        cast=float,
+        optional=optional,
+    )
 
 
 def _one_of(noun: str, choices: tuple, *, suggest: bool = False) -> Check:
-    return Check(lambda v: v in choices, f"unknown {noun} {{v!r}}", f"use one of {', '.join(choices)}",
-                 suggest=choices if suggest else ())
+    return Check(
+        lambda v: v in choices,
+        f"unknown {noun} {{v!r}}",
+        f"use one of {', '.join(choices)}",
+        suggest=choices if suggest else (),
+    )
 
 
 # The type/range check of every scalar key, by its place in the config file.
@@ -96,8 +111,12 @@ CHECKS: dict[str, Check] = {
     "lr": _positive(),
     "batch_size": _integer(1),
     "seed": _integer(0),
-    "val_fraction": Check(lambda v: is_num(v) and 0 <= v < 0.9, "expected a number in [0, 0.9), got {v!r}",
-                          "write e.g. val_fraction: 0.1", cast=float),
+    "val_fraction": Check(
+        lambda v: is_num(v) and 0 <= v < 0.9,
+        "expected a number in [0, 0.9), got {v!r}",
+        "write e.g. val_fraction: 0.1",
+        cast=float,
+    ),
     "data.samples": _integer(2),
     "data.seed": _integer(0),
     "qat.epochs_fp32": _integer(0),
@@ -105,10 +124,15 @@ CHECKS: dict[str, Check] = {
     "qat.lr_qat": _positive(option_example="0.0003", optional=True),
     "qat.opset": _integer(13, option_example=17, optional=True),
     "qat.exporter": _one_of("exporter", EXPORTERS),
-    "qat.distill": Check(lambda v: is_num(v) and 0 <= v <= 1, "expected a number in [0, 1], got {v!r}",
-                         "1 = match the fp32 warm start's outputs, 0 = the target only", cast=float),
-    "qat.reduce_range": Check(lambda v: isinstance(v, bool), "expected true or false, got {v!r}",
-                              "write reduce_range: true"),
+    "qat.distill": Check(
+        lambda v: is_num(v) and 0 <= v <= 1,
+        "expected a number in [0, 1], got {v!r}",
+        "1 = match the fp32 warm start's outputs, 0 = the target only",
+        cast=float,
+    ),
+    "qat.reduce_range": Check(
+        lambda v: isinstance(v, bool), "expected true or false, got {v!r}", "write reduce_range: true"
+    ),
     "qat.activations": _one_of("scheme", ACTIVATION_SCHEMES),
     "qat.n_calibration": _integer(1),
 }
@@ -145,6 +169,7 @@ def name_list(w: Where, key: str, v) -> tuple[str, ...]:
 
 def shape_list(w: Where, key: str, v) -> tuple[int, ...]:
     if not isinstance(v, list) or not v or not all(is_int(d) and d >= 1 for d in v):
-        raise w.fail(key, f"expected a list of positive integers (batch first), got {v!r}",
-                     "write e.g. input_shape: [1, 6]")
+        raise w.fail(
+            key, f"expected a list of positive integers (batch first), got {v!r}", "write e.g. input_shape: [1, 6]"
+        )
     return tuple(v)

@@ -48,16 +48,38 @@ from .checks import (
     unknown_keys,
 )
 
-__all__ = ["ACTIVATION_SCHEMES", "DATA_SUFFIXES", "EXPORTERS", "LOSSES", "DataSpec", "QatSettings", "check_numbers",
-           "load_config"]
+__all__ = [
+    "ACTIVATION_SCHEMES",
+    "DATA_SUFFIXES",
+    "EXPORTERS",
+    "LOSSES",
+    "DataSpec",
+    "QatSettings",
+    "check_numbers",
+    "load_config",
+]
 
 DATA_SUFFIXES = (".npz", ".parquet")
 
 _TOP = {"model", "data", "loss", "lr", "batch_size", "seed", "val_fraction", "qat"}
 _MODEL = {"factory", "kwargs", "init"}
 _DATA = {"path", "inputs", "target", "generator", "samples", "seed"}
-_QAT = {"epochs_fp32", "epochs_qat", "lr_qat", "input_names", "input_shape", "input_shapes",
-        "output_names", "dynamic_axes", "opset", "exporter", "n_calibration", "activations", "distill", "reduce_range"}
+_QAT = {
+    "epochs_fp32",
+    "epochs_qat",
+    "lr_qat",
+    "input_names",
+    "input_shape",
+    "input_shapes",
+    "output_names",
+    "dynamic_axes",
+    "opset",
+    "exporter",
+    "n_calibration",
+    "activations",
+    "distill",
+    "reduce_range",
+}
 _TOP_NUMBERS = ("loss", "lr", "batch_size", "seed", "val_fraction")  # the top-level keys that are no section
 
 
@@ -67,8 +89,8 @@ class DataSpec:
     `fn(n, torch.Generator) -> (*inputs, target)`."""
 
     path: Path | None = None
-    inputs: tuple = ()          # per forward() argument: a key, or (parquet) a list of columns
-    target: Any = None          # a key, or (parquet) a list of columns
+    inputs: tuple = ()  # per forward() argument: a key, or (parquet) a list of columns
+    target: Any = None  # a key, or (parquet) a list of columns
     generator: str | None = None
     samples: int = 0
     seed: int = 0
@@ -155,12 +177,13 @@ def _document(path: Path, w: Where) -> dict:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "?"
-        raise UserError(f"{w.source}: {where}: not valid YAML ({getattr(e, 'problem', None) or e}); fix the syntax") from None
+        raise UserError(
+            f"{w.source}: {where}: not valid YAML ({getattr(e, 'problem', None) or e}); fix the syntax"
+        ) from None
     except UnicodeDecodeError:
         raise UserError(f"{w.source}: not UTF-8 text; save the config as UTF-8") from None
     if not isinstance(doc, dict):
-        raise UserError(f"{w.source}: expected a mapping at the top (model:, data:, loss:, qat:, ...); "
-                        "see docs/qat.md")
+        raise UserError(f"{w.source}: expected a mapping at the top (model:, data:, loss:, qat:, ...); see docs/qat.md")
     unknown_keys(w, doc, _TOP, "")
     for k in ("model", "data"):
         if k not in doc:
@@ -177,11 +200,16 @@ def _model(w: Where, m, base: Path) -> dict:
     unknown_keys(w, m, _MODEL, "model.")
     fac = m.get("factory")
     if not isinstance(fac, str) or ":" not in fac or not fac.split(":", 1)[1]:
-        raise w.fail("model.factory", f"expected 'FILE.py:NAME' or 'package.module:NAME', got {fac!r}",
-                     "write e.g. model.factory: ../tiny/examples.py:MlpRegressor")
+        raise w.fail(
+            "model.factory",
+            f"expected 'FILE.py:NAME' or 'package.module:NAME', got {fac!r}",
+            "write e.g. model.factory: ../tiny/examples.py:MlpRegressor",
+        )
     kwargs = m.get("kwargs", {}) or {}
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
-        raise w.fail("model.kwargs", f"expected a mapping of argument names, got {kwargs!r}", "write e.g. kwargs: {hidden: 32}")
+        raise w.fail(
+            "model.kwargs", f"expected a mapping of argument names, got {kwargs!r}", "write e.g. kwargs: {hidden: 32}"
+        )
     init = m.get("init")
     if init is not None:
         if not isinstance(init, str) or not init:
@@ -195,51 +223,75 @@ def _model(w: Where, m, base: Path) -> dict:
 def _data(w: Where, d, base: Path) -> DataSpec:
     """data: exactly one of a file (path, inputs, target) or a generator (generator, samples, seed)."""
     if not isinstance(d, dict):
-        raise w.fail("data", f"expected a mapping, got {type(d).__name__}",
-                     "give data.path (.npz/.parquet), data.inputs and data.target")
+        raise w.fail(
+            "data",
+            f"expected a mapping, got {type(d).__name__}",
+            "give data.path (.npz/.parquet), data.inputs and data.target",
+        )
     unknown_keys(w, d, _DATA, "data.")
     if ("path" in d) == ("generator" in d):
-        raise w.fail("data", "needs exactly one of 'path' or 'generator'",
-                     "give data.path: FILE.npz (or .parquet), or data.generator: FILE.py:FUNCTION")
+        raise w.fail(
+            "data",
+            "needs exactly one of 'path' or 'generator'",
+            "give data.path: FILE.npz (or .parquet), or data.generator: FILE.py:FUNCTION",
+        )
     return _generator_data(w, d) if "generator" in d else _file_data(w, d, base)
 
 
 def _generator_data(w: Where, d: dict) -> DataSpec:
     gen = d["generator"]
     if not isinstance(gen, str) or ":" not in gen:
-        raise w.fail("data.generator", f"expected 'FILE.py:FUNCTION' or 'module:FUNCTION', got {gen!r}",
-                     "write e.g. data.generator: examples.py:mlp_batch")
+        raise w.fail(
+            "data.generator",
+            f"expected 'FILE.py:FUNCTION' or 'module:FUNCTION', got {gen!r}",
+            "write e.g. data.generator: examples.py:mlp_batch",
+        )
     if "samples" not in d:
         raise w.fail("data.samples", "missing (a generator needs a sample count)", "write e.g. data.samples: 4096")
     for k in ("inputs", "target"):
         if k in d:
             raise w.fail(f"data.{k}", "only applies to data.path", "remove it (a generator returns (*inputs, target))")
-    return DataSpec(generator=gen, samples=CHECKS["data.samples"].verify(w, "data.samples", d["samples"]),
-                    seed=_value(w, d, "data.seed"))
+    return DataSpec(
+        generator=gen,
+        samples=CHECKS["data.samples"].verify(w, "data.samples", d["samples"]),
+        seed=_value(w, d, "data.seed"),
+    )
 
 
 def _file_data(w: Where, d: dict, base: Path) -> DataSpec:
     if "samples" in d or "seed" in d:
-        raise w.fail("data.samples" if "samples" in d else "data.seed", "only applies to data.generator",
-                     "remove it, or use data.generator")
+        raise w.fail(
+            "data.samples" if "samples" in d else "data.seed",
+            "only applies to data.generator",
+            "remove it, or use data.generator",
+        )
     raw = d["path"]
     if not isinstance(raw, str) or not raw:
         raise w.fail("data.path", f"expected a file path, got {raw!r}", "write e.g. data.path: train.npz")
     path = _relative(base, raw)
     if path.suffix.lower() not in DATA_SUFFIXES:
-        raise w.fail("data.path", f"'{raw}' is neither .npz nor .parquet", "save the data with numpy.savez or as parquet")
+        raise w.fail(
+            "data.path", f"'{raw}' is neither .npz nor .parquet", "save the data with numpy.savez or as parquet"
+        )
     if not path.is_file():
         raise w.fail("data.path", f"file not found: {path}", "fix the path (relative to the config file)")
     for k in ("inputs", "target"):
         if k not in d:
-            raise w.fail(f"data.{k}", "missing", f"name the {'keys/columns fed to forward()' if k == 'inputs' else 'key/column the loss compares against'}")
+            raise w.fail(
+                f"data.{k}",
+                "missing",
+                f"name the {'keys/columns fed to forward()' if k == 'inputs' else 'key/column the loss compares against'}",
+            )
     parquet = path.suffix.lower() == ".parquet"
     ins = d["inputs"]
     if isinstance(ins, str):
         ins = [ins]
     if not isinstance(ins, list) or not ins:
-        raise w.fail("data.inputs", f"expected a list (one entry per forward() argument), got {ins!r}",
-                     "write e.g. data.inputs: [features]")
+        raise w.fail(
+            "data.inputs",
+            f"expected a list (one entry per forward() argument), got {ins!r}",
+            "write e.g. data.inputs: [features]",
+        )
     inputs = tuple(_key_or_columns(w, f"data.inputs[{i}]", v, parquet) for i, v in enumerate(ins))
     return DataSpec(path=path, inputs=inputs, target=_key_or_columns(w, "data.target", d["target"], parquet))
 
@@ -250,8 +302,11 @@ def _key_or_columns(w: Where, key: str, v, parquet: bool):
         return v
     if parquet and isinstance(v, list) and v and all(isinstance(c, str) and c for c in v):
         return tuple(v)
-    raise w.fail(key, f"expected a {'column name or a list of columns' if parquet else 'key'} , got {v!r}",
-                 "name arrays in the file")
+    raise w.fail(
+        key,
+        f"expected a {'column name or a list of columns' if parquet else 'key'} , got {v!r}",
+        "name arrays in the file",
+    )
 
 
 def _qat(w: Where, q, data: DataSpec) -> dict:
@@ -273,13 +328,19 @@ def _export_io(w: Where, q: dict, data: DataSpec) -> dict:
     shapes = _input_shapes(w, q)
     n_in = len(data.inputs) if data.path else None
     if input_names is not None and n_in is not None and len(input_names) != n_in:
-        raise w.fail("qat.input_names", f"{len(input_names)} name(s) but data.inputs has {n_in}",
-                     "give one input name per data input")
+        raise w.fail(
+            "qat.input_names",
+            f"{len(input_names)} name(s) but data.inputs has {n_in}",
+            "give one input name per data input",
+        )
     if shapes is not None:
         n_names = len(input_names) if input_names is not None else n_in
         if n_names is not None and len(shapes) != n_names:
-            raise w.fail("qat.input_shapes" if len(shapes) > 1 else "qat.input_shape",
-                         f"{len(shapes)} shape(s) for {n_names} input(s)", "give one shape per input (input_shapes: [[...], ...])")
+            raise w.fail(
+                "qat.input_shapes" if len(shapes) > 1 else "qat.input_shape",
+                f"{len(shapes)} shape(s) for {n_names} input(s)",
+                "give one shape per input (input_shapes: [[...], ...])",
+            )
     output_names = name_list(w, "qat.output_names", q["output_names"]) if q.get("output_names") is not None else None
     axes = _dynamic_axes(w, q.get("dynamic_axes"), set(input_names or ()) | set(output_names or ()))
     return {"input_names": input_names, "input_shapes": shapes, "output_names": output_names, "dynamic_axes": axes}
@@ -294,7 +355,9 @@ def _input_shapes(w: Where, q: dict) -> tuple | None:
     if v is None:
         return None
     if not isinstance(v, list) or not v:
-        raise w.fail("qat.input_shapes", f"expected a list of shapes, got {v!r}", "write e.g. [[1, 1, 16, 16], [1, 1, 16, 16]]")
+        raise w.fail(
+            "qat.input_shapes", f"expected a list of shapes, got {v!r}", "write e.g. [[1, 1, 16, 16], [1, 1, 16, 16]]"
+        )
     return tuple(shape_list(w, f"qat.input_shapes[{i}]", s) for i, s in enumerate(v))
 
 
@@ -303,16 +366,20 @@ def _dynamic_axes(w: Where, axes, known: set) -> dict | None:
     if axes is None:
         return None
     if not isinstance(axes, dict):
-        raise w.fail("qat.dynamic_axes", f"expected a mapping name -> {{axis: label}}, got {axes!r}",
-                     "write e.g. dynamic_axes: {features: {0: batch}}")
+        raise w.fail(
+            "qat.dynamic_axes",
+            f"expected a mapping name -> {{axis: label}}, got {axes!r}",
+            "write e.g. dynamic_axes: {features: {0: batch}}",
+        )
     for name, spec in axes.items():
         if known and name not in known:
-            raise w.fail(f"qat.dynamic_axes.{name}", "names no input or output",
-                         f"use one of {', '.join(sorted(known))}")
-        if not isinstance(spec, dict) or not all(is_int(a) and a >= 0 and isinstance(lbl, str) and lbl
-                                                  for a, lbl in spec.items()):
-            raise w.fail(f"qat.dynamic_axes.{name}", f"expected {{axis: label}}, got {spec!r}",
-                         "write e.g. {0: batch}")
+            raise w.fail(
+                f"qat.dynamic_axes.{name}", "names no input or output", f"use one of {', '.join(sorted(known))}"
+            )
+        if not isinstance(spec, dict) or not all(
+            is_int(a) and a >= 0 and isinstance(lbl, str) and lbl for a, lbl in spec.items()
+        ):
+            raise w.fail(f"qat.dynamic_axes.{name}", f"expected {{axis: label}}, got {spec!r}", "write e.g. {0: batch}")
     return {k: dict(v) for k, v in axes.items()}
 
 

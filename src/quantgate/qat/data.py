@@ -20,7 +20,7 @@ from .config import DataSpec
 @dataclass
 class TrainingData:
     inputs: list[np.ndarray]  # one float32 [N, ...] per forward() argument
-    target: np.ndarray        # float32 [N, ...]
+    target: np.ndarray  # float32 [N, ...]
     source: str
 
     @property
@@ -45,37 +45,43 @@ def _npz(path: Path, spec: DataSpec, source: str) -> TrainingData:
     arrays = {}
     for what, key in [*((f"data.inputs[{i}]", k) for i, k in enumerate(spec.inputs)), ("data.target", spec.target)]:
         if key not in z:
-            raise UserError(f"{source}: {what}: key '{key}' is not in {path.name} "
-                            f"(it has {', '.join(sorted(z)) or 'no arrays'}); name one of those")
+            raise UserError(
+                f"{source}: {what}: key '{key}' is not in {path.name} "
+                f"(it has {', '.join(sorted(z)) or 'no arrays'}); name one of those"
+            )
         arrays[what] = _as_f32(z[key], f"{source}: {what} ('{key}' in {path.name})", "store numbers")
     ins = [arrays[f"data.inputs[{i}]"] for i in range(len(spec.inputs))]
     return TrainingData(ins, arrays["data.target"], str(path))
 
 
 def _parquet(path: Path, spec: DataSpec, source: str) -> TrainingData:
-    pq = require("pyarrow.parquet", what=f"{source}: data.path: reading parquet",
-                 alternative="or save the data as .npz")
+    pq = require(
+        "pyarrow.parquet", what=f"{source}: data.path: reading parquet", alternative="or save the data as .npz"
+    )
     try:
         table = pq.read_table(path)
-    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a damaged file
-        raise UserError(f"{source}: data.path: {path} is not a readable parquet file "
-                        f"({one_line(e, 160)})") from None
+    except Exception as e:
+        raise UserError(f"{source}: data.path: {path} is not a readable parquet file ({one_line(e, 160)})") from None
     cols = set(table.column_names)
 
     def column(name: str, what: str) -> np.ndarray:
         if name not in cols:
-            raise UserError(f"{source}: {what}: column '{name}' is not in {path.name} "
-                            f"(it has {', '.join(table.column_names)}); name one of those")
+            raise UserError(
+                f"{source}: {what}: column '{name}' is not in {path.name} "
+                f"(it has {', '.join(table.column_names)}); name one of those"
+            )
         c = table.column(name)
         try:  # scalar columns convert directly; list columns row by row, then stack
             arr = c.to_numpy()
             if arr.dtype == object:
                 arr = np.stack([np.asarray(v, dtype=np.float64) for v in arr])
-        except Exception:  # noqa: BLE001 - whatever fails to stack is ragged or not numbers, refused below
+        except Exception:
             arr = np.asarray([None], dtype=object)
         if arr.dtype == object:
-            raise UserError(f"{source}: {what}: column '{name}' has ragged or non-numeric values; "
-                            "give every row the same number of numbers")
+            raise UserError(
+                f"{source}: {what}: column '{name}' has ragged or non-numeric values; "
+                "give every row the same number of numbers"
+            )
         return _as_f32(arr, f"{source}: {what} (column '{name}')", "store numbers")
 
     def get(key, what: str) -> np.ndarray:
@@ -83,8 +89,9 @@ def _parquet(path: Path, spec: DataSpec, source: str) -> TrainingData:
             parts = [column(k, what) for k in key]
             bad = [k for k, p in zip(key, parts) if p.ndim != 1]
             if bad:
-                raise UserError(f"{source}: {what}: column(s) {', '.join(bad)} are not scalar; "
-                                "stack only scalar columns")
+                raise UserError(
+                    f"{source}: {what}: column(s) {', '.join(bad)} are not scalar; stack only scalar columns"
+                )
             return np.stack(parts, axis=1)
         arr = column(key, what)
         return arr[:, None] if arr.ndim == 1 else arr
@@ -105,8 +112,10 @@ def check_counts(data: TrainingData, source: str) -> None:
     if any(a.ndim == 0 for a in (*data.inputs, data.target)):
         raise UserError(f"{source}: data: an array is a scalar; store [N, ...] arrays with one row per sample")
     if len(set(counts)) > 1:
-        raise UserError(f"{source}: data: inputs and target have different row counts "
-                        f"({', '.join(map(str, counts))}); give every array N rows")
+        raise UserError(
+            f"{source}: data: inputs and target have different row counts "
+            f"({', '.join(map(str, counts))}); give every array N rows"
+        )
     if counts[0] < 2:
         raise UserError(f"{source}: data: {counts[0]} sample(s); QAT needs at least 2 (a few hundred is typical)")
 
@@ -120,7 +129,7 @@ def import_object(spec: str, base_dir: Path, *, key: str, source: str):
             file = file if file.is_absolute() else (base_dir / file)
             if not file.is_file():
                 raise UserError(f"{source}: {key}: file not found: {file}; fix the path (relative to the config)")
-            mod_name = f"quantgate_user_{file.stem}_{abs(hash(str(file.resolve()))) & 0xffffffff:x}"
+            mod_name = f"quantgate_user_{file.stem}_{abs(hash(str(file.resolve()))) & 0xFFFFFFFF:x}"
             module = sys.modules.get(mod_name)
             if module is None:
                 s = importlib.util.spec_from_file_location(mod_name, file)
@@ -139,9 +148,11 @@ def import_object(spec: str, base_dir: Path, *, key: str, source: str):
             module = importlib.import_module(mod_part)
     except UserError:
         raise
-    except Exception as e:  # noqa: BLE001 - the user's module may raise anything while it loads
-        raise UserError(f"{source}: {key}: cannot import '{mod_part}' ({type(e).__name__}: "
-                        f"{one_line(e, 160)}); fix the module path or install it") from None
+    except Exception as e:
+        raise UserError(
+            f"{source}: {key}: cannot import '{mod_part}' ({type(e).__name__}: "
+            f"{one_line(e, 160)}); fix the module path or install it"
+        ) from None
     obj = getattr(module, name, None)
     if obj is None:
         raise UserError(f"{source}: {key}: '{mod_part}' has no '{name}'; name a class or function it defines")

@@ -39,18 +39,29 @@ def ptq_config(s: QatSettings) -> QuantConfig:
     if s.activations == "symmetric":
         # s8 activations: ONNX Runtime cannot fold Relu then and also quantises the pre-ReLU
         # tensor, which the fused torch modules do not model.
-        return QuantConfig(per_channel=True, method="minmax", activation_type="qint8", weight_type="qint8",
-                           reduce_range=s.reduce_range, extra={"ActivationSymmetric": True, "WeightSymmetric": True})
+        return QuantConfig(
+            per_channel=True,
+            method="minmax",
+            activation_type="qint8",
+            weight_type="qint8",
+            reduce_range=s.reduce_range,
+            extra={"ActivationSymmetric": True, "WeightSymmetric": True},
+        )
     # u8 affine activations: ONNX Runtime folds each Relu into the range of the tensor before it,
     # as torch's fused LinearReLU/ConvReLU fake-quantise only after the ReLU.
-    return QuantConfig(per_channel=True, method="minmax", activation_type="quint8", weight_type="qint8",
-                       reduce_range=s.reduce_range, extra={"WeightSymmetric": True})
+    return QuantConfig(
+        per_channel=True,
+        method="minmax",
+        activation_type="quint8",
+        weight_type="qint8",
+        reduce_range=s.reduce_range,
+        extra={"WeightSymmetric": True},
+    )
 
 
 # torch.onnx's dynamo path logs through these (opset fallback, torchvision ops it skips, the
 # version converter); the run's own progress lines stay the only output.
-_EXPORT_LOGGERS = ("torch.onnx", "torch.export", "torch._export", "torch._dynamo", "torch.fx",
-                   "onnxscript", "onnx_ir")
+_EXPORT_LOGGERS = ("torch.onnx", "torch.export", "torch._export", "torch._dynamo", "torch.fx", "onnxscript", "onnx_ir")
 
 
 @contextlib.contextmanager
@@ -73,8 +84,9 @@ def _require_onnxscript(s: QatSettings) -> None:
         optional.require("onnxscript", what="the dynamo exporter", alternative="or use exporter: torchscript")
     except UserError as e:
         # keyed like every other config error (FILE: qat.exporter: ...); the fix is optional's
-        raise UserError("'dynamo' needs onnxscript, which is not installed", subject=s.source,
-                        field="qat.exporter", fix=e.fix) from None
+        raise UserError(
+            "'dynamo' needs onnxscript, which is not installed", subject=s.source, field="qat.exporter", fix=e.fix
+        ) from None
 
 
 def _export_dynamo(module: nn.Module, s: QatSettings, example: tuple, dst: Path) -> None:
@@ -88,32 +100,46 @@ def _export_dynamo(module: nn.Module, s: QatSettings, example: tuple, dst: Path)
     """
     _require_onnxscript(s)
     axes = s.dynamic_axes or {}
-    shapes = tuple({int(a): str(lbl) for a, lbl in axes[n].items()} if axes.get(n) else None
-                   for n in s.input_names)
-    example = tuple(x.new_zeros([2 if (j in (shapes[i] or {}) and d == 1) else d for j, d in enumerate(x.shape)])
-                    for i, x in enumerate(example))
-    torch.onnx.export(module, example, str(dst), input_names=list(s.input_names),
-                      output_names=list(s.output_names),
-                      dynamic_shapes=shapes if any(x is not None for x in shapes) else None,
-                      opset_version=s.opset, dynamo=True, external_data=False, optimize=True, verbose=False)
+    shapes = tuple({int(a): str(lbl) for a, lbl in axes[n].items()} if axes.get(n) else None for n in s.input_names)
+    example = tuple(
+        x.new_zeros([2 if (j in (shapes[i] or {}) and d == 1) else d for j, d in enumerate(x.shape)])
+        for i, x in enumerate(example)
+    )
+    torch.onnx.export(
+        module,
+        example,
+        str(dst),
+        input_names=list(s.input_names),
+        output_names=list(s.output_names),
+        dynamic_shapes=shapes if any(x is not None for x in shapes) else None,
+        opset_version=s.opset,
+        dynamo=True,
+        external_data=False,
+        optimize=True,
+        verbose=False,
+    )
 
 
 def _check_dynamo_graph(m, s: QatSettings) -> None:
     """What the dynamo exporter may do differently from what the config asked, fixed or refused."""
     opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset != s.opset:
-        raise UserError(f"{s.source}: qat.opset: the dynamo exporter wrote opset {opset}, not {s.opset} (its "
-                        f"version converter could not go below 18 for this model); set opset: 18 or use "
-                        "exporter: torchscript")
+        raise UserError(
+            f"{s.source}: qat.opset: the dynamo exporter wrote opset {opset}, not {s.opset} (its "
+            f"version converter could not go below 18 for this model); set opset: 18 or use "
+            "exporter: torchscript"
+        )
     for vi in list(m.graph.input) + list(m.graph.output):
         dims = vi.type.tensor_type.shape.dim
         for axis, label in (s.dynamic_axes or {}).get(vi.name, {}).items():
             axis = int(axis)
             if axis >= len(dims) or not dims[axis].dim_param:
                 got = dims[axis].dim_value if axis < len(dims) else "absent"
-                raise UserError(f"{s.source}: qat.dynamic_axes.{vi.name}: the dynamo exporter fixed axis {axis} "
-                                f"to {got} (torch.export found it static in forward()); drop that axis or use "
-                                "exporter: torchscript")
+                raise UserError(
+                    f"{s.source}: qat.dynamic_axes.{vi.name}: the dynamo exporter fixed axis {axis} "
+                    f"to {got} (torch.export found it static in forward()); drop that axis or use "
+                    "exporter: torchscript"
+                )
             # outputs are named after the input's symbol (batch, or s0 for an expression): use the config's label
             dims[axis].dim_param = str(label)
     # shapes recorded for initialisers only shadow them (and a stale one breaks quantize_static)
@@ -130,15 +156,25 @@ def _export_file(module: nn.Module, s: QatSettings, example: tuple, dst: Path) -
             if s.exporter == "dynamo":
                 _export_dynamo(module, s, example, dst)
             else:
-                torch.onnx.export(module, example, str(dst), input_names=list(s.input_names),
-                                  output_names=list(s.output_names), dynamic_axes=s.dynamic_axes or None,
-                                  opset_version=s.opset, dynamo=False, do_constant_folding=True)
+                torch.onnx.export(
+                    module,
+                    example,
+                    str(dst),
+                    input_names=list(s.input_names),
+                    output_names=list(s.output_names),
+                    dynamic_axes=s.dynamic_axes or None,
+                    opset_version=s.opset,
+                    dynamo=False,
+                    do_constant_folding=True,
+                )
     except UserError:
         raise
-    except Exception as e:  # noqa: BLE001 - both exporters raise many types
-        raise UserError(f"{s.source}: qat.exporter: the {s.exporter} ONNX export failed ({type(e).__name__}: "
-                        f"{one_line(e, 200)}); try exporter: "
-                        f"{'torchscript' if s.exporter == 'dynamo' else 'dynamo'}") from None
+    except Exception as e:
+        raise UserError(
+            f"{s.source}: qat.exporter: the {s.exporter} ONNX export failed ({type(e).__name__}: "
+            f"{one_line(e, 200)}); try exporter: "
+            f"{'torchscript' if s.exporter == 'dynamo' else 'dynamo'}"
+        ) from None
 
 
 def export_onnx(module: nn.Module, s: QatSettings, example: tuple) -> bytes:
@@ -186,14 +222,17 @@ class Outputs:
             raise UserError(f"--keep-calibration {self.calibration}: must end in .npz")
 
 
-def static_ptq(out: Outputs, fp32_bytes: bytes, warm_bytes: bytes | None, calibration: dict,
-               s: QatSettings, argv: list[str] | None) -> dict:
+def static_ptq(
+    out: Outputs, fp32_bytes: bytes, warm_bytes: bytes | None, calibration: dict, s: QatSettings, argv: list[str] | None
+) -> dict:
     """Write the kept files and the int8 model: static PTQ of the conditioned export, calibrated on
     `calibration`. Returns the PTQ's report."""
     from ..produce.static import quantize_static
 
     with tempfile.TemporaryDirectory(prefix="quantgate-qat-") as tmp:
-        fp32_path = Path(out.fp32) if out.fp32 is not None else Path(tmp) / (out.int8.name.replace(".int8", "") or "model.onnx")
+        fp32_path = (
+            Path(out.fp32) if out.fp32 is not None else Path(tmp) / (out.int8.name.replace(".int8", "") or "model.onnx")
+        )
         if fp32_path.suffix != ".onnx":
             fp32_path = Path(tmp) / "model.onnx"
         atomic_write_bytes(fp32_path, fp32_bytes)

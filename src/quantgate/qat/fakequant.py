@@ -16,7 +16,7 @@ from .config import QatSettings
 from .export import weight_range
 from .validate import forward
 
-SCALE_MIN = 2.0 ** -12  # the qnnpack backend config's lower bound on a qint8 scale
+SCALE_MIN = 2.0**-12  # the qnnpack backend config's lower bound on a qint8 scale
 
 
 def _qconfig(activations: str, reduce_range: bool):
@@ -32,17 +32,36 @@ def _qconfig(activations: str, reduce_range: bool):
     # Activations: MinMax over the calibration set, measured by `calibrate` and then frozen, so
     # training rounds on the very grid ONNX Runtime's MinMax calibration will choose.
     if activations == "symmetric":
-        act = FakeQuantize.with_args(observer=MinMaxObserver, quant_min=-127, quant_max=127,
-                                     dtype=torch.qint8, qscheme=torch.per_tensor_symmetric, eps=SCALE_MIN)
+        act = FakeQuantize.with_args(
+            observer=MinMaxObserver,
+            quant_min=-127,
+            quant_max=127,
+            dtype=torch.qint8,
+            qscheme=torch.per_tensor_symmetric,
+            eps=SCALE_MIN,
+        )
     else:
-        act = FakeQuantize.with_args(observer=MinMaxObserver, quant_min=0, quant_max=255,
-                                     dtype=torch.quint8, qscheme=torch.per_tensor_affine, eps=SCALE_MIN)
+        act = FakeQuantize.with_args(
+            observer=MinMaxObserver,
+            quant_min=0,
+            quant_max=255,
+            dtype=torch.quint8,
+            qscheme=torch.per_tensor_affine,
+            eps=SCALE_MIN,
+        )
     # Weights: the scale follows the current weights at every step (averaging constant 1), as
     # the PTQ computes it from the final weights.
     qmin, qmax = weight_range(reduce_range)
-    wt = FakeQuantize.with_args(observer=MovingAveragePerChannelMinMaxObserver, averaging_constant=1.0,
-                                quant_min=qmin, quant_max=qmax, dtype=torch.qint8,
-                                qscheme=torch.per_channel_symmetric, ch_axis=0, eps=SCALE_MIN)
+    wt = FakeQuantize.with_args(
+        observer=MovingAveragePerChannelMinMaxObserver,
+        averaging_constant=1.0,
+        quant_min=qmin,
+        quant_max=qmax,
+        dtype=torch.qint8,
+        qscheme=torch.per_channel_symmetric,
+        ch_axis=0,
+        eps=SCALE_MIN,
+    )
     return QConfig(activation=act, weight=wt)
 
 
@@ -62,12 +81,18 @@ def prepare(model: nn.Module, example: tuple, s: QatSettings) -> nn.Module:
             warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
             model = _canonical_relu(model)
             backend = get_qnnpack_backend_config() if s.activations == "symmetric" else get_native_backend_config()
-            return prepare_qat_fx(model, QConfigMapping().set_global(_qconfig(s.activations, s.reduce_range)), example,
-                                  backend_config=backend)
-    except Exception as e:  # noqa: BLE001 - torch.fx tracing raises many types
-        raise UserError(f"{s.source}: model.factory: {s.factory} cannot be traced for QAT by torch.fx "
-                        f"({type(e).__name__}: {one_line(e, 200)}); keep forward() free of "
-                        "data-dependent Python control flow") from None
+            return prepare_qat_fx(
+                model,
+                QConfigMapping().set_global(_qconfig(s.activations, s.reduce_range)),
+                example,
+                backend_config=backend,
+            )
+    except Exception as e:
+        raise UserError(
+            f"{s.source}: model.factory: {s.factory} cannot be traced for QAT by torch.fx "
+            f"({type(e).__name__}: {one_line(e, 200)}); keep forward() free of "
+            "data-dependent Python control flow"
+        ) from None
 
 
 def _canonical_relu(model: nn.Module) -> nn.Module:
@@ -77,8 +102,9 @@ def _canonical_relu(model: nn.Module) -> nn.Module:
     gm = torch.fx.symbolic_trace(model)
     changed = False
     for node in gm.graph.nodes:
-        if (node.op == "call_function" and node.target in (torch.relu, torch.relu_)) or \
-                (node.op == "call_method" and node.target in ("relu", "relu_")):
+        if (node.op == "call_function" and node.target in (torch.relu, torch.relu_)) or (
+            node.op == "call_method" and node.target in ("relu", "relu_")
+        ):
             node.op, node.target, changed = "call_function", F.relu, True
     if not changed:
         return model
@@ -92,8 +118,11 @@ def _activation_fqs(model: nn.Module) -> list:
     although FX may register one fake-quant under two names."""
     from torch.ao.quantization import FakeQuantizeBase
 
-    return [m for name, m in model.named_modules()
-            if isinstance(m, FakeQuantizeBase) and not name.endswith("weight_fake_quant")]
+    return [
+        m
+        for name, m in model.named_modules()
+        if isinstance(m, FakeQuantizeBase) and not name.endswith("weight_fake_quant")
+    ]
 
 
 def calibrate(model: nn.Module, cal_inputs: list) -> None:
@@ -117,14 +146,17 @@ def copy_conditioned(prepared: nn.Module, fresh: nn.Module, s: QatSettings) -> n
     FX keeps the user's module paths; fused modules (LinearReLU, ConvReLU2d) keep `weight` and
     `bias` on the fused module itself, so every name of the fresh module is found as it is.
     """
-    src = {k: v for k, v in prepared.state_dict().items()
-           if "fake_quant" not in k and "activation_post_process" not in k}
+    src = {
+        k: v for k, v in prepared.state_dict().items() if "fake_quant" not in k and "activation_post_process" not in k
+    }
     dst = fresh.state_dict()
     missing = [k for k in dst if k not in src or tuple(src[k].shape) != tuple(dst[k].shape)]
     if missing:
-        raise UserError(f"{s.source}: model.factory: cannot map the QAT weights back onto {s.factory} "
-                        f"({', '.join(missing[:4])} not found; batch norm folding is not supported); "
-                        "remove BatchNorm or fold it before QAT")
+        raise UserError(
+            f"{s.source}: model.factory: cannot map the QAT weights back onto {s.factory} "
+            f"({', '.join(missing[:4])} not found; batch norm folding is not supported); "
+            "remove BatchNorm or fold it before QAT"
+        )
     fresh.load_state_dict({k: src[k].detach().clone() for k in dst})
     fresh.eval()
     return fresh

@@ -69,8 +69,9 @@ class _Exported:
     seconds: float
 
 
-def _export(tuned: FineTune, factory: Callable, warm: WarmStart, split: Split, s: QatSettings,
-            keep_warm: bool) -> _Exported:
+def _export(
+    tuned: FineTune, factory: Callable, warm: WarmStart, split: Split, s: QatSettings, keep_warm: bool
+) -> _Exported:
     """A fresh fp32 module with the QAT-conditioned weights, measured and exported to ONNX."""
     t = time.perf_counter()
     conditioned = copy_conditioned(tuned.prepared, build_model(factory, s.kwargs, s), s)
@@ -82,10 +83,20 @@ def _export(tuned: FineTune, factory: Callable, warm: WarmStart, split: Split, s
     return _Exported(fp32_bytes, warm_bytes, val, change, time.perf_counter() - t)
 
 
-def run(s: QatSettings, output: Path, *, smoke: bool = False, keep_fp32: Path | None = None,
-        keep_warm_fp32: Path | None = None, keep_calibration: Path | None = None,
-        report_out: Path | None = None, progress: Progress | None = None, argv: list[str] | None = None,
-        factory: Callable | None = None, data: TrainingData | None = None) -> QatResult:
+def run(
+    s: QatSettings,
+    output: Path,
+    *,
+    smoke: bool = False,
+    keep_fp32: Path | None = None,
+    keep_warm_fp32: Path | None = None,
+    keep_calibration: Path | None = None,
+    report_out: Path | None = None,
+    progress: Progress | None = None,
+    argv: list[str] | None = None,
+    factory: Callable | None = None,
+    data: TrainingData | None = None,
+) -> QatResult:
     """One QAT run from settings to the int8 file (and the kept files and report). `factory`
     and `data` replace the config's model and data when given (`run_qat` passes them)."""
     progress = progress or Progress(enabled=False)
@@ -101,8 +112,10 @@ def run(s: QatSettings, output: Path, *, smoke: bool = False, keep_fp32: Path | 
         seconds["validate"] = time.perf_counter() - started
         split = split_data(data, s)
         epochs = {"fp32": 0 if smoke else s.epochs_fp32, "qat": 0 if smoke else s.epochs_qat}
-        progress.line(f"qat: {s.factory}: {n_params} parameters, {len(split.idx_train)} training / "
-                      f"{len(split.idx_val)} validation samples{' (smoke: no training)' if smoke else ''}")
+        progress.line(
+            f"qat: {s.factory}: {n_params} parameters, {len(split.idx_train)} training / "
+            f"{len(split.idx_val)} validation samples{' (smoke: no training)' if smoke else ''}"
+        )
         warm = warm_start(model, factory, split, s, epochs["fp32"], progress)
         tuned = fine_tune(model, split, s, epochs["qat"], warm.teacher, progress)
         exported = _export(tuned, factory, warm, split, s, keep_warm=keep_warm_fp32 is not None)
@@ -114,14 +127,29 @@ def run(s: QatSettings, output: Path, *, smoke: bool = False, keep_fp32: Path | 
     seconds["total"] = time.perf_counter() - started
     seconds = {k: round(v, 3) for k, v in seconds.items()}
 
-    losses = {"loss": s.loss, "fp32_train": warm.train_loss, "fp32_val": warm.val_loss,
-              "qat_train": tuned.train_loss, "qat_val_fake_quant": tuned.val_loss,
-              "conditioned_fp32_val": exported.val_loss}
-    result = make_result(out, parameter_count=n_params, losses=losses, seconds=seconds,
-                         weight_change=exported.weight_change, smoke=smoke)
-    result.report = build_report(result, s, out, data=data, n_train=len(split.idx_train),
-                                 n_val=len(split.idx_val), epochs=epochs,
-                                 n_calibration=len(tuned.cal_idx), ptq_report=ptq_report, argv=argv)
+    losses = {
+        "loss": s.loss,
+        "fp32_train": warm.train_loss,
+        "fp32_val": warm.val_loss,
+        "qat_train": tuned.train_loss,
+        "qat_val_fake_quant": tuned.val_loss,
+        "conditioned_fp32_val": exported.val_loss,
+    }
+    result = make_result(
+        out, parameter_count=n_params, losses=losses, seconds=seconds, weight_change=exported.weight_change, smoke=smoke
+    )
+    result.report = build_report(
+        result,
+        s,
+        out,
+        data=data,
+        n_train=len(split.idx_train),
+        n_val=len(split.idx_val),
+        epochs=epochs,
+        n_calibration=len(tuned.cal_idx),
+        ptq_report=ptq_report,
+        argv=argv,
+    )
     if report_out is not None:
         write_report(result, report_out)
     return result
@@ -133,8 +161,9 @@ def _arrays(data) -> TrainingData:
         raise UserError("run_qat: data: expected (inputs, target) with arrays [N, ...]")
     ins, tgt = data
     ins = list(ins) if isinstance(ins, (list, tuple)) else [ins]
-    to_np = (lambda a: np.ascontiguousarray(a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a),
-                                            dtype=np.float32))
+    to_np = lambda a: np.ascontiguousarray(
+        a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a), dtype=np.float32
+    )
     tdata = TrainingData([to_np(a) for a in ins], to_np(tgt), "arrays")
     check_counts(tdata, "run_qat")
     return tdata
@@ -154,9 +183,22 @@ def _overrides(settings: dict) -> dict:
     return settings
 
 
-def run_qat(model=None, data=None, output=None, *, config=None, kwargs: dict | None = None,
-            smoke: bool = False, keep_fp32=None, keep_warm_fp32=None, keep_calibration=None,
-            report_out=None, progress: bool | Progress = False, argv=None, **settings) -> QatResult:
+def run_qat(
+    model=None,
+    data=None,
+    output=None,
+    *,
+    config=None,
+    kwargs: dict | None = None,
+    smoke: bool = False,
+    keep_fp32=None,
+    keep_warm_fp32=None,
+    keep_calibration=None,
+    report_out=None,
+    progress: bool | Progress = False,
+    argv=None,
+    **settings,
+) -> QatResult:
     """Run the QAT pipeline from Python.
 
     model: an nn.Module class, a factory function, or 'FILE.py:NAME' / 'module:NAME';
@@ -172,8 +214,9 @@ def run_qat(model=None, data=None, output=None, *, config=None, kwargs: dict | N
     elif model is None or data is None:
         raise UserError("run_qat: give model and data, or config='qat.yaml'")
     else:
-        s = QatSettings(factory=model if isinstance(model, str) else getattr(model, "__qualname__", "model"),
-                        data=DataSpec())
+        s = QatSettings(
+            factory=model if isinstance(model, str) else getattr(model, "__qualname__", "model"), data=DataSpec()
+        )
     factory = None
     if model is not None and not isinstance(model, str):
         factory = model
@@ -189,8 +232,16 @@ def run_qat(model=None, data=None, output=None, *, config=None, kwargs: dict | N
     s = s.with_overrides(**_overrides(settings))
     if isinstance(progress, bool):
         progress = Progress(enabled=progress)
-    return run(s, Path(output), smoke=smoke, keep_fp32=Path(keep_fp32) if keep_fp32 else None,
-               keep_warm_fp32=Path(keep_warm_fp32) if keep_warm_fp32 else None,
-               keep_calibration=Path(keep_calibration) if keep_calibration else None,
-               report_out=Path(report_out) if report_out else None, progress=progress, argv=argv,
-               factory=factory, data=tdata)
+    return run(
+        s,
+        Path(output),
+        smoke=smoke,
+        keep_fp32=Path(keep_fp32) if keep_fp32 else None,
+        keep_warm_fp32=Path(keep_warm_fp32) if keep_warm_fp32 else None,
+        keep_calibration=Path(keep_calibration) if keep_calibration else None,
+        report_out=Path(report_out) if report_out else None,
+        progress=progress,
+        argv=argv,
+        factory=factory,
+        data=tdata,
+    )

@@ -88,8 +88,19 @@ def split_data(data: TrainingData, s: QatSettings) -> Split:
     return Split(inputs, target, idx_train=perm[n_val:], idx_val=perm[:n_val], g=g)
 
 
-def train(model, split: Split, *, epochs, lr, s: QatSettings, phase: str, progress: Progress, qat: bool,
-          teacher: torch.Tensor | None = None, cal_inputs: list | None = None) -> dict:
+def train(
+    model,
+    split: Split,
+    *,
+    epochs,
+    lr,
+    s: QatSettings,
+    phase: str,
+    progress: Progress,
+    qat: bool,
+    teacher: torch.Tensor | None = None,
+    cal_inputs: list | None = None,
+) -> dict:
     base_loss = _LOSSES[s.loss]
     alpha = s.distill if (qat and teacher is not None) else 0.0
     inputs, target, idx_train = split.inputs, split.target, split.idx_train
@@ -112,7 +123,7 @@ def train(model, split: Split, *, epochs, lr, s: QatSettings, phase: str, progre
         order = idx_train[torch.randperm(len(idx_train), generator=split.g)]
         total = 0.0
         for start in range(0, len(order), s.batch_size):
-            b = order[start:start + s.batch_size]
+            b = order[start : start + s.batch_size]
             loss = loss_fn(forward(model, [x[b] for x in inputs]), b)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -120,8 +131,10 @@ def train(model, split: Split, *, epochs, lr, s: QatSettings, phase: str, progre
             sched.step()
             total += float(loss.detach()) * len(b)
         if not math.isfinite(total):
-            raise UserError(f"{s.source}: {'qat.lr_qat' if qat else 'lr'}: the {phase} loss became {total} at epoch "
-                            f"{ep + 1}; lower the learning rate")
+            raise UserError(
+                f"{s.source}: {'qat.lr_qat' if qat else 'lr'}: the {phase} loss became {total} at epoch "
+                f"{ep + 1}; lower the learning rate"
+            )
         if qat:
             calibrate(model, cal_inputs)  # the ranges of the weights just trained, as the PTQ will see them
         last = {"train_loss": total / len(order), "val_loss": evaluate(model, split, s)}
@@ -145,8 +158,7 @@ def weight_change(a: nn.Module, b: nn.Module) -> dict:
     diffs = [float((sa[k] - sb[k]).abs().max()) for k in sa if sa[k].is_floating_point()]
     num = sum(float((sa[k] - sb[k]).pow(2).sum()) for k in sa if sa[k].is_floating_point())
     den = sum(float(sa[k].pow(2).sum()) for k in sa if sa[k].is_floating_point())
-    return {"max_abs": max(diffs) if diffs else 0.0,
-            "relative_l2": math.sqrt(num / den) if den > 0 else 0.0}
+    return {"max_abs": max(diffs) if diffs else 0.0, "relative_l2": math.sqrt(num / den) if den > 0 else 0.0}
 
 
 @dataclass
@@ -161,8 +173,9 @@ class WarmStart:
     seconds: float  # the training alone
 
 
-def warm_start(model: nn.Module, factory: Callable, split: Split, s: QatSettings, epochs: int,
-               progress: Progress) -> WarmStart:
+def warm_start(
+    model: nn.Module, factory: Callable, split: Split, s: QatSettings, epochs: int, progress: Progress
+) -> WarmStart:
     """Train `model` in fp32, then keep a frozen copy of it (a fresh instance, so the QAT phase
     can go on changing `model`)."""
     t = time.perf_counter()
@@ -189,8 +202,9 @@ class FineTune:
     seconds: float
 
 
-def fine_tune(model: nn.Module, split: Split, s: QatSettings, epochs: int, teacher: torch.Tensor | None,
-              progress: Progress) -> FineTune:
+def fine_tune(
+    model: nn.Module, split: Split, s: QatSettings, epochs: int, teacher: torch.Tensor | None, progress: Progress
+) -> FineTune:
     """Insert fake quantisation into the warm-started `model` and fine-tune it."""
     t = time.perf_counter()
     idx_train = split.idx_train
@@ -202,7 +216,17 @@ def fine_tune(model: nn.Module, split: Split, s: QatSettings, epochs: int, teach
         prepared.train()
         forward(prepared, list(example))
     calibrate(prepared, cal_inputs)
-    last = train(prepared, split, epochs=epochs, lr=s.effective_lr_qat, s=s, phase="qat", progress=progress,
-                 qat=True, teacher=teacher, cal_inputs=cal_inputs)
+    last = train(
+        prepared,
+        split,
+        epochs=epochs,
+        lr=s.effective_lr_qat,
+        s=s,
+        phase="qat",
+        progress=progress,
+        qat=True,
+        teacher=teacher,
+        cal_inputs=cal_inputs,
+    )
     val = evaluate(prepared, split, s)
     return FineTune(prepared, last["train_loss"], val, cal_idx, time.perf_counter() - t)

@@ -27,12 +27,16 @@ def forward(model: nn.Module, xs: list) -> torch.Tensor:
 def build_model(factory: Callable, kwargs: dict, s: QatSettings) -> nn.Module:
     try:
         m = factory(**kwargs)
-    except Exception as e:  # noqa: BLE001 - the user's factory may raise anything
-        raise UserError(f"{s.source}: model.factory: {s.factory}({', '.join(f'{k}=' for k in kwargs)}) "
-                        f"raised {type(e).__name__}: {one_line(e, 160)}; fix model.kwargs") from None
+    except Exception as e:
+        raise UserError(
+            f"{s.source}: model.factory: {s.factory}({', '.join(f'{k}=' for k in kwargs)}) "
+            f"raised {type(e).__name__}: {one_line(e, 160)}; fix model.kwargs"
+        ) from None
     if not isinstance(m, nn.Module):
-        raise UserError(f"{s.source}: model.factory: {s.factory} returned {type(m).__name__}, not a "
-                        "torch.nn.Module; name an nn.Module class or a function returning one")
+        raise UserError(
+            f"{s.source}: model.factory: {s.factory} returned {type(m).__name__}, not a "
+            "torch.nn.Module; name an nn.Module class or a function returning one"
+        )
     return m
 
 
@@ -40,37 +44,46 @@ def load_init(model: nn.Module, s: QatSettings) -> None:
     """Start from the user's trained fp32 weights (a state_dict saved with torch.save)."""
     try:
         state = torch.load(s.init, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - unpickling raises many types
-        raise UserError(f"{s.source}: model.init: {s.init} is not a loadable state_dict ({type(e).__name__}: "
-                        f"{one_line(e, 160)}); save it with torch.save(model.state_dict(), path)") from None
+    except Exception as e:
+        raise UserError(
+            f"{s.source}: model.init: {s.init} is not a loadable state_dict ({type(e).__name__}: "
+            f"{one_line(e, 160)}); save it with torch.save(model.state_dict(), path)"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     try:
         model.load_state_dict(state)
-    except Exception as e:  # noqa: BLE001 - so do mismatched state_dicts
-        raise UserError(f"{s.source}: model.init: {s.init} does not fit {s.factory} "
-                        f"({one_line(e, 200)}); save the weights of the same architecture") from None
+    except Exception as e:
+        raise UserError(
+            f"{s.source}: model.init: {s.init} does not fit {s.factory} "
+            f"({one_line(e, 200)}); save the weights of the same architecture"
+        ) from None
 
 
 def generated(spec: DataSpec, s: QatSettings) -> TrainingData:
     fn = import_object(spec.generator, s.base_dir, key="data.generator", source=s.source)
     try:
         out = fn(spec.samples, torch.Generator().manual_seed(spec.seed))
-    except Exception as e:  # noqa: BLE001 - the user's generator may raise anything
-        raise UserError(f"{s.source}: data.generator: {spec.generator} raised {type(e).__name__}: "
-                        f"{one_line(e, 160)}; it is called as fn(samples, torch.Generator)") from None
+    except Exception as e:
+        raise UserError(
+            f"{s.source}: data.generator: {spec.generator} raised {type(e).__name__}: "
+            f"{one_line(e, 160)}; it is called as fn(samples, torch.Generator)"
+        ) from None
     if not isinstance(out, (tuple, list)) or len(out) < 2:
-        raise UserError(f"{s.source}: data.generator: {spec.generator} must return (*inputs, target), "
-                        f"got {type(out).__name__}")
-    arrays = [np.ascontiguousarray(np.asarray(t.detach().cpu() if torch.is_tensor(t) else t, dtype=np.float32))
-              for t in out]
+        raise UserError(
+            f"{s.source}: data.generator: {spec.generator} must return (*inputs, target), got {type(out).__name__}"
+        )
+    arrays = [
+        np.ascontiguousarray(np.asarray(t.detach().cpu() if torch.is_tensor(t) else t, dtype=np.float32)) for t in out
+    ]
     data = TrainingData(arrays[:-1], arrays[-1], f"generator {spec.generator}")
     check_counts(data, s.source)
     return data
 
 
-def load_inputs(s: QatSettings, factory: Callable | None,
-                data: TrainingData | None) -> tuple[Callable, TrainingData, QatSettings]:
+def load_inputs(
+    s: QatSettings, factory: Callable | None, data: TrainingData | None
+) -> tuple[Callable, TrainingData, QatSettings]:
     """The model factory and the training data (the caller's, or the config's), and the settings
     with the export's names and shapes resolved against that data."""
     factory = factory or import_object(s.factory, s.base_dir, key="model.factory", source=s.source)
@@ -90,8 +103,10 @@ def resolve_io(s: QatSettings, data: TrainingData) -> QatSettings:
         else:
             names = ("input",) if n_in == 1 else tuple(f"input_{i}" for i in range(n_in))
     if len(names) != n_in:
-        raise UserError(f"{s.source}: qat.input_names: {len(names)} name(s) but the data has {n_in} input(s); "
-                        "give one name per input")
+        raise UserError(
+            f"{s.source}: qat.input_names: {len(names)} name(s) but the data has {n_in} input(s); "
+            "give one name per input"
+        )
     outs = s.output_names or ("output",)
     if len(outs) != 1:
         raise UserError(f"{s.source}: qat.output_names: {len(outs)} names; QAT trains models with one output")
@@ -100,18 +115,27 @@ def resolve_io(s: QatSettings, data: TrainingData) -> QatSettings:
         axes = {n: {0: "batch"} for n in (*names, *outs)}
     unknown = sorted(set(axes) - set(names) - set(outs))
     if unknown:
-        raise UserError(f"{s.source}: qat.dynamic_axes.{unknown[0]}: names no input or output; "
-                        f"use one of {', '.join((*names, *outs))}")
+        raise UserError(
+            f"{s.source}: qat.dynamic_axes.{unknown[0]}: names no input or output; "
+            f"use one of {', '.join((*names, *outs))}"
+        )
     shapes = s.input_shapes
     if shapes is None:
         shapes = tuple((1, *a.shape[1:]) for a in data.inputs)
     if len(shapes) != n_in:
-        raise UserError(f"{s.source}: qat.input_shape: {len(shapes)} shape(s) for {n_in} data input(s); "
-                        "give one shape per input")
+        raise UserError(
+            f"{s.source}: qat.input_shape: {len(shapes)} shape(s) for {n_in} data input(s); give one shape per input"
+        )
     _check_shapes(s, data, names, shapes, axes)
     opset = s.opset if s.opset is not None else (18 if s.exporter == "dynamo" else 17)
-    return replace(s, input_names=tuple(names), output_names=tuple(outs), dynamic_axes=axes,
-                   input_shapes=tuple(tuple(x) for x in shapes), opset=opset)
+    return replace(
+        s,
+        input_names=tuple(names),
+        output_names=tuple(outs),
+        dynamic_axes=axes,
+        input_shapes=tuple(tuple(x) for x in shapes),
+        opset=opset,
+    )
 
 
 def _check_shapes(s: QatSettings, data: TrainingData, names: tuple, shapes: tuple, axes: dict) -> None:
@@ -121,8 +145,10 @@ def _check_shapes(s: QatSettings, data: TrainingData, names: tuple, shapes: tupl
         dyn = set(axes.get(name, {}))
         key = s.data.inputs[i] if s.data.path is not None else f"#{i}"
         if len(per) != len(shape) - 1 or any(d != w for j, (d, w) in enumerate(zip(per, shape[1:]), 1) if j not in dyn):
-            raise UserError(f"{s.source}: data.inputs[{i}]: '{key}' has per-sample shape {list(per)}, but "
-                            f"qat input '{name}' is {list(shape)} (batch first); fix the data or qat.input_shape")
+            raise UserError(
+                f"{s.source}: data.inputs[{i}]: '{key}' has per-sample shape {list(per)}, but "
+                f"qat input '{name}' is {list(shape)} (batch first); fix the data or qat.input_shape"
+            )
 
 
 def check_forward(model: nn.Module, s: QatSettings, data: TrainingData) -> None:
@@ -131,16 +157,20 @@ def check_forward(model: nn.Module, s: QatSettings, data: TrainingData) -> None:
     try:
         with torch.no_grad():
             y = forward(model, xs)
-    except Exception as e:  # noqa: BLE001 - the user's forward() may raise anything
+    except Exception as e:
         shapes = ", ".join(str(list(x.shape)) for x in xs)
-        raise UserError(f"{s.source}: data: {s.factory} fails on a batch of the data (inputs {shapes}): "
-                        f"{type(e).__name__}: {one_line(e, 200)}; match data.inputs to forward()") from None
+        raise UserError(
+            f"{s.source}: data: {s.factory} fails on a batch of the data (inputs {shapes}): "
+            f"{type(e).__name__}: {one_line(e, 200)}; match data.inputs to forward()"
+        ) from None
     if not torch.is_tensor(y):
         raise UserError(f"{s.source}: model.factory: forward() returns {type(y).__name__}; QAT needs one tensor output")
     want = data.target.shape[1:]
     if tuple(y.shape[1:]) != tuple(want) or y.shape[0] != 2:
-        raise UserError(f"{s.source}: data.target: per-sample shape {list(want)}, but the model's output per "
-                        f"sample is {list(y.shape[1:])}; reshape the target to match the output")
+        raise UserError(
+            f"{s.source}: data.target: per-sample shape {list(want)}, but the model's output per "
+            f"sample is {list(y.shape[1:])}; reshape the target to match the output"
+        )
 
 
 def checked_model(factory: Callable, s: QatSettings, data: TrainingData) -> nn.Module:

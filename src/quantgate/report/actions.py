@@ -20,6 +20,7 @@ SUMMARY_LIMIT = 1024 * 1024
 
 # --- workflow commands (annotations) ------------------------------------------------------
 
+
 def escape_data(text: str) -> str:
     """A workflow command's message: %, CR and LF must be escaped."""
     return str(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
@@ -45,8 +46,7 @@ def annotation_for(row: Row, registry_file: str | None) -> str:
     if row.status == "fail":
         title = f"quantgate: {row.id} is over its accuracy budget"
         if row.drop is not None:
-            detail = (f"drop {_num(row.drop, '.6f')} > budget {_num(row.budget, '.4f')} "
-                      f"(PLCC {_num(row.plcc, '.6f')})")
+            detail = f"drop {_num(row.drop, '.6f')} > budget {_num(row.budget, '.4f')} (PLCC {_num(row.plcc, '.6f')})"
         else:  # judged failed without a drop figure, e.g. an output quantisation collapsed
             detail = row.reason or f"over budget {_num(row.budget, '.4f')}"
         message = f"{row.id} ({row.mode}): {detail}"
@@ -54,8 +54,9 @@ def annotation_for(row: Row, registry_file: str | None) -> str:
         title = f"quantgate: {row.id} could not be judged"
         message = f"{row.id} ({row.mode}): {row.reason or 'no reason given'}"
     line = row.registry_line
-    return workflow_command("error", message, file=registry_file,
-                            line=line if isinstance(line, int) and line > 0 else None, title=title)
+    return workflow_command(
+        "error", message, file=registry_file, line=line if isinstance(line, int) and line > 0 else None, title=title
+    )
 
 
 def annotations(results: Results, registry_file: str | None, *, limit: int = MAX_ANNOTATIONS) -> list[str]:
@@ -65,23 +66,35 @@ def annotations(results: Results, registry_file: str | None, *, limit: int = MAX
     bad.sort(key=lambda r: (r.status != "fail", r.registry_line or 0, r.id))
     lines = [annotation_for(r, registry_file) for r in bad[:limit]]
     if len(bad) > limit:
-        lines.append(workflow_command(
-            "notice", f"{len(bad)} models failed or could not be judged; only the first {limit} "
-                      "are annotated (GitHub shows at most 10 per step). The job summary lists all.",
-            title="quantgate: more models than annotations"))
+        lines.append(
+            workflow_command(
+                "notice",
+                f"{len(bad)} models failed or could not be judged; only the first {limit} "
+                "are annotated (GitHub shows at most 10 per step). The job summary lists all.",
+                title="quantgate: more models than annotations",
+            )
+        )
     return lines
 
 
 # --- step outputs -------------------------------------------------------------------------
 
-OUTPUT_NAMES = ("verdict", "passed", "failed", "errored", "skipped", "total", "worst_drop",
-                "results_path", "markdown_path")
+OUTPUT_NAMES = (
+    "verdict",
+    "passed",
+    "failed",
+    "errored",
+    "skipped",
+    "total",
+    "worst_drop",
+    "results_path",
+    "markdown_path",
+)
 # set by the entrypoint from `quantgate comment --outcome-json`: what happened, and the link
 COMMENT_OUTPUT_NAMES = ("comment", "comment_url")
 
 
-def outputs_from_results(results: Results | None, *, results_path: str = "",
-                         markdown_path: str = "") -> dict[str, str]:
+def outputs_from_results(results: Results | None, *, results_path: str = "", markdown_path: str = "") -> dict[str, str]:
     """The action's outputs as strings; an unusable run (no results) reports verdict `error`."""
     if results is None:
         out = dict.fromkeys(OUTPUT_NAMES, "")
@@ -125,6 +138,7 @@ def write_outputs(path: str | os.PathLike, outputs: dict[str, str]) -> None:
 
 # --- job summary --------------------------------------------------------------------------
 
+
 def fit_summary(markdown: str, room: int, note: str) -> tuple[str, bool]:
     """`markdown` cut at a line boundary so that it and `note` fit in `room` bytes."""
     data = markdown if markdown.endswith("\n") else markdown + "\n"
@@ -142,8 +156,9 @@ def fit_summary(markdown: str, room: int, note: str) -> tuple[str, bool]:
     return "".join(kept) + tail, True
 
 
-def append_summary(path: str | os.PathLike, markdown: str, *, limit: int = SUMMARY_LIMIT,
-                   full_copy: str | None = None) -> bool:
+def append_summary(
+    path: str | os.PathLike, markdown: str, *, limit: int = SUMMARY_LIMIT, full_copy: str | None = None
+) -> bool:
     """Append the table to `$GITHUB_STEP_SUMMARY`, keeping the step under GitHub's size limit.
 
     Returns True when it had to be shortened; the note then names `full_copy` (the markdown
@@ -152,8 +167,10 @@ def append_summary(path: str | os.PathLike, markdown: str, *, limit: int = SUMMA
     p = Path(path)
     used = p.stat().st_size if p.exists() else 0
     where = f"`{full_copy}`" if full_copy else "the results JSON"
-    note = (f"_The table was cut here: the job summary of a step holds at most {limit // 1024} KiB. "
-            f"The full table is in {where}._")
+    note = (
+        f"_The table was cut here: the job summary of a step holds at most {limit // 1024} KiB. "
+        f"The full table is in {where}._"
+    )
     text, cut = fit_summary(markdown, max(limit - used - 2, 0), note)
     with open(p, "a", encoding="utf-8") as f:
         f.write(("\n" if used else "") + text)
@@ -163,4 +180,3 @@ def append_summary(path: str | os.PathLike, markdown: str, *, limit: int = SUMMA
 def error_summary(message: str) -> str:
     """The job summary when no results exist (the registry or an input was unusable)."""
     return f"### ⚠️ quantgate: could not run the gate\n\n```\n{message}\n```\n"
-

@@ -68,7 +68,7 @@ def num(v, places: int = 4) -> str:
         return "—"
     if v == 0:
         return "0"
-    s = f"{v:.{places}f}" if abs(v) >= 10 ** -places else f"{v:.1e}"
+    s = f"{v:.{places}f}" if abs(v) >= 10**-places else f"{v:.1e}"
     return s.replace("-", "−", 1) if s.startswith("-") else s
 
 
@@ -109,25 +109,37 @@ def headline(results: Results) -> str:
     """The first visible line: verdict, then counts in the reader's words, then the worst drop."""
     c = results.counts.to_json()
     verdict = results.verdict
-    head = {"pass": "✅ **quantgate: pass**", "fail": "❌ **quantgate: fail**",
-            "error": "⚠️ **quantgate: error**"}.get(verdict, f"quantgate: {cell(verdict)}")
-    parts = [f"{c.get(k, 0)} {w}" for k, w in (("fail", "over budget"), ("error", "could not be judged"),
-                                                  ("pass", "within budget"), ("skipped", "skipped (fp32)"))
-             if c.get(k)]
+    head = {"pass": "✅ **quantgate: pass**", "fail": "❌ **quantgate: fail**", "error": "⚠️ **quantgate: error**"}.get(
+        verdict, f"quantgate: {cell(verdict)}"
+    )
+    parts = [
+        f"{c.get(k, 0)} {w}"
+        for k, w in (
+            ("fail", "over budget"),
+            ("error", "could not be judged"),
+            ("pass", "within budget"),
+            ("skipped", "skipped (fp32)"),
+        )
+        if c.get(k)
+    ]
     worst = results.worst_drop
     tail = f"; worst drop {num(worst)}" if worst is not None else ""
     return f"{head} — {', '.join(parts) or 'no models'}{tail}"
 
 
-TABLE_HEAD = ("| | model | mode | drop | budget | headroom | PLCC | max err | KiB fp32→int8 |\n"
-              "|:-:|---|---|--:|--:|--:|--:|--:|--:|")
+TABLE_HEAD = (
+    "| | model | mode | drop | budget | headroom | PLCC | max err | KiB fp32→int8 |\n"
+    "|:-:|---|---|--:|--:|--:|--:|--:|--:|"
+)
 
 
 def table_row(r: Row) -> str:
-    return (f"| {ICON.get(r.status, '?')} | {code(r.id[:80])} | "
-            f"{cell(r.mode)} | {num(r.drop)} | {budget_str(r.budget)} | "
-            f"{num(r.headroom)} | {num(r.plcc)} | {err_str(r.max_abs_error)} | "
-            f"{size_str(r.fp32_bytes, r.int8_bytes)} |")
+    return (
+        f"| {ICON.get(r.status, '?')} | {code(r.id[:80])} | "
+        f"{cell(r.mode)} | {num(r.drop)} | {budget_str(r.budget)} | "
+        f"{num(r.headroom)} | {num(r.plcc)} | {err_str(r.max_abs_error)} | "
+        f"{size_str(r.fp32_bytes, r.int8_bytes)} |"
+    )
 
 
 def reason_line(r: Row, limit: int = 300) -> str:
@@ -148,12 +160,15 @@ def reproduce_commands(results: Results, image: str | None = None) -> list[str]:
     if isinstance(commit, str) and re.fullmatch(r"[0-9a-f]{7,40}", commit):
         cmds.append(f"git checkout {commit}")
     gate = " ".join(shlex.quote(a) for a in ["gate", *args, *selection])
-    cmds.append(f"pip install 'quantgate=={version}' && quantgate {gate}"
-                if version != "latest" else f"quantgate {gate}")
+    cmds.append(
+        f"pip install 'quantgate=={version}' && quantgate {gate}" if version != "latest" else f"quantgate {gate}"
+    )
     # The image's entrypoint takes the action's inputs as options (no `gate` word, --models).
     action = [*args, *(["--models", ",".join(selection)] if selection else [])]
-    cmds.append(f'docker run --rm -v "$PWD:/github/workspace" -w /github/workspace '
-                f"{shlex.quote(image)} {' '.join(shlex.quote(a) for a in action)}")
+    cmds.append(
+        f'docker run --rm -v "$PWD:/github/workspace" -w /github/workspace '
+        f"{shlex.quote(image)} {' '.join(shlex.quote(a) for a in action)}"
+    )
     return cmds
 
 
@@ -178,21 +193,23 @@ def provenance_block(results: Results, image: str | None = None) -> str:
     if v:
         lines.append("- versions: " + ", ".join(f"{cell(k)} {cell(val)}" for k, val in v.items()))
     if cpu:
-        lines.append(f"- CPU: {cell(cpu.get('model', '?'))} ({cell(cpu.get('arch', '?'))}, "
-                     f"{cpu.get('logical_cores', '?')} cores); int8 features: {cell(feats)}")
+        lines.append(
+            f"- CPU: {cell(cpu.get('model', '?'))} ({cell(cpu.get('arch', '?'))}, "
+            f"{cpu.get('logical_cores', '?')} cores); int8 features: {cell(feats)}"
+        )
     if osi:
         lines.append(f"- OS: {cell(osi.get('platform') or osi.get('system') or '?')}")
     if git.get("commit"):
         dirty = " (dirty)" if git.get("dirty") else ""
         lines.append(f"- commit: {code(str(git['commit'])[:40])}{dirty}")
     lines.append("- " + cell(method_line(results)))
-    lines += ["", "Reproduce locally:", "", "```sh", *reproduce_commands(results, image), "```", "",
-              "</details>"]
+    lines += ["", "Reproduce locally:", "", "```sh", *reproduce_commands(results, image), "```", "", "</details>"]
     return "\n".join(lines)
 
 
-def render_comment(results: Results, *, max_chars: int = DEFAULT_MAX, env: dict | None = None,
-                   image: str | None = None) -> str:
+def render_comment(
+    results: Results, *, max_chars: int = DEFAULT_MAX, env: dict | None = None, image: str | None = None
+) -> str:
     """The whole comment, at most `max_chars` UTF-8 bytes."""
     url = run_url(env)
     rows = sorted_rows(results)
@@ -227,8 +244,10 @@ def render_comment(results: Results, *, max_chars: int = DEFAULT_MAX, env: dict 
 def _pointer(cut: int, rows: list[Row], url: str | None) -> str:
     passing = sum(r.status in ("pass", "skipped") for r in rows)
     where = f"the [job summary]({url})" if url else "the job summary"
-    return (f"_{cut} more model(s) not shown ({passing} of them passing or skipped) to stay under "
-            f"GitHub's comment limit; {where} has the full table._")
+    return (
+        f"_{cut} more model(s) not shown ({passing} of them passing or skipped) to stay under "
+        f"GitHub's comment limit; {where} has the full table._"
+    )
 
 
 def _assemble(top: list[str], rows: list[Row], n: int, tail: list[str], url: str | None) -> str:

@@ -28,8 +28,10 @@ def sorted_rows(results: Results) -> list[Row]:
 
 
 def render_table(rows: list[Row]) -> str:
-    head = ("| model | status | mode | drop | budget | headroom | PLCC | worst abs err | SQNR dB | size fp32 → int8 |\n"
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---|")
+    head = (
+        "| model | status | mode | drop | budget | headroom | PLCC | worst abs err | SQNR dB | size fp32 → int8 |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|"
+    )
     lines = [head]
     for r in rows:
         sqnr = "∞" if r.sqnr_db is None and r.drop == 0.0 else fmt_num(r.sqnr_db, ".1f")
@@ -44,9 +46,11 @@ def render_table(rows: list[Row]) -> str:
 
 def headline(results: Results) -> str:
     c = results.counts
-    word = {"pass": "✅ quantgate: every gated model is within its budget",
-            "fail": "❌ quantgate: a model is over its accuracy budget",
-            "error": "⚠️ quantgate: a model could not be judged"}[results.verdict]
+    word = {
+        "pass": "✅ quantgate: every gated model is within its budget",
+        "fail": "❌ quantgate: a model is over its accuracy budget",
+        "error": "⚠️ quantgate: a model could not be judged",
+    }[results.verdict]
     return f"{word} — {c.passed} passed, {c.failed} failed, {c.errored} errored, {c.skipped} skipped"
 
 
@@ -66,8 +70,7 @@ def render_markdown(results: Results) -> str:
 def method_line(results: Results) -> str:
     """How the figures were measured, in one sentence (the table footer and the comment)."""
     s = results.settings
-    eval_sets = [r.id for r in results.models if r.inputs
-                 and str(r.inputs[0].get("source", "")).startswith("eval set")]
+    eval_sets = [r.id for r in results.models if r.inputs and str(r.inputs[0].get("source", "")).startswith("eval set")]
     where = f"{s.get('samples', '?')} drawn samples (seed {s.get('seed', '?')})"
     if eval_sets:
         where += f", or its eval set for {', '.join(eval_sets)}"

@@ -21,16 +21,30 @@ from .base import Bad, Source, kind_of, nonfinite, parse_map
 from .images import IMAGE_SUFFIXES, folder_digest, image_files, image_source
 from .parquet import parquet_source
 
-__all__ = ["IMAGE_SUFFIXES", "Bad", "Source", "array_source", "folder_digest", "image_files", "image_source",
-           "kind_of", "nonfinite", "open_source", "parquet_source", "parse_map"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "Bad",
+    "Source",
+    "array_source",
+    "folder_digest",
+    "image_files",
+    "image_source",
+    "kind_of",
+    "nonfinite",
+    "open_source",
+    "parquet_source",
+    "parse_map",
+]
 
 
 def open_source(path: Path, slots: list[Slot], *, columns=(), maps=(), image: ImageOptions | None = None) -> Source:
     kind = kind_of(path)
     pairs = parse_map(maps, slots)
     if columns and pairs:
-        raise UserError("--columns and --map exclude each other: --columns orders the columns of a "
-                        "single input, --map COL=INPUT (repeated, in order) assigns columns to inputs")
+        raise UserError(
+            "--columns and --map exclude each other: --columns orders the columns of a "
+            "single input, --map COL=INPUT (repeated, in order) assigns columns to inputs"
+        )
     if kind != "parquet" and columns:
         raise UserError(f"{path}: --columns picks parquet columns; this source is {kind}")
     if kind == "parquet":
@@ -38,6 +52,7 @@ def open_source(path: Path, slots: list[Slot], *, columns=(), maps=(), image: Im
     if kind in ("npy", "npz"):
         return array_source(path, kind, slots, pairs)
     if pairs:
-        raise UserError(f"{path}: --map assigns parquet columns or .npz keys; an image folder feeds "
-                        "the model's one image input")
+        raise UserError(
+            f"{path}: --map assigns parquet columns or .npz keys; an image folder feeds the model's one image input"
+        )
     return image_source(path, slots, image)

@@ -15,13 +15,19 @@ from .base import Source, check_numeric, eager, nonfinite, same_rows
 
 def array_source(path: Path, kind: str, slots: list[Slot], pairs) -> Source:
     # the content decides, not the name: a .npy saved as .npz (or the reverse) reads as what it is
-    arrays = read_npz(path, what="source", missing_fix="pass --from a .parquet, .npy or .npz file or a folder "
-                      "of images", lone_npy=True)
+    arrays = read_npz(
+        path,
+        what="source",
+        missing_fix="pass --from a .parquet, .npy or .npz file or a folder of images",
+        lone_npy=True,
+    )
     names = [s.name for s in slots]
     if "" in arrays:  # a single .npy array
         if len(slots) != 1:
-            raise UserError(f"{path}: one .npy array cannot feed {len(slots)} inputs ({', '.join(names)}); "
-                            "save an .npz with one array per input name")
+            raise UserError(
+                f"{path}: one .npy array cannot feed {len(slots)} inputs ({', '.join(names)}); "
+                "save an .npz with one array per input name"
+            )
         if pairs:
             raise UserError(f"{path}: --map names .npz keys or parquet columns; a .npy holds one array")
         chosen = {names[0]: ""}
@@ -31,17 +37,21 @@ def array_source(path: Path, kind: str, slots: list[Slot], pairs) -> Source:
             if key not in arrays:
                 raise UserError(f"{path}: --map {key}={inp}: no array '{key}' (keys: {', '.join(sorted(arrays))})")
             if inp in chosen:
-                raise UserError(f"{path}: --map gives input '{inp}' two arrays ('{chosen[inp]}', '{key}'); "
-                                "an .npz array feeds one input whole")
+                raise UserError(
+                    f"{path}: --map gives input '{inp}' two arrays ('{chosen[inp]}', '{key}'); "
+                    "an .npz array feeds one input whole"
+                )
             chosen[inp] = key
         for n in names:
             if n not in chosen and n in arrays:
                 chosen[n] = n
         missing = [n for n in names if n not in chosen]
         if missing:
-            raise UserError(f"{path}: no array for input(s) {', '.join(missing)} (keys: "
-                            f"{', '.join(sorted(arrays)) or 'none'}); name the arrays after the inputs "
-                            "or pass --map KEY=INPUT")
+            raise UserError(
+                f"{path}: no array for input(s) {', '.join(missing)} (keys: "
+                f"{', '.join(sorted(arrays)) or 'none'}); name the arrays after the inputs "
+                "or pass --map KEY=INPUT"
+            )
     out, bad, counts = {}, [], {}
     for s in slots:
         key = chosen[s.name]
@@ -57,6 +67,13 @@ def array_source(path: Path, kind: str, slots: list[Slot], pairs) -> Source:
         bad += nonfinite(arr, f"array '{key or s.name}'")
         counts[s.name] = len(arr)
     used = set(chosen.values())
-    return Source(kind, path, sha256_file(path), same_rows(counts, path),
-                  {k: [v or "(the .npy array)"] for k, v in chosen.items()}, eager(out), bad,
-                  {"keys": sorted(k for k in arrays if k), "ignored_keys": sorted(k for k in arrays if k and k not in used)})
+    return Source(
+        kind,
+        path,
+        sha256_file(path),
+        same_rows(counts, path),
+        {k: [v or "(the .npy array)"] for k, v in chosen.items()},
+        eager(out),
+        bad,
+        {"keys": sorted(k for k in arrays if k), "ignored_keys": sorted(k for k in arrays if k and k not in used)},
+    )

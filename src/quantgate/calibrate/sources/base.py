@@ -19,18 +19,18 @@ from ..layout import Slot
 class Bad:
     """Rows of the source that hold a value a calibration set cannot: why and where."""
 
-    reason: str        # "null", "nan" or "inf"
-    where: str         # "column 'f2'", "array 'x'"
-    mask: np.ndarray   # [rows] bool
+    reason: str  # "null", "nan" or "inf"
+    where: str  # "column 'f2'", "array 'x'"
+    mask: np.ndarray  # [rows] bool
 
 
 @dataclass
 class Source:
-    kind: str                           # parquet | npz | npy | images
+    kind: str  # parquet | npz | npy | images
     path: Path
     sha256: str
     rows: int
-    mapping: dict[str, list[str]]       # input name -> the columns / keys that feed it
+    mapping: dict[str, list[str]]  # input name -> the columns / keys that feed it
     take: Callable[[np.ndarray], dict[str, np.ndarray]]
     bad: list[Bad] = field(default_factory=list)
     details: dict = field(default_factory=dict)
@@ -68,11 +68,13 @@ def kind_of(path: Path) -> str:
         return "npy"
     if head[:2] == b"PK":
         return "npz"
-    raise UserError(f"{path}: cannot tell what this source is; give a .parquet, .npy or .npz file "
-                    "or a folder of PNG/JPEG images")
+    raise UserError(
+        f"{path}: cannot tell what this source is; give a .parquet, .npy or .npz file or a folder of PNG/JPEG images"
+    )
 
 
 # -- row checks shared by the kinds -------------------------------------------------------------
+
 
 def nonfinite(values: np.ndarray, where: str) -> list[Bad]:
     if values.dtype.kind != "f" or not len(values):
@@ -95,8 +97,10 @@ def check_numeric(arr: np.ndarray, where: str) -> None:
 
 def same_rows(counts: dict[str, int], path: Path) -> int:
     if len(set(counts.values())) > 1:
-        raise UserError(f"{path}: inputs get different row counts "
-                        f"({', '.join(f'{k}={v}' for k, v in counts.items())}); give every input the same rows")
+        raise UserError(
+            f"{path}: inputs get different row counts "
+            f"({', '.join(f'{k}={v}' for k, v in counts.items())}); give every input the same rows"
+        )
     return next(iter(counts.values()))
 
 

@@ -44,12 +44,16 @@ def folder_digest(files: list[Path]) -> str:
 
 def _plan(folder: Path, slots: list[Slot], opts: ImageOptions) -> tuple[Slot, int, int, int]:
     if len(slots) != 1:
-        raise UserError(f"{folder}: an image folder feeds one input; the model has {len(slots)} "
-                        f"({', '.join(s.name for s in slots)}); use a parquet cache or an .npz")
+        raise UserError(
+            f"{folder}: an image folder feeds one input; the model has {len(slots)} "
+            f"({', '.join(s.name for s in slots)}); use a parquet cache or an .npz"
+        )
     s = slots[0]
     if len(s.template) != 3:
-        raise UserError(f"{folder}: input {s.describe()} is not an NCHW image input; an image folder "
-                        "feeds inputs shaped [batch, channels, height, width]")
+        raise UserError(
+            f"{folder}: input {s.describe()} is not an NCHW image input; an image folder "
+            "feeds inputs shaped [batch, channels, height, width]"
+        )
     if s.sig.dtype.kind not in "fu":
         raise UserError(f"{folder}: input {s.describe()} is {s.sig.dtype}; images feed float or uint8 inputs")
     c_model, h_model, w_model = s.template
@@ -62,8 +66,10 @@ def _plan(folder: Path, slots: list[Slot], opts: ImageOptions) -> tuple[Slot, in
         raise UserError(f"--channels {c}: images convert to 1 (grey), 3 (RGB) or 4 (RGBA) channels")
     h, w = opts.size or (h_model, w_model)
     if h is None or w is None:
-        raise UserError(f"{folder}: input {s.describe()} leaves height/width open; pass --size HxW "
-                        "(or --dim NAME=VALUE for each open dim)")
+        raise UserError(
+            f"{folder}: input {s.describe()} leaves height/width open; pass --size HxW "
+            "(or --dim NAME=VALUE for each open dim)"
+        )
     for got, want, what in ((h, h_model, "height"), (w, w_model, "width")):
         if want is not None and got != want:
             raise UserError(f"--size {h}x{w}: input {s.describe()} has {what} {want}")
@@ -83,8 +89,10 @@ def image_source(folder: Path, slots: list[Slot], opts: ImageOptions | None) -> 
     s, c, h, w = _plan(folder, slots, opts)
     files, other = image_files(folder)
     if not files:
-        raise UserError(f"{folder}: holds no PNG/JPEG images ({', '.join(IMAGE_SUFFIXES)}); "
-                        "put the images in the folder itself (subfolders are not read)")
+        raise UserError(
+            f"{folder}: holds no PNG/JPEG images ({', '.join(IMAGE_SUFFIXES)}); "
+            "put the images in the folder itself (subfolders are not read)"
+        )
     mean = np.asarray(opts.mean, dtype=np.float32).reshape(-1, 1, 1) if opts.mean else None
     std = np.asarray(opts.std, dtype=np.float32).reshape(-1, 1, 1) if opts.std else None
 
@@ -101,10 +109,13 @@ def image_source(folder: Path, slots: list[Slot], opts: ImageOptions | None) -> 
             out[j] = x
         return {s.name: out}
 
-    details = {"files": len(files), "other_files_ignored": other,
-               "options": {**opts.to_json(), "channels": c, "size": [h, w]},
-               "first_file": files[0].name, "last_file": files[-1].name}
-    src = Source("images", folder, folder_digest(files), len(files), {s.name: [f"{folder.name}/*"]}, take,
-                 [], details)
+    details = {
+        "files": len(files),
+        "other_files_ignored": other,
+        "options": {**opts.to_json(), "channels": c, "size": [h, w]},
+        "first_file": files[0].name,
+        "last_file": files[-1].name,
+    }
+    src = Source("images", folder, folder_digest(files), len(files), {s.name: [f"{folder.name}/*"]}, take, [], details)
     src.details["file_names"] = [p.name for p in files]
     return src

@@ -22,25 +22,32 @@ def parquet_source(path: Path, slots: list[Slot], columns: list[str], pairs) -> 
         pf = pq.ParquetFile(str(path))
         schema = pf.schema_arrow
     except (pa.ArrowException, OSError, ValueError) as e:
-        raise UserError(f"{path}: not a parquet file ({one_line(e, 160)}); "
-                        "write the feature cache with pyarrow or pandas .to_parquet") from None
+        raise UserError(
+            f"{path}: not a parquet file ({one_line(e, 160)}); "
+            "write the feature cache with pyarrow or pandas .to_parquet"
+        ) from None
     have = list(schema.names)
     kinds = {n: _column_kind(pa, schema.field(n).type) for n in have}
     mapping = _parquet_mapping(path, slots, columns, pairs, have, kinds)
     needed = list(dict.fromkeys(c for cols in mapping.values() for c in cols))
     missing = [c for c in needed if c not in kinds]
     if missing:
-        raise UserError(f"{path}: no column(s) {', '.join(repr(c) for c in missing)} (columns: "
-                        f"{', '.join(have)}); fix --columns/--map")
+        raise UserError(
+            f"{path}: no column(s) {', '.join(repr(c) for c in missing)} (columns: "
+            f"{', '.join(have)}); fix --columns/--map"
+        )
     for c in needed:
         if kinds[c] is None:
-            raise UserError(f"{path}: column '{c}' is {schema.field(c).type}; calibration columns must be "
-                            "numbers or lists of numbers")
+            raise UserError(
+                f"{path}: column '{c}' is {schema.field(c).type}; calibration columns must be "
+                "numbers or lists of numbers"
+            )
     try:
         table = pf.read(columns=needed)
     except (pa.ArrowException, OSError, ValueError) as e:
-        raise UserError(f"{path}: cannot read columns {', '.join(needed)} "
-                        f"({one_line(e, 160)}); rewrite the cache") from None
+        raise UserError(
+            f"{path}: cannot read columns {', '.join(needed)} ({one_line(e, 160)}); rewrite the cache"
+        ) from None
     rows = table.num_rows
     if rows == 0:
         raise UserError(f"{path}: holds no rows; a calibration set needs at least one sample")
@@ -58,20 +65,40 @@ def parquet_source(path: Path, slots: list[Slot], columns: list[str], pairs) -> 
         if len(cols) == 1:
             data = values[cols[0]]
         else:
-            data = np.concatenate([values[c].reshape(rows, -1).astype(np.float64) if values[c].dtype.kind == "f"
-                                   else values[c].reshape(rows, -1) for c in cols], axis=1)
-        fix = (f"pick the columns with {'--map COL=' + s.name if len(slots) > 1 else '--columns'}"
-               if all(kinds[c] == "scalar" for c in cols) else None)
+            data = np.concatenate(
+                [
+                    values[c].reshape(rows, -1).astype(np.float64)
+                    if values[c].dtype.kind == "f"
+                    else values[c].reshape(rows, -1)
+                    for c in cols
+                ],
+                axis=1,
+            )
+        fix = (
+            f"pick the columns with {'--map COL=' + s.name if len(slots) > 1 else '--columns'}"
+            if all(kinds[c] == "scalar" for c in cols)
+            else None
+        )
         sample = fit(s, data.shape[1:], where, fix=fix)
         out[s.name] = data.reshape((rows,) + sample)
-    return Source("parquet", path, sha256_file(path), rows, mapping, eager(out), bad,
-                  {"columns": have, "row_groups": pf.metadata.num_row_groups})
+    return Source(
+        "parquet",
+        path,
+        sha256_file(path),
+        rows,
+        mapping,
+        eager(out),
+        bad,
+        {"columns": have, "row_groups": pf.metadata.num_row_groups},
+    )
 
 
 def _column_kind(pa, t) -> str | None:
     """'scalar', 'array' or None (not usable) for an arrow type."""
+
     def numeric(x):
         return pa.types.is_integer(x) or pa.types.is_floating(x) or pa.types.is_boolean(x)
+
     if numeric(t):
         return "scalar"
     depth = 0
@@ -85,8 +112,10 @@ def _parquet_mapping(path, slots, columns, pairs, have, kinds) -> dict[str, list
     names = [s.name for s in slots]
     if columns:
         if len(slots) != 1:
-            raise UserError(f"{path}: the model has {len(slots)} inputs ({', '.join(names)}); --columns "
-                            "fills a single input, assign columns with --map COL=INPUT instead")
+            raise UserError(
+                f"{path}: the model has {len(slots)} inputs ({', '.join(names)}); --columns "
+                "fills a single input, assign columns with --map COL=INPUT instead"
+            )
         return {names[0]: list(columns)}
     mapping: dict[str, list[str]] = {}
     for col, inp in pairs:
@@ -103,12 +132,16 @@ def _parquet_mapping(path, slots, columns, pairs, have, kinds) -> dict[str, list
             return {names[0]: arrays}
         if not arrays and scalars:
             return {names[0]: scalars}
-        raise UserError(f"{path}: cannot tell which columns feed input '{names[0]}' (array columns: "
-                        f"{', '.join(arrays) or 'none'}; scalar columns: {', '.join(scalars) or 'none'}); "
-                        "pick them with --columns")
+        raise UserError(
+            f"{path}: cannot tell which columns feed input '{names[0]}' (array columns: "
+            f"{', '.join(arrays) or 'none'}; scalar columns: {', '.join(scalars) or 'none'}); "
+            "pick them with --columns"
+        )
     missing = [n for n in names if n not in mapping]
-    raise UserError(f"{path}: no column(s) for input(s) {', '.join(missing)} (columns: {', '.join(have)}); "
-                    "name columns after the inputs or pass --map COL=INPUT")
+    raise UserError(
+        f"{path}: no column(s) for input(s) {', '.join(missing)} (columns: {', '.join(have)}); "
+        "name columns after the inputs or pass --map COL=INPUT"
+    )
 
 
 def _column_values(pa, chunked, where: str, rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -119,8 +152,7 @@ def _column_values(pa, chunked, where: str, rows: int) -> tuple[np.ndarray, np.n
     if isinstance(arr, pa.ChunkedArray):  # zero chunks
         arr = pa.array([], type=chunked.type)
     row_null = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)
-            or pa.types.is_fixed_size_list(arr.type)):
+    if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type) or pa.types.is_fixed_size_list(arr.type)):
         vals = pc.fill_null(arr, False if pa.types.is_boolean(arr.type) else 0) if row_null.any() else arr
         return np.asarray(vals.to_numpy(zero_copy_only=False)), row_null
     keep = np.flatnonzero(~row_null)
@@ -138,8 +170,10 @@ def _column_values(pa, chunked, where: str, rows: int) -> tuple[np.ndarray, np.n
             odd = np.flatnonzero(lengths != lengths[0])
             if len(odd):
                 a, b = int(keep[parents[0]]), int(keep[parents[odd[0]]])
-                raise UserError(f"{where}: row {b} has {lengths[odd[0]]} values where row {a} has "
-                                f"{lengths[0]}; every row needs the same width")
+                raise UserError(
+                    f"{where}: row {b} has {lengths[odd[0]]} values where row {a} has "
+                    f"{lengths[0]}; every row needs the same width"
+                )
             shape.append(int(lengths[0]))
         else:
             shape.append(0)
