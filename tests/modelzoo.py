@@ -8,6 +8,7 @@ docstring of each says what makes it awkward for a quantiser or a gate.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,7 @@ def _mlp_graph(
 ) -> onnx.GraphProto:
     """MatMul/Add layers with Relu between them; input [1, sizes[0]], output [1, sizes[-1]]."""
     nodes, inits, cur = [], [], in_name
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         last = i == len(sizes) - 2
         inits += [_weights(rng, (a, b), f"W{i}"), _weights(rng, (b,), f"B{i}")]
         nodes.append(helper.make_node("MatMul", [cur, f"W{i}"], [f"mm{i}"]))

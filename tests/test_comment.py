@@ -233,7 +233,7 @@ def test_reproduce_commands_keep_selection_and_drop_output_files(results):
         argv=["quantgate", "gate", "tight_mlp", "good_mlp", "--out-json", "/tmp/x.json"],
     )
     cmds = reproduce_commands(picked, image="ghcr.io/octo/quantgate:0.1.0")
-    gate = [c for c in cmds if c.startswith("pip install")][0]
+    gate = next(c for c in cmds if c.startswith("pip install"))
     assert gate.endswith("quantgate gate --registry model/registry.json --samples 4 --seed 0 tight_mlp good_mlp")
     assert cmds[-1] == (
         'docker run --rm -v "$PWD:/github/workspace" -w /github/workspace '
@@ -315,7 +315,7 @@ def test_recreate_deletes_ours_and_duplicates_are_cleaned_in_update(gh, results)
         ("POST", f"/repos/{REPO}/issues/{PR}/comments"),
     ]
     left = gh.comments_on(REPO, PR)
-    assert [c["id"] for c in left][0] == f["id"] and len(left) == 2 and left[1]["id"] > f["id"]
+    assert next(c["id"] for c in left) == f["id"] and len(left) == 2 and left[1]["id"] > f["id"]
 
 
 def test_github_token_identity_is_the_actions_bot(gh, results):

@@ -80,8 +80,8 @@ def test_pass_then_fail_when_budget_is_below_the_measured_drop(repo):
 def test_one_error_never_stops_the_others(repo):
     good = modelzoo.mlp(repo, name="good")
     quantize_dynamic(good)
-    missing = modelzoo.mlp(repo, name="missing")
-    corrupt = modelzoo.mlp(repo, name="corrupt")
+    modelzoo.mlp(repo, name="missing")
+    modelzoo.mlp(repo, name="corrupt")
     (repo / "corrupt.int8.onnx").write_bytes(b"\x08\x07garbage that is not a protobuf")
     tampered = modelzoo.mlp(repo, name="tampered")
     quantize_dynamic(tampered)

@@ -68,7 +68,7 @@ def _cal_for(fp32, n, seed=0):
         if i.name in inits:
             continue
         dims = [d.dim_value if d.dim_value > 0 else 1 for d in i.type.tensor_type.shape.dim]
-        out[i.name] = rng.random([n] + dims[1:], dtype=np.float32)
+        out[i.name] = rng.random([n, *dims[1:]], dtype=np.float32)
     return out
 
 

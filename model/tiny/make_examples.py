@@ -11,6 +11,7 @@ of CPU reproduces byte-identical .onnx and .npz files.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import json
@@ -136,10 +137,9 @@ SPECS = [
 def make_deterministic() -> None:
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
-    try:
+    # may be set only once per process; a second build() in the same process is fine
+    with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass  # may be set only once per process; a second build() in the same process is fine
 
 
 def seed_all(seed: int) -> torch.Generator:
@@ -200,7 +200,7 @@ def export_bytes(spec: Spec, model: torch.nn.Module) -> bytes:
 def calibration_arrays(spec: Spec, seed: int, n: int = CALIBRATION_N, offset: int = 2000) -> dict[str, np.ndarray]:
     """N samples from the training distribution, one array per ONNX input name."""
     *inputs, _ = spec.batch(n, torch.Generator().manual_seed(seed + offset))
-    return {name: t.numpy().astype(np.float32) for name, t in zip(spec.input_names, inputs)}
+    return {name: t.numpy().astype(np.float32) for name, t in zip(spec.input_names, inputs, strict=False)}
 
 
 def check_in_ort(spec: Spec, model: torch.nn.Module, data: bytes, calib: dict) -> float:

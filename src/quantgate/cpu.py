@@ -10,6 +10,7 @@ pair sums saturate (AVX2 without VNNI) or are exact (VNNI, AMX, and CPUs without
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import mmap
 import os
@@ -95,13 +96,10 @@ def _cpuid_features() -> list[str] | None:
             "amx_int8": (d7, 25),
             "avx_vnni": (a71, 4),
         }
-        del fn
         return sorted(name for name, (reg, bit) in bits.items() if reg >> bit & 1)
     finally:
-        try:
+        with contextlib.suppress(BufferError):
             buf.close()
-        except BufferError:
-            pass
 
 
 def _proc_cpuinfo() -> tuple[str | None, set[str]]:

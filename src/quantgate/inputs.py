@@ -79,7 +79,7 @@ def plan_inputs(
                     f"{label}: quant_inputs.{s.name}.shape has {len(shape)} dims, the model's "
                     f"input has {len(s.dims)} ({_fmt_dims(s.dims)}); give one value per dim"
                 )
-            bad = [i for i, (d, v) in enumerate(zip(s.dims, shape)) if isinstance(d, int) and d != v]
+            bad = [i for i, (d, v) in enumerate(zip(s.dims, shape, strict=False)) if isinstance(d, int) and d != v]
             if bad:
                 raise UserError(
                     f"{label}: quant_inputs.{s.name}.shape {list(shape)} contradicts the model's "

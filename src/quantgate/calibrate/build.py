@@ -94,9 +94,8 @@ def stats(arrays: dict[str, np.ndarray], order: list[str]) -> list[dict]:
 def _cast(a: np.ndarray, dtype: np.dtype, where: str) -> np.ndarray:
     if a.dtype == dtype:
         return a
-    if dtype.kind in "iub" and a.dtype.kind == "f":
-        if not np.array_equal(a, np.round(a)):
-            raise UserError(f"{where}: holds fractional values, the input is {dtype}; give whole numbers")
+    if dtype.kind in "iub" and a.dtype.kind == "f" and not np.array_equal(a, np.round(a)):
+        raise UserError(f"{where}: holds fractional values, the input is {dtype}; give whole numbers")
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         if a.size and (a.min() < info.min or a.max() > info.max):

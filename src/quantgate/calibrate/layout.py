@@ -56,7 +56,7 @@ def fit(slot: Slot, shape: tuple, where: str, *, flat_ok: bool = True, fix: str 
     known dims, with at most one unknown dim inferred from it.
     """
     t = slot.template
-    if len(shape) == len(t) and all(w is None or w == g for w, g in zip(t, shape)):
+    if len(shape) == len(t) and all(w is None or w == g for w, g in zip(t, shape, strict=False)):
         return tuple(shape)
     size = math.prod(shape)
     want = _fmt(t)

@@ -59,9 +59,9 @@ def validate(arrays: dict[str, np.ndarray], inputs: list[TensorSig], *, label: s
             raise UserError(f"{where} {e}") from None
         if n < 1:
             raise UserError(f"{where} has no samples (N = 0); a set needs at least one")
-        per_sample = arr.shape[1:] if whole else (1,) + arr.shape[1:]
-        model_dims = s.dims if whole else (1,) + tuple(s.dims[1:])
-        for i, (want, got) in enumerate(zip(model_dims, per_sample)):
+        per_sample = arr.shape[1:] if whole else (1, *arr.shape[1:])
+        model_dims = s.dims if whole else (1, *tuple(s.dims[1:]))
+        for i, (want, got) in enumerate(zip(model_dims, per_sample, strict=False)):
             if isinstance(want, int) and want != got and not (not whole and i == 0):
                 raise UserError(
                     f"{where} has shape {list(arr.shape)}: dim {i} of each sample is {got}, "

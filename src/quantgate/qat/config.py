@@ -277,11 +277,8 @@ def _file_data(w: Where, d: dict, base: Path) -> DataSpec:
         raise w.fail("data.path", f"file not found: {path}", "fix the path (relative to the config file)")
     for k in ("inputs", "target"):
         if k not in d:
-            raise w.fail(
-                f"data.{k}",
-                "missing",
-                f"name the {'keys/columns fed to forward()' if k == 'inputs' else 'key/column the loss compares against'}",
-            )
+            what = "keys/columns fed to forward()" if k == "inputs" else "key/column the loss compares against"
+            raise w.fail(f"data.{k}", "missing", f"name the {what}")
     parquet = path.suffix.lower() == ".parquet"
     ins = d["inputs"]
     if isinstance(ins, str):

@@ -87,7 +87,7 @@ def _parquet(path: Path, spec: DataSpec, source: str) -> TrainingData:
     def get(key, what: str) -> np.ndarray:
         if isinstance(key, tuple):  # several scalar columns stacked into a feature vector
             parts = [column(k, what) for k in key]
-            bad = [k for k, p in zip(key, parts) if p.ndim != 1]
+            bad = [k for k, p in zip(key, parts, strict=False) if p.ndim != 1]
             if bad:
                 raise UserError(
                     f"{source}: {what}: column(s) {', '.join(bad)} are not scalar; stack only scalar columns"

@@ -119,7 +119,7 @@ def run(
         warm = warm_start(model, factory, split, s, epochs["fp32"], progress)
         tuned = fine_tune(model, split, s, epochs["qat"], warm.teacher, progress)
         exported = _export(tuned, factory, warm, split, s, keep_warm=keep_warm_fp32 is not None)
-        calibration = {name: a[tuned.cal_idx.numpy()] for name, a in zip(s.input_names, data.inputs)}
+        calibration = {name: a[tuned.cal_idx.numpy()] for name, a in zip(s.input_names, data.inputs, strict=False)}
     seconds.update(fp32=warm.seconds, qat=tuned.seconds, export=exported.seconds)
     t = time.perf_counter()
     ptq_report = static_ptq(out, exported.fp32_bytes, exported.warm_bytes, calibration, s, argv)
@@ -161,9 +161,10 @@ def _arrays(data) -> TrainingData:
         raise UserError("run_qat: data: expected (inputs, target) with arrays [N, ...]")
     ins, tgt = data
     ins = list(ins) if isinstance(ins, (list, tuple)) else [ins]
-    to_np = lambda a: np.ascontiguousarray(
-        a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a), dtype=np.float32
-    )
+
+    def to_np(a):
+        return np.ascontiguousarray(a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a), dtype=np.float32)
+
     tdata = TrainingData([to_np(a) for a in ins], to_np(tgt), "arrays")
     check_counts(tdata, "run_qat")
     return tdata

@@ -140,11 +140,13 @@ def resolve_io(s: QatSettings, data: TrainingData) -> QatSettings:
 
 def _check_shapes(s: QatSettings, data: TrainingData, names: tuple, shapes: tuple, axes: dict) -> None:
     """Each data input's per-sample shape against the export's input shape, dynamic axes aside."""
-    for i, (name, shape, arr) in enumerate(zip(names, shapes, data.inputs)):
+    for i, (name, shape, arr) in enumerate(zip(names, shapes, data.inputs, strict=False)):
         per = arr.shape[1:]
         dyn = set(axes.get(name, {}))
         key = s.data.inputs[i] if s.data.path is not None else f"#{i}"
-        if len(per) != len(shape) - 1 or any(d != w for j, (d, w) in enumerate(zip(per, shape[1:]), 1) if j not in dyn):
+        if len(per) != len(shape) - 1 or any(
+            d != w for j, (d, w) in enumerate(zip(per, shape[1:], strict=False), 1) if j not in dyn
+        ):
             raise UserError(
                 f"{s.source}: data.inputs[{i}]: '{key}' has per-sample shape {list(per)}, but "
                 f"qat input '{name}' is {list(shape)} (batch first); fix the data or qat.input_shape"

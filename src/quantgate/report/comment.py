@@ -260,5 +260,5 @@ def _assemble(top: list[str], rows: list[Row], n: int, tail: list[str], url: str
     reasons = [r for r in shown if r.status in ("fail", "error") and r.reason]
     if reasons:
         parts += ["", *(reason_line(r) for r in reasons)]
-    parts += [""] + tail
+    parts += ["", *tail]
     return "\n".join(parts) + "\n"

@@ -63,7 +63,7 @@ def array_source(path: Path, kind: str, slots: list[Slot], pairs) -> Source:
         if len(arr) == 0:
             raise UserError(f"{where} holds no rows; a calibration set needs at least one sample")
         sample = fit(s, arr.shape[1:], where)
-        out[s.name] = arr.reshape((len(arr),) + sample)
+        out[s.name] = arr.reshape((len(arr), *sample))
         bad += nonfinite(arr, f"array '{key or s.name}'")
         counts[s.name] = len(arr)
     used = set(chosen.values())

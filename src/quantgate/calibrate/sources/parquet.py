@@ -80,7 +80,7 @@ def parquet_source(path: Path, slots: list[Slot], columns: list[str], pairs) -> 
             else None
         )
         sample = fit(s, data.shape[1:], where, fix=fix)
-        out[s.name] = data.reshape((rows,) + sample)
+        out[s.name] = data.reshape((rows, *sample))
     return Source(
         "parquet",
         path,
@@ -184,9 +184,9 @@ def _column_values(pa, chunked, where: str, rows: int) -> tuple[np.ndarray, np.n
         row_null = row_null.copy()
         row_null[keep[np.unique(parents[leaf_null])]] = True
         cur = pc.fill_null(cur, False if pa.types.is_boolean(cur.type) else 0)
-    leaf = np.asarray(cur.to_numpy(zero_copy_only=False)).reshape((len(keep),) + tuple(shape))
+    leaf = np.asarray(cur.to_numpy(zero_copy_only=False)).reshape((len(keep), *tuple(shape)))
     if len(keep) == rows:
         return leaf, row_null
-    full = np.zeros((rows,) + tuple(shape), dtype=leaf.dtype)
+    full = np.zeros((rows, *tuple(shape)), dtype=leaf.dtype)
     full[keep] = leaf
     return full, row_null
