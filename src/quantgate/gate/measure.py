@@ -177,9 +177,12 @@ def _output_figures(name: str, judged: bool, s: OutputSums, weights, kept) -> Ou
         return bad("error", "output is empty")
     p = estimate.point(s)
     reps = estimate.replicates(s, weights) if weights is not None else None
+    jack = estimate.jackknife(s) if weights is not None else None
 
     def ci(key: str) -> Interval | None:
-        return estimate.interval(reps[key]) if reps is not None else None
+        if reps is None or jack is None:
+            return None
+        return estimate.interval(reps[key], p[key], jack[key])
 
     fp_range = s.fp32_max - s.fp32_min
     rel = s.max_abs_error / fp_range if fp_range > 0 else None

