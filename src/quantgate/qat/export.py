@@ -99,8 +99,9 @@ def _export_dynamo(module: nn.Module, s: QatSettings, example: tuple, dst: Path)
     exported with an example of size 2.
     """
     _require_onnxscript(s)
+    io = s.export_io
     axes = s.dynamic_axes or {}
-    shapes = tuple({int(a): str(lbl) for a, lbl in axes[n].items()} if axes.get(n) else None for n in s.input_names)
+    shapes = tuple({int(a): str(lbl) for a, lbl in axes[n].items()} if axes.get(n) else None for n in io.input_names)
     example = tuple(
         x.new_zeros([2 if (j in (shapes[i] or {}) and d == 1) else d for j, d in enumerate(x.shape)])
         for i, x in enumerate(example)
@@ -109,8 +110,8 @@ def _export_dynamo(module: nn.Module, s: QatSettings, example: tuple, dst: Path)
         module,
         example,
         str(dst),
-        input_names=list(s.input_names),
-        output_names=list(s.output_names),
+        input_names=list(io.input_names),
+        output_names=list(io.output_names),
         dynamic_shapes=shapes if any(x is not None for x in shapes) else None,
         opset_version=s.opset,
         dynamo=True,
@@ -151,6 +152,7 @@ def _check_dynamo_graph(m, s: QatSettings) -> None:
 
 def _export_file(module: nn.Module, s: QatSettings, example: tuple, dst: Path) -> None:
     """Run the configured exporter into `dst`; its failure is one line naming the other exporter."""
+    io = s.export_io
     try:
         with _quiet_export():
             if s.exporter == "dynamo":
@@ -160,8 +162,8 @@ def _export_file(module: nn.Module, s: QatSettings, example: tuple, dst: Path) -
                     module,
                     example,
                     str(dst),
-                    input_names=list(s.input_names),
-                    output_names=list(s.output_names),
+                    input_names=list(io.input_names),
+                    output_names=list(io.output_names),
                     dynamic_axes=s.dynamic_axes or None,
                     opset_version=s.opset,
                     dynamo=False,
@@ -237,6 +239,7 @@ def static_ptq(
             fp32_path = Path(tmp) / "model.onnx"
         atomic_write_bytes(fp32_path, fp32_bytes)
         if out.warm_fp32 is not None:
+            assert warm_bytes is not None  # the pipeline exports the warm start exactly when it is kept
             atomic_write_bytes(out.warm_fp32, warm_bytes)
         if out.calibration is not None:
             buf = io.BytesIO()
