@@ -99,7 +99,7 @@ class DataSpec:
         return str(self.path) if self.path else f"generator {self.generator}"
 
 
-class ExportIO(NamedTuple):
+class ResolvedIO(NamedTuple):
     """The export's names and shapes, once `validate.resolve_io` has filled them in."""
 
     input_names: tuple[str, ...]
@@ -141,11 +141,11 @@ class QatSettings:
         return self.lr_qat if self.lr_qat is not None else self.lr / 10
 
     @property
-    def export_io(self) -> ExportIO:
+    def resolved_io(self) -> ResolvedIO:
         """Input names, input shapes and output names of settings passed through `validate.resolve_io`."""
         if self.input_names is None or self.input_shapes is None or self.output_names is None:
             raise ValueError(f"{self.source}: the export's names and shapes are not resolved yet (see resolve_io)")
-        return ExportIO(self.input_names, self.input_shapes, self.output_names)
+        return ResolvedIO(self.input_names, self.input_shapes, self.output_names)
 
     def with_overrides(self, **kw) -> QatSettings:
         kw = {k: v for k, v in kw.items() if v is not None}

@@ -70,7 +70,7 @@ def _phases(s: QatSettings, seconds: dict, epochs: dict, n_calibration: int, ptq
     ptq = dict(ptq_report)
     ptq.pop("run_provenance", None)  # the QAT report carries its own
     ptq.pop("model", None)
-    io = s.export_io
+    io = s.resolved_io
     return {
         "fp32": {
             "epochs": epochs["fp32"],
