@@ -74,12 +74,12 @@ def test_annotations_at_most_ten_and_say_so():
     rows = [row(f"f{i:02d}", "fail", drop=0.5, plcc=0.5, registry_line=i + 2) for i in range(8)]
     rows += [row(f"e{i}", "error", reason="boom", registry_line=100 + i) for i in range(5)]
     rows += [row("ok", "pass", drop=0.0), row("fp", "skipped")]
-    lines = actions.annotations(results_of(rows), "reg.json")
+    lines = actions.annotation_lines(results_of(rows), "reg.json")
     errors = [ln for ln in lines if ln.startswith("::error")]
     assert len(errors) == 10
     assert all("f0" in ln for ln in errors[:8])  # failures first
     assert lines[-1].startswith("::notice") and "13 models" in lines[-1] and "first 10" in lines[-1]
-    few = actions.annotations(results_of(rows[:3] + rows[-2:]), "reg.json")
+    few = actions.annotation_lines(results_of(rows[:3] + rows[-2:]), "reg.json")
     assert len(few) == 3 and not any(ln.startswith("::notice") for ln in few)
 
 

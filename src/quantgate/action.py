@@ -325,7 +325,7 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
         return report_error(f"could not write the results: {e}", env)
 
     if in_actions(env):
-        for line in actions.annotations(results, registry_file):
+        for line in actions.annotation_lines(results, registry_file):
             emit(line)
     else:
         print(markdown, flush=True)

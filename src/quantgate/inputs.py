@@ -88,22 +88,22 @@ def plan_inputs(
             sources.append("spec shape")
         else:
             named = sp.get("dims", {})
-            shape = []
+            resolved: list[int] = []
             for d in s.dims:
                 if isinstance(d, int):
-                    shape.append(d)
+                    resolved.append(d)
                 elif isinstance(d, str) and d in named:
-                    shape.append(int(named[d]))
+                    resolved.append(int(named[d]))
                     sources.append(f"dims.{d}")
                 else:
-                    shape.append(DEFAULT_SYMBOLIC_DIM)
+                    resolved.append(DEFAULT_SYMBOLIC_DIM)
             missing_names = sorted(set(named) - {d for d in s.dims if isinstance(d, str)})
             if missing_names:
                 raise UserError(
                     f"{label}: quant_inputs.{s.name}.dims names {', '.join(missing_names)}, "
                     f"not symbolic dims of the input ({_fmt_dims(s.dims)})"
                 )
-            shape = tuple(shape)
+            shape = tuple(resolved)
         kind = s.dtype.kind
         if kind == "f":
             low, high = float(sp.get("low", 0.0)), float(sp.get("high", 1.0))

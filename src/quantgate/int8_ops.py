@@ -104,8 +104,8 @@ def saturation_risk(model: onnx.ModelProto) -> SaturationRisk:
             if len(n.input) > w and activation_is_u8(n.input[a], n.input[zp] if len(n.input) > zp else None):
                 note(n.op_type, weight_max(n.input[w]))
         elif n.op_type in _QDQ_CONSUMERS:
-            dqs = [producers.get(i) for i in n.input[:2]]
-            if len(dqs) < 2 or not all(d is not None and d.op_type == "DequantizeLinear" for d in dqs):
+            dqs = [producers[i] for i in n.input[:2] if i in producers]
+            if len(dqs) < 2 or not all(d.op_type == "DequantizeLinear" for d in dqs):
                 continue
             act, wdq = dqs  # Conv/MatMul/Gemm: data first, weights second
             if activation_is_u8(act.input[0], act.input[2] if len(act.input) > 2 else None):

@@ -11,7 +11,7 @@ import onnx
 from .errors import UserError, one_line
 
 # ONNX tensor element type -> numpy dtype, for the types a gate can draw.
-_ONNX_TO_NP = {
+_ONNX_TO_NP: dict[int, type[np.generic]] = {
     onnx.TensorProto.FLOAT: np.float32,
     onnx.TensorProto.FLOAT16: np.float16,
     onnx.TensorProto.DOUBLE: np.float64,
@@ -52,7 +52,7 @@ def _sig(value_info: onnx.ValueInfoProto, path: Path) -> TensorSig:
             f"{path}: '{value_info.name}' has element type "
             f"{onnx.TensorProto.DataType.Name(elem)}, which quantgate cannot draw"
         )
-    dims = []
+    dims: list[int | str | None] = []
     if t.tensor_type.HasField("shape"):
         for d in t.tensor_type.shape.dim:
             if d.HasField("dim_value") and d.dim_value > 0:

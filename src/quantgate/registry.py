@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import jsonschema
 
@@ -187,7 +187,8 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
     for i, raw in enumerate(data["models"]):
         if not isinstance(raw, dict):
             continue  # the schema already reported it
-        mid = raw.get("id") if isinstance(raw.get("id"), str) else f"models[{i}]"
+        raw_id = raw.get("id")
+        mid = raw_id if isinstance(raw_id, str) else f"models[{i}]"
         mode = raw.get("quant_mode", DEFAULT_MODE)
         budget = raw.get("quant_accuracy_budget_plcc", DEFAULT_BUDGET)
         e = Entry(
@@ -196,7 +197,7 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
             id=mid,
             mode=mode if mode in MODES else str(mode),
             budget=float(budget) if _number(budget) else DEFAULT_BUDGET,
-            line=_line_of_entry(text, mid) if isinstance(raw.get("id"), str) else None,
+            line=_line_of_entry(text, raw_id) if isinstance(raw_id, str) else None,
             problems=list(per_entry.get(i, [])),
         )
         where = f"models[{i}]"
@@ -255,7 +256,7 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
     return Registry(path=path, root=root_p, data=data, entries=entries, problems=problems)
 
 
-def _number(v: Any) -> bool:
+def _number(v: Any) -> TypeGuard[int | float]:
     """A finite JSON number (JSON has no NaN, but Python's reader accepts it)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 

@@ -12,6 +12,7 @@ import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -240,7 +241,7 @@ def build_set(
     repo = find_repo_root(out.parent if out.parent.exists() else Path.cwd())
     details = dict(src.details)
     names = details.pop("file_names", None)
-    report = {
+    report: dict[str, Any] = {
         "calibration_set": {"path": str(out), "sha256": _sha256_bytes(data), "samples": n, "bytes": len(data)},
         "model": {"path": str(model), "sha256": sha256_file(model)},
         "source": {

@@ -20,14 +20,16 @@ _DECODER = json.JSONDecoder()
 
 
 def _ws(text: str, i: int) -> int:
-    return _WS.match(text, i).end()
+    m = _WS.match(text, i)
+    assert m is not None  # `[ \t\n\r]*` matches the empty string, so it matches at any index
+    return m.end()
 
 
 def _members(text: str, start: int) -> tuple[list[dict], int]:
     """Spans of an object's members; `start` is the index of its `{`. Returns (members, end)."""
     assert text[start] == "{"
     i = _ws(text, start + 1)
-    members = []
+    members: list[dict] = []
     if text[i] == "}":
         return members, i + 1
     while True:
@@ -54,7 +56,7 @@ def _members(text: str, start: int) -> tuple[list[dict], int]:
 def _elements(text: str, start: int) -> list[int]:
     """Start offsets of an array's elements; `start` is the index of its `[`."""
     i = _ws(text, start + 1)
-    out = []
+    out: list[int] = []
     if text[i] == "]":
         return out
     while True:

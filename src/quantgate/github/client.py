@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,8 +102,8 @@ def _message(data: Any, raw: bytes) -> str:
         msg = data["message"]
         errors = data.get("errors")
         if isinstance(errors, list):
-            extra = [e.get("message") or e.get("code") for e in errors if isinstance(e, dict)]
-            extra = [str(x) for x in extra if x]
+            found = [e.get("message") or e.get("code") for e in errors if isinstance(e, dict)]
+            extra = [str(x) for x in found if x]
             if extra:
                 msg += " (" + "; ".join(extra) + ")"
         return msg
@@ -136,7 +136,7 @@ class GitHubClient:
             raise ValueError(f"GITHUB_API_URL: '{self.base_url}' is not an http(s) URL")
 
     @classmethod
-    def from_env(cls, token: str | None, env: dict | None = None, **kw) -> GitHubClient:
+    def from_env(cls, token: str | None, env: Mapping[str, str] | None = None, **kw) -> GitHubClient:
         env = os.environ if env is None else env
         return cls(token=token, base_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL, **kw)
 

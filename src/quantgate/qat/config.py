@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import UserError
 from .checks import (
@@ -99,6 +99,14 @@ class DataSpec:
         return str(self.path) if self.path else f"generator {self.generator}"
 
 
+class ResolvedIO(NamedTuple):
+    """The export's names and shapes, once `validate.resolve_io` has filled them in."""
+
+    input_names: tuple[str, ...]
+    input_shapes: tuple[tuple[int, ...], ...]
+    output_names: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class QatSettings:
     """Everything one QAT run needs; the CLI's options override the config's values."""
@@ -131,6 +139,13 @@ class QatSettings:
     @property
     def effective_lr_qat(self) -> float:
         return self.lr_qat if self.lr_qat is not None else self.lr / 10
+
+    @property
+    def resolved_io(self) -> ResolvedIO:
+        """Input names, input shapes and output names of settings passed through `validate.resolve_io`."""
+        if self.input_names is None or self.input_shapes is None or self.output_names is None:
+            raise ValueError(f"{self.source}: the export's names and shapes are not resolved yet (see resolve_io)")
+        return ResolvedIO(self.input_names, self.input_shapes, self.output_names)
 
     def with_overrides(self, **kw) -> QatSettings:
         kw = {k: v for k, v in kw.items() if v is not None}

@@ -101,6 +101,8 @@ def _parquet(path: Path, spec: DataSpec, source: str) -> TrainingData:
 
 
 def load_file_data(spec: DataSpec, source: str) -> TrainingData:
+    # callers come here only without a generator, and the config requires a path then
+    assert spec.path is not None
     path = Path(spec.path)
     data = _parquet(path, spec, source) if path.suffix.lower() == ".parquet" else _npz(path, spec, source)
     check_counts(data, source)
@@ -133,6 +135,8 @@ def import_object(spec: str, base_dir: Path, *, key: str, source: str):
             module = sys.modules.get(mod_name)
             if module is None:
                 s = importlib.util.spec_from_file_location(mod_name, file)
+                if s is None or s.loader is None:  # a .py file always gets one; reported as "cannot import"
+                    raise ImportError(f"no module loader for {file}")
                 module = importlib.util.module_from_spec(s)
                 # the module's own folder first, so its sibling imports resolve
                 sys.path.insert(0, str(file.resolve().parent))

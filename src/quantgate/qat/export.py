@@ -89,7 +89,16 @@ def _require_onnxscript(s: QatSettings) -> None:
         ) from None
 
 
-def _export_dynamo(module: nn.Module, s: QatSettings, example: tuple, dst: Path) -> None:
+def _io_names(s: QatSettings) -> tuple[list[str], list[str]]:
+    """The export's input and output names (`validate.resolve_io` fills them in when the config does not)."""
+    if s.input_names is None or s.output_names is None:
+        raise ValueError(f"{s.source}: the export needs input_names and output_names; see validate.resolve_io")
+    return list(s.input_names), list(s.output_names)
+
+
+def _export_dynamo(
+    module: nn.Module, s: QatSettings, example: tuple, dst: Path, input_names: list[str], output_names: list[str]
+) -> None:
     """`torch.onnx.export(dynamo=True)`: torch.export traces the module, torchlib (onnxscript)
     translates the ATen graph, onnxscript's optimizer folds constants.
 
@@ -100,7 +109,7 @@ def _export_dynamo(module: nn.Module, s: QatSettings, example: tuple, dst: Path)
     """
     _require_onnxscript(s)
     axes = s.dynamic_axes or {}
-    shapes = tuple({int(a): str(lbl) for a, lbl in axes[n].items()} if axes.get(n) else None for n in s.input_names)
+    shapes = tuple({int(a): str(lbl) for a, lbl in axes[n].items()} if axes.get(n) else None for n in input_names)
     example = tuple(
         x.new_zeros([2 if (j in (shapes[i] or {}) and d == 1) else d for j, d in enumerate(x.shape)])
         for i, x in enumerate(example)
@@ -109,8 +118,8 @@ def _export_dynamo(module: nn.Module, s: QatSettings, example: tuple, dst: Path)
         module,
         example,
         str(dst),
-        input_names=list(s.input_names),
-        output_names=list(s.output_names),
+        input_names=input_names,
+        output_names=output_names,
         dynamic_shapes=shapes if any(x is not None for x in shapes) else None,
         opset_version=s.opset,
         dynamo=True,
@@ -151,17 +160,18 @@ def _check_dynamo_graph(m, s: QatSettings) -> None:
 
 def _export_file(module: nn.Module, s: QatSettings, example: tuple, dst: Path) -> None:
     """Run the configured exporter into `dst`; its failure is one line naming the other exporter."""
+    input_names, output_names = _io_names(s)
     try:
         with _quiet_export():
             if s.exporter == "dynamo":
-                _export_dynamo(module, s, example, dst)
+                _export_dynamo(module, s, example, dst, input_names, output_names)
             else:
                 torch.onnx.export(
                     module,
                     example,
                     str(dst),
-                    input_names=list(s.input_names),
-                    output_names=list(s.output_names),
+                    input_names=input_names,
+                    output_names=output_names,
                     dynamic_axes=s.dynamic_axes or None,
                     opset_version=s.opset,
                     dynamo=False,
@@ -237,6 +247,7 @@ def static_ptq(
             fp32_path = Path(tmp) / "model.onnx"
         atomic_write_bytes(fp32_path, fp32_bytes)
         if out.warm_fp32 is not None:
+            assert warm_bytes is not None  # the pipeline exports the warm start exactly when it is kept
             atomic_write_bytes(out.warm_fp32, warm_bytes)
         if out.calibration is not None:
             buf = io.BytesIO()

@@ -77,7 +77,7 @@ def _export(
     conditioned = copy_conditioned(tuned.prepared, build_model(factory, s.kwargs, s), s)
     val = evaluate(conditioned, split, s)
     change = weight_change(conditioned, warm.model)
-    dummy = tuple(torch.zeros(shape) for shape in s.input_shapes)
+    dummy = tuple(torch.zeros(shape) for shape in s.resolved_io.input_shapes)
     fp32_bytes = export_onnx(conditioned, s, dummy)
     warm_bytes = export_onnx(warm.model, s, dummy) if keep_warm else None
     return _Exported(fp32_bytes, warm_bytes, val, change, time.perf_counter() - t)
@@ -119,7 +119,9 @@ def run(
         warm = warm_start(model, factory, split, s, epochs["fp32"], progress)
         tuned = fine_tune(model, split, s, epochs["qat"], warm.teacher, progress)
         exported = _export(tuned, factory, warm, split, s, keep_warm=keep_warm_fp32 is not None)
-        calibration = {name: a[tuned.cal_idx.numpy()] for name, a in zip(s.input_names, data.inputs, strict=False)}
+        calibration = {
+            name: a[tuned.cal_idx.numpy()] for name, a in zip(s.resolved_io.input_names, data.inputs, strict=False)
+        }
     seconds.update(fp32=warm.seconds, qat=tuned.seconds, export=exported.seconds)
     t = time.perf_counter()
     ptq_report = static_ptq(out, exported.fp32_bytes, exported.warm_bytes, calibration, s, argv)

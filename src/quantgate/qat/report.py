@@ -70,6 +70,7 @@ def _phases(s: QatSettings, seconds: dict, epochs: dict, n_calibration: int, ptq
     ptq = dict(ptq_report)
     ptq.pop("run_provenance", None)  # the QAT report carries its own
     ptq.pop("model", None)
+    io = s.resolved_io
     return {
         "fp32": {
             "epochs": epochs["fp32"],
@@ -90,9 +91,9 @@ def _phases(s: QatSettings, seconds: dict, epochs: dict, n_calibration: int, ptq
         "export": {
             "exporter": s.exporter,
             "opset": s.opset,
-            "input_names": list(s.input_names),
-            "input_shapes": [list(x) for x in s.input_shapes],
-            "output_names": list(s.output_names),
+            "input_names": list(io.input_names),
+            "input_shapes": [list(x) for x in io.input_shapes],
+            "output_names": list(io.output_names),
             "dynamic_axes": {k: {str(a): v for a, v in d.items()} for k, d in (s.dynamic_axes or {}).items()},
             "wall_seconds": seconds["export"],
         },

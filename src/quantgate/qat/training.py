@@ -22,7 +22,7 @@ from .data import TrainingData
 from .fakequant import calibrate, prepare
 from .validate import build_model, forward
 
-_LOSSES = {
+_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "mse": F.mse_loss,
     "l1": F.l1_loss,
     "smooth_l1": F.smooth_l1_loss,
@@ -109,15 +109,17 @@ def train(
         # distill: pull the int8-simulated outputs toward the fp32 warm start's, which is what
         # the gate compares; (1 - distill) of the loss stays on the task target
         task = base_loss(y, target[b]) if alpha < 1 else 0.0
-        return (1 - alpha) * task + (alpha * base_loss(y, teacher[b]) if alpha > 0 else 0.0)
+        # alpha > 0 only with a teacher; the second test narrows it for the type checker
+        return (1 - alpha) * task + (alpha * base_loss(y, teacher[b]) if alpha > 0 and teacher is not None else 0.0)
 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = max(1, epochs * math.ceil(len(idx_train) / s.batch_size))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    last = {"train_loss": None, "val_loss": None}
+    last: dict[str, float | None] = {"train_loss": None, "val_loss": None}
     for ep in range(epochs):
         t0 = time.perf_counter()
         if qat:
+            assert cal_inputs is not None  # fine_tune, the only QAT caller, passes them
             calibrate(model, cal_inputs)
         model.train()
         order = idx_train[torch.randperm(len(idx_train), generator=split.g)]
@@ -136,9 +138,11 @@ def train(
                 f"{ep + 1}; lower the learning rate"
             )
         if qat:
+            assert cal_inputs is not None
             calibrate(model, cal_inputs)  # the ranges of the weights just trained, as the PTQ will see them
-        last = {"train_loss": total / len(order), "val_loss": evaluate(model, split, s)}
-        progress.epoch(phase, ep + 1, epochs, last["train_loss"], last["val_loss"], time.perf_counter() - t0)
+        train_loss, val_loss = total / len(order), evaluate(model, split, s)
+        last = {"train_loss": train_loss, "val_loss": val_loss}
+        progress.epoch(phase, ep + 1, epochs, train_loss, val_loss, time.perf_counter() - t0)
     return last
 
 

@@ -42,6 +42,7 @@ def build_model(factory: Callable, kwargs: dict, s: QatSettings) -> nn.Module:
 
 def load_init(model: nn.Module, s: QatSettings) -> None:
     """Start from the user's trained fp32 weights (a state_dict saved with torch.save)."""
+    assert s.init is not None  # checked_model calls this only when init is given
     try:
         state = torch.load(s.init, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -61,6 +62,7 @@ def load_init(model: nn.Module, s: QatSettings) -> None:
 
 
 def generated(spec: DataSpec, s: QatSettings) -> TrainingData:
+    assert spec.generator is not None  # load_inputs calls this only for a generator spec
     fn = import_object(spec.generator, s.base_dir, key="data.generator", source=s.source)
     try:
         out = fn(spec.samples, torch.Generator().manual_seed(spec.seed))

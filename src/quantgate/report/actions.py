@@ -59,7 +59,7 @@ def annotation_for(row: Row, registry_file: str | None) -> str:
     )
 
 
-def annotations(results: Results, registry_file: str | None, *, limit: int = MAX_ANNOTATIONS) -> list[str]:
+def annotation_lines(results: Results, registry_file: str | None, *, limit: int = MAX_ANNOTATIONS) -> list[str]:
     """One `::error` per failing/erroring model (failures first), at most `limit` of them;
     when more models are affected a `::notice` says how many were not annotated."""
     bad = [r for r in results.models if r.status in ("fail", "error")]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Mapping
 
 from ..results import Results, Row
 from .markdown import method_line, sorted_rows
@@ -92,7 +93,7 @@ def size_str(fp32, int8) -> str:
     return f"{kib(fp32)}→{kib(int8)}"
 
 
-def run_url(env: dict | None = None) -> str | None:
+def run_url(env: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if env is None else env
     server = (env.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
     repo, run = env.get("GITHUB_REPOSITORY"), env.get("GITHUB_RUN_ID")
@@ -208,7 +209,7 @@ def provenance_block(results: Results, image: str | None = None) -> str:
 
 
 def render_comment(
-    results: Results, *, max_chars: int = DEFAULT_MAX, env: dict | None = None, image: str | None = None
+    results: Results, *, max_chars: int = DEFAULT_MAX, env: Mapping[str, str] | None = None, image: str | None = None
 ) -> str:
     """The whole comment, at most `max_chars` UTF-8 bytes."""
     url = run_url(env)
