@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -161,8 +161,8 @@ def _ci(fig: OutputFigures, figure: str) -> Interval | None:
 
 
 def _output_figures(name: str, judged: bool, s: OutputSums, weights, kept) -> OutputFigures:
-    def bad(verdict: str, note: str, **figs) -> OutputFigures:
-        return OutputFigures(name=name, judged=judged, verdict=verdict, note=note, **figs)
+    def bad(verdict: str, note: str) -> OutputFigures:
+        return OutputFigures(name=name, judged=judged, verdict=verdict, note=note)
 
     if s.size_mismatch:
         a, b = s.size_mismatch
@@ -186,46 +186,40 @@ def _output_figures(name: str, judged: bool, s: OutputSums, weights, kept) -> Ou
 
     fp_range = s.fp32_max - s.fp32_min
     rel = s.max_abs_error / fp_range if fp_range > 0 else None
-    common = {
-        "max_abs_error": s.max_abs_error,
-        "max_abs_error_rel": rel,
-        "sqnr_db": _finite(p["sqnr_db"]),
-        "sqnr_db_ci": ci("sqnr_db"),
-        "nmse": _finite(p["nmse"]),
-        "rmse": p["rmse"],
-        "rmse_ci": ci("rmse"),
-        "rel_rmse": _finite(p["rel_rmse"]),
-        "rel_rmse_ci": ci("rel_rmse"),
-        "samples": s.samples,
-    }
+    base = OutputFigures(
+        name=name,
+        judged=judged,
+        verdict="ok",
+        max_abs_error=s.max_abs_error,
+        max_abs_error_rel=rel,
+        sqnr_db=_finite(p["sqnr_db"]),
+        sqnr_db_ci=ci("sqnr_db"),
+        nmse=_finite(p["nmse"]),
+        rmse=p["rmse"],
+        rmse_ci=ci("rmse"),
+        rel_rmse=_finite(p["rel_rmse"]),
+        rel_rmse_ci=ci("rel_rmse"),
+        samples=s.samples,
+    )
     fp_const, q_const = fp_range == 0.0, s.int8_max == s.int8_min
     if fp_const or q_const:
         if fp_const and s.max_abs_error == 0.0:
-            return OutputFigures(
-                name=name,
-                judged=judged,
-                plcc=1.0,
-                drop=0.0,
-                verdict="ok",
-                note="constant output, int8 identical to fp32",
-                **common,
-            )
+            return replace(base, plcc=1.0, drop=0.0, note="constant output, int8 identical to fp32")
         if fp_const and q_const:
             why = f"constant output differs: fp32 {s.fp32_min:.6g}, int8 {s.int8_min:.6g}"
         elif fp_const:
             why = f"fp32 output is constant ({s.fp32_min:.6g}) but int8 varies (worst error {s.max_abs_error:.4g})"
         else:
             why = f"int8 output is constant ({s.int8_min:.6g}) while fp32 varies: quantisation collapsed it"
-        return bad("fail", why, **common)
-    plcc, drop = p["plcc"], p["drop"]
+        return replace(base, verdict="fail", note=why)
+    plcc: float | None = p["plcc"]
+    drop: float | None = p["drop"]
     if kept:  # the reference method: numpy.corrcoef over the concatenated values, to the last digit
         c = compare(np.concatenate(kept[0]), np.concatenate(kept[1]))
         plcc, drop = c.plcc, c.drop
-    if plcc is None or not np.isfinite(plcc):
-        return bad("fail", "PLCC is not finite", **common)
-    return OutputFigures(
-        name=name, judged=judged, plcc=float(plcc), drop=float(drop), drop_ci=ci("drop"), verdict="ok", **common
-    )
+    if plcc is None or drop is None or not np.isfinite(plcc):
+        return replace(base, verdict="fail", note="PLCC is not finite")
+    return replace(base, plcc=float(plcc), drop=float(drop), drop_ci=ci("drop"))
 
 
 def _finite(v: float) -> float | None:

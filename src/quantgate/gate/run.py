@@ -7,7 +7,7 @@ others. Every output's figures are reported; the judged outputs (every output, o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .. import provenance
@@ -119,7 +119,9 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
                 for s_ in ins
             )
         )
-        feeds, fixed, mode = iter(eval_feeds), len(eval_feeds), "eval set"
+        feeds: Iterator[dict] = iter(eval_feeds)
+        fixed: int | None = len(eval_feeds)
+        mode = "eval set"
     else:
         model = load_model(fp32, external=False)
         plans = plan_inputs(ins, e.input_spec, model=model, label=f"{reg}: {e.id}")
@@ -165,6 +167,7 @@ def _check_not_stale(e: Entry, row: Row) -> None:
 
     if e.mode not in ("dynamic", "static"):
         return
+    assert e.int8_path is not None and e.onnx_path is not None  # checked to exist before this
     recorded = sidecar_source(e.int8_path)
     if recorded is None:
         return
@@ -183,6 +186,7 @@ def _eval_set_feeds(e: Entry, ins) -> list[dict]:
 
     if e.input_spec:
         raise UserError(f"{e.id}: quant_eval_set and quant_inputs exclude each other; keep one")
+    assert e.eval_path is not None
     arrays = cal.read_npz(e.eval_path)
     cal.validate(arrays, ins, label=str(e.raw["quant_eval_set"]))
     return list(cal.feeds(arrays, ins))
@@ -278,8 +282,9 @@ def run_gate(
             progress(row)
     if avx2_check:
         rows = _with_avx2(rows, selected, settings, reg.path if reg else None, root_p)
-        for row in rows if progress else ():
-            progress(row)
+        for row in rows:
+            if progress:
+                progress(row)
     inputs: dict[str, Path] = {"registry": reg.path} if reg else {}
     for e in selected:
         for key, p in (("fp32", e.onnx_path), ("int8", e.int8_path)):

@@ -104,8 +104,8 @@ def produce(
         raise UserError("must end in .onnx", subject=f"{param('output')} {output}")
     started = time.perf_counter()
     prepared = prepare(model_path)
-    with tempfile.TemporaryDirectory(prefix="quantgate-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="quantgate-") as tmp_name:
+        tmp = Path(tmp_name)
         src = tmp / "model.onnx"
         dst = tmp / "model.int8.onnx"
         onnx.save(prepared.model, str(src))

@@ -41,8 +41,11 @@ def quantize_static(
 
     cfg = config or preset("default", "static")
     model = Path(model)
-    cal_path = None if isinstance(calibration, dict) else Path(calibration)
-    arrays = calibration if isinstance(calibration, dict) else cal.read_npz(cal_path)
+    if isinstance(calibration, dict):
+        cal_path, arrays = None, calibration
+    else:
+        cal_path = Path(calibration)
+        arrays = cal.read_npz(cal_path)
     label = str(cal_path) if cal_path else "calibration arrays"
     state = {}
 
