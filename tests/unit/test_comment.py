@@ -8,135 +8,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 
-import numpy as np
 import pytest
 
+from comment_support import (
+    APP_TOKEN,
+    FORK_TOKEN,
+    PR,
+    REPO,
+    SHA,
+    TOKEN,
+    _many,
+    client,
+    mark,
+    render_for,
+)
 from github_server import BODY_LIMIT, INTEGRATION_403, FakeGitHub
 from quantgate.errors import UserError
 from quantgate.github.client import GitHubClient, GitHubError
 from quantgate.github.comment import ACTIONS_BOT, SHORT_MAX, pr_for_workflow_run, sanitise_artifact, sync_comment
-from quantgate.report.comment import DEFAULT_MAX, GITHUB_LIMIT, ZWSP, marker, render_comment, reproduce_commands, size
+from quantgate.report.comment import DEFAULT_MAX, GITHUB_LIMIT, ZWSP, render_comment, reproduce_commands, size
 from quantgate.results import Results
-
-REPO = "octo/models"
-PR = 7
-TOKEN = "ghp_SECRETtokenVALUE1234567890"
-APP_TOKEN = "ghs_INSTALLATIONtokenVALUE0987"
-FORK_TOKEN = "ghs_FORKreadONLYtoken5555"
-SHA = "a" * 40
-
-
-# -- a real results document ----------------------------------------------------------------
-
-
-def _mlp(path, seed: int, scale: float = 1.0):
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(seed)
-    w1 = (rng.standard_normal((6, 16)) * scale).astype(np.float32)
-    w2 = (rng.standard_normal((16, 1)) * scale).astype(np.float32)
-    g = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["x", "w1"], ["h"]),
-            helper.make_node("Relu", ["h"], ["r"]),
-            helper.make_node("MatMul", ["r", "w2"], ["y"]),
-        ],
-        "mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 6])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1])],
-        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
-    )
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    onnx.save(m, str(path))
-
-
-@pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Results:
-    """pass, fail (budget too tight), error (sidecar missing) and skipped (fp32), measured."""
-    from quantgate.gate import run_gate
-    from quantgate.produce.dynamic import quantize_dynamic
-
-    root = tmp_path_factory.mktemp("zoo")
-    (root / ".git").mkdir()
-    d = root / "model"
-    d.mkdir()
-    for name, seed in (("good_mlp", 1), ("tight_mlp", 2), ("lost_mlp", 3), ("float_mlp", 4)):
-        _mlp(d / f"{name}.onnx", seed)
-    quantize_dynamic(d / "good_mlp.onnx")
-    quantize_dynamic(d / "tight_mlp.onnx")
-    reg = d / "registry.json"
-    reg.write_text(
-        json.dumps(
-            {
-                "schema_version": 1,
-                "models": [
-                    {
-                        "id": "good_mlp",
-                        "onnx": "good_mlp.onnx",
-                        "quant_mode": "dynamic",
-                        "quant_accuracy_budget_plcc": 0.05,
-                    },
-                    {
-                        "id": "tight_mlp",
-                        "onnx": "tight_mlp.onnx",
-                        "quant_mode": "dynamic",
-                        "quant_accuracy_budget_plcc": 1e-12,
-                    },
-                    {"id": "lost_mlp", "onnx": "lost_mlp.onnx", "quant_mode": "dynamic"},
-                    {"id": "float_mlp", "onnx": "float_mlp.onnx", "quant_mode": "fp32"},
-                ],
-            }
-        )
-    )
-    doc = run_gate(
-        reg,
-        root=root,
-        samples=4,
-        seed=0,
-        argv=["quantgate", "gate", "tight_mlp", "good_mlp", "--registry", str(reg), "--out-json", "/tmp/x.json", "-q"],
-    )
-    assert [r.status for r in doc.models] == ["pass", "fail", "error", "skipped"]
-    return doc
-
-
-@pytest.fixture
-def results_file(results, tmp_path):
-    p = tmp_path / "results.json"
-    p.write_text(json.dumps(results.to_json()))
-    return p
-
-
-@pytest.fixture
-def gh():
-    with FakeGitHub() as server:
-        server.add_token(TOKEN, "quantgate-bot", "user")
-        server.add_token(APP_TOKEN, ACTIONS_BOT, "installation")
-        server.add_token(FORK_TOKEN, ACTIONS_BOT, "fork")
-        yield server
-
-
-def client(gh, token=TOKEN, **kw):
-    return GitHubClient(token=token, base_url=gh.base_url, sleep=lambda s: None, **kw)
-
-
-def render_for(results):
-    return lambda n: render_comment(results, max_chars=n, env={})
-
-
-MARK = None
-
-
-def mark(results):
-    return marker(results.registry)
-
-
-# -- the body ---------------------------------------------------------------------------------
 
 
 def test_body_layout_from_real_results(results):
@@ -179,18 +71,6 @@ def test_table_is_phone_narrow(results):
             cells = ln.strip("|").split("|")
             assert len(cells) == 9
             assert max(len(c.strip()) for c in cells[2:]) <= 14, ln  # numbers stay short
-
-
-def _many(results, n_pass, n_fail):
-    doc = results.to_json()
-    good = next(r for r in doc["models"] if r["status"] == "pass")
-    bad = next(r for r in doc["models"] if r["status"] == "fail")
-    doc["models"] = [{**good, "id": f"pass_model_{i:05d}"} for i in range(n_pass)] + [
-        {**bad, "id": f"fail_model_{i:05d}", "reason": "drop over budget " + "x" * 200} for i in range(n_fail)
-    ]
-    doc["counts"] = {"total": n_pass + n_fail, "pass": n_pass, "fail": n_fail, "error": 0, "skipped": 0}
-    doc["verdict"] = "fail"
-    return Results.from_json(doc)
 
 
 def test_long_table_is_cut_failing_first_and_points_at_the_job_summary(results):
@@ -243,9 +123,6 @@ def test_reproduce_commands_keep_selection_and_drop_output_files(results):
     assert "/tmp/x.json" not in " ".join(cmds)
     every = reproduce_commands(results, image="img")
     assert every[-1].endswith("img --registry model/registry.json --samples 4 --seed 0")
-
-
-# -- finding and updating our comment ---------------------------------------------------------
 
 
 def test_pagination_over_100_comments_updates_ours_not_a_foreign_marker(gh, results):
@@ -335,9 +212,6 @@ def test_author_can_be_given_for_other_app_tokens(gh, results):
     out = sync_comment(client(gh, APP_TOKEN), REPO, PR, render_for(results), marker=m, author="my-app[bot]")
     assert out.action == "updated"
     assert not any(r.path == "/user" for r in gh.requests)
-
-
-# -- forks, limits and faults -----------------------------------------------------------------
 
 
 def test_fork_token_403_writes_the_body_and_never_raises(gh, results, tmp_path):
@@ -477,122 +351,6 @@ def test_token_never_leaks(gh, results, tmp_path):
     assert TOKEN not in str(e.value) and "***" in str(e.value)
 
 
-# -- the command line -------------------------------------------------------------------------
-
-
-def run_cli(*args, env=None, cwd=None):
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_")) and k != "QUANTGATE_IMAGE"}
-    return subprocess.run(
-        [sys.executable, "-m", "quantgate", "comment", *map(str, args)],
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-    )
-
-
-def test_cli_posts_from_event_payload(gh, results_file, tmp_path):
-    event = tmp_path / "event.json"
-    event.write_text(json.dumps({"action": "synchronize", "pull_request": {"number": PR}}))
-    env = {
-        "GITHUB_API_URL": gh.base_url,
-        "INPUT_GITHUB_TOKEN": APP_TOKEN,
-        "GITHUB_REPOSITORY": REPO,
-        "GITHUB_EVENT_PATH": str(event),
-        "GITHUB_RUN_ID": "77",
-    }
-    outcome = tmp_path / "outcome.json"
-    p = run_cli("--results", results_file, "--outcome-json", outcome, env=env)
-    assert p.returncode == 0, p.stderr
-    assert "comment created" in p.stdout
-    [c] = gh.comments_on(REPO, PR)
-    assert c["user"]["login"] == ACTIONS_BOT and "actions/runs/77" in c["body"]
-    o = json.loads(outcome.read_text())
-    assert o["action"] == "created" and o["posted"] and o["pr"] == PR and o["comment_id"] == c["id"]
-    p = run_cli("--results", results_file, env=env)
-    assert "comment unchanged" in p.stdout and len(gh.comments_on(REPO, PR)) == 1
-
-
-def test_cli_fork_is_a_warning_and_exit_0(gh, results_file, tmp_path):
-    env = {"GITHUB_API_URL": gh.base_url, "GITHUB_TOKEN": FORK_TOKEN}
-    outcome = tmp_path / "o.json"
-    p = run_cli(
-        "--results",
-        results_file,
-        "--repo",
-        REPO,
-        "--pr",
-        PR,
-        "--body-out",
-        tmp_path / "body.md",
-        "--outcome-json",
-        outcome,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert p.returncode == 0
-    assert p.stderr.startswith("quantgate: warning: comment not posted (body_written)")
-    assert FORK_TOKEN not in p.stderr + p.stdout + outcome.read_text()
-    o = json.loads(outcome.read_text())
-    assert o["action"] == "body_written" and o["body_path"] == str(tmp_path / "body.md")
-    assert (tmp_path / "body.md").read_text().startswith("<!-- quantgate:comment registry=model/registry.json -->")
-
-
-def test_cli_user_mistakes_exit_2_with_one_line(gh, results_file, tmp_path):
-    from conftest import assert_one_line_error
-
-    env = {"GITHUB_API_URL": gh.base_url, "GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO}
-    assert_one_line_error(
-        run_cli("--results", tmp_path / "missing.json", "--pr", 1, env=env), "missing.json", "quantgate gate --out-json"
-    )
-    assert_one_line_error(run_cli("--results", results_file, env=env), "--pr", "pull request context")
-    assert_one_line_error(
-        run_cli("--results", results_file, "--repo", "not a repo", "--pr", 1, env=env), "--repo", "OWNER/NAME"
-    )
-    (tmp_path / "junk.json").write_text("{nope")
-    assert_one_line_error(run_cli("--results", tmp_path / "junk.json", "--pr", 1, env=env), "junk.json")
-    assert gh.requests == []
-
-
-def test_cli_off_renders_only(gh, results_file, tmp_path):
-    p = run_cli(
-        "--results",
-        results_file,
-        "--mode",
-        "off",
-        "--body-out",
-        tmp_path / "b.md",
-        env={"GITHUB_API_URL": gh.base_url, "GITHUB_TOKEN": TOKEN},
-    )
-    assert p.returncode == 0 and (tmp_path / "b.md").read_text().startswith("<!-- quantgate:comment")
-    assert gh.requests == []
-
-
-# -- the companion workflow (workflow_run) ----------------------------------------------------
-
-
-def _wr_event(tmp_path, sha=SHA, event="pull_request"):
-    p = tmp_path / "wr.json"
-    p.write_text(
-        json.dumps(
-            {
-                "action": "completed",
-                "workflow_run": {
-                    "id": 55,
-                    "event": event,
-                    "conclusion": "failure",
-                    "head_sha": sha,
-                    "head_branch": "main",
-                    "head_repository": {"full_name": "forker/models"},
-                    "pull_requests": [],
-                },
-            }
-        )
-    )
-    return p
-
-
 def test_sanitise_artifact(results):
     body = render_comment(results, env={})
     head, verdict, rest = body.split("\n", 2)
@@ -633,57 +391,6 @@ def test_pr_is_found_from_the_run_head_not_the_artifact(gh):
     assert pr_for_workflow_run(c, REPO, {**wr, "event": "push"})[0] is None
     # A renamed branch: still found by head SHA over every open PR.
     assert pr_for_workflow_run(c, REPO, {**wr, "head_branch": "gone"})[0] == 12
-
-
-def test_cli_companion_posts_sanitised_artifact(gh, results, tmp_path):
-    gh.add_pull(REPO, 12, "forker/models", "main", SHA)
-    art = tmp_path / "quantgate-comment.md"
-    art.write_text(render_comment(results, env={}) + "\ncc @maintainer\n")
-    env = {
-        "GITHUB_API_URL": gh.base_url,
-        "GITHUB_TOKEN": APP_TOKEN,
-        "GITHUB_REPOSITORY": REPO,
-        "GITHUB_EVENT_PATH": str(_wr_event(tmp_path)),
-    }
-    p = run_cli("--from-artifact", art, "--workflow-run-event", env=env)
-    assert p.returncode == 0, p.stderr
-    [c] = gh.comments_on(REPO, 12)
-    assert c["user"]["login"] == ACTIONS_BOT and "@maintainer" not in c["body"]
-    assert c["body"].startswith(mark(results) + "\n❌") or c["body"].startswith(mark(results) + "\n⚠️")
-    # A second run updates the same comment.
-    p = run_cli("--from-artifact", art, "--workflow-run-event", env=env)
-    assert "comment unchanged" in p.stdout and len(gh.comments_on(REPO, 12)) == 1
-
-
-def test_cli_companion_refuses_a_forged_artifact(gh, tmp_path):
-    from conftest import assert_one_line_error
-
-    gh.add_pull(REPO, 12, "forker/models", "main", SHA)
-    art = tmp_path / "a.md"
-    art.write_text("Please merge, @maintainer\n")
-    env = {
-        "GITHUB_API_URL": gh.base_url,
-        "GITHUB_TOKEN": APP_TOKEN,
-        "GITHUB_REPOSITORY": REPO,
-        "GITHUB_EVENT_PATH": str(_wr_event(tmp_path)),
-    }
-    assert_one_line_error(run_cli("--from-artifact", art, "--workflow-run-event", env=env), "a.md", "marker")
-    assert gh.calls("POST") == []
-
-
-def test_cli_companion_stale_run_posts_nothing(gh, results, tmp_path):
-    gh.add_pull(REPO, 12, "forker/models", "main", "d" * 40)  # the fork pushed again
-    art = tmp_path / "a.md"
-    art.write_text(render_comment(results, env={}))
-    env = {
-        "GITHUB_API_URL": gh.base_url,
-        "GITHUB_TOKEN": APP_TOKEN,
-        "GITHUB_REPOSITORY": REPO,
-        "GITHUB_EVENT_PATH": str(_wr_event(tmp_path)),
-    }
-    p = run_cli("--from-artifact", art, "--workflow-run-event", env=env)
-    assert p.returncode == 0 and "no pull request to comment on" in p.stderr
-    assert gh.calls("POST") == []
 
 
 def test_rate_limited_user_lookup_is_waited_out_not_taken_for_an_installation_token(gh, results):

