@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import provenance
-from ..errors import UserError
+from ..errors import UserError, param
 from ..onnxio import graph_inputs, load_model
 from ..paths import atomic_write_bytes, atomic_write_text, display, find_repo_root, sha256_file, write_json
 from ..produce import calibration as cal
@@ -123,7 +123,7 @@ def _skip_plan(src, drop: bool) -> tuple[np.ndarray, dict]:
         rows = np.flatnonzero(b.mask)
         raise UserError(
             f"{src.path}: {b.where} holds {_REASON_TEXT[b.reason]} in {len(rows)} row(s) "
-            f"(first: row {int(rows[0])}); clean the source or pass --drop-nonfinite "
+            f"(first: row {int(rows[0])}); clean the source or pass {param('drop_nonfinite')} "
             "to skip those rows"
         )
     for reason in _REASONS:  # a row counts once, under its first reason
@@ -151,12 +151,12 @@ def sample_rows(usable: np.ndarray, *, n: int | None, seed: int, take_all: bool,
         return usable
     n = DEFAULT_N if n is None else n
     if n < 1:
-        raise UserError(f"--n {n}: a calibration set needs at least one sample")
+        raise UserError(f"{param('n')} {n}: a calibration set needs at least one sample")
     if n > len(usable):
         skipped = f" ({total - len(usable)} skipped)" if total != len(usable) else ""
         raise UserError(
-            f"{label}: has {len(usable)} usable row(s){skipped}, --n asks for {n}; "
-            "lower --n or pass --all to take every row"
+            f"{label}: has {len(usable)} usable row(s){skipped}, {param('n')} asks for {n}; "
+            f"lower {param('n')} or pass {param('take_all')} to take every row"
         )
     pick = np.random.default_rng(seed).choice(len(usable), size=n, replace=False)
     return usable[np.sort(pick)]
@@ -174,13 +174,13 @@ def _registry_plan(registry: Path, registry_id: str, root: Path | None, out: Pat
     ):
         raise UserError(
             f"{registry}: entry '{registry_id}' is the model {display(e.onnx_path, reg.root)}, "
-            f"not --model {model}; pass that model or the matching --registry-id"
+            f"not {param('model')} {model}; pass that model or the matching {param('registry_id')}"
         )
     try:
         rel = out.resolve().relative_to(reg.root)
     except ValueError:
         raise UserError(
-            f"--out {out}: outside the repository root {reg.root}, so the registry cannot name "
+            f"{param('out')} {out}: outside the repository root {reg.root}, so the registry cannot name "
             "it; write the set below that folder"
         ) from None
     value = rel.as_posix()
@@ -204,9 +204,9 @@ def build_set(
     opts = options or BuildOptions()
     model, source, out = Path(model), Path(source), Path(out)
     if out.suffix.lower() != ".npz":
-        raise UserError(f"--out {out}: a calibration set is an .npz file; name it <something>.npz")
+        raise UserError(f"{param('out')} {out}: a calibration set is an .npz file; name it <something>.npz")
     if out.is_dir():
-        raise UserError(f"--out {out}: is a folder; give the .npz file's path")
+        raise UserError(f"{param('out')} {out}: is a folder; give the .npz file's path")
     sigs = graph_inputs(load_model(model), model)
     if not sigs:
         raise UserError(f"{model}: the model has no inputs, so it needs no calibration set")
@@ -220,7 +220,9 @@ def build_set(
             Path(registry or DEFAULT_REGISTRY), registry_id, Path(root) if root else None, out, model
         )
     elif registry is not None and registry_id is None:
-        raise UserError("--registry names the registry that --registry-id edits; add --registry-id ID")
+        raise UserError(
+            f"{param('registry')} names the registry that {param('registry_id')} edits; add {param('registry_id')} ID"
+        )
 
     src = open_source(source, slots, columns=opts.columns, maps=opts.maps, image=opts.image)
     if src.rows < 1:
@@ -300,7 +302,8 @@ def check_set(path: str | Path, model: str | Path, *, min_samples: int = 1) -> P
     arrays, n = cal.load(path, sigs)
     if n < min_samples:
         raise UserError(
-            f"{path}: holds {n} sample(s), fewer than --min-samples {min_samples}; rebuild it with a larger --n"
+            f"{path}: holds {n} sample(s), fewer than {param('min_samples')} "
+            f"{min_samples}; rebuild it with a larger {param('n')}"
         )
     return Produced(
         output=path,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError, one_line
+from ..errors import UserError, one_line, param
 from ..optional import require
 
 FITS = ("resize", "crop", "resize-crop")
@@ -53,7 +53,10 @@ def parse_size(value: str | None) -> tuple[int, int] | None:
     if len(nums) == 1:
         nums = nums * 2
     if len(nums) != 2 or min(nums) < 1:
-        raise UserError(f"--size {value}: expected HEIGHTxWIDTH or one side, e.g. --size 224x224 or --size 32")
+        raise UserError(
+            f"{param('size')} {value}: expected HEIGHTxWIDTH or one side, "
+            f"e.g. {param('size')} 224x224 or {param('size')} 32"
+        )
     return nums[0], nums[1]
 
 
@@ -100,7 +103,8 @@ def decode(path: Path, c: int, h: int, w: int, fit: str) -> np.ndarray:
             iw, ih = nw, nh
         elif iw < w or ih < h:
             raise UserError(
-                f"{path}: is {iw}x{ih} (WxH), smaller than the {w}x{h} crop; use --fit resize or --fit resize-crop"
+                f"{path}: is {iw}x{ih} (WxH), smaller than the {w}x{h} crop; "
+                f"use {param('fit')} resize or {param('fit')} resize-crop"
             )
         left, top = (iw - w) // 2, (ih - h) // 2
         im = im.crop((left, top, left + w, top + h))

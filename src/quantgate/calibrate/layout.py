@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..errors import UserError
+from ..errors import UserError, param
 from ..onnxio import TensorSig
 
 
@@ -81,7 +81,8 @@ def fit(slot: Slot, shape: tuple, where: str, *, flat_ok: bool = True, fix: str 
     names = [str(slot.sig.dims[i + (0 if slot.whole else 1)]) for i in unknown]
     raise UserError(
         f"{where}: each row gives {size} values and input {slot.describe()} has "
-        f"{len(unknown)} open dims ({', '.join(names)}); fix them with " + " ".join(f"--dim {n}=VALUE" for n in names)
+        f"{len(unknown)} open dims ({', '.join(names)}); fix them with "
+        + " ".join(f"{param('dims')} {n}=VALUE" for n in names)
     )
 
 
@@ -104,6 +105,9 @@ def parse_dims(items) -> dict[str, int]:
         except ValueError:
             v = 0
         if not sep or not name or v < 1:
-            raise UserError(f"--dim {item}: expected NAME=VALUE with a positive integer VALUE, e.g. --dim height=32")
+            raise UserError(
+                f"{param('dims')} {item}: expected NAME=VALUE with a positive "
+                f"integer VALUE, e.g. {param('dims')} height=32"
+            )
         out[name] = v
     return out

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, param
 from ..paths import atomic_write_text
 from ..report.comment import DEFAULT_MAX, GITHUB_LIMIT, MARKER_RE, neutralise_mentions, size
 from .client import GitHubClient, GitHubError, RateLimited, Transient
@@ -261,7 +261,9 @@ def sanitise_artifact(raw: bytes, *, source: str = "artifact") -> tuple[str, str
 
 def workflow_run_from_event(event_path: str | None) -> dict:
     if not event_path:
-        raise UserError("GITHUB_EVENT_PATH: not set; --workflow-run-event needs the workflow_run event payload")
+        raise UserError(
+            f"GITHUB_EVENT_PATH: not set; {param('workflow_run_event')} needs the workflow_run event payload"
+        )
     try:
         event = json.loads(Path(event_path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:

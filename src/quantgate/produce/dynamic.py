@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError, one_line
+from ..errors import UserError, one_line, param
 from .config import DYNAMIC_DEFAULT_OPS, QuantConfig, preset
 from .pipeline import ProduceResult, produce
 
@@ -36,7 +36,7 @@ def quantize_dynamic(
             raise UserError(
                 f"{model}: has no {'/'.join(ops)} node to quantise dynamically (its ops: "
                 f"{', '.join(sorted(present))}); use 'quantgate ptq-static' for conv models or "
-                "pass --op-types"
+                f"pass {param('op_types')}"
             )
         try:
             ort_quantize_dynamic(

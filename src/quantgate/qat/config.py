@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..errors import UserError
+from ..errors import UserError, param
 from .checks import (
     ACTIVATION_SCHEMES,
     CHECKS,
@@ -184,7 +184,7 @@ def _relative(base: Path, raw: str) -> Path:
 def _document(path: Path, w: Where) -> dict:
     """The YAML file as a mapping with known top-level keys, model and data among them."""
     if not path.is_file():
-        raise UserError(f"{w.source}: config not found; pass --config PATH to a QAT YAML file")
+        raise UserError(f"{w.source}: config not found; pass {param('config')} PATH to a QAT YAML file")
     import yaml
 
     try:

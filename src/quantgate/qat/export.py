@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .. import optional
-from ..errors import UserError, one_line
+from ..errors import UserError, one_line, param
 from ..paths import atomic_write_bytes
 from ..produce.config import QuantConfig
 from .config import QatSettings
@@ -222,14 +222,14 @@ class Outputs:
     def check(self) -> None:
         """Refuse a wrong suffix or a kept export that would overwrite the int8 file, before any work."""
         if self.int8.suffix != ".onnx":
-            raise UserError(f"--output {self.int8}: must end in .onnx (e.g. model.int8.onnx)")
-        for flag, p in (("--keep-fp32", self.fp32), ("--keep-warm-fp32", self.warm_fp32)):
+            raise UserError(f"{param('output')} {self.int8}: must end in .onnx (e.g. model.int8.onnx)")
+        for flag, p in ((f"{param('keep_fp32')}", self.fp32), (f"{param('keep_warm_fp32')}", self.warm_fp32)):
             if p is not None and Path(p).suffix != ".onnx":
                 raise UserError(f"{flag} {p}: must end in .onnx")
             if p is not None and Path(p).resolve() == self.int8.resolve():
-                raise UserError(f"{flag} {p}: is the same file as --output; pick another path")
+                raise UserError(f"{flag} {p}: is the same file as {param('output')}; pick another path")
         if self.calibration is not None and Path(self.calibration).suffix != ".npz":
-            raise UserError(f"--keep-calibration {self.calibration}: must end in .npz")
+            raise UserError(f"{param('keep_calibration')} {self.calibration}: must end in .npz")
 
 
 def static_ptq(

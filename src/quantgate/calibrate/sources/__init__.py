@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...errors import UserError
+from ...errors import UserError, param
 from ..images import ImageOptions
 from ..layout import Slot
 from .arrays import array_source
@@ -42,17 +42,18 @@ def open_source(path: Path, slots: list[Slot], *, columns=(), maps=(), image: Im
     pairs = parse_map(maps, slots)
     if columns and pairs:
         raise UserError(
-            "--columns and --map exclude each other: --columns orders the columns of a "
-            "single input, --map COL=INPUT (repeated, in order) assigns columns to inputs"
+            f"{param('columns')} and {param('maps')} exclude each other: {param('columns')} orders the columns of a "
+            f"single input, {param('maps')} COL=INPUT (repeated, in order) assigns columns to inputs"
         )
     if kind != "parquet" and columns:
-        raise UserError(f"{path}: --columns picks parquet columns; this source is {kind}")
+        raise UserError(f"{path}: {param('columns')} picks parquet columns; this source is {kind}")
     if kind == "parquet":
         return parquet_source(path, slots, list(columns), pairs)
     if kind in ("npy", "npz"):
         return array_source(path, kind, slots, pairs)
     if pairs:
         raise UserError(
-            f"{path}: --map assigns parquet columns or .npz keys; an image folder feeds the model's one image input"
+            f"{path}: {param('maps')} assigns parquet columns or .npz keys; "
+            f"an image folder feeds the model's one image input"
         )
     return image_source(path, slots, image)

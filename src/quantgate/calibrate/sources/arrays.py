@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...errors import UserError
+from ...errors import UserError, param
 from ...npz import read_npz
 from ...paths import sha256_file
 from ..layout import Slot, fit
@@ -18,7 +18,7 @@ def array_source(path: Path, kind: str, slots: list[Slot], pairs) -> Source:
     arrays = read_npz(
         path,
         what="source",
-        missing_fix="pass --from a .parquet, .npy or .npz file or a folder of images",
+        missing_fix=f"pass {param('source')} a .parquet, .npy or .npz file or a folder of images",
         lone_npy=True,
     )
     names = [s.name for s in slots]
@@ -29,16 +29,18 @@ def array_source(path: Path, kind: str, slots: list[Slot], pairs) -> Source:
                 "save an .npz with one array per input name"
             )
         if pairs:
-            raise UserError(f"{path}: --map names .npz keys or parquet columns; a .npy holds one array")
+            raise UserError(f"{path}: {param('maps')} names .npz keys or parquet columns; a .npy holds one array")
         chosen = {names[0]: ""}
     else:
         chosen = {}
         for key, inp in pairs:
             if key not in arrays:
-                raise UserError(f"{path}: --map {key}={inp}: no array '{key}' (keys: {', '.join(sorted(arrays))})")
+                raise UserError(
+                    f"{path}: {param('maps')} {key}={inp}: no array '{key}' (keys: {', '.join(sorted(arrays))})"
+                )
             if inp in chosen:
                 raise UserError(
-                    f"{path}: --map gives input '{inp}' two arrays ('{chosen[inp]}', '{key}'); "
+                    f"{path}: {param('maps')} gives input '{inp}' two arrays ('{chosen[inp]}', '{key}'); "
                     "an .npz array feeds one input whole"
                 )
             chosen[inp] = key
@@ -50,7 +52,7 @@ def array_source(path: Path, kind: str, slots: list[Slot], pairs) -> Source:
             raise UserError(
                 f"{path}: no array for input(s) {', '.join(missing)} (keys: "
                 f"{', '.join(sorted(arrays)) or 'none'}); name the arrays after the inputs "
-                "or pass --map KEY=INPUT"
+                f"or pass {param('maps')} KEY=INPUT"
             )
     out, bad, counts = {}, [], {}
     for s in slots:

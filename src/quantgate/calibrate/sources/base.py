@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import UserError
+from ...errors import UserError, param
 from ..layout import Slot
 
 
@@ -43,9 +43,13 @@ def parse_map(items, slots: list[Slot]) -> list[tuple[str, str]]:
     for item in items or ():
         col, sep, inp = item.rpartition("=")
         if not sep or not col or not inp:
-            raise UserError(f"--map {item}: expected COLUMN=INPUT, e.g. --map ref_pixels={names[0]}")
+            raise UserError(
+                f"{param('maps')} {item}: expected COLUMN=INPUT, e.g. {param('maps')} ref_pixels={names[0]}"
+            )
         if inp not in names:
-            raise UserError(f"--map {item}: '{inp}' is not an input of the model (inputs: {', '.join(names)})")
+            raise UserError(
+                f"{param('maps')} {item}: '{inp}' is not an input of the model (inputs: {', '.join(names)})"
+            )
         out.append((col, inp))
     return out
 
@@ -54,7 +58,9 @@ def kind_of(path: Path) -> str:
     if path.is_dir():
         return "images"
     if not path.exists():
-        raise UserError(f"{path}: source not found; pass --from a .parquet, .npy or .npz file or a folder of images")
+        raise UserError(
+            f"{path}: source not found; pass {param('source')} a .parquet, .npy or .npz file or a folder of images"
+        )
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         return "parquet"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import UserError
+from ...errors import UserError, param
 from ...optional import require
 from ...paths import sha256_file
 from ..images import MODES, ImageOptions, decode
@@ -59,27 +59,32 @@ def _plan(folder: Path, slots: list[Slot], opts: ImageOptions) -> tuple[Slot, in
     c_model, h_model, w_model = s.template
     c = opts.channels or c_model
     if c is None:
-        raise UserError(f"{folder}: input {s.describe()} leaves the channel count open; pass --channels 1, 3 or 4")
+        raise UserError(
+            f"{folder}: input {s.describe()} leaves the channel count open; pass {param('channels')} 1, 3 or 4"
+        )
     if c_model is not None and c != c_model:
-        raise UserError(f"--channels {c}: input {s.describe()} takes {c_model} channels")
+        raise UserError(f"{param('channels')} {c}: input {s.describe()} takes {c_model} channels")
     if c not in MODES:
-        raise UserError(f"--channels {c}: images convert to 1 (grey), 3 (RGB) or 4 (RGBA) channels")
+        raise UserError(f"{param('channels')} {c}: images convert to 1 (grey), 3 (RGB) or 4 (RGBA) channels")
     h, w = opts.size or (h_model, w_model)
     if h is None or w is None:
         raise UserError(
-            f"{folder}: input {s.describe()} leaves height/width open; pass --size HxW "
-            "(or --dim NAME=VALUE for each open dim)"
+            f"{folder}: input {s.describe()} leaves height/width open; pass {param('size')} HxW "
+            f"(or {param('dims')} NAME=VALUE for each open dim)"
         )
     for got, want, what in ((h, h_model, "height"), (w, w_model, "width")):
         if want is not None and got != want:
-            raise UserError(f"--size {h}x{w}: input {s.describe()} has {what} {want}")
-    for vals, option in ((opts.mean, "--mean"), (opts.std, "--std")):
+            raise UserError(f"{param('size')} {h}x{w}: input {s.describe()} has {what} {want}")
+    for vals, option in ((opts.mean, f"{param('mean')}"), (opts.std, f"{param('std')}")):
         if vals is not None and len(vals) not in (1, c):
             raise UserError(f"{option}: give 1 value or {c} (one per channel), not {len(vals)}")
     if opts.std is not None and any(v == 0 for v in opts.std):
-        raise UserError("--std: a standard deviation of 0 divides by zero; give non-zero values")
+        raise UserError(f"{param('std')}: a standard deviation of 0 divides by zero; give non-zero values")
     if s.sig.dtype == np.uint8 and (opts.value_range != "0-255" or opts.mean or opts.std):
-        raise UserError(f"{folder}: input {s.describe()} is uint8; use --range 0-255 without --mean/--std")
+        raise UserError(
+            f"{folder}: input {s.describe()} is uint8; use {param('value_range')} "
+            f"0-255 without {param('mean')}/{param('std')}"
+        )
     return s, c, h, w
 
 

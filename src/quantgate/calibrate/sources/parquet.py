@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import UserError, one_line
+from ...errors import UserError, one_line, param
 from ...optional import require
 from ...paths import sha256_file
 from ..layout import Slot, fit
@@ -34,7 +34,7 @@ def parquet_source(path: Path, slots: list[Slot], columns: list[str], pairs) -> 
     if missing:
         raise UserError(
             f"{path}: no column(s) {', '.join(repr(c) for c in missing)} (columns: "
-            f"{', '.join(have)}); fix --columns/--map"
+            f"{', '.join(have)}); fix {param('columns')}/{param('maps')}"
         )
     for c in needed:
         if kinds[c] is None:
@@ -75,7 +75,7 @@ def parquet_source(path: Path, slots: list[Slot], columns: list[str], pairs) -> 
                 axis=1,
             )
         fix = (
-            f"pick the columns with {'--map COL=' + s.name if len(slots) > 1 else '--columns'}"
+            f"pick the columns with {param('maps') + ' COL=' + s.name if len(slots) > 1 else param('columns')}"
             if all(kinds[c] == "scalar" for c in cols)
             else None
         )
@@ -113,8 +113,8 @@ def _parquet_mapping(path, slots, columns, pairs, have, kinds) -> dict[str, list
     if columns:
         if len(slots) != 1:
             raise UserError(
-                f"{path}: the model has {len(slots)} inputs ({', '.join(names)}); --columns "
-                "fills a single input, assign columns with --map COL=INPUT instead"
+                f"{path}: the model has {len(slots)} inputs ({', '.join(names)}); {param('columns')} "
+                f"fills a single input, assign columns with {param('maps')} COL=INPUT instead"
             )
         return {names[0]: list(columns)}
     mapping: dict[str, list[str]] = {}
@@ -135,12 +135,12 @@ def _parquet_mapping(path, slots, columns, pairs, have, kinds) -> dict[str, list
         raise UserError(
             f"{path}: cannot tell which columns feed input '{names[0]}' (array columns: "
             f"{', '.join(arrays) or 'none'}; scalar columns: {', '.join(scalars) or 'none'}); "
-            "pick them with --columns"
+            f"pick them with {param('columns')}"
         )
     missing = [n for n in names if n not in mapping]
     raise UserError(
         f"{path}: no column(s) for input(s) {', '.join(missing)} (columns: {', '.join(have)}); "
-        "name columns after the inputs or pass --map COL=INPUT"
+        f"name columns after the inputs or pass {param('maps')} COL=INPUT"
     )
 
 
