@@ -1,6 +1,6 @@
-"""The shipped registry as an AVX2-only x86 CPU computes it: `qemu-x86_64 -cpu Haswell` runs the
-unmodified venv, `cpuid` answers as a Haswell and ONNX Runtime picks its AVX2 integer kernels.
-Skips loudly where qemu-user cannot be had (.ci/run installs it)."""
+"""The shipped registry as an AVX2-only x86 CPU computes it: `--avx2-check` runs the int8 side under
+`qemu-x86_64 -cpu Haswell`, whose `cpuid` answers as a Haswell, so ONNX Runtime picks its AVX2 integer
+kernels. Skips loudly where qemu-user cannot be had (.ci/run installs it)."""
 
 from __future__ import annotations
 
@@ -21,27 +21,21 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _gate(tmp_path, name, *prefix):
-    out = tmp_path / f"{name}.json"
+def test_shipped_registry_same_verdicts_natively_and_as_avx2_computes_it(tmp_path):
+    out = tmp_path / "r.json"
     proc = subprocess.run(
-        [*prefix, sys.executable, "-m", "quantgate", "gate", "-q", "--out-json", str(out)],
+        [sys.executable, "-m", "quantgate", "gate", "--avx2-check", "-q", "--out-json", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=1800,
     )
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
-    return json.loads(out.read_text())
-
-
-def test_shipped_registry_same_verdicts_natively_and_as_avx2_computes_it(tmp_path):
-    native = _gate(tmp_path, "native")
-    avx2 = _gate(tmp_path, "avx2", QEMU, "-cpu", "Haswell")
-    assert avx2["run_provenance"]["cpu"]["int8_kernels"]["u8s8"] == "saturating"  # the emulation took
-    assert avx2["run_provenance"]["cpu"]["int8_features"] == ["avx2"]
-    verdicts = {r["id"]: r["status"] for r in native["models"]}
-    assert verdicts == {r["id"]: r["status"] for r in avx2["models"]}
-    assert native["verdict"] == "pass", [(r["id"], r["reason"]) for r in native["models"]]
+    doc = json.loads(out.read_text())
+    measured = [r for r in doc["models"] if r["status"] in ("pass", "fail")]
+    assert measured and all(r["avx2"]["int8_kernels"]["u8s8"] == "saturating" for r in measured)  # it took
+    assert {r["id"]: r["avx2"]["status"] for r in measured} == {r["id"]: r["status"] for r in measured}
+    assert doc["verdict"] == "pass", [(r["id"], r["reason"]) for r in doc["models"]]
 
 
 def test_avx2_check_reports_both_figures(repo):

@@ -1,11 +1,13 @@
 """Measure models as an AVX2-only x86 CPU computes them, on any x86 machine.
 
-The same gate runs again in a child Python under `qemu-x86_64 -cpu Haswell` (Debian's
+The int8 side runs again in a child Python under `qemu-x86_64 -cpu Haswell` (Debian's
 qemu-user), whose `cpuid` answers as a Haswell: ONNX Runtime then picks its AVX2 integer
-kernels, whose u8 x s8 pair sums saturate where VNNI and AMX do not. Each model is measured at
-the sample count the native run settled on, so the two figures are of the same samples.
+kernels, whose u8 x s8 pair sums saturate where VNNI and AMX do not. The child draws the same
+samples (the same plans and seed, or the same eval set) at the count the native run settled on
+and hands its int8 outputs back; the fp32 side and the figures are computed natively (fp32
+kernels under emulation are some 1,000 times slower and compute the same).
 
-`python -m quantgate.gate.emulate PLAN.json OUT.json` is the child's side.
+`python -m quantgate.gate.emulate PLAN.json OUT_DIR` is the child's side.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from ..errors import UserError, one_line
 from ..results import Row
-from .settings import GateSettings
 
 QEMU = "qemu-x86_64"
 QEMU_CPU = "Haswell"
@@ -36,82 +39,88 @@ def qemu_path() -> str:
     return found
 
 
-def measure_avx2(plan: list[dict], settings: GateSettings, registry: Path | None, root: Path) -> dict[int, dict]:
-    """Rows of the models in `plan` ({"index", "id", "path", "budget", "mode", "samples"}) as
-    measured under emulation, by plan index; a model that could not be run there gets
-    {"status": "error", "reason": ...}."""
+def int8_outputs(plan: list[dict]) -> tuple[dict[int, dict[str, np.ndarray] | str], dict]:
+    """Run the int8 side of every model in `plan` under emulation. Returns, by plan index, the
+    outputs (name -> [samples, ...]) or why they could not be had; and the int8 kernel family
+    the emulated CPU used."""
     qemu = qemu_path()
     with tempfile.TemporaryDirectory(prefix="quantgate-avx2-") as tmp:
-        plan_file, out_file = Path(tmp) / "plan.json", Path(tmp) / "out.json"
-        plan_file.write_text(
-            json.dumps(
-                {
-                    "registry": str(registry) if registry else None,
-                    "root": str(root),
-                    "models": plan,
-                    "seed": settings.seed,
-                    "reference_compat": settings.reference_compat,
-                }
-            )
-        )
+        plan_file, out_dir = Path(tmp) / "plan.json", Path(tmp) / "out"
+        out_dir.mkdir()
+        plan_file.write_text(json.dumps(plan))
         env = {k: v for k, v in os.environ.items() if k != "PYTHONHOME"}
+        cmd = [qemu, "-cpu", QEMU_CPU, sys.executable, "-m", "quantgate.gate.emulate", str(plan_file), str(out_dir)]
         try:
-            proc = subprocess.run(
-                [qemu, "-cpu", QEMU_CPU, sys.executable, "-m", "quantgate.gate.emulate", str(plan_file), str(out_file)],
-                capture_output=True,
-                text=True,
-                timeout=TIMEOUT_S,
-                env=env,
-                cwd=str(root),
-            )
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
         except (OSError, subprocess.TimeoutExpired) as e:
-            return {p["index"]: {"status": "error", "reason": f"{QEMU} did not run: {one_line(e, 200)}"} for p in plan}
-        if proc.returncode != 0 or not out_file.is_file():
+            why = f"{QEMU} did not run: {one_line(e, 200)}"
+            return {p["index"]: why for p in plan}, {}
+        summary_file = out_dir / "summary.json"
+        if proc.returncode != 0 or not summary_file.is_file():
             tail = [ln for ln in proc.stderr.splitlines() if ln.strip() and "TCG doesn't support" not in ln]
-            why = one_line(tail[-1] if tail else f"exit code {proc.returncode}", 200)
-            return {p["index"]: {"status": "error", "reason": f"the emulated run failed: {why}"} for p in plan}
-        rows = json.loads(out_file.read_text())
-    return {int(k): v for k, v in rows.items()}
+            why = f"the emulated run failed: {one_line(tail[-1] if tail else f'exit code {proc.returncode}', 200)}"
+            return {p["index"]: why for p in plan}, {}
+        summary = json.loads(summary_file.read_text())
+        found: dict[int, dict[str, np.ndarray] | str] = {}
+        for p in plan:
+            i = p["index"]
+            err = summary["errors"].get(str(i))
+            if err:
+                found[i] = err
+            else:
+                with np.load(out_dir / f"{i}.npz", allow_pickle=False) as z:
+                    found[i] = {n: z[f"o{k}"] for k, n in enumerate(p["names"])}
+    return found, summary["int8_kernels"]
 
 
-def summary(native: Row, emulated: dict) -> tuple[dict, str | None]:
+def summary(native: Row, emulated: Row, kernels: dict) -> tuple[dict, str | None]:
     """The row's `avx2` block, and a warning when the verdict differs there."""
     block = {
         "cpu": f"{QEMU_CPU} ({QEMU} -cpu {QEMU_CPU})",
-        **{k: emulated.get(k) for k in ("status", "drop", "drop_ci", "samples", "reason", "int8_kernels")},
+        "status": emulated.status,
+        "drop": emulated.drop,
+        "drop_ci": emulated.drop_ci.to_json() if emulated.drop_ci else None,
+        "samples": emulated.samples,
+        "reason": emulated.reason,
+        "int8_kernels": kernels,
     }
-    if emulated.get("status") in (None, "error") or emulated.get("status") == native.status:
+    if emulated.status == "error" or emulated.status == native.status:
         return block, None
-    there = emulated.get("drop")
-    shown = f" (drop {there:.6f})" if isinstance(there, float) else ""
+    shown = f" (drop {emulated.drop:.6f})" if emulated.drop is not None else ""
     return block, (
         f"the verdict differs as an AVX2-only x86 CPU computes it: {native.status} here, "
-        f"{emulated['status']} there{shown}; the sidecar's integer kernels compute differently "
+        f"{emulated.status} there{shown}; the sidecar's integer kernels compute differently "
         "on CPUs without VNNI"
     )
 
 
-def _child(plan_path: str, out_path: str) -> int:
+def _child(plan_path: str, out_dir: str) -> int:
+    """Under emulation: run each model's int8 side on its samples and save the outputs."""
     from ..cpu import int8_kernels
-    from ..registry import load_registry
-    from .run import adhoc_entry, gate_entry
+    from ..inputs import InputPlan, stream
+    from ..onnxio import session, sig_from_session
+    from ..produce import calibration as cal
 
-    plan = json.loads(Path(plan_path).read_text())
-    root = Path(plan["root"])
-    reg = load_registry(plan["registry"], root) if plan["registry"] else None
-    kernels = int8_kernels()
-    out = {}
-    for p in plan["models"]:
-        e = reg.get(p["id"]) if p.get("path") is None and reg else adhoc_entry(Path(p["path"]), p["budget"])
-        if p.get("mode"):
-            e = replace(e, mode=p["mode"])
-        settings = GateSettings(samples=p["samples"], seed=plan["seed"], reference_compat=plan["reference_compat"])
-        row = gate_entry(e, settings, root, reg.path if reg else None).to_json()
-        out[p["index"]] = {
-            **{k: row.get(k) for k in ("status", "drop", "drop_ci", "samples", "reason")},
-            "int8_kernels": kernels,
-        }
-    Path(out_path).write_text(json.dumps(out))
+    out = Path(out_dir)
+    errors: dict[str, str] = {}
+    for p in json.loads(Path(plan_path).read_text()):
+        try:
+            sess = session(p["int8"], label=p["int8"])
+            if p["feeds"]["kind"] == "eval":
+                ins = [s for s in sig_from_session(sess)[0] if s.name in p["feeds"]["inputs"]]
+                feeds = cal.feeds(cal.read_npz(p["feeds"]["path"]), ins)
+            else:
+                plans = [InputPlan(**{**d, "shape": tuple(d["shape"])}) for d in p["feeds"]["plans"]]
+                feeds = stream(plans, p["seed"])
+            got: list[list[np.ndarray]] = [[] for _ in p["names"]]
+            for _, feed in zip(range(p["samples"]), feeds, strict=False):
+                for k, y in enumerate(sess.run(p["names"], feed)):
+                    got[k].append(np.asarray(y))
+            stacked: dict[str, Any] = {f"o{k}": np.stack(v) for k, v in enumerate(got)}
+            np.savez(out / f"{p['index']}.npz", **stacked)
+        except Exception as e:  # one model that cannot run does not stop the others
+            errors[str(p["index"])] = f"the emulated int8 run failed: {one_line(e, 200)}"
+    (out / "summary.json").write_text(json.dumps({"errors": errors, "int8_kernels": int8_kernels()}))
     return 0
 
 

@@ -8,18 +8,20 @@ others. Every output's figures are reported; the judged outputs (every output, o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from .. import provenance
 from ..errors import UserError, one_line, param
-from ..inputs import plan_inputs, stream
+from ..inputs import InputPlan, plan_inputs, stream
 from ..int8_ops import quantized_op_types, saturation_risk
 from ..onnxio import load_model, session, sig_from_session
 from ..paths import display, sha256_file, sidecar_path
 from ..registry import DEFAULT_BUDGET, DEFAULT_REGISTRY, Entry, load_registry, producer_command, verify_digest
 from ..results import Results, Row
 from . import emulate
-from .judge import budgets_of, verdict
+from .judge import Budget, budgets_of, verdict
 from .measure import measure
 from .settings import DEFAULT_SEED, MAX_SAMPLES, MAX_SECONDS, MIN_SAMPLES, GateSettings
 
@@ -61,7 +63,57 @@ class _Measurement:
         self.row = self.row.with_(**changes)
 
 
+@dataclass
+class Prepared:
+    """One model ready to measure: both sessions, what to feed them, what to judge."""
+
+    s_fp: Any
+    s_q: Any
+    names: list[str]
+    judged: set[str]
+    budgets: tuple[Budget, ...]
+    plans: list[InputPlan]
+    eval_feeds: list[dict] | None
+    fixed: int | None
+    mode: str
+    seed: int
+    fp32_label: str
+    int8_label: str
+
+    def feeds(self) -> Iterator[dict]:
+        return iter(self.eval_feeds) if self.eval_feeds is not None else stream(self.plans, self.seed)
+
+    def run_fp32(self, feed: dict, i: int) -> list:
+        return _run(self.s_fp, self.names, feed, self.fp32_label, self.plans, i)
+
+    def run_int8(self, feed: dict, i: int) -> list:
+        return _run(self.s_q, self.names, feed, self.int8_label, self.plans, i)
+
+
 def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -> None:
+    p = prepare(e, s, m, registry)
+    measured = measure(
+        lambda feed, i: (p.run_fp32(feed, i), p.run_int8(feed, i)),
+        p.names,
+        p.judged,
+        p.feeds(),
+        p.budgets,
+        s,
+        fixed=p.fixed,
+        mode=p.mode,
+        keep_values=s.reference_compat,
+    )
+    m.add(
+        samples=measured.sampling.samples,
+        sampling=measured.sampling.to_json(),
+        budgets={b.figure: b.threshold for b in p.budgets},
+    )
+    m.add(**verdict(measured, p.judged, p.budgets, e.budget))
+
+
+def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -> Prepared:
+    """Every check that needs no sample (files, digests, staleness, signatures, the int8 graph),
+    then the sessions and the input plan; what was learnt on the way goes into `m`'s row."""
     if e.problems:
         raise UserError(str(e.problems[0]))
     fp32, int8 = e.onnx_path, e.int8_path
@@ -81,8 +133,9 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
     verify_digest(fp32, e.sha256, field_name="sha256", registry=reg)
     verify_digest(int8, e.int8_sha256, field_name="int8_sha256", registry=reg)
     _check_not_stale(e, row)
-    s_fp = session(fp32, label=row.fp32_path or str(fp32))
-    s_q = session(int8, label=row.int8_path or str(int8))
+    fp32_label, int8_label = row.fp32_path or str(fp32), row.int8_path or str(int8)
+    s_fp = session(fp32, label=fp32_label)
+    s_q = session(int8, label=int8_label)
     m.add(warnings=_check_int8_graph(e, row))
     ins, outs = sig_from_session(s_fp)
     q_ins, q_outs = sig_from_session(s_q)
@@ -105,21 +158,17 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
             f"{reg}: {e.id}: quant_gate_outputs names {', '.join(unknown)}, not outputs of the "
             f"model ({', '.join(o.name for o in outs)})"
         )
-    plans: list = []
+    plans: list[InputPlan] = []
+    eval_feeds = None
     if e.eval_path is not None:
         eval_feeds = _eval_set_feeds(e, ins)
+        source = f"eval set {e.raw['quant_eval_set']}"
         m.add(
             inputs=tuple(
-                {
-                    "name": s_.name,
-                    "dtype": str(s_.dtype),
-                    "source": f"eval set {e.raw['quant_eval_set']}",
-                    "shape": list(eval_feeds[0][s_.name].shape),
-                }
-                for s_ in ins
+                {"name": i.name, "dtype": str(i.dtype), "source": source, "shape": list(eval_feeds[0][i.name].shape)}
+                for i in ins
             )
         )
-        feeds: Iterator[dict] = iter(eval_feeds)
         fixed: int | None = len(eval_feeds)
         mode = "eval set"
     else:
@@ -127,22 +176,22 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
         plans = plan_inputs(ins, e.input_spec, model=model, label=f"{reg}: {e.id}")
         m.add(inputs=tuple(p.to_json() for p in plans))
         fixed = s.fixed_samples(e.gate_samples)
-        feeds, mode = stream(plans, s.seed), ("adaptive" if fixed is None else "fixed")
-    names = [o.name for o in outs]
-
-    def run_pair(feed: dict, i: int) -> tuple[list, list]:
-        return (_run(s_fp, names, feed, row.fp32_path, plans, i), _run(s_q, names, feed, row.int8_path, plans, i))
-
+        mode = "adaptive" if fixed is None else "fixed"
     budgets = budgets_of(e.budget, e.budget_sqnr_db, e.budget_rmse)
-    measured = measure(
-        run_pair, names, judged, feeds, budgets, s, fixed=fixed, mode=mode, keep_values=s.reference_compat
+    return Prepared(
+        s_fp,
+        s_q,
+        [o.name for o in outs],
+        judged,
+        budgets,
+        plans,
+        eval_feeds,
+        fixed,
+        mode,
+        s.seed,
+        fp32_label,
+        int8_label,
     )
-    m.add(
-        samples=measured.sampling.samples,
-        sampling=measured.sampling.to_json(),
-        budgets={b.figure: b.threshold for b in budgets},
-    )
-    m.add(**verdict(measured, judged, budgets, e.budget))
 
 
 def _check_int8_graph(e: Entry, row: Row) -> tuple[str, ...]:
@@ -301,27 +350,62 @@ def run_gate(
 def _with_avx2(
     rows: list[Row], selected: list[Entry], settings: GateSettings, registry: Path | None, root: Path
 ) -> list[Row]:
-    """Each measured row with its `avx2` block: the same model, the same samples, under emulation."""
-    plan = [
-        {
-            "index": i,
-            "id": e.id,
-            "path": str(e.onnx_path) if e.index < 0 else None,
-            "budget": e.budget,
-            "mode": e.mode,
-            "samples": r.samples,
-        }
-        for i, (e, r) in enumerate(zip(selected, rows, strict=True))
-        if r.status in ("pass", "fail")
-    ]
-    found = emulate.measure_avx2(plan, settings, registry, root) if plan else {}
+    """Each measured row with its `avx2` block: the same model on the same samples, its int8 side
+    computed as an AVX2-only x86 CPU computes it."""
+    prepared: dict[int, Prepared] = {}
+    plan = []
+    for i, (e, r) in enumerate(zip(selected, rows, strict=True)):
+        if r.status not in ("pass", "fail") or r.samples is None:
+            continue
+        p = prepare(e, replace(settings, samples=r.samples), _Measurement(_base_row(e, root)), registry)
+        prepared[i] = p
+        if p.eval_feeds is not None:
+            assert e.eval_path is not None
+            feeds = {"kind": "eval", "path": str(e.eval_path), "inputs": [n for n in p.eval_feeds[0]]}
+        else:
+            feeds = {"kind": "drawn", "plans": [pl.to_json() for pl in p.plans]}
+        plan.append(
+            {
+                "index": i,
+                "int8": str(e.int8_path),
+                "feeds": feeds,
+                "seed": settings.seed,
+                "samples": r.samples,
+                "names": p.names,
+            }
+        )
+    found, kernels = emulate.int8_outputs(plan) if plan else ({}, {})
     out = []
-    for i, r in enumerate(rows):
-        if i in found:
-            block, warning = emulate.summary(r, found[i])
+    for i, (e, r) in enumerate(zip(selected, rows, strict=True)):
+        if i in prepared:
+            emulated = _emulated_row(e, r, prepared[i], found[i], settings, root)
+            block, warning = emulate.summary(r, emulated, kernels)
             r = r.with_(avx2=block, warnings=r.warnings + ((warning,) if warning else ()))
         out.append(r)
     return out
+
+
+def _emulated_row(e: Entry, native: Row, p: Prepared, outputs: dict | str, settings: GateSettings, root: Path) -> Row:
+    base = _base_row(e, root)
+    if isinstance(outputs, str):
+        return base.with_(status="error", reason=outputs)
+    n = native.samples or 0
+
+    def run_pair(feed: dict, i: int) -> tuple[list, list]:
+        return p.run_fp32(feed, i), [outputs[name][i] for name in p.names]
+
+    measured = measure(
+        run_pair,
+        p.names,
+        p.judged,
+        p.feeds(),
+        p.budgets,
+        settings,
+        fixed=n,
+        mode=p.mode,
+        keep_values=settings.reference_compat,
+    )
+    return base.with_(samples=measured.sampling.samples, **verdict(measured, p.judged, p.budgets, e.budget))
 
 
 STATUS_TAG = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "SKIP"}
