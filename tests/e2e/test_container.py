@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from quantgate.report import actions
+from quantgate.action import input_env_name
 
 pytestmark = pytest.mark.docker
 
@@ -152,12 +152,12 @@ def run_action(
         "markdown_out": "quantgate-results.md",
         "comment": "true",
         "github_token": "ghs_not_a_real_token",
-        "samples": "16",
+        "samples": "auto",
         "seed": "0",
         "working_directory": ".",
     }
     declared.update(inputs)
-    run_env = {actions.input_env_name(k): v for k, v in declared.items()}
+    run_env = {input_env_name(k): v for k, v in declared.items()}
     run_env.update(
         {
             "HOME": "/github/home",
@@ -203,7 +203,7 @@ def host_results(ws: Path, registry: str) -> dict:
     """The same gate in this test process: the container must agree with it."""
     from quantgate.gate import run_gate
 
-    return run_gate(ws / registry, [], root=ws, samples=16, seed=0).to_json()
+    return run_gate(ws / registry, [], root=ws, seed=0).to_json()
 
 
 def test_passing_registry(engine, image, shipped_models, tmp_path):

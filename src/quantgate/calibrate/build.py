@@ -21,10 +21,10 @@ from ..errors import UserError, param
 from ..onnxio import graph_inputs, load_model
 from ..paths import atomic_write_bytes, atomic_write_text, display, find_repo_root, sha256_file, write_json
 from ..produce import calibration as cal
+from ..registry_edit import write_field
 from ..results import Produced
 from .images import ImageOptions
 from .layout import slot_for
-from .registry_edit import write_field
 from .sources import open_source
 
 DEFAULT_N = 64

@@ -28,3 +28,31 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No per-item lin
 def split_list(values) -> tuple[str, ...]:
     """Repeated options that also accept comma-separated lists."""
     return tuple(v.strip() for item in values or () for v in item.split(",") if v.strip())
+
+
+def record_options(f):
+    """`--registry-id ID` (with `--registry`): record the new sidecar's digest in that entry."""
+    f = click.option(
+        "--registry",
+        "registry",
+        default=DEFAULT_REGISTRY,
+        show_default=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The registry --registry-id names an entry of.",
+    )(f)
+    return click.option(
+        "--registry-id",
+        default=None,
+        metavar="ID",
+        help="Set this registry entry's int8_sha256 to the new sidecar's digest (editing only that value).",
+    )(f)
+
+
+def record(registry_id: str | None, registry: Path, model: Path, sidecar: Path, *, fp32_written: bool = False) -> None:
+    """After a producer: update the registry entry's digests when asked, and say so."""
+    if registry_id is None:
+        return
+    from ..registry_edit import record_sidecar
+
+    for key, value in record_sidecar(registry, registry_id, model, sidecar, fp32_written=fp32_written).items():
+        click.echo(f"{registry}: set {registry_id}.{key} = {value}")

@@ -10,6 +10,7 @@ import click
 from ..errors import EXIT_PASS
 from ..produce.config import METHODS, PRESETS
 from .base import Command
+from .options import record, record_options
 
 
 def _producer_options(f):
@@ -36,6 +37,7 @@ def _producer_options(f):
         type=click.Path(dir_okay=False, path_type=Path),
         help="Where to write the int8 model (default: <stem>.int8.onnx beside MODEL).",
     )(f)
+    f = record_options(f)
     f = click.argument("model", type=click.Path(path_type=Path))(f)
     return f
 
@@ -64,7 +66,7 @@ def _op_types(value: str | None):
 @click.command("ptq-dynamic", cls=Command)
 @_producer_options
 @click.option("--op-types", help="Comma-separated op types to quantise (default: MatMul,Gemm).")
-def ptq_dynamic(model, output, per_channel, preset, report_out, op_types) -> int:
+def ptq_dynamic(model, registry_id, registry, output, per_channel, preset, report_out, op_types) -> int:
     """Dynamic PTQ: int8 weights, activations quantised at run time; needs no data."""
     from ..produce.config import preset as get_preset
     from ..produce.dynamic import quantize_dynamic
@@ -72,6 +74,7 @@ def ptq_dynamic(model, output, per_channel, preset, report_out, op_types) -> int
     cfg = get_preset(preset, "dynamic").with_options(per_channel=per_channel, op_types=_op_types(op_types))
     r = quantize_dynamic(model, output, config=cfg, report_out=report_out, argv=sys.argv)
     _echo_result(r)
+    record(registry_id, registry, model, r.output)
     return EXIT_PASS
 
 
@@ -86,7 +89,9 @@ def ptq_dynamic(model, output, per_channel, preset, report_out, op_types) -> int
 )
 @click.option("--method", type=click.Choice(list(METHODS)), default=None, help="Calibration method (default: minmax).")
 @click.option("--op-types", help="Comma-separated op types to quantise (default: all supported).")
-def ptq_static(model, output, per_channel, preset, report_out, calibration, method, op_types) -> int:
+def ptq_static(
+    model, registry_id, registry, output, per_channel, preset, report_out, calibration, method, op_types
+) -> int:
     """Static PTQ (QDQ) calibrated on a calibration set."""
     from ..produce.config import preset as get_preset
     from ..produce.static import quantize_static
@@ -96,4 +101,5 @@ def ptq_static(model, output, per_channel, preset, report_out, calibration, meth
     )
     r = quantize_static(model, calibration, output, config=cfg, report_out=report_out, argv=sys.argv)
     _echo_result(r)
+    record(registry_id, registry, model, r.output)
     return EXIT_PASS

@@ -9,6 +9,7 @@ import click
 
 from ..errors import EXIT_PASS
 from .base import Command
+from .options import record, record_options
 
 _path = click.Path(dir_okay=False, path_type=Path)
 
@@ -42,6 +43,7 @@ _path = click.Path(dir_okay=False, path_type=Path)
     help="torch ONNX exporter (config: qat.exporter, default torchscript).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines; only the result.")
+@record_options
 def qat(
     config,
     output,
@@ -57,6 +59,8 @@ def qat(
     keep_calibration,
     exporter,
     quiet,
+    registry_id,
+    registry,
 ) -> int:
     """Quantisation-aware training: fp32 warm start, fake-quant fine-tune, then static PTQ.
 
@@ -102,4 +106,7 @@ def qat(
     ):
         if p is not None:
             click.echo(f"wrote {p} ({label})")
+    # the fp32 file the sidecar pairs with: the warm start when this run wrote it, else <stem>.onnx beside it
+    fp32 = keep_warm_fp32 or output.with_name(output.name.removesuffix(".int8.onnx") + ".onnx")
+    record(registry_id, registry, fp32, r.output, fp32_written=keep_warm_fp32 is not None)
     return EXIT_PASS

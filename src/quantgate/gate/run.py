@@ -254,10 +254,17 @@ def _run(sess, names, feed, label, plans, i):
         raise UserError(f"{label}: fails on sample {i} with inputs {shapes}: {one_line(e, 240)}{hint}") from None
 
 
-def adhoc_entry(path: Path, budget: float | None, mode: str = "dynamic") -> Entry:
-    """An entry for a model file that no registry lists: gated against its sidecar."""
+def adhoc_entry(path: Path, budget: float | None, mode: str | None = None) -> Entry:
+    """An entry for a model file that no registry lists: gated against its sidecar, in the mode
+    the sidecar records (quantgate stamps it), else as dynamic."""
+    from ..produce.pipeline import sidecar_stamp
+
     p = path.resolve()
     stem = p.name[:-5] if p.name.endswith(".onnx") else p.name
+    int8 = sidecar_path(p)
+    if mode is None:
+        stamped = sidecar_stamp(int8).get("quantgate.mode") if int8.is_file() else None
+        mode = stamped if stamped in ("dynamic", "static", "qat") else "dynamic"
     return Entry(
         index=-1,
         raw={},
@@ -265,7 +272,7 @@ def adhoc_entry(path: Path, budget: float | None, mode: str = "dynamic") -> Entr
         mode=mode,
         budget=DEFAULT_BUDGET if budget is None else budget,
         onnx_path=p,
-        int8_path=sidecar_path(p),
+        int8_path=int8,
     )
 
 

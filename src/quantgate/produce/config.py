@@ -41,15 +41,18 @@ class QuantConfig:
         return replace(self, **kw)
 
 
-# Measured on the shipped models (docs/benchmarks.md, "Producer defaults"): with u8 activations
-# x s8 weights, ONNX Runtime's dynamic MatMulInteger saturates its 16-bit intermediate and the
-# drop grows 10-300x on an AVX2 CPU without VNNI; u8 weights (or 7-bit s8 weights) avoid it on
-# every x86 CPU, so the default does not depend on where the file is produced or run.
-# For static QDQ, per-tensor weights beat per-channel on three of the four shipped models.
+# Measured on the shipped models with the adaptive gate, natively (AMX/AVX512-VNNI) and as an
+# AVX2-only CPU computes them (bench/producer_sweep.py, docs/benchmarks.md "Producer defaults"):
+# u8 activations x full-range s8 weights saturate ONNX Runtime's AVX2 integer kernels (pair sums
+# in 16 bits) and give another drop there (nr_metric_v1 0.0107 here, 0.0078 on AVX2; per-channel
+# 0.0095 vs 0.0285); u8 weights and 7-bit s8 weights compute the same on both. u8 weights were the
+# more accurate of the two on every model (nr_metric_v1 0.0078 against 0.0125-0.0146 with 7-bit
+# weights), so the default uses them; per-channel, which helped the outlier MLP (0.0179 against
+# 0.0219) and changed nothing measurable elsewhere.
 PRESETS: dict[str, dict[str, QuantConfig]] = {
     "default": {
         "dynamic": QuantConfig(per_channel=True, weight_type="quint8"),
-        "static": QuantConfig(per_channel=False),
+        "static": QuantConfig(per_channel=True, weight_type="quint8"),
     },
     # x86 without VNNI: 7-bit weights keep u8 x s8 products from saturating.
     "avx2": {

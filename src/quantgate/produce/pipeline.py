@@ -58,13 +58,18 @@ def stamp_source(model: onnx.ModelProto, mode: str, source: Path) -> None:
         model.metadata_props.add(key=key, value=value)
 
 
-def sidecar_source(path: Path) -> str | None:
-    """The fp32 digest a quantgate-made sidecar records, or None for other files."""
+def sidecar_stamp(path: Path) -> dict[str, str]:
+    """What a quantgate-made sidecar records about itself (`quantgate.*` metadata); {} for others."""
     try:
         m = onnx.load(str(path), load_external_data=False)
-    except Exception:
-        return None
-    return next((p.value for p in m.metadata_props if p.key == SOURCE_KEY), None)
+    except Exception:  # not readable: the gate's own load reports that
+        return {}
+    return {p.key: p.value for p in m.metadata_props if p.key.startswith("quantgate.")}
+
+
+def sidecar_source(path: Path) -> str | None:
+    """The fp32 digest a quantgate-made sidecar records, or None for other files."""
+    return sidecar_stamp(path).get(SOURCE_KEY)
 
 
 def run_once(int8_bytes: bytes, label: str, feed: dict[str, np.ndarray] | None) -> None:

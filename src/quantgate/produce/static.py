@@ -33,9 +33,11 @@ def quantize_static(
     config: QuantConfig | None = None,
     report_out: str | Path | None = None,
     argv: list[str] | None = None,
+    mode: str = "static",
 ) -> ProduceResult:
     """Write the static-PTQ (QDQ) sidecar of `model`, calibrated on `calibration`
-    (an .npz path or a dict of arrays keyed by input name)."""
+    (an .npz path or a dict of arrays keyed by input name). `mode` is what the sidecar records
+    it is: "static", or "qat" when QAT's conditioned export is being quantised."""
     from onnxruntime.quantization import QuantFormat
     from onnxruntime.quantization import quantize_static as ort_quantize_static
 
@@ -80,7 +82,7 @@ def quantize_static(
         return next(cal.feeds(arrays, state["inputs"]))
 
     return produce(
-        mode="static",
+        mode=mode,
         model_path=model,
         output=Path(output) if output else None,
         quantise=quantise,

@@ -253,5 +253,5 @@ def static_ptq(
             buf = io.BytesIO()
             np.savez(buf, **calibration)
             atomic_write_bytes(out.calibration, buf.getvalue())
-        produced = quantize_static(fp32_path, calibration, out.int8, config=ptq_config(s), argv=argv)
+        produced = quantize_static(fp32_path, calibration, out.int8, config=ptq_config(s), argv=argv, mode="qat")
     return produced.report

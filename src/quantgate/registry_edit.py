@@ -8,12 +8,11 @@ indentation. The edited text must parse to the original document with that one f
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
 
-from ..errors import UserError
+from .errors import UserError
 
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
@@ -98,10 +97,54 @@ def write_field(registry: Path, index: int, key: str, value: str) -> tuple[str, 
     """(old text, new text) for setting the field; verified, not yet written."""
     try:
         text = registry.read_text(encoding="utf-8")
-        data = json.loads(text)
+        json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError(f"{registry}: cannot read the registry ({type(e).__name__}); fix it first") from None
-    expected = copy.deepcopy(data)
+    return _checked(registry, text, index, key, value)
+
+
+def record_sidecar(
+    registry: str | Path,
+    registry_id: str,
+    model: Path,
+    sidecar: Path,
+    *,
+    root: str | Path | None = None,
+    fp32_written: bool = False,
+) -> dict[str, str]:
+    """Set the entry's `int8_sha256` to the digest of the sidecar just produced (and its `sha256`
+    when this run also wrote the fp32 file), editing only those values. Returns what changed."""
+    from .paths import atomic_write_text, sha256_file
+    from .registry import load_registry
+
+    reg = load_registry(registry, root)
+    e = reg.get(registry_id)
+    if e.onnx_path is None or e.onnx_path != Path(model).resolve():
+        raise UserError(
+            f"entry '{registry_id}' is the model {e.raw.get('onnx')}, not {model}",
+            subject=str(reg.path),
+            fix=f"pass that model, or the id of the entry whose onnx is {model}",
+        )
+    fp32_digest = sha256_file(e.onnx_path)
+    if e.sha256 and e.sha256 != fp32_digest and not fp32_written:
+        raise UserError(
+            f"sha256 of {e.onnx_path.name} does not match: registry {e.sha256[:12]}..., file {fp32_digest[:12]}...",
+            subject=str(reg.path),
+            field=f"models[{e.index}].sha256",
+            fix="restore the fp32 file the registry names, or update sha256 first",
+        )
+    values = {"int8_sha256": sha256_file(sidecar)}
+    if fp32_written or (e.sha256 is None and "sha256" in e.raw):
+        values["sha256"] = fp32_digest
+    text = reg.path.read_text(encoding="utf-8")
+    for key, value in values.items():
+        _, text = _checked(reg.path, text, e.index, key, value)
+    atomic_write_text(reg.path, text)
+    return values
+
+
+def _checked(registry: Path, text: str, index: int, key: str, value: str) -> tuple[str, str]:
+    expected = json.loads(text)
     expected["models"][index][key] = value
     try:
         new = set_field(text, index, key, value)
@@ -110,7 +153,8 @@ def write_field(registry: Path, index: int, key: str, value: str) -> tuple[str, 
         ok = False
     if not ok:
         raise UserError(
-            f"{registry}: could not set models[{index}].{key} without reformatting the file; "
-            f'set "{key}": {json.dumps(value)} by hand'
+            f"could not set models[{index}].{key} without reformatting the file",
+            subject=str(registry),
+            fix=f'set "{key}": {json.dumps(value)} by hand',
         )
     return text, new
