@@ -16,9 +16,10 @@ gives), the QAT-conditioned fp32 export, the int8 sidecar and the calibration se
 - val losses: warm fp32 and conditioned fp32 on the held-out split (the task did not get worse);
 - time ratio: (fp32 + QAT training seconds) / fp32 training seconds.
 
-Every drop is measured by `quantgate.gate.gate_entry` with the gate's default 16 samples and
-seed 0, using the registry row's `quant_inputs` and `quant_eval_set` when model/tiny/registry.json
-lists the id: the same evaluation inputs the gate uses for the shipped files.
+Every drop is measured by `quantgate.gate.gate_entry` with the gate's default adaptive sampling
+and seed 0, using the registry row's `quant_inputs` and `quant_eval_set` when
+model/tiny/registry.json lists the id: the same evaluation inputs the gate uses for the shipped
+files.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def _producer_options(f):
     f = click.option(
         "--per-channel/--no-per-channel",
         default=None,
-        help="Per-channel weight scales (default: on for dynamic, off for static).",
+        help="Per-channel weight scales (default: from the preset; on in the default preset).",
     )(f)
     f = click.option(
         "--output",
