@@ -98,7 +98,7 @@ def results(tmp_path_factory) -> Results:
     doc = run_gate(
         reg,
         root=root,
-        samples=4,
+        samples=64,
         seed=0,
         argv=["quantgate", "gate", "tight_mlp", "good_mlp", "--registry", str(reg), "--out-json", "/tmp/x.json", "-q"],
     )

@@ -48,16 +48,17 @@ def test_body_layout_from_real_results(results):
     assert [r.split("`")[1] for r in rows] == ["tight_mlp", "lost_mlp", "good_mlp", "float_mlp"]
     assert rows[0].startswith("| ❌ |") and rows[1].startswith("| ⚠️ |") and rows[2].startswith("| ✅ |")
     tight = results.row("tight_mlp")
-    assert f"{tight.plcc:.4f}" in rows[0] and "1e-12" in rows[0] and "−" in rows[0]  # negative headroom
+    assert f"{tight.drop:.1e}" in rows[0] and "1e-12" in rows[0] and "| 64 |" in rows[0]  # drop, budget, n
+    assert tight.drop_ci is not None and "e-0" in rows[0].split("|")[5]  # its 95% interval, compact
     header = next(ln for ln in lines if ln.startswith("| | model"))
-    for col in ("mode", "drop", "budget", "headroom", "PLCC", "max err", "fp32→int8"):
+    for col in ("mode", "drop", "95% CI", "n", "budget", "max err", "fp32→int8"):
         assert col in header
     assert "<details><summary>" in body and "</details>" in body
     cpu = results.run_provenance["cpu"]
     assert f"int8 features: {', '.join(cpu['int8_features']) or 'none detected'}" in body
     assert f"onnxruntime {results.run_provenance['versions']['onnxruntime']}" in body
     # the fixture gated every entry: the reproduce line names no selection and no output files
-    assert "quantgate gate --registry model/registry.json --samples 4 --seed 0\n" in body
+    assert "quantgate gate --registry model/registry.json --samples 64 --seed 0\n" in body
     assert "docker run --rm" in body and "/tmp/x.json" not in body and " -q" not in body
     assert "https://github.com/octo/models/actions/runs/991/attempts/2" in body
     assert "sidecar not found" in body  # the erroring model's reason is shown
@@ -108,21 +109,21 @@ def test_reproduce_commands_keep_selection_and_drop_output_files(results):
     picked = run_gate(
         reg,
         ["tight_mlp", "good_mlp"],
-        samples=4,
+        samples=64,
         seed=0,
         argv=["quantgate", "gate", "tight_mlp", "good_mlp", "--out-json", "/tmp/x.json"],
     )
     cmds = reproduce_commands(picked, image="ghcr.io/octo/quantgate:0.1.0")
     gate = next(c for c in cmds if c.startswith("pip install"))
-    assert gate.endswith("quantgate gate --registry model/registry.json --samples 4 --seed 0 tight_mlp good_mlp")
+    assert gate.endswith("quantgate gate --registry model/registry.json --samples 64 --seed 0 tight_mlp good_mlp")
     assert cmds[-1] == (
         'docker run --rm -v "$PWD:/github/workspace" -w /github/workspace '
-        "ghcr.io/octo/quantgate:0.1.0 --registry model/registry.json --samples 4 --seed 0 "
+        "ghcr.io/octo/quantgate:0.1.0 --registry model/registry.json --samples 64 --seed 0 "
         "--models tight_mlp,good_mlp"
     )
     assert "/tmp/x.json" not in " ".join(cmds)
     every = reproduce_commands(results, image="img")
-    assert every[-1].endswith("img --registry model/registry.json --samples 4 --seed 0")
+    assert every[-1].endswith("img --registry model/registry.json --samples 64 --seed 0")
 
 
 def test_pagination_over_100_comments_updates_ours_not_a_foreign_marker(gh, results):

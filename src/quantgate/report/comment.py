@@ -13,12 +13,13 @@ table cell and has its `@mentions` neutralised, so a comment never pings anybody
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shlex
 from collections.abc import Mapping
 
-from ..results import Results, Row
+from ..results import Interval, Results, Row
 from .markdown import method_line, sorted_rows
 
 GITHUB_LIMIT = 65536
@@ -71,6 +72,17 @@ def num(v, places: int = 4) -> str:
         return "0"
     s = f"{v:.{places}f}" if abs(v) >= 10**-places else f"{v:.1e}"
     return s.replace("-", "−", 1) if s.startswith("-") else s
+
+
+def interval_str(ci: Interval | None) -> str:
+    """A 95 % interval in at most 13 characters: 0.0067–0.0096, or 2.0–2.1e-05 for small drops."""
+    if ci is None:
+        return "—"
+    lo, hi = ci.low, ci.high
+    if hi >= 1e-3 or hi <= 0:
+        return f"{lo:.4f}–{hi:.4f}"
+    e = math.floor(math.log10(hi))
+    return f"{lo / 10**e:.1f}–{hi / 10**e:.1f}e{e:03d}"
 
 
 def budget_str(v) -> str:
@@ -129,16 +141,16 @@ def headline(results: Results) -> str:
 
 
 TABLE_HEAD = (
-    "| | model | mode | drop | budget | headroom | PLCC | max err | KiB fp32→int8 |\n"
-    "|:-:|---|---|--:|--:|--:|--:|--:|--:|"
+    "| | model | mode | drop | 95% CI | n | budget | max err | KiB fp32→int8 |\n|:-:|---|---|--:|--:|--:|--:|--:|--:|"
 )
 
 
 def table_row(r: Row) -> str:
+    icon = ICON.get(r.status, "?") + ("?" if r.marginal else "")
     return (
-        f"| {ICON.get(r.status, '?')} | {code(r.id[:80])} | "
-        f"{cell(r.mode)} | {num(r.drop)} | {budget_str(r.budget)} | "
-        f"{num(r.headroom)} | {num(r.plcc)} | {err_str(r.max_abs_error)} | "
+        f"| {icon} | {code(r.id[:80])} | "
+        f"{cell(r.mode)} | {num(r.drop)} | {interval_str(r.drop_ci)} | {r.samples or '—'} | "
+        f"{budget_str(r.budget)} | {err_str(r.max_abs_error)} | "
         f"{size_str(r.fp32_bytes, r.int8_bytes)} |"
     )
 
@@ -179,7 +191,9 @@ def _gate_args(results: Results) -> tuple[list[str], list[str]]:
     args = []
     if results.registry:
         args += ["--registry", results.registry]
-    args += ["--samples", str(s.get("samples", 16)), "--seed", str(s.get("seed", 0))]
+    if s.get("samples"):
+        args += ["--samples", str(s["samples"])]
+    args += ["--seed", str(s.get("seed", 0))]
     return args, [str(x) for x in s.get("selection") or []]
 
 
@@ -190,6 +204,7 @@ def provenance_block(results: Results, image: str | None = None) -> str:
     osi = prov.get("os") or {}
     git = prov.get("git") or {}
     feats = ", ".join(cpu.get("int8_features") or []) or "none detected"
+    k = cpu.get("int8_kernels") or {}
     lines = ["<details><summary>Provenance and how to reproduce</summary>", ""]
     if v:
         lines.append("- versions: " + ", ".join(f"{cell(k)} {cell(val)}" for k, val in v.items()))
@@ -197,6 +212,7 @@ def provenance_block(results: Results, image: str | None = None) -> str:
         lines.append(
             f"- CPU: {cell(cpu.get('model', '?'))} ({cell(cpu.get('arch', '?'))}, "
             f"{cpu.get('logical_cores', '?')} cores); int8 features: {cell(feats)}"
+            + (f"; int8 kernels: {cell(k.get('family', '?'))}, u8×s8 {cell(k.get('u8s8', '?'))}" if k else "")
         )
     if osi:
         lines.append(f"- OS: {cell(osi.get('platform') or osi.get('system') or '?')}")
@@ -258,7 +274,7 @@ def _assemble(top: list[str], rows: list[Row], n: int, tail: list[str], url: str
         parts += [TABLE_HEAD, *(table_row(r) for r in shown)]
     if n < len(rows):
         parts += ["", _pointer(len(rows) - n, rows[n:], url)]
-    reasons = [r for r in shown if r.status in ("fail", "error") and r.reason]
+    reasons = [r for r in shown if (r.status in ("fail", "error") or r.marginal) and r.reason]
     if reasons:
         parts += ["", *(reason_line(r) for r in reasons)]
     parts += ["", *tail]

@@ -29,15 +29,18 @@ def sorted_rows(results: Results) -> list[Row]:
 
 def render_table(rows: list[Row]) -> str:
     head = (
-        "| model | status | mode | drop | budget | headroom | PLCC | worst abs err | SQNR dB | size fp32 → int8 |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|"
+        "| model | status | mode | drop | 95% interval | samples | budget | headroom | PLCC | worst abs err | "
+        "SQNR dB | size fp32 → int8 |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     )
     lines = [head]
     for r in rows:
         sqnr = "∞" if r.sqnr_db is None and r.drop == 0.0 else fmt_num(r.sqnr_db, ".1f")
+        status = STATUS_ICON.get(r.status, r.status) + (" (marginal)" if r.marginal else "")
+        ci = f"{r.drop_ci.low:.6f}–{r.drop_ci.high:.6f}" if r.drop_ci else "—"
         lines.append(
-            f"| `{r.id}` | {STATUS_ICON.get(r.status, r.status)} | {r.mode} | "
-            f"{fmt_num(r.drop)} | {fmt_num(r.budget, '.4f')} | {fmt_num(r.headroom)} | "
+            f"| `{r.id}` | {status} | {r.mode} | "
+            f"{fmt_num(r.drop)} | {ci} | {r.samples or '—'} | {fmt_num(r.budget, '.4f')} | {fmt_num(r.headroom)} | "
             f"{fmt_num(r.plcc)} | {fmt_num(r.max_abs_error, '.4g')} | {sqnr} | "
             f"{fmt_bytes(r.fp32_bytes)} → {fmt_bytes(r.int8_bytes)} |"
         )
@@ -57,7 +60,7 @@ def headline(results: Results) -> str:
 def render_markdown(results: Results) -> str:
     rows = sorted_rows(results)
     parts = [f"### {headline(results)}", "", render_table(rows), ""]
-    reasons = [r for r in rows if r.reason and r.status in ("fail", "error")]
+    reasons = [r for r in rows if r.reason and (r.status in ("fail", "error") or r.marginal)]
     if reasons:
         parts.append("**Why**")
         parts.append("")
@@ -71,7 +74,20 @@ def method_line(results: Results) -> str:
     """How the figures were measured, in one sentence (the table footer and the comment)."""
     s = results.settings
     eval_sets = [r.id for r in results.models if r.inputs and str(r.inputs[0].get("source", "")).startswith("eval set")]
-    where = f"{s.get('samples', '?')} drawn samples (seed {s.get('seed', '?')})"
+    if s.get("reference_compat"):
+        drawn = f"{s.get('samples') or 16} drawn samples, first input and output only (the reference method)"
+    elif s.get("samples"):
+        drawn = f"{s['samples']} drawn samples"
+    else:
+        a = s.get("adaptive") or {}
+        drawn = (
+            f"{a.get('min_samples', '?')}–{a.get('max_samples', '?')} drawn samples, as many as it takes for each "
+            "budget to be decided"
+        )
+    where = f"{drawn} (seed {s.get('seed', '?')})"
     if eval_sets:
         where += f", or its eval set for {', '.join(eval_sets)}"
-    return f"drop = 1 − PLCC of fp32 vs int8 outputs over {where}; a model fails when drop > budget"
+    return (
+        f"drop = 1 − PLCC of fp32 vs int8 outputs over {where}, with its 95% bootstrap interval; "
+        "a model fails when a figure is over its budget"
+    )
