@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from quantgate.errors import UserError
+from quantgate.errors import UserError, one_line
 from quantgate.gate import run_gate
 from quantgate.inputs import draw, plan_inputs
 from quantgate.onnxio import graph_inputs
@@ -58,7 +58,7 @@ def _step(fn):
     except UserError as e:
         return "refused", str(e)
     except Exception as e:
-        return "BUG", f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
+        return "BUG", f"{type(e).__name__}: {one_line(e, 200)}"
 
 
 def main() -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..calibrate.images import FITS, RANGES
 from ..errors import EXIT_PASS
 from ..registry import DEFAULT_REGISTRY
 from .base import Group
@@ -106,7 +107,7 @@ def calibrate() -> None:
 @click.option("--size", default=None, metavar="HxW", help="Images: height x width (default: the model's).")
 @click.option(
     "--fit",
-    type=click.Choice(["resize", "crop", "resize-crop"]),
+    type=click.Choice(list(FITS)),
     default="resize",
     show_default=True,
     help="Images: stretch to size, centre-crop at native scale, or scale to cover then centre-crop.",
@@ -114,7 +115,7 @@ def calibrate() -> None:
 @click.option(
     "--range",
     "value_range",
-    type=click.Choice(["0-1", "0-255"]),
+    type=click.Choice(list(RANGES)),
     default="0-1",
     show_default=True,
     help="Images: pixel value range before --mean/--std.",

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import EXIT_PASS
+from ..qat.checks import EXPORTERS
 from .base import Command
 from .options import record, record_options
 
@@ -38,7 +39,7 @@ _path = click.Path(dir_okay=False, path_type=Path)
 @click.option("--keep-calibration", type=_path, help="Also write the calibration set (.npz) used for the PTQ.")
 @click.option(
     "--exporter",
-    type=click.Choice(["torchscript", "dynamo"]),
+    type=click.Choice(list(EXPORTERS)),
     default=None,
     help="torch ONNX exporter (config: qat.exporter, default torchscript).",
 )

@@ -6,8 +6,20 @@ pieces: `settings` (how to measure), `measure` (the sampling loop), `estimate` (
 bootstrap intervals, pure numpy), `judge` (budgets and verdicts).
 """
 
-from .run import STATUS_TAG, adhoc_entry, gate_entry, line_for, row_lines, run_gate, summary_line
+from typing import Any
+
 from .settings import DEFAULT_SEED, MAX_SAMPLES, MAX_SECONDS, MIN_SAMPLES, REFERENCE_SAMPLES, GateSettings
+
+_RUN = ("STATUS_TAG", "adhoc_entry", "gate_entry", "line_for", "row_lines", "run_gate", "summary_line")
+
+
+def __getattr__(name: str) -> Any:  # the measuring half loads onnx and ONNX Runtime: only when used
+    if name in _RUN:
+        from . import run
+
+        return getattr(run, name)
+    raise AttributeError(name)
+
 
 __all__ = [
     "DEFAULT_SEED",

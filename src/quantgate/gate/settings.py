@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import UserError, param
-from ..inputs import DEFAULT_SYMBOLIC_DIM
 
 DEFAULT_SEED = 0
 # Adaptive sampling: start here, double until decided and precise, stop at these caps. The
@@ -59,6 +58,8 @@ class GateSettings:
         return REFERENCE_SAMPLES if self.reference_compat else None
 
     def to_json(self) -> dict:
+        from ..inputs import DEFAULT_SYMBOLIC_DIM
+
         return {
             "samples": self.samples,
             "seed": self.seed,
