@@ -27,6 +27,7 @@ from .github import context
 from .paths import atomic_write_text, confine, write_json
 from .registry import DEFAULT_REGISTRY
 from .report import actions
+from .text import plain
 
 # The action's inputs and their defaults, as action.yml declares them.
 DEFAULTS = {
@@ -178,13 +179,21 @@ def in_actions(env: Mapping[str, str]) -> bool:
     return env.get("GITHUB_ACTIONS") == "true"
 
 
+def say(text: str, *, err: bool = False) -> None:
+    """Print lines that may hold data (ids, reasons, inputs) so that none can start a line of its
+    own: the runner obeys any line that starts with `::`."""
+    shown = "\n".join(plain(line) for line in str(text).split("\n"))
+    print(shown, file=sys.stderr if err else sys.stdout, flush=True)
+
+
 def emit(line: str) -> None:
+    """A workflow command this action means to give (its data escaped by `actions.workflow_command`)."""
     print(line, flush=True)
 
 
 def report_error(message: str, env: Mapping[str, str], *, file: str | None = None) -> int:
     """A run that produced no results: one line, an annotation, outputs and summary say so."""
-    print(f"quantgate: error: {message}", file=sys.stderr, flush=True)
+    say(f"quantgate: error: {message}", err=True)
     if in_actions(env):
         emit(actions.workflow_command("error", message, file=file, title="quantgate could not run"))
     _sinks(env, actions.outputs_from_results(None), actions.error_summary(message), None)
@@ -233,7 +242,7 @@ def post_comment(results_file: Path, s: Settings, env: Mapping[str, str]) -> dic
     if not s.comment:
         return none
     if context.pull_request_number(context.load_event(env.get("GITHUB_EVENT_PATH"), strict=False)) is None:
-        print(f"quantgate: no pull request in this run ({event_name or 'no event'}); no comment", flush=True)
+        say(f"quantgate: no pull request in this run ({event_name or 'no event'}); no comment")
         return none
     cmd = comment_command()
     if not cmd:
@@ -274,9 +283,9 @@ def post_comment(results_file: Path, s: Settings, env: Mapping[str, str]) -> dic
             return {**none, "comment": "failed"}
         outcome = context.load_event(str(outcome_file), strict=False)
     if proc.stdout.strip():
-        print(proc.stdout.rstrip(), flush=True)
+        say(proc.stdout.rstrip())
     if proc.stderr.strip():
-        print(proc.stderr.rstrip(), file=sys.stderr, flush=True)
+        say(proc.stderr.rstrip(), err=True)
     if proc.returncode != 0 or not outcome.get("posted"):
         why = outcome.get("message") or (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
         emit(
@@ -296,7 +305,7 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
     except UserError as e:
         return report_error(e.render(input_name), env)
 
-    from .gate import line_for, run_gate, summary_line
+    from .gate import row_lines, run_gate, summary_line
     from .report.markdown import render_markdown
 
     registry_file = relative_to_workspace(s.registry, s.workspace)
@@ -309,7 +318,7 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
             samples=s.samples,
             seed=s.seed,
             argv=argv if argv is not None else ["quantgate", "action"],
-            progress=lambda row: print(line_for(row), flush=True),
+            progress=lambda row: say("\n".join(row_lines(row))),
         )
     except UserError as e:
         return report_error(e.render(input_name), env, file=registry_file if s.registry.is_file() else None)
@@ -328,7 +337,7 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
         for line in actions.annotation_lines(results, registry_file):
             emit(line)
     else:
-        print(markdown, flush=True)
+        say(markdown)
     comment = post_comment(s.out_json, s, env)
     _sinks(
         env,
@@ -337,10 +346,10 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
         markdown_path,
     )
 
-    print(f"{summary_line(results)}; results in {results_path}", flush=True)
+    say(f"{summary_line(results)}; results in {results_path}")
     code = results.exit_code
     if code == EXIT_FAIL and not s.fail_on_violation:
-        print("quantgate: fail_on_violation is false: the step passes despite the violations", flush=True)
+        say("quantgate: fail_on_violation is false: the step passes despite the violations")
         return EXIT_PASS
     return code
 

@@ -27,8 +27,9 @@ from github_server import BODY_LIMIT, INTEGRATION_403, FakeGitHub
 from quantgate.errors import UserError
 from quantgate.github.client import GitHubClient, GitHubError
 from quantgate.github.comment import ACTIONS_BOT, SHORT_MAX, pr_for_workflow_run, sanitise_artifact, sync_comment
-from quantgate.report.comment import DEFAULT_MAX, GITHUB_LIMIT, ZWSP, render_comment, reproduce_commands, size
+from quantgate.report.comment import DEFAULT_MAX, GITHUB_LIMIT, render_comment, reproduce_commands, size
 from quantgate.results import Results
+from quantgate.text import ZWSP
 
 
 def test_body_layout_from_real_results(results):

@@ -9,13 +9,20 @@ from typing import Any, NoReturn
 import click
 
 from ..errors import EXIT_ERROR, UserError
+from ..text import plain
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 
+def echo(text: str = "", *, err: bool = False) -> None:
+    """Print lines that may hold data (ids, paths, reasons): each line one visible line, so
+    nothing a registry or model holds can start a line of its own (a workflow command, say)."""
+    click.echo("\n".join(plain(line) for line in str(text).split("\n")), err=err)
+
+
 def fail(message: str) -> NoReturn:
     """One line on stderr, exit 2: how every user mistake ends."""
-    click.echo(f"quantgate: error: {message}", err=True)
+    echo(f"quantgate: error: {message}", err=True)
     sys.exit(EXIT_ERROR)
 
 
@@ -63,7 +70,7 @@ class Main(Group):
         try:
             rv = super().main(args=args, prog_name=prog_name or "quantgate", standalone_mode=False, **kwargs)
         except click.exceptions.Abort:
-            click.echo("quantgate: aborted", err=True)
+            echo("quantgate: aborted", err=True)
             sys.exit(130)
         except click.UsageError as e:
             cmd = e.ctx.command_path if e.ctx else "quantgate"
@@ -73,6 +80,6 @@ class Main(Group):
         except UserError as e:
             fail(str(e))
         except KeyboardInterrupt:
-            click.echo("quantgate: interrupted", err=True)
+            echo("quantgate: interrupted", err=True)
             sys.exit(130)
         sys.exit(rv if isinstance(rv, int) else 0)

@@ -11,7 +11,7 @@ import click
 from ..calibrate.images import FITS, RANGES
 from ..errors import EXIT_PASS
 from ..registry import DEFAULT_REGISTRY
-from .base import Group
+from .base import Group, echo
 from .options import split_list
 
 
@@ -21,7 +21,7 @@ def _fmt(v) -> str:
 
 def _echo_inputs(inputs: list[dict]) -> None:
     for i in inputs:
-        click.echo(
+        echo(
             f"  {i['name']}: {i['shape']} {i['dtype']}  min {_fmt(i['min'])}  max {_fmt(i['max'])}  "
             f"mean {_fmt(i['mean'])}  std {_fmt(i['std'])}"
         )
@@ -181,7 +181,7 @@ def build(
         argv=sys.argv,
     ).report
     s = r["source"]
-    click.echo(
+    echo(
         f"wrote {out}: {r['calibration_set']['samples']} sample(s) from {s['kind']} {source} "
         f"({s['rows']} rows, sha256 {s['sha256'][:12]}), " + ("every usable row" if take_all else f"seed {seed}")
     )
@@ -190,13 +190,13 @@ def build(
     if sk["count"]:
         why = ", ".join(f"{k} {v}" for k, v in sk["by_reason"].items())
         where = "; ".join(f"{w}: " + ", ".join(f"{k} {v}" for k, v in d.items()) for w, d in sk["where"].items())
-        click.echo(f"  skipped {sk['count']} row(s): {why} ({where})")
+        echo(f"  skipped {sk['count']} row(s): {why} ({where})")
     reg = r["registry"]
     if reg:
         verb = "set" if reg["changed"] else "already had"
-        click.echo(f"{reg['path']}: {verb} {reg['id']}.{reg['field']} = {json.dumps(reg['value'])}")
+        echo(f"{reg['path']}: {verb} {reg['id']}.{reg['field']} = {json.dumps(reg['value'])}")
         if reg["quant_mode"] not in ("static", "qat"):
-            click.echo(
+            echo(
                 f"note: '{reg['id']}' has quant_mode '{reg['quant_mode']}'; the set is used when it "
                 'is "static" or "qat"'
             )
@@ -219,6 +219,6 @@ def check(set_path, model, min_samples, report_out) -> int:
     if report_out:
         write_json(report_out, checked)
     r = checked.report
-    click.echo(f"{set_path}: ok — {r['calibration_set']['samples']} sample(s) for {model}")
+    echo(f"{set_path}: ok — {r['calibration_set']['samples']} sample(s) for {model}")
     _echo_inputs(r["inputs"])
     return EXIT_PASS

@@ -16,7 +16,7 @@ import click
 from ..errors import EXIT_PASS, UserError, param
 from ..github import context
 from ..github.comment import MODES
-from .base import Command
+from .base import Command, echo
 
 
 def _client(token, env):
@@ -35,11 +35,11 @@ def _report(outcome, outcome_json: Path | None) -> None:
         write_json(outcome_json, outcome)
     where = f" {outcome.url}" if outcome.url else ""
     if outcome.action == "off":
-        click.echo("quantgate: comment off" + (f"; body written to {outcome.body_path}" if outcome.body_path else ""))
+        echo("quantgate: comment off" + (f"; body written to {outcome.body_path}" if outcome.body_path else ""))
     elif outcome.posted:
-        click.echo(f"quantgate: comment {outcome.action}{where} ({outcome.repo}#{outcome.pr})")
+        echo(f"quantgate: comment {outcome.action}{where} ({outcome.repo}#{outcome.pr})")
     else:
-        click.echo(f"quantgate: warning: comment not posted ({outcome.action}): {outcome.message}", err=True)
+        echo(f"quantgate: warning: comment not posted ({outcome.action}): {outcome.message}", err=True)
 
 
 @click.command(cls=Command)

@@ -9,7 +9,7 @@ import click
 
 from ..errors import EXIT_ERROR, EXIT_PASS
 from ..gate.settings import DEFAULT_SEED, MAX_SAMPLES, MAX_SECONDS, MIN_SAMPLES
-from .base import Command
+from .base import Command, echo
 from .options import registry_option, root_option
 
 
@@ -23,12 +23,12 @@ def validate(registry: Path, root: Path | None) -> int:
     reg = load_registry(registry, root)
     problems = reg.problems + check_files(reg)
     for p in problems:
-        click.echo(str(p), err=True)
+        echo(str(p), err=True)
     if problems:
-        click.echo(f"quantgate: {registry}: {len(problems)} problem(s)", err=True)
+        echo(f"quantgate: {registry}: {len(problems)} problem(s)", err=True)
         return EXIT_ERROR
     gated = sum(e.mode != "fp32" for e in reg.entries)
-    click.echo(f"{registry}: ok — {len(reg.entries)} model(s), {gated} with an int8 sidecar")
+    echo(f"{registry}: ok — {len(reg.entries)} model(s), {gated} with an int8 sidecar")
     return EXIT_PASS
 
 
@@ -119,7 +119,7 @@ def gate(
     def progress(row):
         if not quiet:
             for line in row_lines(row):
-                click.echo(line)
+                echo(line)
 
     results = run_gate(
         registry,
@@ -139,5 +139,5 @@ def gate(
         write_json(out_json, results)
     if markdown:
         atomic_write_text(markdown, render_markdown(results))
-    click.echo(summary_line(results))
+    echo(summary_line(results))
     return results.exit_code

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..registry import DEFAULT_REGISTRY
+from .base import echo
 
 registry_option = click.option(
     "--registry",
@@ -55,4 +56,4 @@ def record(registry_id: str | None, registry: Path, model: Path, sidecar: Path, 
     from ..registry_edit import record_sidecar
 
     for key, value in record_sidecar(registry, registry_id, model, sidecar, fp32_written=fp32_written).items():
-        click.echo(f"{registry}: set {registry_id}.{key} = {value}")
+        echo(f"{registry}: set {registry_id}.{key} = {value}")

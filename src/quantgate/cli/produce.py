@@ -9,7 +9,7 @@ import click
 
 from ..errors import EXIT_PASS
 from ..produce.config import METHODS, PRESETS
-from .base import Command
+from .base import Command, echo
 from .options import record, record_options
 
 
@@ -44,11 +44,9 @@ def _producer_options(f):
 
 def _echo_result(r) -> None:
     ops = ", ".join(f"{k}×{v}" for k, v in r.quantized_ops.items()) or "none"
-    click.echo(
-        f"wrote {r.output} ({r.mode}): {r.fp32_bytes} → {r.int8_bytes} bytes (×{r.size_ratio:.2f}); int8 ops: {ops}"
-    )
+    echo(f"wrote {r.output} ({r.mode}): {r.fp32_bytes} → {r.int8_bytes} bytes (×{r.size_ratio:.2f}); int8 ops: {ops}")
     if r.int8_bytes > r.fp32_bytes:
-        click.echo(
+        echo(
             "note: the int8 file is larger than fp32 (usual for models of a few KB: the "
             "quantisation parameters outweigh the saved weight bytes)"
         )

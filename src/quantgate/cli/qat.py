@@ -9,7 +9,7 @@ import click
 
 from ..errors import EXIT_PASS
 from ..qat.checks import EXPORTERS
-from .base import Command
+from .base import Command, echo
 from .options import record, record_options
 
 _path = click.Path(dir_okay=False, path_type=Path)
@@ -94,7 +94,7 @@ def qat(
     )
     sec = r.seconds
     ratio = f", QAT/fp32 training time x{r.training_time_ratio:.2f}" if r.training_time_ratio else ""
-    click.echo(
+    echo(
         f"wrote {r.output} (qat{', smoke' if r.smoke else ''}): {r.parameter_count} parameters, "
         f"weights moved {r.weight_change['relative_l2']:.3g} (rel. L2) in QAT; "
         f"fp32 {sec['fp32']:.1f}s + qat {sec['qat']:.1f}s + export/ptq {sec['export'] + sec['ptq']:.1f}s{ratio}"
@@ -106,7 +106,7 @@ def qat(
         ("report", r.report_path),
     ):
         if p is not None:
-            click.echo(f"wrote {p} ({label})")
+            echo(f"wrote {p} ({label})")
     # the fp32 file the sidecar pairs with: the warm start when this run wrote it, else <stem>.onnx beside it
     fp32 = keep_warm_fp32 or output.with_name(output.name.removesuffix(".int8.onnx") + ".onnx")
     record(registry_id, registry, fp32, r.output, fp32_written=keep_warm_fp32 is not None)

@@ -20,6 +20,7 @@ from ..onnxio import load_model, session, sig_from_session
 from ..paths import display, sha256_file, sidecar_path
 from ..registry import DEFAULT_BUDGET, DEFAULT_REGISTRY, Entry, load_registry, producer_command, verify_digest
 from ..results import Results, Row
+from ..text import plain
 from . import emulate
 from .judge import Budget, budgets_of, verdict
 from .measure import measure
@@ -419,10 +420,11 @@ STATUS_TAG = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "SKIP
 
 
 def line_for(row: Row) -> str:
-    """The one-line terminal summary of a row."""
+    """The one-line terminal summary of a row (data in it shown as one visible line)."""
     tag = STATUS_TAG[row.status]
+    ident = plain(row.id)
     if row.status == "skipped":
-        return f"[{tag:5}] {row.id}: {row.reason}"
+        return f"[{tag:5}] {ident}: {plain(row.reason)}"
     if row.drop is not None:
         ci = f" (95% {row.drop_ci.low:.6f}-{row.drop_ci.high:.6f})" if row.drop_ci else ""
         figs = (
@@ -434,13 +436,13 @@ def line_for(row: Row) -> str:
     else:
         figs = f"budget={row.budget:g}"
     shown = row.status in ("fail", "error") or row.marginal
-    tail = f" — {row.reason}" if shown and row.reason else ""
-    return f"[{tag:5}] {row.id} ({row.mode}) {figs}{tail}"
+    tail = f" — {plain(row.reason)}" if shown and row.reason else ""
+    return f"[{tag:5}] {ident} ({plain(row.mode)}) {figs}{tail}"
 
 
 def row_lines(row: Row) -> list[str]:
     """The row's line, then one indented line per warning."""
-    return [line_for(row), *(f"        warning: {w}" for w in row.warnings)]
+    return [line_for(row), *(f"        warning: {plain(w)}" for w in row.warnings)]
 
 
 def summary_line(results: Results) -> str:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from ..errors import UserError, param
 from ..paths import atomic_write_text
-from ..report.comment import DEFAULT_MAX, GITHUB_LIMIT, MARKER_RE, neutralise_mentions, size
+from ..report.comment import DEFAULT_MAX, GITHUB_LIMIT, MARKER_RE, size
+from ..text import neutralise_mentions
 from .client import GitHubClient, GitHubError, RateLimited, Transient
 
 ACTIONS_BOT = "github-actions[bot]"
@@ -248,8 +249,13 @@ def sanitise_artifact(raw: bytes, *, source: str = "artifact") -> tuple[str, str
             f"{source}: first line is not a quantgate marker "
             "('<!-- quantgate:comment registry=... -->'); not posting it"
         )
-    rest = _HTML_COMMENT.sub("", rest)
-    rest = _CONTROL.sub("", rest)
+    # Until nothing changes: `<!<!-- x -->-- hidden -->` is a comment again once the inner one goes.
+    while True:
+        stripped = _CONTROL.sub("", _HTML_COMMENT.sub("", rest))
+        if stripped == rest:
+            break
+        rest = stripped
+    rest = rest.replace("<!--", "&lt;!--")
     second = rest.split("\n", 1)[0]
     if not second.startswith(HEADLINES):
         raise UserError(f"{source}: second line is not a quantgate verdict line; not posting it")

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 from ..results import Results, Row
+from ..text import plain
 
 # GitHub shows at most this many error (and warning) annotations per step.
 MAX_ANNOTATIONS = 10
@@ -32,9 +33,14 @@ def escape_property(text: str) -> str:
 
 
 def workflow_command(kind: str, message: str, **props) -> str:
-    """`::kind k=v,...::message`; properties whose value is None are left out."""
-    shown = ",".join(f"{k}={escape_property(v)}" for k, v in props.items() if v is not None)
-    return f"::{kind}{' ' + shown if shown else ''}::{escape_data(message)}"
+    """`::kind k=v,...::message`; properties whose value is None are left out. Controls other than
+    line breaks (which the runner's escaping carries) are shown as escapes (`quantgate.text.plain`)."""
+
+    def safe(v) -> str:
+        return "\n".join(plain(part) for part in str(v).split("\n"))
+
+    shown = ",".join(f"{k}={escape_property(safe(v))}" for k, v in props.items() if v is not None)
+    return f"::{kind}{' ' + shown if shown else ''}::{escape_data(safe(message))}"
 
 
 def _num(v, spec: str) -> str:

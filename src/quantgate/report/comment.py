@@ -7,8 +7,9 @@ and a link to the workflow run. The body never exceeds `max_chars` (GitHub refus
 over 65,536 characters): rows are dropped from the end of the table (passing first, as they
 sort last) and the reader is pointed at the job summary, which always has the full table.
 
-Every text that comes from the registry or the run (ids, reasons, paths) is escaped for a
-table cell and has its `@mentions` neutralised, so a comment never pings anybody.
+Every text that comes from the registry or the run (ids, reasons, paths) goes through
+`quantgate.text` (escaped for a table cell, `@mentions` neutralised), as in every other markdown
+output, so a comment never pings anybody.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import shlex
 from collections.abc import Mapping
 
 from ..results import Interval, Results, Row
+from ..text import cell, code
 from .markdown import method_line, sorted_rows
 
 GITHUB_LIMIT = 65536
@@ -27,8 +29,6 @@ GITHUB_LIMIT = 65536
 DEFAULT_MAX = GITHUB_LIMIT - 512
 MARKER_RE = re.compile(r"^<!-- quantgate:comment registry=([A-Za-z0-9._/\-]{1,200}|-) -->$")
 ICON = {"fail": "❌", "error": "⚠️", "pass": "✅", "skipped": "➖"}
-_MENTION_RE = re.compile(r"(?<![\w`/.\-])@(?=[A-Za-z0-9_\-])")
-ZWSP = "\u200b"
 
 
 def marker(registry: str | None) -> str:
@@ -39,29 +39,8 @@ def marker(registry: str | None) -> str:
     return f"<!-- quantgate:comment registry={reg} -->"
 
 
-def neutralise_mentions(text: str) -> str:
-    """`@name` -> `@\u200bname`: reads the same, pings nobody (emails and `x/@y` untouched)."""
-    return _MENTION_RE.sub("@" + ZWSP, text)
-
-
 def size(text: str) -> int:
     return len(text.encode("utf-8"))
-
-
-def cell(text) -> str:
-    """Plain text made safe for one markdown table cell."""
-    s = " ".join(str(text).split())
-    s = s.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-    return neutralise_mentions(s)
-
-
-def code(text) -> str:
-    """Inline code that cannot be broken out of (backticks in the text get a longer fence)."""
-    s = neutralise_mentions(" ".join(str(text).split()).replace("|", "\\|"))
-    run = max((len(m) for m in re.findall(r"`+", s)), default=0)
-    fence = "`" * (run + 1)
-    pad = " " if s.startswith("`") or s.endswith("`") else ""
-    return f"{fence}{pad}{s}{pad}{fence}"
 
 
 def num(v, places: int = 4) -> str:

@@ -1,8 +1,10 @@
-"""Markdown rendering of a results document (the gate's `--markdown`, the job summary)."""
+"""Markdown rendering of a results document (the gate's `--markdown`, the job summary); data in it
+goes through `quantgate.text`, the same escaping as the pull-request comment."""
 
 from __future__ import annotations
 
 from ..results import Results, Row
+from ..text import cell, code
 
 STATUS_ICON = {"fail": "❌ fail", "error": "⚠️ error", "pass": "✅ pass", "skipped": "➖ skipped"}
 _ORDER = {"fail": 0, "error": 1, "pass": 2, "skipped": 3}
@@ -39,7 +41,7 @@ def render_table(rows: list[Row]) -> str:
         status = STATUS_ICON.get(r.status, r.status) + (" (marginal)" if r.marginal else "")
         ci = f"{r.drop_ci.low:.6f}–{r.drop_ci.high:.6f}" if r.drop_ci else "—"
         lines.append(
-            f"| `{r.id}` | {status} | {r.mode} | "
+            f"| {code(r.id)} | {status} | {cell(r.mode)} | "
             f"{fmt_num(r.drop)} | {ci} | {r.samples or '—'} | {fmt_num(r.budget, '.4f')} | {fmt_num(r.headroom)} | "
             f"{fmt_num(r.plcc)} | {fmt_num(r.max_abs_error, '.4g')} | {sqnr} | "
             f"{fmt_bytes(r.fp32_bytes)} → {fmt_bytes(r.int8_bytes)} |"
@@ -64,7 +66,7 @@ def render_markdown(results: Results) -> str:
     if reasons:
         parts.append("**Why**")
         parts.append("")
-        parts += [f"- `{r.id}`: {r.reason}" for r in reasons]
+        parts += [f"- {code(r.id)}: {cell(r.reason)}" for r in reasons]
         parts.append("")
     parts.append(method_line(results) + ".")
     return "\n".join(parts) + "\n"
@@ -88,6 +90,6 @@ def method_line(results: Results) -> str:
     if eval_sets:
         where += f", or its eval set for {', '.join(eval_sets)}"
     return (
-        f"drop = 1 − PLCC of fp32 vs int8 outputs over {where}, with its 95% bootstrap interval; "
+        f"drop = 1 − PLCC of fp32 vs int8 outputs over {cell(where)}, with its 95% bootstrap interval; "
         "a model fails when a figure is over its budget"
     )
