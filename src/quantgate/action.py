@@ -24,7 +24,7 @@ from pathlib import Path
 from .errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, UserError
 from .gate.settings import DEFAULT_SEED
 from .github import context
-from .paths import atomic_write_text, confine, write_json
+from .paths import confine, write_json, write_text
 from .registry import DEFAULT_REGISTRY
 from .report import actions
 from .text import plain
@@ -300,6 +300,9 @@ def post_comment(results_file: Path, s: Settings, env: Mapping[str, str]) -> dic
 
 def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list[str] | None = None) -> int:
     """One action run; `options` are the caller's values by input name (None: not given)."""
+    token = (options.get("github_token") or read_input(env, "github_token") or "").strip()
+    if token and in_actions(env):
+        emit(f"::add-mask::{token}")  # the runner then hides it in every log line of the job
     try:
         s = Settings.load(options, env)
     except UserError as e:
@@ -329,7 +332,7 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
     try:
         markdown = render_markdown(results)
         write_json(s.out_json, results)
-        atomic_write_text(s.markdown_out, markdown)
+        write_text(s.markdown_out, markdown)
     except OSError as e:
         return report_error(f"could not write the results: {e}", env)
 

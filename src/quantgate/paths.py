@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -77,26 +78,77 @@ def confine(raw: str, base: Path, root: Path, *, what: str) -> Path:
     return resolved
 
 
+STDOUT = "-"
+
+
+def refuse_git(path: Path) -> None:
+    """No output of quantgate ever lands in a `.git` folder (a hostile `out_json: .git/config`)."""
+    resolved = path.resolve()
+    if ".git" in resolved.parts or ".git" in path.parts:
+        raise UserError(
+            "is inside a .git folder, which quantgate never writes to",
+            subject=str(path),
+            fix="write the file somewhere else in the repository",
+        )
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write via a temporary file in the same folder and rename: readers see old or new, never half."""
+    """Write via a temporary file in the same folder and rename: readers see old or new, never
+    half; an interruption leaves no temporary file behind. A path that cannot be written is one
+    `UserError` line naming it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    refuse_git(path)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as e:
+        _unlink(tmp)
+        raise UserError(
+            f"cannot be written ({_os_reason(e)})", subject=str(path), fix="pick a writable path with room on its disk"
+        ) from None
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        _unlink(tmp)
         raise
+
+
+def _unlink(tmp: str | None) -> None:
+    if tmp is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _os_reason(e: OSError) -> str:
+    return e.strerror or type(e).__name__
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Where a report goes: `-` is standard output; a device, FIFO or socket that exists (e.g.
+    /dev/stdout) is written to, never replaced by a file; any other path atomically."""
+    if os.fspath(path) == STDOUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    p = Path(path)
+    if p.exists() and not p.is_file():
+        refuse_git(p)
+        try:
+            with open(p, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as e:
+            raise UserError(f"cannot be written ({_os_reason(e)})", subject=str(p)) from None
+        return
+    atomic_write_text(p, text)
 
 
 def _jsonable(obj):
@@ -114,9 +166,9 @@ def _jsonable(obj):
 
 def write_json(path: str | os.PathLike, doc) -> None:
     """The one writer of every JSON report: an object's `to_json()` (or a dict), indented,
-    non-finite numbers as null, paths as strings, written atomically."""
+    non-finite numbers as null, paths as strings, written as `write_text` does."""
     data = doc.to_json() if hasattr(doc, "to_json") else doc
-    atomic_write_text(path, json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
+    write_text(path, json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
 
 
 def display(path: Path, root: Path | None) -> str:

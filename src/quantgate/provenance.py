@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from .cpu import cpu_info, int8_kernels
@@ -58,6 +59,44 @@ def _versions() -> dict:
     }
 
 
+# Options whose value is a secret, and environment variables that hold one: neither reaches a report.
+SECRET_OPTIONS = ("--github-token", "--token")
+SECRET_VARIABLES = (
+    "GITHUB_TOKEN",
+    "INPUT_GITHUB_TOKEN",
+    "GH_TOKEN",
+    "ACTIONS_RUNTIME_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+)
+REDACTED = "***"
+
+
+def scrub_command(argv: list[str], env: Mapping[str, str] | None = None) -> list[str]:
+    """`argv` with every secret replaced by ***: the value after a secret option (in either
+    `--github-token T` or `--github-token=T` form) and any text equal to a secret the
+    environment holds."""
+    env = os.environ if env is None else env
+    secrets = [v for v in (env.get(k, "").strip() for k in SECRET_VARIABLES) if len(v) >= 4]
+    out, hide_next = [], False
+    for arg in map(str, argv):
+        if hide_next:
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        name, eq, _ = arg.partition("=")
+        if name in SECRET_OPTIONS:
+            if eq:
+                out.append(f"{name}={REDACTED}")
+            else:
+                out.append(arg)
+                hide_next = True
+            continue
+        for secret in secrets:
+            arg = arg.replace(secret, REDACTED)
+        out.append(arg)
+    return out
+
+
 def build(
     *,
     inputs: dict[str, Path] | None = None,
@@ -82,6 +121,6 @@ def build(
         "os": {"system": platform.system(), "release": platform.release(), "platform": platform.platform()},
         "cpu": {**cpu_info(), "int8_kernels": int8_kernels()},
         "utc": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
-        "command": list(sys.argv if argv is None else argv),
+        "command": scrub_command(list(sys.argv if argv is None else argv)),
         "inputs": files,
     }

@@ -234,6 +234,17 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
                 problems.append(p)
         if e.onnx_path is not None:
             e.int8_path = sidecar_path(e.onnx_path)
+            outside = _outside(e.int8_path, root_p)
+            if outside is not None:  # a committed X.int8.onnx that is a symlink out of the repository
+                p = Problem(
+                    shown,
+                    f"{where}.onnx",
+                    f"its int8 sidecar {e.int8_path.name} leads outside the repository (to {outside})",
+                    "commit the sidecar file itself, not a link",
+                    e.line,
+                )
+                e.problems.append(p)
+                problems.append(p)
         for key in ("sha256", "int8_sha256"):
             v = raw.get(key)
             if isinstance(v, str):
@@ -254,6 +265,18 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
             e.gate_outputs = [str(x) for x in raw["quant_gate_outputs"]]
         entries.append(e)
     return Registry(path=path, root=root_p, data=data, entries=entries, problems=problems)
+
+
+def _outside(path: Path, root: Path) -> Path | None:
+    """Where `path` really leads when that is outside `root` (a symlink out), else None."""
+    if not (path.exists() or path.is_symlink()):
+        return None
+    try:
+        real = path.resolve(strict=False)
+    except (OSError, RuntimeError):  # a symlink loop
+        return path
+    root_r = root.resolve()
+    return None if real == root_r or root_r in real.parents else real
 
 
 def _number(v: Any) -> TypeGuard[int | float]:

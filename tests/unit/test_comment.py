@@ -403,3 +403,16 @@ def test_rate_limited_user_lookup_is_waited_out_not_taken_for_an_installation_to
     out = sync_comment(c, REPO, PR, render_for(results), marker=m)
     assert c.waits == [2.0] and out.action == "updated" and "quantgate-bot" in out.message
     assert [r.status for r in gh.requests if r.path == "/user"] == [403, 200]
+
+
+def test_a_redirect_keeps_the_token_on_its_origin_and_drops_it_elsewhere(gh, results):
+    with FakeGitHub() as other:  # another port: another origin, as GitHub's API could answer 307 to
+        other.add_token(TOKEN, "quantgate-bot")  # a server that would accept the token must still not see it
+        gh.fault("GET", r"/user$", 307, {"message": "moved"}, {"Location": other.base_url + "/user"})
+        sync_comment(client(gh), REPO, PR, render_for(results), marker=mark(results))
+        assert other.requests and all(r.authorization is None for r in other.requests)
+    gh.fault("GET", r"/user$", 301, {"message": "moved"}, {"Location": gh.base_url + "/user?moved=1"})
+    before = len(gh.requests)
+    sync_comment(client(gh), REPO, PR, render_for(results), marker=mark(results))
+    followed = [r for r in gh.requests[before:] if r.query.get("moved")]
+    assert followed and followed[0].authorization == f"Bearer {TOKEN}"

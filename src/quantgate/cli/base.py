@@ -3,12 +3,16 @@ worded as this command's `--flags`."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import traceback
 from typing import Any, NoReturn
 
 import click
 
-from ..errors import EXIT_ERROR, UserError
+from ..errors import EXIT_ERROR, UserError, one_line
 from ..text import plain
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
@@ -62,11 +66,23 @@ class Group(click.Group):
         self.group_class = Group
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that every `finally` runs: temporary files and
+    folders go, and no half-written output is left behind."""
+
+
+def _on_sigterm(signum, frame) -> NoReturn:
+    raise Terminated()
+
+
 class Main(Group):
     """The top-level group: turns user mistakes (bad options, UserError) into one line and exit
-    code 2, interrupts into 130."""
+    code 2, an interrupt into 130, SIGTERM into 143 after cleaning up, and a bug into one line
+    and exit 2 ("could not judge"), never 1 ("over budget")."""
 
     def main(self, args=None, prog_name=None, **kwargs):  # type: ignore[override]
+        with contextlib.suppress(ValueError):  # only the main thread may set handlers
+            signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             rv = super().main(args=args, prog_name=prog_name or "quantgate", standalone_mode=False, **kwargs)
         except click.exceptions.Abort:
@@ -82,4 +98,14 @@ class Main(Group):
         except KeyboardInterrupt:
             echo("quantgate: interrupted", err=True)
             sys.exit(130)
+        except Terminated:
+            echo("quantgate: terminated", err=True)
+            sys.exit(143)
+        except Exception as e:
+            if os.environ.get("QUANTGATE_DEBUG"):
+                traceback.print_exc()
+            fail(
+                f"internal error ({type(e).__name__}: {one_line(e, 200)}); this is a bug in quantgate, please "
+                "report it (QUANTGATE_DEBUG=1 shows the traceback)"
+            )
         sys.exit(rv if isinstance(rv, int) else 0)

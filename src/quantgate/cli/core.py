@@ -39,11 +39,13 @@ def validate(registry: Path, root: Path | None) -> int:
 @root_option
 @click.option(
     "--out-json",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the results document (schema: quantgate/schemas/results.schema.json).",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Write the results document (schema: quantgate/schemas/results.schema.json); - for standard output.",
 )
 @click.option(
-    "--markdown", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as a markdown table."
+    "--markdown",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Write the results as a markdown table; - for standard output.",
 )
 @click.option(
     "--samples",
@@ -110,16 +112,20 @@ def gate(
     MODELS are registry ids or .onnx paths; none (or --all) means every entry.
     """
     from ..gate import row_lines, run_gate, summary_line
-    from ..paths import atomic_write_text, write_json
+    from ..paths import STDOUT, write_json, write_text
     from ..report.markdown import render_markdown
 
     if all_ and models:
         raise click.UsageError("--all and named models exclude each other")
+    if str(out_json) == STDOUT and str(markdown) == STDOUT:
+        raise click.UsageError("--out-json - and --markdown - would both write to standard output; pick one")
+    # with a document on standard output, the lines for the reader go to standard error
+    to_stderr = STDOUT in (str(out_json), str(markdown))
 
     def progress(row):
         if not quiet:
             for line in row_lines(row):
-                echo(line)
+                echo(line, err=to_stderr)
 
     results = run_gate(
         registry,
@@ -138,6 +144,6 @@ def gate(
     if out_json:
         write_json(out_json, results)
     if markdown:
-        atomic_write_text(markdown, render_markdown(results))
-    echo(summary_line(results))
+        write_text(markdown, render_markdown(results))
+    echo(summary_line(results), err=to_stderr)
     return results.exit_code

@@ -111,6 +111,27 @@ def _message(data: Any, raw: bytes) -> str:
     return one_line(text, 200) or "no message"
 
 
+def _origin(url: str) -> tuple[str, str]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+class _SameOriginAuth(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but send the token only to the origin it was meant for: a redirect to
+    another host or scheme goes there without `Authorization`."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(newurl) != _origin(req.full_url):
+            for key in [k for k in new.headers if k.lower() == "authorization"]:
+                del new.headers[key]
+            new.unredirected_hdrs.pop("Authorization", None)
+        return new
+
+
+_OPENER = urllib.request.build_opener(_SameOriginAuth)
+
+
 @dataclass
 class GitHubClient:
     """`request(method, path, json=..., params=...)` and `paginate(path, params)`.
@@ -204,7 +225,7 @@ class GitHubClient:
             attempt += 1
             req = urllib.request.Request(url, data=data, method=method, headers=headers)
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                with _OPENER.open(req, timeout=self.timeout) as resp:
                     raw = resp.read()
                     status, rh = resp.status, {k.lower(): v for k, v in resp.headers.items()}
             except urllib.error.HTTPError as e:

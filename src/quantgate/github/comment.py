@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import UserError, param
-from ..paths import atomic_write_text
+from ..paths import write_text
 from ..report.comment import DEFAULT_MAX, GITHUB_LIMIT, MARKER_RE, size
 from ..text import neutralise_mentions
 from .client import GitHubClient, GitHubError, RateLimited, Transient
@@ -104,7 +104,7 @@ def find_ours(client: GitHubClient, repo: str, pr: int, marker: str, login: str)
 def _save(body: str, path: str | Path | None) -> str | None:
     if path is None:
         return None
-    atomic_write_text(path, body)
+    write_text(path, body)
     return str(path)
 
 
