@@ -71,7 +71,12 @@ class Terminated(BaseException):
     folders go, and no half-written output is left behind."""
 
 
+_terminated = False
+
+
 def _on_sigterm(signum, frame) -> NoReturn:
+    global _terminated
+    _terminated = True  # an import the signal lands in turns it into an ImportError: remember it
     raise Terminated()
 
 
@@ -102,6 +107,9 @@ class Main(Group):
             echo("quantgate: terminated", err=True)
             sys.exit(143)
         except Exception as e:
+            if _terminated:
+                echo("quantgate: terminated", err=True)
+                sys.exit(143)
             if os.environ.get("QUANTGATE_DEBUG"):
                 traceback.print_exc()
             fail(
