@@ -179,9 +179,15 @@ def in_actions(env: Mapping[str, str]) -> bool:
     return env.get("GITHUB_ACTIONS") == "true"
 
 
-def say(text: str, *, err: bool = False) -> None:
+# How much the run prints: 0 only the result and errors, 1 a line per model, 2 more (-q, -v).
+VERBOSITY = {"level": 1}
+
+
+def say(text: str, *, err: bool = False, level: int = 1) -> None:
     """Print lines that may hold data (ids, reasons, inputs) so that none can start a line of its
-    own: the runner obeys any line that starts with `::`."""
+    own: the runner obeys any line that starts with `::`. Errors and level-0 lines always print."""
+    if not err and level > VERBOSITY["level"]:
+        return
     shown = "\n".join(plain(line) for line in str(text).split("\n"))
     print(shown, file=sys.stderr if err else sys.stdout, flush=True)
 
@@ -321,7 +327,7 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
             samples=s.samples,
             seed=s.seed,
             argv=argv if argv is not None else ["quantgate", "action"],
-            progress=lambda row: say("\n".join(row_lines(row))),
+            progress=lambda row, i, n: say("\n".join(row_lines(row))),
         )
     except UserError as e:
         return report_error(e.render(input_name), env, file=registry_file if s.registry.is_file() else None)
@@ -349,19 +355,24 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
         markdown_path,
     )
 
-    say(f"{summary_line(results)}; results in {results_path}")
+    say(f"{summary_line(results)}; results in {results_path}", level=0)
     code = results.exit_code
     if code == EXIT_FAIL and not s.fail_on_violation:
-        say("quantgate: fail_on_violation is false: the step passes despite the violations")
+        say("quantgate: fail_on_violation is false: the step passes despite the violations", level=0)
         return EXIT_PASS
     return code
 
 
 def main(
-    options: Mapping[str, str | None], env: Mapping[str, str] | None = None, *, argv: list[str] | None = None
+    options: Mapping[str, str | None],
+    env: Mapping[str, str] | None = None,
+    *,
+    argv: list[str] | None = None,
+    verbosity: int = 1,
 ) -> int:
     """`run`, with a crash turned into exit 2 and an error in every sink (a bug, reported)."""
     env = os.environ if env is None else env
+    VERBOSITY["level"] = verbosity
     try:
         return run(options, env, argv=argv)
     except Exception as e:

@@ -1,7 +1,8 @@
 """The exit-code contract and the one exception type a user's mistake raises.
 
 0 = every gated model within budget, 1 = at least one over budget,
-2 = at least one could not be judged (or the command itself was misused).
+2 = at least one could not be judged (or the command itself was misused),
+3 = nothing was gated (no entry selected, or every selected entry ships fp32).
 
 A `UserError` carries its parts (subject, field, problem, fix) and is worded at the edge: the
 library names its own parameters with `param("samples")`; the CLI shows that as `--samples`,
@@ -16,6 +17,7 @@ from collections.abc import Callable
 EXIT_PASS = 0
 EXIT_FAIL = 1
 EXIT_ERROR = 2
+EXIT_NOTHING = 3
 
 # A parameter reference inside error text, between two private-use characters: never typed by a
 # user, so rewording it at the edge cannot touch anything else.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, UserError, one_line
+from .errors import EXIT_ERROR, EXIT_FAIL, EXIT_NOTHING, EXIT_PASS, UserError, one_line
 
 SCHEMA_VERSION = 1
 STATUSES = ("pass", "fail", "error", "skipped")
@@ -177,12 +177,17 @@ class Results:
 
     @property
     def verdict(self) -> str:
+        """error, fail, pass, or nothing (no model was gated: none selected, or all fp32)."""
         c = self.counts
-        return "error" if c.errored else ("fail" if c.failed else "pass")
+        if c.errored:
+            return "error"
+        if c.failed:
+            return "fail"
+        return "pass" if c.passed else "nothing"
 
     @property
     def exit_code(self) -> int:
-        return {"error": EXIT_ERROR, "fail": EXIT_FAIL, "pass": EXIT_PASS}[self.verdict]
+        return {"error": EXIT_ERROR, "fail": EXIT_FAIL, "pass": EXIT_PASS, "nothing": EXIT_NOTHING}[self.verdict]
 
     @property
     def worst_drop(self) -> float | None:

@@ -8,7 +8,7 @@ import sys
 import click
 
 from ..action import DEFAULTS
-from .base import Command
+from .base import Command, verbosity
 
 
 def _action_options(f):
@@ -40,4 +40,4 @@ def action(**options) -> int:
     """
     from ..action import main
 
-    return main(options, os.environ, argv=sys.argv)
+    return main(options, os.environ, argv=sys.argv, verbosity=verbosity())

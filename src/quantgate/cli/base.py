@@ -18,15 +18,52 @@ from ..text import plain
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 
-def echo(text: str = "", *, err: bool = False) -> None:
+_VERBOSITY = "quantgate.verbosity"
+
+
+def verbosity() -> int:
+    """0 with -q, 1 by default, 2 and up with -v, -vv."""
+    ctx = click.get_current_context(silent=True)
+    return int(ctx.meta.get(_VERBOSITY, 1)) if ctx is not None else 1
+
+
+def _quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[_VERBOSITY] = 0
+
+
+def _verbose(ctx: click.Context, _param: click.Parameter, value: int) -> None:
+    if value:
+        ctx.meta[_VERBOSITY] = 1 + value
+
+
+def echo(text: str = "", *, err: bool = False, level: int = 1) -> None:
     """Print lines that may hold data (ids, paths, reasons): each line one visible line, so
-    nothing a registry or model holds can start a line of its own (a workflow command, say)."""
+    nothing a registry or model holds can start a line of its own (a workflow command, say).
+    Lines of a `level` above the verbosity are not printed."""
+    if verbosity() < level:
+        return
     click.echo("\n".join(plain(line) for line in str(text).split("\n")), err=err)
 
 
+def use_color() -> bool | None:
+    """None lets click decide (colour on a terminal, none when piped); NO_COLOR turns it off."""
+    return False if os.environ.get("NO_COLOR") else None
+
+
+def styled(text: str, **style: Any) -> str:
+    return text if use_color() is False else click.style(text, **style)
+
+
+def echo_styled(text: str, *, err: bool = False) -> None:
+    """A line already made safe (see `echo`) with colour codes of our own: printed as is, the
+    codes dropped when the output is not a terminal or NO_COLOR is set."""
+    click.echo(text, err=err, color=use_color())
+
+
 def fail(message: str) -> NoReturn:
-    """One line on stderr, exit 2: how every user mistake ends."""
-    echo(f"quantgate: error: {message}", err=True)
+    """One line on stderr, exit 2: how every user mistake ends (whatever the verbosity)."""
+    click.echo(plain(f"quantgate: error: {message}"), err=True)
     sys.exit(EXIT_ERROR)
 
 
@@ -49,7 +86,27 @@ class WordedError(click.ClickException):
 
 
 class Command(click.Command):
-    """A command whose `UserError`s name its own options (`--samples`, not `samples`)."""
+    """A command whose `UserError`s name its own options (`--samples`, not `samples`), with
+    `-q/--quiet` and `-v/--verbose` like every other command."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params += [
+            click.Option(
+                ["-q", "--quiet"],
+                is_flag=True,
+                expose_value=False,
+                callback=_quiet,
+                help="Print only the result (and errors).",
+            ),
+            click.Option(
+                ["-v", "--verbose"],
+                count=True,
+                expose_value=False,
+                callback=_verbose,
+                help="Print more detail (repeat for more).",
+            ),
+        ]
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -91,8 +148,11 @@ class Main(Group):
         try:
             rv = super().main(args=args, prog_name=prog_name or "quantgate", standalone_mode=False, **kwargs)
         except click.exceptions.Abort:
-            echo("quantgate: aborted", err=True)
+            echo("quantgate: aborted", err=True, level=0)
             sys.exit(130)
+        except click.exceptions.NoArgsIsHelpError as e:  # a bare `quantgate` (or group): its usage, plainly
+            click.echo(e.ctx.get_help() if e.ctx else self.get_help(click.Context(self)))
+            sys.exit(0)
         except click.UsageError as e:
             cmd = e.ctx.command_path if e.ctx else "quantgate"
             fail(f"{e.format_message()} (see '{cmd} --help')")
@@ -101,14 +161,14 @@ class Main(Group):
         except UserError as e:
             fail(str(e))
         except KeyboardInterrupt:
-            echo("quantgate: interrupted", err=True)
+            echo("quantgate: interrupted", err=True, level=0)
             sys.exit(130)
         except Terminated:
-            echo("quantgate: terminated", err=True)
+            echo("quantgate: terminated", err=True, level=0)
             sys.exit(143)
         except Exception as e:
             if _terminated:
-                echo("quantgate: terminated", err=True)
+                echo("quantgate: terminated", err=True, level=0)
                 sys.exit(143)
             if os.environ.get("QUANTGATE_DEBUG"):
                 traceback.print_exc()

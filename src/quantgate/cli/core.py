@@ -9,8 +9,10 @@ import click
 
 from ..errors import EXIT_ERROR, EXIT_PASS
 from ..gate.settings import DEFAULT_SEED, MAX_SAMPLES, MAX_SECONDS, MIN_SAMPLES
-from .base import Command, echo
+from .base import Command, echo, echo_styled, styled, verbosity
 from .options import registry_option, root_option
+
+TAG_COLOUR = {"pass": "green", "fail": "red", "error": "yellow", "skipped": "bright_black"}
 
 
 @click.command(cls=Command)
@@ -90,7 +92,6 @@ def validate(registry: Path, root: Path | None) -> int:
     is_flag=True,
     help="Feed only the first input and judge only the first output, as the first user's reference gate did.",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No per-model lines; only the summary.")
 def gate(
     models,
     all_,
@@ -105,13 +106,12 @@ def gate(
     avx2_check,
     budget,
     reference_compat,
-    quiet,
 ) -> int:
     """Run fp32 and int8 side by side and judge each model's drop against its budget.
 
     MODELS are registry ids or .onnx paths; none (or --all) means every entry.
     """
-    from ..gate import row_lines, run_gate, summary_line
+    from ..gate.run import detail_lines, row_lines, run_gate, summary_line
     from ..paths import STDOUT, write_json, write_text
     from ..report.markdown import render_markdown
 
@@ -122,10 +122,17 @@ def gate(
     # with a document on standard output, the lines for the reader go to standard error
     to_stderr = STDOUT in (str(out_json), str(markdown))
 
-    def progress(row):
-        if not quiet:
-            for line in row_lines(row):
-                echo(line, err=to_stderr)
+    def progress(row, i: int, n: int) -> None:
+        if verbosity() < 1:
+            return
+        first, *warnings = row_lines(row)
+        tag, rest = first[:7], first[7:]
+        counter = f" [{i}/{n}]" if n > 1 else ""
+        echo_styled(styled(tag, fg=TAG_COLOUR.get(row.status), bold=True) + rest + counter, err=to_stderr)
+        for line in warnings:
+            echo_styled(styled(line, fg="yellow"), err=to_stderr)
+        for line in detail_lines(row) if verbosity() >= 2 else ():
+            echo(line, err=to_stderr, level=2)
 
     results = run_gate(
         registry,
@@ -145,5 +152,5 @@ def gate(
         write_json(out_json, results)
     if markdown:
         write_text(markdown, render_markdown(results))
-    echo(summary_line(results), err=to_stderr)
+    echo(summary_line(results), err=to_stderr, level=0)
     return results.exit_code

@@ -9,7 +9,7 @@ import click
 
 from ..errors import EXIT_PASS
 from ..qat.checks import EXPORTERS
-from .base import Command, echo
+from .base import Command, echo, verbosity
 from .options import record, record_options
 
 _path = click.Path(dir_okay=False, path_type=Path)
@@ -43,7 +43,6 @@ _path = click.Path(dir_okay=False, path_type=Path)
     default=None,
     help="torch ONNX exporter (config: qat.exporter, default torchscript).",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines; only the result.")
 @record_options
 def qat(
     config,
@@ -59,7 +58,6 @@ def qat(
     keep_warm_fp32,
     keep_calibration,
     exporter,
-    quiet,
     registry_id,
     registry,
 ) -> int:
@@ -89,7 +87,7 @@ def qat(
         keep_warm_fp32=keep_warm_fp32,
         keep_calibration=keep_calibration,
         report_out=report_out,
-        progress=Progress(stream=sys.stderr, enabled=not quiet),
+        progress=Progress(stream=sys.stderr, enabled=verbosity() >= 1),
         argv=sys.argv,
     )
     sec = r.seconds

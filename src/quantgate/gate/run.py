@@ -290,13 +290,13 @@ def run_gate(
     max_seconds: float = MAX_SECONDS,
     avx2_check: bool = False,
     argv: list[str] | None = None,
-    progress: Callable[[Row], None] | None = None,
+    progress: Callable[[Row, int, int], None] | None = None,
 ) -> Results:
     """Gate the selected models (ids or .onnx paths; none = all) and return the results.
 
     `samples` fixes the sample count of every model; None samples adaptively, up to
     `max_samples` and `max_seconds` per model. `avx2_check` also measures each model as an
-    AVX2-only x86 CPU computes it (under qemu-x86_64 -cpu Haswell). `progress(row)` is called
+    AVX2-only x86 CPU computes it (under qemu-x86_64 -cpu Haswell). `progress(row, i, n)` is called
     after each model, for a terminal line.
     """
     if budget is not None and not (isinstance(budget, (int, float)) and 0 <= budget <= 1):
@@ -336,12 +336,12 @@ def run_gate(
         row = gate_entry(e, settings, root_p, reg.path if reg else None)
         rows.append(row)
         if progress and not avx2_check:
-            progress(row)
+            progress(row, len(rows), len(selected))
     if avx2_check:
         rows = _with_avx2(rows, selected, settings, reg.path if reg else None, root_p)
-        for row in rows:
+        for i, row in enumerate(rows):
             if progress:
-                progress(row)
+                progress(row, i + 1, len(rows))
     inputs: dict[str, Path] = {"registry": reg.path} if reg else {}
     for e in selected:
         for key, p in (("fp32", e.onnx_path), ("int8", e.int8_path)):
@@ -445,9 +445,40 @@ def row_lines(row: Row) -> list[str]:
     return [line_for(row), *(f"        warning: {plain(w)}" for w in row.warnings)]
 
 
+def detail_lines(row: Row) -> list[str]:
+    """What -v adds under a row: each output's figures with their intervals, and how it was sampled."""
+
+    def ci(v) -> str:
+        return f" (95% {v.low:.6g}-{v.high:.6g})" if v is not None else ""
+
+    def fig(v, spec: str = ".6g") -> str:
+        return "n/a" if v is None else format(v, spec)
+
+    out = []
+    for o in row.outputs:
+        judged = "" if o.judged else ", not judged"
+        if o.verdict != "ok" and o.drop is None:
+            out.append(f"        output '{plain(o.name)}'{judged}: {o.verdict}: {plain(o.note)}")
+            continue
+        out.append(
+            f"        output '{plain(o.name)}'{judged}: drop={fig(o.drop)}{ci(o.drop_ci)} "
+            f"SQNR={fig(o.sqnr_db, '.2f')}dB{ci(o.sqnr_db_ci)} RMSE={fig(o.rmse)} "
+            f"error/spread={fig(o.rel_rmse, '.3g')} max_abs={fig(o.max_abs_error, '.4g')}"
+        )
+    if row.sampling:
+        steps = " -> ".join(str(n) for n in row.sampling.get("steps", []))
+        out.append(f"        sampled ({row.sampling.get('mode')}): {steps}; stopped: {row.sampling.get('stopped')}")
+    if row.budgets:
+        out.append("        budgets: " + ", ".join(f"{k} {v:g}" for k, v in row.budgets.items()))
+    return out
+
+
 def summary_line(results: Results) -> str:
     """The closing line of a gate run: verdict, counts, the worst drop."""
     c, worst = results.counts, results.worst_drop
+    if results.verdict == "nothing":
+        what = f"{c.skipped} entry(ies) selected, every one fp32" if c.total else "no entry selected"
+        return f"quantgate: NOTHING GATED — {what}; exit code 3"
     return (
         f"quantgate: {results.verdict.upper()} — {c.passed} passed, {c.failed} failed, "
         f"{c.errored} errored, {c.skipped} skipped" + (f"; worst drop {worst:.6f}" if worst is not None else "")

@@ -33,7 +33,12 @@ ACTIONS_BOT = "github-actions[bot]"
 SHORT_MAX = 16000  # the second try after GitHub still answers 422 "Body is too long"
 MODES = ("update", "recreate", "off")
 DEFAULT_BODY_OUT = "quantgate-comment.md"
-HEADLINES = ("✅ **quantgate: pass**", "❌ **quantgate: fail**", "⚠️ **quantgate: error**")
+HEADLINES = (
+    "✅ **quantgate: pass**",
+    "❌ **quantgate: fail**",
+    "⚠️ **quantgate: error**",
+    "➖ **quantgate: nothing gated**",
+)
 
 
 @dataclass

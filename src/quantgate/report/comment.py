@@ -101,9 +101,12 @@ def headline(results: Results) -> str:
     """The first visible line: verdict, then counts in the reader's words, then the worst drop."""
     c = results.counts.to_json()
     verdict = results.verdict
-    head = {"pass": "✅ **quantgate: pass**", "fail": "❌ **quantgate: fail**", "error": "⚠️ **quantgate: error**"}.get(
-        verdict, f"quantgate: {cell(verdict)}"
-    )
+    head = {
+        "pass": "✅ **quantgate: pass**",
+        "fail": "❌ **quantgate: fail**",
+        "error": "⚠️ **quantgate: error**",
+        "nothing": "➖ **quantgate: nothing gated**",
+    }.get(verdict, f"quantgate: {cell(verdict)}")
     parts = [
         f"{c.get(k, 0)} {w}"
         for k, w in (

@@ -55,6 +55,7 @@ def headline(results: Results) -> str:
         "pass": "✅ quantgate: every gated model is within its budget",
         "fail": "❌ quantgate: a model is over its accuracy budget",
         "error": "⚠️ quantgate: a model could not be judged",
+        "nothing": "➖ quantgate: nothing was gated (no entry selected, or every one ships fp32)",
     }[results.verdict]
     return f"{word} — {c.passed} passed, {c.failed} failed, {c.errored} errored, {c.skipped} skipped"
 
