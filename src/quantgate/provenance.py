@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -97,6 +98,26 @@ def scrub_command(argv: list[str], env: Mapping[str, str] | None = None) -> list
     return out
 
 
+# Where quantgate itself comes from: it is not on the package index yet (the name there is not
+# ours), so a reproduce line installs it from its repository at a tag or commit.
+DEFAULT_SOURCE = "quantgate/quantgate"
+_REPO_RE = re.compile(r"[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+")
+_REF_RE = re.compile(r"[A-Za-z0-9_.\-/]{1,100}")
+
+
+def quantgate_source(env: Mapping[str, str] | None = None) -> dict:
+    """The repository and ref quantgate ran from: the action's own (GITHUB_ACTION_REPOSITORY and
+    GITHUB_ACTION_REF, set by the runner for a step that uses it), else this version's tag in
+    the project's repository."""
+    from . import __version__
+
+    env = os.environ if env is None else env
+    repo, ref = (env.get("GITHUB_ACTION_REPOSITORY") or "").strip(), (env.get("GITHUB_ACTION_REF") or "").strip()
+    if _REPO_RE.fullmatch(repo) and _REF_RE.fullmatch(ref) and ".." not in repo + ref:
+        return {"repository": repo, "ref": ref, "from": "action"}
+    return {"repository": DEFAULT_SOURCE, "ref": f"v{__version__}", "from": "version"}
+
+
 def build(
     *,
     inputs: dict[str, Path] | None = None,
@@ -122,5 +143,6 @@ def build(
         "cpu": {**cpu_info(), "int8_kernels": int8_kernels()},
         "utc": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
         "command": scrub_command(list(sys.argv if argv is None else argv)),
+        "quantgate_source": quantgate_source(),
         "inputs": files,
     }

@@ -9,6 +9,7 @@ derived from the rows, never stored beside them.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -120,8 +121,10 @@ class Row:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["drop_ci"] = self.drop_ci.to_json() if self.drop_ci is not None else None
         d["budgets"] = dict(self.budgets)
+        d["sampling"] = copy.deepcopy(self.sampling)
+        d["avx2"] = copy.deepcopy(self.avx2)
         d["warnings"] = list(self.warnings)
-        d["inputs"] = [dict(i) for i in self.inputs]
+        d["inputs"] = copy.deepcopy([dict(i) for i in self.inputs])
         d["outputs"] = [o.to_json() for o in self.outputs]
         if self.samples is None:  # not measured: the key is left out, as the schema allows
             del d["samples"]
@@ -205,10 +208,10 @@ class Results:
             "registry": self.registry,
             "counts": self.counts.to_json(),
             "worst_drop": self.worst_drop,
-            "settings": dict(self.settings),
+            "settings": copy.deepcopy(self.settings),
             "models": [r.to_json() for r in self.models],
-            "run_provenance": self.run_provenance,
-            **self.extra,
+            "run_provenance": copy.deepcopy(self.run_provenance),
+            **copy.deepcopy(self.extra),
         }
 
     @classmethod

@@ -416,3 +416,23 @@ def test_a_redirect_keeps_the_token_on_its_origin_and_drops_it_elsewhere(gh, res
     sync_comment(client(gh), REPO, PR, render_for(results), marker=mark(results))
     followed = [r for r in gh.requests[before:] if r.query.get("moved")]
     assert followed and followed[0].authorization == f"Bearer {TOKEN}"
+
+
+def test_reproduce_installs_quantgate_from_where_it_ran(results):
+    from quantgate.provenance import quantgate_source
+
+    assert quantgate_source({"GITHUB_ACTION_REPOSITORY": "acme/quantgate", "GITHUB_ACTION_REF": "v1"}) == {
+        "repository": "acme/quantgate",
+        "ref": "v1",
+        "from": "action",
+    }
+    version = results.run_provenance["versions"]["quantgate"]
+    assert quantgate_source({"GITHUB_ACTION_REF": "v1; rm -rf /"})["ref"] == f"v{version}"  # not a ref: ignored
+    doc = results.to_json()
+    doc["run_provenance"]["quantgate_source"] = {"repository": "acme/quantgate", "ref": "v1", "from": "action"}
+    cmds = reproduce_commands(Results.from_json(doc))
+    assert "pip install 'quantgate @ git+https://github.com/acme/quantgate@v1' && quantgate gate" in cmds[-2]
+    assert " ghcr.io/acme/quantgate:v1 " in cmds[-1]  # the image the release workflow pushed for that tag
+    default = reproduce_commands(results)
+    assert f"git+https://github.com/quantgate/quantgate@v{version}'" in default[-2]
+    assert f" ghcr.io/quantgate/quantgate:v{version} " in default[-1] and "quantgate==" not in " ".join(default)

@@ -12,6 +12,22 @@ from ..gate.settings import DEFAULT_SEED, MAX_SAMPLES, MAX_SECONDS, MIN_SAMPLES
 from .base import Command, echo, echo_styled, styled, verbosity
 from .options import registry_option, root_option
 
+
+def complete_ids(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list:
+    """Shell completion of MODELS: the ids of the registry (--registry, else the default) and
+    .onnx files."""
+    from click.shell_completion import CompletionItem
+
+    from ..registry import DEFAULT_REGISTRY, load_registry
+
+    try:
+        reg = load_registry(ctx.params.get("registry") or DEFAULT_REGISTRY)
+        ids = [e.id for e in reg.entries if e.id.startswith(incomplete)]
+    except Exception:  # completion must never print an error into the user's shell
+        ids = []
+    return [CompletionItem(i) for i in ids] + [CompletionItem(incomplete, type="file")]
+
+
 TAG_COLOUR = {"pass": "green", "fail": "red", "error": "yellow", "skipped": "bright_black"}
 
 
@@ -35,7 +51,7 @@ def validate(registry: Path, root: Path | None) -> int:
 
 
 @click.command(cls=Command)
-@click.argument("models", nargs=-1)
+@click.argument("models", nargs=-1, shell_complete=complete_ids)
 @click.option("--all", "all_", is_flag=True, help="Gate every entry (the default when none is named).")
 @registry_option
 @root_option

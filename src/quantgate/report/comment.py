@@ -145,19 +145,22 @@ def reason_line(r: Row, limit: int = 300) -> str:
 
 
 def reproduce_commands(results: Results, image: str | None = None) -> list[str]:
-    """`git checkout`, `quantgate gate ...` and `docker run ... gate ...` for this run."""
+    """`git checkout`, `quantgate gate ...` and `docker run ...` for this run. quantgate is not
+    on the package index: the pip line installs it from its repository at the ref that ran."""
     args, selection = _gate_args(results)
     prov = results.run_provenance
-    version = (prov.get("versions") or {}).get("quantgate") or "latest"
-    image = image or os.environ.get("QUANTGATE_IMAGE") or f"ghcr.io/quantgate/quantgate:{version}"
+    version = (prov.get("versions") or {}).get("quantgate") or "0.0.0"
+    source = prov.get("quantgate_source") or {"repository": "quantgate/quantgate", "ref": f"v{version}"}
+    repo, ref = str(source.get("repository")), str(source.get("ref"))
+    tag = ref if re.fullmatch(r"v\d+(\.\d+\.\d+)?", ref) else f"v{version}"  # what the release workflow pushes
+    image = image or os.environ.get("QUANTGATE_IMAGE") or f"ghcr.io/{repo.lower()}:{tag}"
     cmds = []
     commit = (prov.get("git") or {}).get("commit")
     if isinstance(commit, str) and re.fullmatch(r"[0-9a-f]{7,40}", commit):
         cmds.append(f"git checkout {commit}")
     gate = " ".join(shlex.quote(a) for a in ["gate", *args, *selection])
-    cmds.append(
-        f"pip install 'quantgate=={version}' && quantgate {gate}" if version != "latest" else f"quantgate {gate}"
-    )
+    pkg = shlex.quote(f"quantgate @ git+https://github.com/{repo}@{ref}")
+    cmds.append(f"pip install {pkg} && quantgate {gate}")
     # The image's entrypoint takes the action's inputs as options (no `gate` word, --models).
     action = [*args, *(["--models", ",".join(selection)] if selection else [])]
     cmds.append(
