@@ -22,6 +22,7 @@ __all__ = [
     "STALE_ERROR",
     "big_mlp",
     "constant_output",
+    "conv_padded",
     "conv_symbolic",
     "corrupt",
     "external_data",
@@ -110,6 +111,19 @@ def conv_symbolic(tmp_dir: Path, name: str = "conv_symbolic", seed: int = 0) -> 
     g = helper.make_graph(
         nodes, name, [_f32("image", ["N", 1, "H", "W"])], [_f32("out", ["N", 1, "H_out", "W_out"])], inits
     )
+    return _save(_model(g), tmp_dir, name)
+
+
+def conv_padded(tmp_dir: Path, name: str = "conv_padded", seed: int = 0) -> Path:
+    """image float32 [N,1,H,W] (all symbolic) -> Conv3x3 with padding 1 -> Relu -> out [N,1,H,W]:
+    runs at any size, H = W = 1 included."""
+    rng = np.random.default_rng(seed)
+    inits = [_weights(rng, (1, 1, 3, 3), "K"), _weights(rng, (1,), "C")]
+    nodes = [
+        helper.make_node("Conv", ["image", "K", "C"], ["conv"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["conv"], ["out"]),
+    ]
+    g = helper.make_graph(nodes, name, [_f32("image", ["N", 1, "H", "W"])], [_f32("out", ["N", 1, "H", "W"])], inits)
     return _save(_model(g), tmp_dir, name)
 
 

@@ -80,6 +80,8 @@ def _cal_for(fp32, n, seed=0):
         ("two_input_v1", "static"),
         ("mlp_regressor_v1", "dynamic"),
         ("mlp_regressor_v1", "static"),
+        ("outlier_mlp_v1", "static"),
+        ("outlier_mlp_v1", "dynamic"),
     ],
 )
 def test_each_producer_on_each_shipped_model(tmp_path, model_id, mode):
@@ -117,6 +119,8 @@ def test_big_and_tiny_models(repo):
     assert r.int8_bytes < r.fp32_bytes * 0.4  # int8 weights: about a quarter of the bytes
     tiny = modelzoo.tiny(repo)
     assert tiny.stat().st_size < 1000
+    t = quantize_dynamic(tiny)  # a few hundred bytes: the quantisation parameters outweigh the weights
+    assert t.output.is_file() and t.quantized_ops == {"MatMulInteger": 1} and t.int8_bytes > t.fp32_bytes
 
 
 # --- user mistakes: one line, exit 2, nothing written --------------------------------------
@@ -141,7 +145,7 @@ def test_bad_calibration_sets(repo, arrays, fragment):
     fp32 = modelzoo.mlp(repo)
     cal = modelzoo.write_npz(repo / "cal.npz", **arrays())
     line = assert_one_line_error(_static(repo, fp32, cal), "cal.npz", fragment)
-    assert "'x'" in line or "x" in line
+    assert "'x'" in line and "; " in line  # names the input (the field) and says what to do
     assert not (repo / "mlp.int8.onnx").exists()
 
 

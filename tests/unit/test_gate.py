@@ -59,10 +59,14 @@ def test_symbolic_dims_default_to_one_and_spec_overrides_them(repo):
     inp_name = onnx.load(str(fp32)).graph.input[0].name
     reg = write_registry(repo / "registry.json", [{"id": "conv", "onnx": fp32.name, "quant_mode": "dynamic"}])
     row = run_gate(reg).to_json()["models"][0]
-    if row["status"] == "error":  # a conv net that cannot run at H=W=1 says how to fix it
-        assert "quant_inputs" in row["reason"]
-    else:
-        assert row["inputs"][0]["shape"] == [1, 1, 1, 1]
+    # this conv net cannot run at H=W=1: it says how to fix it
+    assert row["status"] == "error" and "quant_inputs" in row["reason"] and "[1, 1, 1, 1]" in row["reason"]
+    padded = modelzoo.conv_padded(repo)  # one that can: every symbolic dim drawn as 1
+    perturbed_sidecar(padded)
+    one = write_registry(repo / "one.json", [{"id": "padded", "onnx": padded.name, "quant_mode": "dynamic"}])
+    row = run_gate(one).to_json()["models"][0]
+    assert row["status"] == "pass", row["reason"]
+    assert row["inputs"][0]["shape"] == [1, 1, 1, 1] and row["inputs"][0]["source"] == "signature"
     write_registry(
         reg,
         [

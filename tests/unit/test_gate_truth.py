@@ -30,6 +30,17 @@ def _without_timing(doc: dict) -> dict:
     return doc
 
 
+def test_the_shipped_registry_passes_here_without_docker(default_run):
+    assert default_run.verdict == "pass", [(r.id, r.status, r.reason) for r in default_run.models]
+    assert {r.id for r in default_run.models} == {
+        "conv_filter_v1",
+        "nr_metric_v1",
+        "mlp_regressor_v1",
+        "two_input_v1",
+        "outlier_mlp_v1",
+    }
+
+
 def test_same_inputs_same_results_document(default_run):
     again = run_gate(SHIPPED)
     assert _without_timing(again.to_json()) == _without_timing(default_run.to_json())

@@ -65,7 +65,7 @@ def validate(arrays: dict[str, np.ndarray], inputs: list[TensorSig], *, label: s
             if isinstance(want, int) and want != got and not (not whole and i == 0):
                 raise UserError(
                     f"{where} has shape {list(arr.shape)}: dim {i} of each sample is {got}, "
-                    f"the model wants {want} (input dims {list(s.dims)})"
+                    f"the model wants {want} (input dims {list(s.dims)}); store samples of the input's shape"
                 )
         if not whole and isinstance(s.dims[0], int) and s.dims[0] != 1:
             raise UserError(
