@@ -108,6 +108,8 @@ def main() -> int:
                 row = run_gate(d / "registry.json", root=root, samples=2).models[0].to_json()
                 if row["status"] == "error" and row["reason"].startswith("unexpected "):
                     raise RuntimeError(row["reason"])
+                if row["status"] == "error":  # an error row with its reason: what a user sees
+                    raise UserError(row["reason"])
 
             out, why = _step(gate)
             tally["gate"][out] += 1
@@ -117,6 +119,7 @@ def main() -> int:
     print(f"{len(cases)} single-operator models (onnx {onnx.__version__} backend test cases)")
     for step, c in tally.items():
         print(f"  {step:<8} ok={c['ok']:5d} refused={c['refused']:5d} BUG={c['BUG']:3d}")
+    print("  (gate: ok = measured, pass or fail; refused = an error row with its reason, one line)")
     for b in bugs if args.show_bugs else bugs[:10]:
         print("  BUG", *b)
     return 1 if bugs else 0
