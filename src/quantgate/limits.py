@@ -24,7 +24,7 @@ MAX_NPZ_MEMBERS = 4096
 MAX_INPUT_ELEMENTS = 1 << 28
 # Size of a registry file, and the entries it may list.
 MAX_REGISTRY_BYTES = 64 << 20
-MAX_REGISTRY_ENTRIES = 100_000
+MAX_REGISTRY_ENTRIES = 20_000
 # Size of a results document (`quantgate comment --results`).
 MAX_RESULTS_BYTES = 256 << 20
 # Nesting of a JSON document quantgate reads (a registry needs 6 levels, a results document 7).
