@@ -340,39 +340,49 @@ def _number(v: Any) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _not_a_file(path: Path) -> str | None:
+    """None for a regular file; else what is wrong, without opening it."""
+    kind = limits.file_kind(path)
+    if kind == "file":
+        return None
+    if kind in ("missing", "folder"):
+        return f"file not found: {path}"
+    return f"{path} is {kind}, not a regular file"
+
+
 def check_files(reg: Registry) -> list[Problem]:
     """Problems a `validate` run adds beyond the schema: files that should exist and do not."""
     out = []
     shown = str(reg.path)
     for e in reg.entries:
         where = f"models[{e.index}]"
-        if e.onnx_path is not None and not e.onnx_path.is_file():
+        if e.onnx_path is not None and (wrong := _not_a_file(e.onnx_path)):
             out.append(
                 Problem(
                     shown,
                     f"{where}.onnx",
-                    f"file not found: {e.onnx_path}",
+                    wrong,
                     "fix the path (it is relative to the registry's folder)",
                     e.line,
                 )
             )
-        if e.mode == "static" and e.calibration_path is not None and not e.calibration_path.is_file():
+        if e.mode == "static" and e.calibration_path is not None and (wrong := _not_a_file(e.calibration_path)):
             out.append(
                 Problem(
                     shown,
                     f"{where}.quant_calibration_set",
-                    f"file not found: {e.calibration_path}",
+                    wrong,
                     "fix the path (it is relative to the repository root) or build the "
                     "set with 'quantgate calibrate build'",
                     e.line,
                 )
             )
-        if e.eval_path is not None and not e.eval_path.is_file():
+        if e.eval_path is not None and (wrong := _not_a_file(e.eval_path)):
             out.append(
                 Problem(
                     shown,
                     f"{where}.quant_eval_set",
-                    f"file not found: {e.eval_path}",
+                    wrong,
                     "fix the path (it is relative to the repository root)",
                     e.line,
                 )
