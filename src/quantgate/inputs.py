@@ -9,8 +9,8 @@ Rules (documented in docs/registry.md):
   table the input indexes (a Gather on an initialiser), else 10; bool inputs: `rng.random() < 0.5`;
 - a dimension that is not a fixed positive number takes the spec's `shape`, else its named
   value from `dims`, else 1 (as the first user's reference gate does);
-- one input of one sample may hold at most `limits.MAX_INPUT_ELEMENTS` elements
-  (`QUANTGATE_MAX_INPUT_ELEMENTS`): a larger shape is refused before anything is drawn.
+- one sample may hold at most `limits.MAX_INPUT_ELEMENTS` elements (`QUANTGATE_MAX_INPUT_ELEMENTS`),
+  in each input and across them all: a larger shape is refused before anything is drawn.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def plan_inputs(
         )
     table_rows = _gather_table_rows(model)
     cap = limits.INPUT_ELEMENTS.value()
+    total = 0
     plans = []
     for s in sigs:
         sp = spec.get(s.name, {})
@@ -110,11 +111,14 @@ def plan_inputs(
                 )
             shape = tuple(resolved)
         elements = math.prod(shape)
-        if elements > cap:
+        total += elements
+        if elements > cap or total > cap:
             given = "shape" if "shape" in sp else "dims"
             raise UserError(
                 f"one sample would draw {elements:,} elements (shape {list(shape)}), "
-                f"over the limit of {cap:,} per input",
+                f"over the limit of {cap:,} per input"
+                if elements > cap
+                else f"brings one sample to {total:,} elements across the inputs, over the limit of {cap:,}",
                 subject=label,
                 field=f"input {s.name!r}",
                 fix=f"give a smaller quant_inputs.{s.name}.{given}, or {limits.INPUT_ELEMENTS.fix()}",

@@ -20,7 +20,7 @@ from .errors import UserError
 MAX_ARRAY_BYTES = 1 << 30
 # Members of one .npz (numpy.savez writes one per array; a set has one per model input).
 MAX_NPZ_MEMBERS = 4096
-# Elements of one drawn input of one sample (2^28 float32 values are 1 GiB).
+# Elements of one drawn sample, in each input and across them all (2^28 float32 values are 1 GiB).
 MAX_INPUT_ELEMENTS = 1 << 28
 # Size of a registry file, and the entries it may list.
 MAX_REGISTRY_BYTES = 64 << 20

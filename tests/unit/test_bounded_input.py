@@ -196,6 +196,15 @@ def test_a_sample_over_the_element_limit_is_refused_before_drawing(dims, spec, g
     assert f"quant_inputs.image.{given}" in str(e.value) and "QUANTGATE_MAX_INPUT_ELEMENTS=N" in str(e.value)
 
 
+def test_the_element_limit_also_bounds_a_sample_across_its_inputs(monkeypatch):
+    monkeypatch.setattr(limits, "MAX_INPUT_ELEMENTS", 1000)
+    sigs = [TensorSig(n, np.dtype(np.float32), (1, 400)) for n in ("a", "b", "c")]
+    with pytest.raises(UserError) as e:
+        plan_inputs(sigs)
+    assert e.value.field == "input 'c'" and "brings one sample to 1,200 elements across the inputs" in str(e.value)
+    assert len(plan_inputs(sigs[:2])) == 2
+
+
 def test_the_element_limit_is_inclusive_and_configurable(monkeypatch):
     spec = {"image": {"dims": {"H": 1 << 14, "W": 1 << 14}}}  # 2^28 elements exactly
     assert plan_inputs(_sig(("N", 1, "H", "W")), spec)[0].shape == (1, 1, 1 << 14, 1 << 14)
