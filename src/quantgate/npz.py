@@ -141,10 +141,10 @@ def _read_zip(f: IO[bytes], path: Path, cap: int, save: str) -> dict[str, np.nda
         total = 0
         for info in infos:
             name = info.filename
-            if name in seen:
-                raise UserError(f"{path}: holds member {name!r} twice; save it again with {save}")
-            seen.add(name)
-            key = name[:-4] if name.endswith(".npy") else name
+            key = name[:-4] if name.endswith(".npy") else name  # numpy's key for the member
+            if key in seen:
+                raise UserError(f"{path}: holds two arrays named {key!r}; save it again with {save}")
+            seen.add(key)
             with z.open(info) as m:
                 h = _read_header(m, path, name, save)
             total += h.nbytes

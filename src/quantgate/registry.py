@@ -10,6 +10,7 @@ no nesting deeper than `limits.MAX_JSON_DEPTH`). Loading takes time linear in th
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import re
@@ -106,7 +107,7 @@ _json_path = strictjson.json_path
 
 def _why(e: BaseException) -> str:
     """Why a path does not resolve, in a few words."""
-    if isinstance(e, RuntimeError) or (isinstance(e, OSError) and e.errno == 40):
+    if isinstance(e, RuntimeError) or (isinstance(e, OSError) and e.errno == errno.ELOOP):
         return "a symlink loop"
     if isinstance(e, OSError):
         return e.strerror or type(e).__name__

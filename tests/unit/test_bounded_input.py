@@ -158,6 +158,11 @@ def test_pickles_garbage_and_foreign_members_keep_one_line(tmp_path):
         z.writestr("notes.txt", "hello")
     with pytest.raises(UserError, match=r"member 'notes\.txt': not a \.npy array"):
         read_npz(tmp_path / "f.npz")
+    with zipfile.ZipFile(tmp_path / "d.npz", "w") as z:
+        z.writestr("x.npy", hostile.npy_header((0,)))
+        z.writestr("x", hostile.npy_header((0,)))
+    with pytest.raises(UserError, match="holds two arrays named 'x'"):
+        read_npz(tmp_path / "d.npz")
 
 
 def test_valid_sets_read_as_before(tmp_path):
