@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 pytest_plugins = ["action_support", "comment_support"]
 
 
-def run_cli(*args, cwd=None, env=None, check_rc=None) -> subprocess.CompletedProcess:
+def run_cli(*args, cwd=None, env=None, check_rc=None, timeout=300) -> subprocess.CompletedProcess:
     """Run `python -m quantgate ...` in a fresh process, as a user would."""
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(
@@ -25,7 +25,7 @@ def run_cli(*args, cwd=None, env=None, check_rc=None) -> subprocess.CompletedPro
         env=full_env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     if check_rc is not None:
         assert proc.returncode == check_rc, (proc.returncode, proc.stdout, proc.stderr)

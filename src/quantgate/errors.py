@@ -39,6 +39,14 @@ def word_params(text: str, name_of: Callable[[str], str] = python_name) -> str:
     return _PARAM_RE.sub(lambda m: name_of(m.group(1)), text)
 
 
+def printable(text: str) -> str:
+    """`text` with every character that would break the line or cannot be written as UTF-8 (a
+    newline, a control character, a lone surrogate) shown as its backslash escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def one_line(error: BaseException | str, limit: int = 300) -> str:
     """An exception's (or any) text on one line, white space folded, cut at `limit` characters."""
     text = " ".join(str(error).split())
@@ -66,7 +74,7 @@ class UserError(Exception):
         """The one line, with parameter references worded by `name_of`."""
         head = ": ".join(p for p in (self.subject, self.field, self.problem) if p)
         text = f"{head}; {self.fix}" if self.fix else head
-        return word_params(text, name_of)
+        return printable(word_params(text, name_of))
 
     @property
     def message(self) -> str:

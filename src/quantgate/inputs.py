@@ -8,18 +8,22 @@ Rules (documented in docs/registry.md):
 - integer inputs: `rng.integers(low, high)`; `high` defaults to the row count of the embedding
   table the input indexes (a Gather on an initialiser), else 10; bool inputs: `rng.random() < 0.5`;
 - a dimension that is not a fixed positive number takes the spec's `shape`, else its named
-  value from `dims`, else 1 (as the first user's reference gate does).
+  value from `dims`, else 1 (as the first user's reference gate does);
+- one sample may hold at most `limits.MAX_INPUT_ELEMENTS` elements (`QUANTGATE_MAX_INPUT_ELEMENTS`),
+  in each input and across them all: a larger shape is refused before anything is drawn.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import onnx
 
+from . import limits
 from .errors import UserError
 from .onnxio import TensorSig
 
@@ -68,6 +72,8 @@ def plan_inputs(
             f"model does not have; its inputs are {', '.join(s.name for s in sigs)}"
         )
     table_rows = _gather_table_rows(model)
+    cap = limits.INPUT_ELEMENTS.value()
+    total = 0
     plans = []
     for s in sigs:
         sp = spec.get(s.name, {})
@@ -104,6 +110,19 @@ def plan_inputs(
                     f"not symbolic dims of the input ({_fmt_dims(s.dims)})"
                 )
             shape = tuple(resolved)
+        elements = math.prod(shape)
+        total += elements
+        if elements > cap or total > cap:
+            given = "shape" if "shape" in sp else "dims"
+            raise UserError(
+                f"one sample would draw {elements:,} elements (shape {list(shape)}), "
+                f"over the limit of {cap:,} per input"
+                if elements > cap
+                else f"brings one sample to {total:,} elements across the inputs, over the limit of {cap:,}",
+                subject=label,
+                field=f"input {s.name!r}",
+                fix=f"give a smaller quant_inputs.{s.name}.{given}, or {limits.INPUT_ELEMENTS.fix()}",
+            )
         kind = s.dtype.kind
         if kind == "f":
             low, high = float(sp.get("low", 0.0)), float(sp.get("high", 1.0))

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 
 from .errors import UserError, one_line
+from .limits import file_kind, not_regular
 
 # ONNX tensor element type -> numpy dtype, for the types a gate can draw.
 _ONNX_TO_NP: dict[int, type[np.generic]] = {
@@ -73,10 +74,13 @@ def graph_inputs(model: onnx.ModelProto, path: Path) -> list[TensorSig]:
 def load_model(path: str | Path, *, what: str = "model", external: bool = True) -> onnx.ModelProto:
     """Read an ONNX file (external data inlined) or raise a one-line `UserError`."""
     path = Path(path)
-    if not path.exists():
+    kind = file_kind(path)
+    if kind == "missing":
         raise UserError(f"{path}: {what} file not found")
-    if path.is_dir():
+    if kind == "folder":
         raise UserError(f"{path}: is a folder, expected an .onnx {what} file")
+    if kind != "file":  # a named pipe would block onnx.load for ever
+        raise not_regular(path, kind, what)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf raises several types for garbage bytes

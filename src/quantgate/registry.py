@@ -2,11 +2,15 @@
 
 The schema ships as package data (`schemas/registry.schema.json`). Unknown fields are kept
 and ignored. Problems with one entry stay with that entry so the others can still be gated;
-a file that is not a registry at all is a `UserError`.
+a file that is not a registry at all is a `UserError`: one that is not a regular file, is over
+`limits.MAX_REGISTRY_BYTES` or lists more than `limits.MAX_REGISTRY_ENTRIES` models, is not
+UTF-8, or is not JSON as JSON defines it (`strictjson`: no NaN or infinity, no lone surrogate,
+no nesting deeper than `limits.MAX_JSON_DEPTH`). Loading takes time linear in the file's size.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import re
@@ -18,7 +22,8 @@ from typing import Any, TypeGuard
 
 import jsonschema
 
-from .errors import UserError, param
+from . import limits, strictjson
+from .errors import UserError, param, printable
 from .paths import confine, find_repo_root, sha256_file, sidecar_path
 
 DEFAULT_REGISTRY = "model/tiny/registry.json"
@@ -44,7 +49,7 @@ class Problem:
 
     def __str__(self) -> str:
         loc = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{loc}: {self.where}: {self.message}; fix: {self.fix}"
+        return printable(f"{loc}: {self.where}: {self.message}; fix: {self.fix}")
 
 
 @dataclass
@@ -85,18 +90,28 @@ class Registry:
         raise UserError(f"{self.path}: no model with id '{model_id}'; known ids: {known}")
 
     def find_by_file(self, onnx: Path) -> Entry | None:
-        target = onnx.resolve()
+        try:
+            target = onnx.resolve()
+        except (RuntimeError, OSError, ValueError) as err:  # a symlink loop, a NUL byte
+            raise UserError(
+                f"cannot be resolved ({_why(err)})", subject=str(onnx), fix="pass the model file itself"
+            ) from None
         for e in self.entries:
             if e.onnx_path is not None and e.onnx_path == target:
                 return e
         return None
 
 
-def _json_path(parts) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "(top level)"
+_json_path = strictjson.json_path
+
+
+def _why(e: BaseException) -> str:
+    """Why a path does not resolve, in a few words."""
+    if isinstance(e, RuntimeError) or (isinstance(e, OSError) and e.errno == errno.ELOOP):
+        return "a symlink loop"
+    if isinstance(e, OSError):
+        return e.strerror or type(e).__name__
+    return str(e)
 
 
 def _fix_for(err: jsonschema.ValidationError) -> str:
@@ -133,26 +148,70 @@ def _fix_for(err: jsonschema.ValidationError) -> str:
     return f"see the registry reference (docs/registry.md), rule '{kw}'"
 
 
-def _line_of_entry(text: str, model_id: str) -> int | None:
-    m = re.search(r'"id"\s*:\s*' + re.escape(json.dumps(model_id)), text)
-    return text.count("\n", 0, m.start()) + 1 if m else None
+_ID = re.compile(r'"id"\s*:\s*("[^"\\]*(?:\\.[^"\\]*)*")')
+
+
+def _entry_lines(text: str, models: list) -> list[int | None]:
+    """The line of each entry's `"id": "<its id>"`, in one pass over the text (None when the
+    entry has no string id). Entries are found by the JSON decoder's own positions."""
+    from .registry_edit import _elements, _members, _ws
+
+    try:
+        top, _ = _members(text, _ws(text, 0))
+        starts = _elements(text, [m for m in top if m["key"] == "models"][-1]["value_start"])
+    except (ValueError, IndexError, RecursionError):
+        starts = []
+    if len(starts) != len(models):
+        return [None] * len(models)
+    out: list[int | None] = []
+    line, counted = 1, 0
+    for k, raw in enumerate(models):
+        mid = raw.get("id") if isinstance(raw, dict) else None
+        pos = None
+        if isinstance(mid, str):
+            end = starts[k + 1] if k + 1 < len(starts) else len(text)
+            for m in _ID.finditer(text, starts[k], end):
+                try:
+                    found = json.loads(m.group(1))
+                except ValueError:
+                    continue
+                if found == mid:
+                    pos = m.start()
+                    break
+        if pos is None:
+            out.append(None)
+            continue
+        line += text.count("\n", counted, pos)
+        counted = pos
+        out.append(line)
+    return out
 
 
 def _read_registry(path: Path) -> tuple[str, Any]:
-    if not path.exists():
+    try:
+        raw = limits.read_bytes(path, limits.REGISTRY_BYTES, what="registry")
+    except FileNotFoundError:
         raise UserError(
             "registry not found", subject=str(path), fix=f"pass {param('registry')} PATH (default {DEFAULT_REGISTRY})"
-        )
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder; pass the registry JSON file itself")
+        ) from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder; pass the registry JSON file itself") from None
+    except OSError as e:
+        raise UserError(f"cannot read it ({_why(e)})", subject=str(path), fix="pass a readable registry file") from None
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text; a registry is a JSON file") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise UserError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); a registry is a JSON file"
+        ) from None
     try:
-        return text, json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); fix the syntax there") from None
+        return text, strictjson.loads(text)
+    except strictjson.BadJSON as e:
+        if e.fix is None:
+            raise UserError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); fix the syntax there") from None
+        loc = f"{path}:{e.lineno}:{e.colno}" if e.lineno else str(path)
+        raise UserError(e.msg, subject=loc, field=e.where, fix=e.fix) from None
 
 
 def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None = None) -> Registry:
@@ -165,16 +224,27 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
         raise UserError(
             f'{shown}: top level must be an object with a "models" array; fix: wrap the entries as {{"models": [...]}}'
         )
+    most = limits.REGISTRY_ENTRIES.value()
+    if len(data["models"]) > most:
+        raise UserError(
+            f"lists {len(data['models']):,} models, over the limit of {most:,}",
+            subject=shown,
+            field="models",
+            fix=f"split the registry, or {limits.REGISTRY_ENTRIES.fix()}",
+        )
+    lines = _entry_lines(text, data["models"])
     problems: list[Problem] = []
     per_entry: dict[int, list[Problem]] = {}
     validator = jsonschema.Draft202012Validator(load_schema("registry.schema.json"))
-    for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+    try:
+        errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    except RecursionError:
+        raise UserError("nested too deeply to check", subject=shown, fix="flatten it") from None
+    for err in errors:
         parts = list(err.absolute_path)
         line = None
         if len(parts) >= 2 and parts[0] == "models" and isinstance(parts[1], int):
-            raw = data["models"][parts[1]]
-            if isinstance(raw, dict) and isinstance(raw.get("id"), str):
-                line = _line_of_entry(text, raw["id"])
+            line = lines[parts[1]]
         msg = err.message if len(err.message) < 200 else err.message[:200] + "..."
         p = Problem(shown, _json_path(parts), msg, _fix_for(err), line)
         problems.append(p)
@@ -197,7 +267,7 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
             id=mid,
             mode=mode if mode in MODES else str(mode),
             budget=float(budget) if _number(budget) else DEFAULT_BUDGET,
-            line=_line_of_entry(text, raw_id) if isinstance(raw_id, str) else None,
+            line=lines[i],
             problems=list(per_entry.get(i, [])),
         )
         where = f"models[{i}]"
@@ -228,6 +298,16 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
                     f"{where}.{key}",
                     str(err).split(": ", 2)[-1],
                     "use a relative path that stays inside the repository",
+                    e.line,
+                )
+                e.problems.append(p)
+                problems.append(p)
+            except (RuntimeError, OSError, ValueError) as err:  # a symlink loop, a NUL byte
+                p = Problem(
+                    shown,
+                    f"{where}.{key}",
+                    f"{value!r} cannot be resolved ({_why(err)})",
+                    "point it at a file inside the repository",
                     e.line,
                 )
                 e.problems.append(p)
@@ -284,39 +364,49 @@ def _number(v: Any) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _not_a_file(path: Path) -> str | None:
+    """None for a regular file; else what is wrong, without opening it."""
+    kind = limits.file_kind(path)
+    if kind == "file":
+        return None
+    if kind in ("missing", "folder"):
+        return f"file not found: {path}"
+    return f"{path} is {kind}, not a regular file"
+
+
 def check_files(reg: Registry) -> list[Problem]:
     """Problems a `validate` run adds beyond the schema: files that should exist and do not."""
     out = []
     shown = str(reg.path)
     for e in reg.entries:
         where = f"models[{e.index}]"
-        if e.onnx_path is not None and not e.onnx_path.is_file():
+        if e.onnx_path is not None and (wrong := _not_a_file(e.onnx_path)):
             out.append(
                 Problem(
                     shown,
                     f"{where}.onnx",
-                    f"file not found: {e.onnx_path}",
+                    wrong,
                     "fix the path (it is relative to the registry's folder)",
                     e.line,
                 )
             )
-        if e.mode == "static" and e.calibration_path is not None and not e.calibration_path.is_file():
+        if e.mode == "static" and e.calibration_path is not None and (wrong := _not_a_file(e.calibration_path)):
             out.append(
                 Problem(
                     shown,
                     f"{where}.quant_calibration_set",
-                    f"file not found: {e.calibration_path}",
+                    wrong,
                     "fix the path (it is relative to the repository root) or build the "
                     "set with 'quantgate calibrate build'",
                     e.line,
                 )
             )
-        if e.eval_path is not None and not e.eval_path.is_file():
+        if e.eval_path is not None and (wrong := _not_a_file(e.eval_path)):
             out.append(
                 Problem(
                     shown,
                     f"{where}.quant_eval_set",
-                    f"file not found: {e.eval_path}",
+                    wrong,
                     "fix the path (it is relative to the repository root)",
                     e.line,
                 )

@@ -10,7 +10,6 @@ derived from the rows, never stored beside them.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -259,21 +258,24 @@ class Results:
 
     @classmethod
     def read(cls, path: str | Path) -> Results:
-        """Read a results file, or one `UserError` line naming it and the fix."""
+        """Read a results file, or one `UserError` line naming it and the fix. Only a regular file
+        of at most `limits.MAX_RESULTS_BYTES` is read, as strict JSON (`strictjson`)."""
+        from . import limits, strictjson
+
         p = Path(path)
         fix = f"write one with `quantgate gate --out-json {p}`"
         try:
-            text = p.read_text(encoding="utf-8")
+            raw = limits.read_bytes(p, limits.RESULTS_BYTES, what="results")
+            text = raw.decode("utf-8")
         except FileNotFoundError:
             raise UserError("no such results file", subject=str(p), fix=fix) from None
         except (OSError, UnicodeDecodeError) as e:
             raise UserError(f"not a readable results file ({type(e).__name__})", subject=str(p), fix=fix) from None
         try:
-            doc = json.loads(text)
-        except ValueError as e:
-            raise UserError(f"not JSON ({one_line(e, 120)})", subject=str(p), fix=fix) from None
-        except RecursionError:
-            raise UserError("JSON nested too deeply", subject=str(p), fix=fix) from None
+            doc = strictjson.loads(text)
+        except strictjson.BadJSON as e:
+            where = f"{p}:{e.lineno}:{e.colno}" if e.lineno else str(p)
+            raise UserError(f"not JSON ({one_line(e.msg, 120)})", subject=where, field=e.where, fix=fix) from None
         return cls.from_json(doc, source=str(p))
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import UserError, param
+from ...limits import file_kind, not_regular
 from ..layout import Slot
 
 
@@ -55,9 +56,12 @@ def parse_map(items, slots: list[Slot]) -> list[tuple[str, str]]:
 
 
 def kind_of(path: Path) -> str:
-    if path.is_dir():
+    found = file_kind(path)
+    if found == "folder":
         return "images"
-    if not path.exists():
+    if found not in ("file", "missing"):  # a named pipe would block the reader for ever
+        raise not_regular(path, found, "calibration source")
+    if found == "missing":
         raise UserError(
             f"{path}: source not found; pass {param('source')} a .parquet, .npy or .npz file or a folder of images"
         )

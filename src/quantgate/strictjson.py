@@ -1,0 +1,224 @@
+"""Parsing JSON text as JSON defines it, not as Python's reader stretches it.
+
+Python's `json.loads` accepts `NaN`, `Infinity` and `-Infinity`, reads `1e999` as infinity, raises
+a bare `ValueError` for an integer of more than 4300 digits, a `RecursionError` for deep nesting,
+and hands back strings holding lone surrogates (`"\\ud800"`) that cannot be printed or written
+as UTF-8. `loads` refuses each of them with a `BadJSON` that says where: line, column and, when
+the value was kept, its JSON path (`models[3].quant_accuracy_budget_plcc`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from . import limits
+
+# A JSON string token whole (so nothing inside one is mistaken for a token outside).
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+# Outside strings: a made-up constant, or a number (an integer when it has no fraction or exponent).
+_TOKEN = re.compile(_STRING + r"|(NaN|-?Infinity)|-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_BRACKETS = re.compile(_STRING + r"|([\[{])|([\]}])")
+_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u([dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+class BadJSON(ValueError):
+    """Text that is not JSON, or JSON quantgate will not hold: `msg` at `lineno`:`colno`
+    (None when unknown), `where` the JSON path of the value when there is one, and `fix`; a
+    syntax error has no `fix` (the caller words it)."""
+
+    def __init__(
+        self,
+        msg: str,
+        lineno: int | None = None,
+        colno: int | None = None,
+        where: str | None = None,
+        fix: str | None = None,
+    ):
+        self.msg, self.lineno, self.colno, self.where, self.fix = msg, lineno, colno, where, fix
+        super().__init__(self.located())
+
+    def located(self) -> str:
+        head = f"{self.lineno}:{self.colno}: " if self.lineno else ""
+        return head + (f"{self.where}: " if self.where else "") + self.msg
+
+
+class _Refused:
+    """Stands in for a value `json.loads` would have made up (NaN, an infinity, a huge integer)."""
+
+    __slots__ = ("kind", "ordinal", "token")
+
+    def __init__(self, kind: str, ordinal: int, token: str):
+        self.kind, self.ordinal, self.token = kind, ordinal, token
+
+
+def json_path(parts) -> str:
+    """`models[3].quant_inputs.x`; a key that is not text (a lone surrogate) shown escaped."""
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            key = printable(str(p))
+            out += f".{key}" if out else key
+    return out or "(top level)"
+
+
+def printable(s: str) -> str:
+    """`s`, with anything UTF-8 cannot hold (lone surrogates) written as a backslash escape."""
+    return s if s.isascii() else s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _line_col(text: str, pos: int) -> tuple[int, int]:
+    line = text.count("\n", 0, pos) + 1
+    return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
+
+
+def loads(text: str, *, max_depth: int | None = None) -> Any:
+    """The JSON value of `text`, or `BadJSON` (a `ValueError`) saying what and where."""
+    depth_cap = limits.MAX_JSON_DEPTH if max_depth is None else max_depth
+    refused: list[_Refused] = []
+    counts = {"constant": 0, "float": 0, "int": 0}
+
+    def seen(kind: str) -> int:
+        counts[kind] += 1
+        return counts[kind]
+
+    def constant(token: str) -> Any:
+        r = _Refused("constant", seen("constant"), token)
+        refused.append(r)
+        return r
+
+    def number(token: str) -> Any:
+        n = seen("float")
+        v = float(token)
+        if v - v == 0:  # finite
+            return v
+        r = _Refused("float", n, token)
+        refused.append(r)
+        return r
+
+    def integer(token: str) -> Any:
+        n = seen("int")
+        try:
+            return int(token)
+        except ValueError:  # more digits than Python converts
+            r = _Refused("int", n, token)
+            refused.append(r)
+            return r
+
+    try:
+        data = json.loads(text, parse_constant=constant, parse_float=number, parse_int=integer)
+    except json.JSONDecodeError as e:
+        raise BadJSON(e.msg, e.lineno, e.colno) from None
+    except RecursionError:
+        raise _too_deep(text, depth_cap) from None
+    if refused:
+        first = refused[0]
+        line, col = _token_position(text, first)
+        found = _find(data, lambda v: v is first, depth_cap)
+        where = found[0] if found is not None and found[1] is first else None
+        what, fix = {
+            "constant": (f"{first.token} is not a JSON number", "write a finite number (JSON has no NaN or infinity)"),
+            "float": (f"{first.token} is too large for a number (it reads as infinity)", "write a finite number"),
+            "int": (f"an integer of {len(first.token.lstrip('-')):,} digits is too long", "write a shorter number"),
+        }[first.kind]
+        raise BadJSON(what, line, col, None if where is None else json_path(where), fix)
+    issue = _find(data, _lone_surrogate, depth_cap)
+    if issue is not None:
+        parts, value = issue
+        if value is _TOO_DEEP:
+            raise _too_deep(text, depth_cap)
+        line, col = _surrogate_position(text) or (None, None)
+        raise BadJSON(
+            "holds a lone surrogate (a \\ud800-\\udfff escape without its pair), which is not text",
+            line,
+            col,
+            json_path(parts),
+            "write the character itself, or both halves of its \\u pair",
+        )
+    return data
+
+
+_TOO_DEEP = object()
+
+
+def _lone_surrogate(v: Any) -> bool:
+    if not isinstance(v, str) or v.isascii():
+        return False
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _find(data: Any, test, depth_cap: int) -> tuple[list, Any] | None:
+    """The first value (or key) in document order that passes `test`, with its path; a value
+    nested deeper than `depth_cap` comes back as `_TOO_DEEP`. Iterative: no recursion limit."""
+    stack: list[tuple[Any, list, int]] = [(data, [], 0)]
+    while stack:
+        v, path, depth = stack.pop()
+        if test(v):
+            return path, v
+        if isinstance(v, (dict, list)):
+            if depth >= depth_cap:
+                return path, _TOO_DEEP
+            if isinstance(v, dict):
+                for k in v:
+                    if test(k):
+                        return [*path, k], k
+                items = list(v.items())
+            else:
+                items = list(enumerate(v))
+            stack.extend((child, [*path, k], depth + 1) for k, child in reversed(items))
+    return None
+
+
+def _token_position(text: str, r: _Refused) -> tuple[int | None, int | None]:
+    """Where the `r.ordinal`-th token of `r.kind` starts (the parser met them in text order)."""
+    n = 0
+    for m in _TOKEN.finditer(text):
+        if m.group(0)[0] == '"':
+            continue
+        if m.group(1) is not None:
+            kind = "constant"
+        else:
+            kind = "float" if m.group(2) is not None or m.group(3) is not None else "int"
+        if kind == r.kind:
+            n += 1
+            if n == r.ordinal:
+                return _line_col(text, m.start())
+    return None, None
+
+
+def _surrogate_position(text: str) -> tuple[int, int] | None:
+    escapes = list(_ESCAPE.finditer(text))
+    i = 0
+    while i < len(escapes):
+        m = escapes[i]
+        high = m.group(1)[1].lower() in "89ab"
+        if high and i + 1 < len(escapes):
+            nxt = escapes[i + 1]
+            if nxt.start(1) - 2 == m.end(1) and nxt.group(1)[1].lower() in "cdef":
+                i += 2
+                continue
+        return _line_col(text, m.start(1) - 2)
+    return None
+
+
+def _too_deep(text: str, depth_cap: int) -> BadJSON:
+    depth = 0
+    for m in _BRACKETS.finditer(text):
+        if m.group(1):
+            depth += 1
+            if depth > depth_cap:
+                line, col = _line_col(text, m.start(1))
+                return BadJSON(f"nested more than {depth_cap} levels deep", line, col, fix=_FLATTEN)
+        elif m.group(2):
+            depth -= 1
+    return BadJSON(f"nested more than {depth_cap} levels deep", fix=_FLATTEN)
+
+
+_FLATTEN = "flatten it (quantgate reads no document nested that deep)"
