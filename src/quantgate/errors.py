@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from .text import plain
+
 EXIT_PASS = 0
 EXIT_FAIL = 1
 EXIT_ERROR = 2
@@ -37,14 +39,6 @@ def python_name(name: str) -> str:
 def word_params(text: str, name_of: Callable[[str], str] = python_name) -> str:
     """`text` with every `param(...)` reference replaced by `name_of(name)`."""
     return _PARAM_RE.sub(lambda m: name_of(m.group(1)), text)
-
-
-def printable(text: str) -> str:
-    """`text` with every character that would break the line or cannot be written as UTF-8 (a
-    newline, a control character, a lone surrogate) shown as its backslash escape."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def one_line(error: BaseException | str, limit: int = 300) -> str:
@@ -74,7 +68,7 @@ class UserError(Exception):
         """The one line, with parameter references worded by `name_of`."""
         head = ": ".join(p for p in (self.subject, self.field, self.problem) if p)
         text = f"{head}; {self.fix}" if self.fix else head
-        return printable(word_params(text, name_of))
+        return plain(word_params(text, name_of))
 
     @property
     def message(self) -> str:

@@ -23,8 +23,9 @@ from typing import Any, TypeGuard
 import jsonschema
 
 from . import limits, strictjson
-from .errors import UserError, param, printable
+from .errors import UserError, param
 from .paths import confine, find_repo_root, sha256_file, sidecar_path
+from .text import plain
 
 DEFAULT_REGISTRY = "model/tiny/registry.json"
 DEFAULT_BUDGET = 0.01
@@ -49,7 +50,7 @@ class Problem:
 
     def __str__(self) -> str:
         loc = f"{self.file}:{self.line}" if self.line else self.file
-        return printable(f"{loc}: {self.where}: {self.message}; fix: {self.fix}")
+        return plain(f"{loc}: {self.where}: {self.message}; fix: {self.fix}")
 
 
 @dataclass
@@ -187,7 +188,7 @@ def _entry_lines(text: str, models: list) -> list[int | None]:
     return out
 
 
-def _read_registry(path: Path) -> tuple[str, Any]:
+def _read_registry(path: Path) -> tuple[str, Any, list[strictjson.BadJSON]]:
     try:
         raw = limits.read_bytes(path, limits.REGISTRY_BYTES, what="registry")
     except FileNotFoundError:
@@ -206,18 +207,24 @@ def _read_registry(path: Path) -> tuple[str, Any]:
             f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); a registry is a JSON file"
         ) from None
     try:
-        return text, strictjson.loads(text)
+        data, bad = strictjson.loads_keeping(text)  # a NaN in one entry refuses that entry, not the file
     except strictjson.BadJSON as e:
         if e.fix is None:
             raise UserError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); fix the syntax there") from None
         loc = f"{path}:{e.lineno}:{e.colno}" if e.lineno else str(path)
         raise UserError(e.msg, subject=loc, field=e.where, fix=e.fix) from None
+    for value in bad:
+        where = value.path or []
+        if not (len(where) >= 3 and where[0] == "models" and isinstance(where[1], int)):
+            loc = f"{path}:{value.lineno}:{value.colno}" if value.lineno else str(path)
+            raise UserError(value.msg, subject=loc, field=value.where, fix=value.fix)
+    return text, data, bad
 
 
 def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None = None) -> Registry:
     """Read, validate and resolve a registry. Raises `UserError` only when it is unusable whole."""
     path = Path(path)
-    text, data = _read_registry(path)
+    text, data, bad_values = _read_registry(path)
     root_p = Path(root).resolve() if root is not None else find_repo_root(path)
     shown = str(path)
     if not isinstance(data, dict) or not isinstance(data.get("models"), list):
@@ -250,6 +257,13 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
         problems.append(p)
         if len(parts) >= 2 and parts[0] == "models" and isinstance(parts[1], int):
             per_entry.setdefault(parts[1], []).append(p)
+
+    for bad in bad_values:  # refused values inside an entry: that entry's problems, at their line
+        assert bad.path is not None  # kept only when it lies inside models[i]
+        index = bad.path[1]
+        p = Problem(shown, bad.where or f"models[{index}]", bad.msg, bad.fix or "write a finite number", bad.lineno)
+        problems.append(p)
+        per_entry.setdefault(index, []).append(p)
 
     base = path.resolve().parent
     entries: list[Entry] = []

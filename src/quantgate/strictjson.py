@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from . import limits
+from .text import plain
 
 # A JSON string token whole (so nothing inside one is mistaken for a token outside).
 _STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
@@ -35,8 +36,10 @@ class BadJSON(ValueError):
         colno: int | None = None,
         where: str | None = None,
         fix: str | None = None,
+        path: list | None = None,
     ):
         self.msg, self.lineno, self.colno, self.where, self.fix = msg, lineno, colno, where, fix
+        self.path = path  # the value's path as keys and indexes, when it is known
         super().__init__(self.located())
 
     def located(self) -> str:
@@ -60,14 +63,9 @@ def json_path(parts) -> str:
         if isinstance(p, int):
             out += f"[{p}]"
         else:
-            key = printable(str(p))
+            key = plain(str(p))
             out += f".{key}" if out else key
     return out or "(top level)"
-
-
-def printable(s: str) -> str:
-    """`s`, with anything UTF-8 cannot hold (lone surrogates) written as a backslash escape."""
-    return s if s.isascii() else s.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _line_col(text: str, pos: int) -> tuple[int, int]:
@@ -77,6 +75,17 @@ def _line_col(text: str, pos: int) -> tuple[int, int]:
 
 def loads(text: str, *, max_depth: int | None = None) -> Any:
     """The JSON value of `text`, or `BadJSON` (a `ValueError`) saying what and where."""
+    data, bad = loads_keeping(text, max_depth=max_depth, surrogates=False)
+    if bad:
+        raise bad[0]
+    return data
+
+
+def loads_keeping(text: str, *, max_depth: int | None = None, surrogates: bool = True) -> tuple[Any, list[BadJSON]]:
+    """Like `loads`, but a refused value (NaN, an infinity, a huge integer) does not refuse the
+    whole text: it is left out of its object (or list) and comes back as a `BadJSON` with its
+    path, so a caller can refuse only the part that holds it (one registry entry, say). Syntax
+    errors and nesting still raise. Lone surrogates are kept (`surrogates=True`) or refused."""
     depth_cap = limits.MAX_JSON_DEPTH if max_depth is None else max_depth
     refused: list[_Refused] = []
     counts = {"constant": 0, "float": 0, "int": 0}
@@ -114,18 +123,21 @@ def loads(text: str, *, max_depth: int | None = None) -> Any:
         raise BadJSON(e.msg, e.lineno, e.colno) from None
     except RecursionError:
         raise _too_deep(text, depth_cap) from None
-    if refused:
-        first = refused[0]
-        line, col = _token_position(text, first)
-        found = _find(data, lambda v: v is first, depth_cap)
-        where = found[0] if found is not None and found[1] is first else None
+    bad: list[BadJSON] = []
+    for r in refused:
+        line, col = _token_position(text, r)
+        found = _find(data, lambda v, r=r: v is r, depth_cap)
+        where = found[0] if found is not None and found[1] is r else None
         what, fix = {
-            "constant": (f"{first.token} is not a JSON number", "write a finite number (JSON has no NaN or infinity)"),
-            "float": (f"{first.token} is too large for a number (it reads as infinity)", "write a finite number"),
-            "int": (f"an integer of {len(first.token.lstrip('-')):,} digits is too long", "write a shorter number"),
-        }[first.kind]
-        raise BadJSON(what, line, col, None if where is None else json_path(where), fix)
-    issue = _find(data, _lone_surrogate, depth_cap)
+            "constant": (f"{r.token} is not a JSON number", "write a finite number (JSON has no NaN or infinity)"),
+            "float": (f"{r.token} is too large for a number (it reads as infinity)", "write a finite number"),
+            "int": (f"an integer of {len(r.token.lstrip('-')):,} digits is too long", "write a shorter number"),
+        }[r.kind]
+        bad.append(BadJSON(what, line, col, None if where is None else json_path(where), fix, where))
+        if where is None or not where:
+            return data, bad  # a refused value that is the document itself: nothing to keep
+        data = _without(data, where)
+    issue = None if surrogates else _find(data, _lone_surrogate, depth_cap)
     if issue is not None:
         parts, value = issue
         if value is _TOO_DEEP:
@@ -138,6 +150,18 @@ def loads(text: str, *, max_depth: int | None = None) -> Any:
             json_path(parts),
             "write the character itself, or both halves of its \\u pair",
         )
+    return data, bad
+
+
+def _without(data: Any, path: list) -> Any:
+    """`data` with the value at `path` left out of its object, or set to None in its list."""
+    parent = data
+    for k in path[:-1]:
+        parent = parent[k]
+    if isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = None
     return data
 
 

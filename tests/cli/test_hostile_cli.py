@@ -303,3 +303,36 @@ def test_a_broken_results_file_given_to_comment_is_one_line(tmp_path, content):
     proc = run_cli("comment", "--results", bad, "--mode", "off", "--body-out", tmp_path / "b.md", cwd=tmp_path)
     assert_one_line_error(proc, str(bad))
     assert bad.read_bytes() == content and not (tmp_path / "b.md").exists()
+
+
+def test_fifos_and_symlink_loops_where_the_runner_or_a_user_names_a_file(tmp_path, zoo):
+    fifo = tmp_path / "event.fifo"
+    os.mkfifo(fifo)
+    results = tmp_path / "r.json"
+    assert (
+        run_cli(
+            "gate",
+            "--registry",
+            _registry(zoo, [], name="reg10.json"),
+            "--samples",
+            "16",
+            "--out-json",
+            results,
+            cwd=zoo,
+        ).returncode
+        == 0
+    )
+    env = {"GITHUB_EVENT_PATH": str(fifo), "GITHUB_REPOSITORY": "octo/models"}
+    assert_one_line_error(
+        run_cli("comment", "--results", results, env=env, cwd=tmp_path, timeout=60), str(fifo), "named pipe"
+    )
+    assert_one_line_error(
+        run_cli("comment", "--from-artifact", fifo, "--repo", "octo/models", "--pr", "1", cwd=tmp_path, timeout=60),
+        str(fifo),
+        "named pipe",
+    )
+    (tmp_path / "a.onnx").symlink_to(tmp_path / "b.onnx")
+    (tmp_path / "b.onnx").symlink_to(tmp_path / "a.onnx")
+    assert_one_line_error(
+        run_cli("gate", "a.onnx", "--registry", "none.json", cwd=tmp_path, timeout=60), "a.onnx", "cannot be resolved"
+    )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from .. import limits
 from ..errors import EXIT_PASS, UserError, param
 from ..github import context
 from ..github.comment import MODES
@@ -120,8 +121,8 @@ def comment(results, repo, pr, mode, body_out, outcome_json, author, image, from
 
     if from_artifact is not None:
         repo = context.repository(repo, env)
-        try:
-            raw = from_artifact.read_bytes()
+        try:  # a regular file of bounded size only: a FIFO must not hang the companion workflow
+            raw = limits.read_bytes(from_artifact, limits.RESULTS_BYTES, what="artifact")
         except OSError as e:
             raise UserError(f"cannot read the artifact ({type(e).__name__})", subject=str(from_artifact)) from None
         body, mark = sanitise_artifact(raw, source=str(from_artifact))

@@ -260,7 +260,12 @@ def adhoc_entry(path: Path, budget: float | None, mode: str | None = None) -> En
     the sidecar records (quantgate stamps it), else as dynamic."""
     from ..produce.pipeline import sidecar_stamp
 
-    p = path.resolve()
+    try:
+        p = path.resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a NUL byte in the name
+        raise UserError(
+            f"cannot be resolved ({type(e).__name__})", subject=str(path), fix="name a model file"
+        ) from None
     stem = p.name[:-5] if p.name.endswith(".onnx") else p.name
     int8 = sidecar_path(p)
     if mode is None:

@@ -17,7 +17,6 @@ head repository, branch and SHA, never from the artifact).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ from ..errors import UserError, param
 from ..paths import write_text
 from ..report.comment import DEFAULT_MAX, GITHUB_LIMIT, MARKER_RE, size
 from ..text import neutralise_mentions
+from . import context
 from .client import GitHubClient, GitHubError, RateLimited, Transient
 
 ACTIONS_BOT = "github-actions[bot]"
@@ -275,11 +275,8 @@ def workflow_run_from_event(event_path: str | None) -> dict:
         raise UserError(
             f"GITHUB_EVENT_PATH: not set; {param('workflow_run_event')} needs the workflow_run event payload"
         )
-    try:
-        event = json.loads(Path(event_path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise UserError(f"{event_path}: cannot read the event payload ({type(e).__name__})") from None
-    wr = event.get("workflow_run") if isinstance(event, dict) else None
+    event = context.load_event(event_path, strict=True)
+    wr = event.get("workflow_run")
     if not isinstance(wr, dict):
         raise UserError(f"{event_path}: workflow_run: missing; run this from an `on: workflow_run` workflow")
     return wr

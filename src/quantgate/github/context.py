@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
+from .. import limits
 from ..errors import UserError, param
 
 _REPO_RE = re.compile(r"[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+")
@@ -44,12 +44,13 @@ def load_event(path: str | None, *, strict: bool) -> dict[str, Any]:
     `{}`, or with `strict` a `UserError` naming the file."""
     if not path:
         return {}
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as e:
+    try:  # a regular file of bounded size only: a FIFO here must not hang the run
+        data = json.loads(limits.read_bytes(path, limits.RESULTS_BYTES, what="event payload").decode("utf-8"))
+    except (OSError, ValueError, RecursionError, UserError) as e:
         if strict:
+            why = e.problem if isinstance(e, UserError) else type(e).__name__
             raise UserError(
-                f"cannot read the event payload ({type(e).__name__})", subject=path, fix=f"pass {param('pr')} N"
+                f"cannot read the event payload ({why})", subject=path, fix=f"pass {param('pr')} N"
             ) from None
         return {}
     return data if isinstance(data, dict) else {}
