@@ -31,6 +31,7 @@ __all__ = [
     "int_input",
     "mlp",
     "multi_output",
+    "slowed",
     "stale_value_info",
     "tiny",
     "two_inputs",
@@ -318,5 +319,41 @@ def int8_standin(fp32: Path, dst: Path | None = None, *, scale: float = 0.0, see
     if not converted:
         raise ValueError(f"{fp32}: no float weight to store as int8")
     dst = dst or fp32.with_name(fp32.name[:-5] + ".int8.onnx")
+    onnx.save(m, str(dst))
+    return dst
+
+
+def slowed(
+    src: Path, dst: Path, *, width: int = 384, depth: int = 6, last_dim: int | None = None, seed: int = 0
+) -> Path:
+    """`src` with busywork that changes no output value: its first (float32) input goes through
+    `depth` MatMuls of width `width` (they depend on the input, so no constant folding removes
+    them), whose sum, times 0, is added to the first output. Same signature, same figures,
+    measurably slower. `last_dim`: the input's last dimension when it is symbolic."""
+    m = onnx.load(str(src))
+    g = m.graph
+    rng = np.random.default_rng(seed)
+    x = g.input[0].name
+    k = last_dim or g.input[0].type.tensor_type.shape.dim[-1].dim_value
+    out = g.output[0].name
+    raw = "busy_raw_out"
+    for node in g.node:  # the first output is now written to `raw`
+        node.output[:] = [raw if o == out else o for o in node.output]
+    cur = x
+    for i in range(depth):
+        shape = (k if i == 0 else width, width)
+        w = numpy_helper.from_array((rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32), f"busy_w{i}")
+        g.initializer.append(w)
+        g.node.append(helper.make_node("MatMul", [cur, w.name], [f"busy_{i}"]))
+        cur = f"busy_{i}"
+    g.initializer.append(numpy_helper.from_array(np.zeros((), np.float32), "busy_zero"))
+    g.node.extend(
+        [
+            helper.make_node("ReduceSum", [cur], ["busy_sum"], keepdims=0),
+            helper.make_node("Mul", ["busy_sum", "busy_zero"], ["busy_nothing"]),
+            helper.make_node("Add", [raw, "busy_nothing"], [out]),
+        ]
+    )
+    onnx.checker.check_model(m)
     onnx.save(m, str(dst))
     return dst

@@ -40,6 +40,7 @@ DEFAULTS = {
     "github_token": "",
     "samples": "auto",
     "seed": str(DEFAULT_SEED),
+    "bench": "false",
     "working_directory": ".",
 }
 COMMENT_TIMEOUT_S = 180
@@ -131,6 +132,7 @@ class Settings:
     github_token: str = ""
     samples: int | None = None  # None: adaptive sampling
     seed: int = DEFAULT_SEED
+    bench: bool = False  # also time fp32 against int8 on the runner
 
     @classmethod
     def load(cls, options: Mapping[str, str | None], env: Mapping[str, str]) -> Settings:
@@ -172,6 +174,7 @@ class Settings:
             if raw["samples"].lower() == "auto"
             else parse_int(raw["samples"], name="samples", default=1, minimum=1),
             seed=parse_int(raw["seed"], name="seed", default=DEFAULT_SEED),
+            bench=parse_bool(raw["bench"], name="bench", default=False),
         )
 
 
@@ -326,6 +329,7 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
             root=s.working_directory,
             samples=s.samples,
             seed=s.seed,
+            bench=s.bench,
             argv=argv if argv is not None else ["quantgate", "action"],
             progress=lambda row, i, n: say("\n".join(row_lines(row))),
         )

@@ -150,12 +150,16 @@ def _all_tensors(model: onnx.ModelProto):
                     yield a.t
 
 
-def session(model: str | Path | bytes, *, label: str | Path = "model"):
-    """A single-threaded CPU session (one thread: same figures on every machine and run)."""
+def session(model: str | Path | bytes, *, label: str | Path = "model", threads: int = 1):
+    """A CPU session, single-threaded unless asked (one thread: the same figures on every machine
+    and run); `threads=0` is ONNX Runtime's default pool, for timing, with its idle threads not
+    spinning (two sessions timed in turn would otherwise take each other's cores)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
+    so.intra_op_num_threads = threads
+    if threads != 1:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.inter_op_num_threads = 1
     so.log_severity_level = 4  # failures reach the user as our one line, not ORT log lines
     src = model if isinstance(model, bytes) else str(model)

@@ -10,6 +10,7 @@ no nesting deeper than `limits.MAX_JSON_DEPTH`). Loading takes time linear in th
 
 from __future__ import annotations
 
+import bisect
 import errno
 import json
 import math
@@ -50,7 +51,8 @@ class Problem:
 
     def __str__(self) -> str:
         loc = f"{self.file}:{self.line}" if self.line else self.file
-        return plain(f"{loc}: {self.where}: {self.message}; fix: {self.fix}")
+        fix = f"; fix: {self.fix}" if self.fix else ""
+        return plain(f"{loc}: {self.where}: {self.message}{fix}")
 
 
 @dataclass
@@ -72,7 +74,12 @@ class Entry:
     input_spec: dict = field(default_factory=dict)
     gate_outputs: list[str] | None = None
     line: int | None = None
+    field_lines: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+
+    def line_of(self, key: str) -> int | None:
+        """The line of the entry's field `key`, else the entry's own line."""
+        return self.field_lines.get(key, self.line)
 
 
 @dataclass
@@ -152,9 +159,10 @@ def _fix_for(err: jsonschema.ValidationError) -> str:
 _ID = re.compile(r'"id"\s*:\s*("[^"\\]*(?:\\.[^"\\]*)*")')
 
 
-def _entry_lines(text: str, models: list) -> list[int | None]:
-    """The line of each entry's `"id": "<its id>"`, in one pass over the text (None when the
-    entry has no string id). Entries are found by the JSON decoder's own positions."""
+def _entry_lines(text: str, models: list) -> tuple[list[int | None], list[dict[str, int]]]:
+    """Each entry's line (that of its `"id": "<its id>"`) and the line of each of its fields, in
+    one pass over the text (None / {} where unknown). Entries and fields are found from the JSON
+    decoder's own positions."""
     from .registry_edit import _elements, _members, _ws
 
     try:
@@ -163,10 +171,24 @@ def _entry_lines(text: str, models: list) -> list[int | None]:
     except (ValueError, IndexError, RecursionError):
         starts = []
     if len(starts) != len(models):
-        return [None] * len(models)
+        return [None] * len(models), [{} for _ in models]
+    newlines = [i for i, ch in enumerate(text) if ch == "\n"]
+
+    def line_at(pos: int) -> int:
+        return bisect.bisect_left(newlines, pos) + 1
+
     out: list[int | None] = []
-    line, counted = 1, 0
+    fields: list[dict[str, int]] = []
     for k, raw in enumerate(models):
+        keyed: dict[str, int] = {}
+        if isinstance(raw, dict) and text[starts[k]] == "{":
+            try:
+                members, _ = _members(text, starts[k])
+            except (ValueError, IndexError, RecursionError):
+                members = []
+            for member in members:  # JSON parsers keep the last of duplicate keys: so does this
+                keyed[member["key"]] = line_at(member["key_start"])
+        fields.append(keyed)
         mid = raw.get("id") if isinstance(raw, dict) else None
         pos = None
         if isinstance(mid, str):
@@ -179,13 +201,8 @@ def _entry_lines(text: str, models: list) -> list[int | None]:
                 if found == mid:
                     pos = m.start()
                     break
-        if pos is None:
-            out.append(None)
-            continue
-        line += text.count("\n", counted, pos)
-        counted = pos
-        out.append(line)
-    return out
+        out.append(None if pos is None else line_at(pos))
+    return out, fields
 
 
 def _read_registry(path: Path) -> tuple[str, Any, list[strictjson.BadJSON]]:
@@ -239,7 +256,7 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
             field="models",
             fix=f"split the registry, or {limits.REGISTRY_ENTRIES.fix()}",
         )
-    lines = _entry_lines(text, data["models"])
+    lines, field_lines = _entry_lines(text, data["models"])
     problems: list[Problem] = []
     per_entry: dict[int, list[Problem]] = {}
     validator = jsonschema.Draft202012Validator(load_schema("registry.schema.json"))
@@ -252,6 +269,10 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
         line = None
         if len(parts) >= 2 and parts[0] == "models" and isinstance(parts[1], int):
             line = lines[parts[1]]
+            if len(parts) >= 3 and isinstance(parts[2], str):  # the offending field's own line
+                line = field_lines[parts[1]].get(parts[2], line)
+            elif err.validator == "required":  # a missing field: the entry's line
+                line = lines[parts[1]]
         msg = err.message if len(err.message) < 200 else err.message[:200] + "..."
         p = Problem(shown, _json_path(parts), msg, _fix_for(err), line)
         problems.append(p)
@@ -282,6 +303,7 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
             mode=mode if mode in MODES else str(mode),
             budget=float(budget) if _number(budget) else DEFAULT_BUDGET,
             line=lines[i],
+            field_lines=field_lines[i],
             problems=list(per_entry.get(i, [])),
         )
         where = f"models[{i}]"
@@ -291,7 +313,7 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
                 f"{where}.id",
                 f"duplicate id '{mid}' (also models[{seen[mid]}])",
                 "give every entry a unique id",
-                e.line,
+                e.line_of("id"),
             )
             e.problems.append(p)
             problems.append(p)
@@ -312,7 +334,7 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
                     f"{where}.{key}",
                     str(err).split(": ", 2)[-1],
                     "use a relative path that stays inside the repository",
-                    e.line,
+                    e.line_of(key),
                 )
                 e.problems.append(p)
                 problems.append(p)
@@ -322,7 +344,7 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
                     f"{where}.{key}",
                     f"{value!r} cannot be resolved ({_why(err)})",
                     "point it at a file inside the repository",
-                    e.line,
+                    e.line_of(key),
                 )
                 e.problems.append(p)
                 problems.append(p)
@@ -335,7 +357,7 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
                     f"{where}.onnx",
                     f"its int8 sidecar {e.int8_path.name} leads outside the repository (to {outside})",
                     "commit the sidecar file itself, not a link",
-                    e.line,
+                    e.line_of("onnx"),
                 )
                 e.problems.append(p)
                 problems.append(p)
@@ -401,7 +423,7 @@ def check_files(reg: Registry) -> list[Problem]:
                     f"{where}.onnx",
                     wrong,
                     "fix the path (it is relative to the registry's folder)",
-                    e.line,
+                    e.line_of("onnx"),
                 )
             )
         if e.mode == "static" and e.calibration_path is not None and (wrong := _not_a_file(e.calibration_path)):
@@ -412,7 +434,7 @@ def check_files(reg: Registry) -> list[Problem]:
                     wrong,
                     "fix the path (it is relative to the repository root) or build the "
                     "set with 'quantgate calibrate build'",
-                    e.line,
+                    e.line_of("quant_calibration_set"),
                 )
             )
         if e.eval_path is not None and (wrong := _not_a_file(e.eval_path)):
@@ -422,7 +444,7 @@ def check_files(reg: Registry) -> list[Problem]:
                     f"{where}.quant_eval_set",
                     wrong,
                     "fix the path (it is relative to the repository root)",
-                    e.line,
+                    e.line_of("quant_eval_set"),
                 )
             )
         if (
@@ -438,7 +460,7 @@ def check_files(reg: Registry) -> list[Problem]:
                     f"{where}.quant_mode",
                     f"mode '{e.mode}' ships {e.int8_path.name}, which does not exist",
                     f'produce it ({producer_command(e.mode)} ...) or set quant_mode "fp32"',
-                    e.line,
+                    e.line_of("quant_mode"),
                 )
             )
     return out

@@ -110,6 +110,7 @@ class Row:
     sampling: dict | None = None
     warnings: tuple[str, ...] = ()
     avx2: dict | None = None  # the same model measured as an AVX2-only CPU computes it, when asked
+    latency: dict | None = None  # fp32 against int8 timings on this machine, when asked (gate.latency)
     inputs: tuple[dict, ...] = ()
     outputs: tuple[OutputFigures, ...] = ()
 
@@ -122,6 +123,7 @@ class Row:
         d["budgets"] = dict(self.budgets)
         d["sampling"] = copy.deepcopy(self.sampling)
         d["avx2"] = copy.deepcopy(self.avx2)
+        d["latency"] = copy.deepcopy(self.latency)
         d["warnings"] = list(self.warnings)
         d["inputs"] = copy.deepcopy([dict(i) for i in self.inputs])
         d["outputs"] = [o.to_json() for o in self.outputs]

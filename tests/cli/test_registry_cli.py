@@ -1,5 +1,8 @@
+import json
+
 import pytest
 
+import modelzoo
 from conftest import assert_one_line_error, run_cli, write_registry
 from quantgate.registry import load_registry
 from registry_support import (
@@ -84,3 +87,43 @@ def test_validate_flags_missing_files_and_sidecars(repo):
     proc = run_cli("validate", "--registry", reg, cwd=repo)
     assert proc.returncode == 2
     assert "nope.onnx" in proc.stderr and "m.int8.onnx" in proc.stderr and "c.npz" in proc.stderr
+
+
+def _line_of(reg, fragment):
+    return next(i for i, ln in enumerate(reg.read_text().splitlines(), 1) if fragment in ln)
+
+
+def test_validate_opens_the_models_and_names_each_wrong_field_at_its_line(repo):
+    """What only the models can tell (an input or output name that is not in the graph, a
+    digest that does not match the file) is found by validate, not first by the gate."""
+    fp32 = modelzoo.mlp(repo)
+    modelzoo.int8_standin(fp32)
+    good = {"id": "good", "onnx": fp32.name, "quant_mode": "dynamic"}
+    rows = [
+        {**good, "id": "bad_input", "quant_inputs": {"nope": {"shape": [1, 8]}}},
+        {**good, "id": "bad_output", "quant_gate_outputs": ["nosuch"]},
+        {**good, "id": "bad_digest", "int8_sha256": "0" * 64},
+        good,
+    ]
+    reg = repo / "r.json"
+    reg.write_text(json.dumps({"models": rows}, indent=2) + "\n")
+    proc = run_cli("validate", "--registry", reg, cwd=repo)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].endswith("3 problem(s)"), proc.stderr
+    text = reg.read_text()
+    inp = _line_of(reg, '"quant_inputs"')
+    out = _line_of(reg, '"quant_gate_outputs"')
+    dig = _line_of(reg, '"int8_sha256"')
+    assert lines[0].startswith(f"{reg}:{inp}: models[0].quant_inputs: bad_input: ") and "'nope'" in lines[0]
+    assert "its inputs are x" in lines[0]
+    assert lines[1].startswith(f"{reg}:{out}: models[1].quant_gate_outputs: bad_output: ") and "nosuch" in lines[1]
+    assert lines[2].startswith(f"{reg}:{dig}: models[2].int8_sha256: bad_digest: ") and "does not match" in lines[2]
+    assert reg.read_text() == text  # validate never writes
+
+    quick = run_cli("validate", "--quick", "--registry", reg, cwd=repo)
+    assert quick.returncode == 0 and "schema and files" in quick.stdout, quick.stderr
+
+    reg.write_text(json.dumps({"models": [good]}, indent=2))
+    ok = run_cli("validate", "--registry", reg, cwd=repo)
+    assert ok.returncode == 0 and "schema, files and models" in ok.stdout, ok.stderr

@@ -288,7 +288,7 @@ def test_symlink_loops_are_one_line(repo):
         write_registry(repo / "r.json", [{"id": "a", "onnx": "loop.onnx"}, {"id": "b", "onnx": "m\u0000.onnx"}])
     )
     a, b = (e.problems[0] for e in reg.entries)
-    assert (a.where, a.line) == ("models[0].onnx", 5) and "cannot be resolved (a symlink loop)" in a.message
+    assert (a.where, a.line) == ("models[0].onnx", 6) and "cannot be resolved (a symlink loop)" in a.message  # its line
     assert b.where == "models[1].onnx" and "embedded null byte" in b.message and "\\x00" in str(b)
     with pytest.raises(UserError, match="cannot be resolved \\(a symlink loop\\)"):
         reg.find_by_file(repo / "loop.onnx")

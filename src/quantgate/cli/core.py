@@ -9,6 +9,7 @@ import click
 
 from ..errors import EXIT_ERROR, EXIT_PASS
 from ..gate.settings import DEFAULT_SEED, MAX_SAMPLES, MAX_SECONDS, MIN_SAMPLES
+from ..text import plain
 from .base import Command, echo, echo_styled, styled, verbosity
 from .options import registry_option, root_option
 
@@ -34,19 +35,40 @@ TAG_COLOUR = {"pass": "green", "fail": "red", "error": "yellow", "skipped": "bri
 @click.command(cls=Command)
 @registry_option
 @root_option
-def validate(registry: Path, root: Path | None) -> int:
-    """Check a registry against the schema and the files it names; list every problem."""
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Check the schema and that the named files exist; skip opening the models "
+    "(digests, graphs, input and output names, the eval set).",
+)
+def validate(registry: Path, root: Path | None, quick: bool) -> int:
+    """Check a registry against the schema, the files it names and the models themselves;
+    list every problem at its field's line."""
     from ..registry import check_files, load_registry
 
     reg = load_registry(registry, root)
     problems = reg.problems + check_files(reg)
-    for p in problems:
+    warnings: list[str] = []
+    if not quick:
+        from ..gate.run import check_entry
+
+        known = {p.where.split(".", 1)[0] for p in problems}
+        for e in reg.entries:
+            if f"models[{e.index}]" in known:
+                continue  # its schema or file problem is the one to fix first
+            found, warned = check_entry(e, reg.path, reg.root)
+            problems += found
+            warnings += [f"{registry}: {e.id}: warning: {w}" for w in warned]
+    for p in sorted(problems, key=lambda p: p.line or 0):
         echo(str(p), err=True)
+    for w in warnings:
+        echo_styled(styled(plain(w), fg="yellow"), err=True)
     if problems:
         echo(f"quantgate: {registry}: {len(problems)} problem(s)", err=True)
         return EXIT_ERROR
     gated = sum(e.mode != "fp32" for e in reg.entries)
-    echo(f"{registry}: ok — {len(reg.entries)} model(s), {gated} with an int8 sidecar")
+    how = "schema and files" if quick else "schema, files and models"
+    echo(f"{registry}: ok ({how}) — {len(reg.entries)} model(s), {gated} with an int8 sidecar")
     return EXIT_PASS
 
 
@@ -101,6 +123,12 @@ def validate(registry: Path, root: Path | None) -> int:
     "qemu-x86_64 -cpu Haswell (needs qemu-user; about 10x slower).",
 )
 @click.option(
+    "--bench",
+    is_flag=True,
+    help="Also time fp32 against int8 on this machine (1 thread and the default thread count, batch 1 "
+    "and 16 where the model takes a batch) and warn where int8 is slower; never changes a verdict.",
+)
+@click.option(
     "--budget", type=float, default=None, help="Budget for a MODEL.onnx that no registry lists (default 0.01)."
 )
 @click.option(
@@ -120,6 +148,7 @@ def gate(
     max_seconds,
     seed,
     avx2_check,
+    bench,
     budget,
     reference_compat,
 ) -> int:
@@ -159,6 +188,7 @@ def gate(
         max_samples=max_samples,
         max_seconds=max_seconds,
         avx2_check=avx2_check,
+        bench=bench,
         reference_compat=reference_compat,
         budget=budget,
         argv=sys.argv,

@@ -7,6 +7,8 @@ others. Every output's figures are reported; the judged outputs (every output, o
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,10 +20,18 @@ from ..inputs import InputPlan, plan_inputs, stream
 from ..int8_ops import quantized_op_types, saturation_risk
 from ..onnxio import load_model, session, sig_from_session
 from ..paths import display, sha256_file, sidecar_path
-from ..registry import DEFAULT_BUDGET, DEFAULT_REGISTRY, Entry, load_registry, producer_command, verify_digest
+from ..registry import (
+    DEFAULT_BUDGET,
+    DEFAULT_REGISTRY,
+    Entry,
+    Problem,
+    load_registry,
+    producer_command,
+    verify_digest,
+)
 from ..results import Results, Row
 from ..text import plain
-from . import emulate
+from . import emulate, latency
 from .judge import Budget, budgets_of, verdict
 from .measure import measure
 from .settings import DEFAULT_SEED, MAX_SAMPLES, MAX_SECONDS, MIN_SAMPLES, GateSettings
@@ -64,6 +74,43 @@ class _Measurement:
         self.row = self.row.with_(**changes)
 
 
+@contextlib.contextmanager
+def about(key: str) -> Iterator[None]:
+    """A `UserError` raised inside is about the entry's field `key` (validate reports it at that
+    field's line); the first tag wins."""
+    try:
+        yield
+    except UserError as err:
+        if not hasattr(err, "registry_field"):
+            err.registry_field = key  # type: ignore[attr-defined]
+        raise
+
+
+def tagged(key: str, message: str) -> UserError:
+    err = UserError(message)
+    err.registry_field = key  # type: ignore[attr-defined]
+    return err
+
+
+def check_entry(e: Entry, registry: Path, root: Path) -> tuple[list[Problem], tuple[str, ...]]:
+    """Everything the gate checks about an entry before it runs a sample (digests, staleness,
+    the int8 graph, both signatures, quant_inputs, quant_gate_outputs, the eval set), as
+    `validate` reports it: problems at their field's line, and the row's warnings."""
+    if e.mode == "fp32" or e.problems:
+        return [], ()
+    m = _Measurement(_base_row(e, root))
+    try:
+        prepare(e, GateSettings(), m, registry)
+    except UserError as err:
+        key = getattr(err, "registry_field", "onnx")
+        text = str(err)
+        for said in (f"{registry}: ", f"{e.id}: "):  # the Problem names both already
+            text = text.removeprefix(said)
+        where = f"models[{e.index}].{key}"
+        return [Problem(str(registry), where, f"{e.id}: {text}", "", e.line_of(key))], m.row.warnings
+    return [], m.row.warnings
+
+
 @dataclass
 class Prepared:
     """One model ready to measure: both sessions, what to feed them, what to judge."""
@@ -80,6 +127,9 @@ class Prepared:
     seed: int
     fp32_label: str
     int8_label: str
+    fp32_path: Path
+    int8_path: Path
+    batchable: bool  # every input's first axis is free: the model takes a batch
 
     def feeds(self) -> Iterator[dict]:
         return iter(self.eval_feeds) if self.eval_feeds is not None else stream(self.plans, self.seed)
@@ -110,6 +160,21 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
         budgets={b.figure: b.threshold for b in p.budgets},
     )
     m.add(**verdict(measured, p.judged, p.budgets, e.budget))
+    if s.bench:
+        _bench(p, m, e.mode)
+
+
+def _bench(p: Prepared, m: _Measurement, mode: str) -> None:
+    """Time fp32 against int8 (`latency`); a timing that cannot run is a note, never the row's
+    error: the verdict is about accuracy."""
+    feeds = list(itertools.islice(p.feeds(), latency.LARGE_BATCH))
+    try:
+        timings, notes = latency.measure(p.fp32_path, p.int8_path, p.names, feeds, p.batchable)
+    except Exception as err:
+        m.add(latency={"method": latency.METHOD, "timings": [], "notes": [f"not timed: {one_line(err, 200)}"]})
+        return
+    block = latency.block(timings, notes)
+    m.add(latency=block, warnings=m.row.warnings + latency.speed_warnings(mode, timings))
 
 
 def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -> Prepared:
@@ -131,38 +196,48 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
         int8_bytes=int8_bytes,
         size_ratio=round(int8_bytes / fp32_bytes, 6) if fp32_bytes else None,
     )
-    verify_digest(fp32, e.sha256, field_name="sha256", registry=reg)
-    verify_digest(int8, e.int8_sha256, field_name="int8_sha256", registry=reg)
-    _check_not_stale(e, row)
+    with about("sha256"):
+        verify_digest(fp32, e.sha256, field_name="sha256", registry=reg)
+    with about("int8_sha256"):
+        verify_digest(int8, e.int8_sha256, field_name="int8_sha256", registry=reg)
+    with about("onnx"):
+        _check_not_stale(e, row)
     fp32_label, int8_label = row.fp32_path or str(fp32), row.int8_path or str(int8)
-    s_fp = session(fp32, label=fp32_label)
-    s_q = session(int8, label=int8_label)
-    m.add(warnings=_check_int8_graph(e, row))
-    ins, outs = sig_from_session(s_fp)
-    q_ins, q_outs = sig_from_session(s_q)
+    with about("onnx"):
+        s_fp = session(fp32, label=fp32_label)
+        ins, outs = sig_from_session(s_fp)
+    with about("quant_mode"):
+        s_q = session(int8, label=int8_label)
+        m.add(warnings=_check_int8_graph(e, row) + latency.size_warnings(fp32_bytes, int8_bytes))
+        q_ins, q_outs = sig_from_session(s_q)
     if [(i.name, i.dtype) for i in ins] != [(i.name, i.dtype) for i in q_ins]:
-        raise UserError(
+        raise tagged(
+            "quant_mode",
             f"{row.int8_path}: its inputs ({', '.join(f'{i.name}:{i.dtype}' for i in q_ins)}) "
             f"differ from the fp32 model's ({', '.join(f'{i.name}:{i.dtype}' for i in ins)}); "
-            "re-produce the sidecar from this model"
+            "re-produce the sidecar from this model",
         )
     q_out_names = {o.name for o in q_outs}
     missing = [o.name for o in outs if o.name not in q_out_names]
     if missing:
-        raise UserError(f"{row.int8_path}: lacks output(s) {', '.join(missing)} of the fp32 model; re-produce it")
+        raise tagged(
+            "quant_mode", f"{row.int8_path}: lacks output(s) {', '.join(missing)} of the fp32 model; re-produce it"
+        )
     if s.reference_compat:
         ins, outs = ins[:1], outs[:1]
     judged = set(e.gate_outputs or [o.name for o in outs])
     unknown = sorted(judged - {o.name for o in outs})
     if unknown:
-        raise UserError(
+        raise tagged(
+            "quant_gate_outputs",
             f"{reg}: {e.id}: quant_gate_outputs names {', '.join(unknown)}, not outputs of the "
-            f"model ({', '.join(o.name for o in outs)})"
+            f"model ({', '.join(o.name for o in outs)})",
         )
     plans: list[InputPlan] = []
     eval_feeds = None
     if e.eval_path is not None:
-        eval_feeds = _eval_set_feeds(e, ins)
+        with about("quant_eval_set"):
+            eval_feeds = _eval_set_feeds(e, ins)
         source = f"eval set {e.raw['quant_eval_set']}"
         m.add(
             inputs=tuple(
@@ -174,7 +249,8 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
         mode = "eval set"
     else:
         model = load_model(fp32, external=False)
-        plans = plan_inputs(ins, e.input_spec, model=model, label=f"{reg}: {e.id}")
+        with about("quant_inputs"):
+            plans = plan_inputs(ins, e.input_spec, model=model, label=f"{reg}: {e.id}")
         m.add(inputs=tuple(p.to_json() for p in plans))
         fixed = s.fixed_samples(e.gate_samples)
         mode = "adaptive" if fixed is None else "fixed"
@@ -192,6 +268,9 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
         s.seed,
         fp32_label,
         int8_label,
+        fp32,
+        int8,
+        bool(ins) and all(not i.dims or not isinstance(i.dims[0], int) for i in ins),
     )
 
 
@@ -294,6 +373,7 @@ def run_gate(
     max_samples: int = MAX_SAMPLES,
     max_seconds: float = MAX_SECONDS,
     avx2_check: bool = False,
+    bench: bool = False,
     argv: list[str] | None = None,
     progress: Callable[[Row, int, int], None] | None = None,
 ) -> Results:
@@ -301,7 +381,8 @@ def run_gate(
 
     `samples` fixes the sample count of every model; None samples adaptively, up to
     `max_samples` and `max_seconds` per model. `avx2_check` also measures each model as an
-    AVX2-only x86 CPU computes it (under qemu-x86_64 -cpu Haswell). `progress(row, i, n)` is called
+    AVX2-only x86 CPU computes it (under qemu-x86_64 -cpu Haswell). `bench` also times fp32
+    against int8 on this machine (`gate.latency`). `progress(row, i, n)` is called
     after each model, for a terminal line.
     """
     if budget is not None and not (isinstance(budget, (int, float)) and 0 <= budget <= 1):
@@ -314,6 +395,7 @@ def run_gate(
         min_samples=min(MIN_SAMPLES, max_samples),
         max_seconds=max_seconds,
         avx2_check=avx2_check,
+        bench=bench,
     )
     ids = [str(i) for i in (ids or [])]
     reg = None

@@ -28,6 +28,7 @@ class GateSettings:
     max_samples: int = MAX_SAMPLES
     max_seconds: float = MAX_SECONDS
     avx2_check: bool = False  # also measure each model under qemu-x86_64 -cpu Haswell
+    bench: bool = False  # also time fp32 against int8 on this machine (never changes a verdict)
 
     def __post_init__(self) -> None:
         for name in ("samples", "min_samples", "max_samples"):
@@ -70,5 +71,6 @@ class GateSettings:
                 "max_seconds": self.max_seconds,
             },
             "avx2_check": self.avx2_check,
+            "bench": self.bench,
             "symbolic_dim_default": DEFAULT_SYMBOLIC_DIM,
         }

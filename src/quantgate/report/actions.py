@@ -67,7 +67,8 @@ def annotation_for(row: Row, registry_file: str | None) -> str:
 
 def annotation_lines(results: Results, registry_file: str | None, *, limit: int = MAX_ANNOTATIONS) -> list[str]:
     """One `::error` per failing/erroring model (failures first), at most `limit` of them;
-    when more models are affected a `::notice` says how many were not annotated."""
+    when more models are affected a `::notice` says how many were not annotated. Then one
+    `::warning` per model warning (slower or larger int8, saturation risk), at most `limit`."""
     bad = [r for r in results.models if r.status in ("fail", "error")]
     bad.sort(key=lambda r: (r.status != "fail", r.registry_line or 0, r.id))
     lines = [annotation_for(r, registry_file) for r in bad[:limit]]
@@ -78,6 +79,20 @@ def annotation_lines(results: Results, registry_file: str | None, *, limit: int 
                 f"{len(bad)} models failed or could not be judged; only the first {limit} "
                 "are annotated (GitHub shows at most 10 per step). The job summary lists all.",
                 title="quantgate: more models than annotations",
+            )
+        )
+    warned = sorted(
+        ((r, w) for r in results.models for w in r.warnings), key=lambda rw: (rw[0].registry_line or 0, rw[0].id)
+    )
+    for r, w in warned[:limit]:
+        line = r.registry_line
+        lines.append(
+            workflow_command(
+                "warning",
+                f"{r.id}: {w}",
+                file=registry_file,
+                line=line if isinstance(line, int) and line > 0 else None,
+                title=f"quantgate: {r.id}",
             )
         )
     return lines

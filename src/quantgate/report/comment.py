@@ -122,26 +122,45 @@ def headline(results: Results) -> str:
     return f"{head} — {', '.join(parts) or 'no models'}{tail}"
 
 
-TABLE_HEAD = (
-    "| | model | mode | drop | 95% CI | n | budget | max err | KiB fp32→int8 |\n|:-:|---|---|--:|--:|--:|--:|--:|--:|"
-)
+TABLE_HEAD = "| | model | mode | drop | 95% CI | n | budget | max err | KiB fp32→int8 |"
+TABLE_RULE = "|:-:|---|---|--:|--:|--:|--:|--:|--:|"
+# with `--bench`: the int8/fp32 time at 1 thread, batch 1
+SPEED_HEAD, SPEED_RULE = " int8/fp32 time |", "--:|"
 
 
-def table_row(r: Row) -> str:
+def table_head(timed: bool) -> str:
+    return TABLE_HEAD + (SPEED_HEAD if timed else "") + "\n" + TABLE_RULE + (SPEED_RULE if timed else "")
+
+
+def speed_str(r: Row) -> str:
+    t = next(
+        (t for t in (r.latency or {}).get("timings", []) if t.get("threads") == "1" and t.get("batch") == 1),
+        None,
+    )
+    return "—" if t is None else f"{t['ratio']:.2f}×"
+
+
+def table_row(r: Row, timed: bool = False) -> str:
     icon = ICON.get(r.status, "?") + ("?" if r.marginal else "")
     return (
         f"| {icon} | {code(r.id[:80])} | "
         f"{cell(r.mode)} | {num(r.drop)} | {interval_str(r.drop_ci)} | {r.samples or '—'} | "
         f"{budget_str(r.budget)} | {err_str(r.max_abs_error)} | "
-        f"{size_str(r.fp32_bytes, r.int8_bytes)} |"
+        f"{size_str(r.fp32_bytes, r.int8_bytes)} |" + (f" {speed_str(r)} |" if timed else "")
     )
 
 
 def reason_line(r: Row, limit: int = 300) -> str:
-    text = " ".join(str(r.reason or "").split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return f"- {ICON.get(r.status, '')} {code(r.id[:80])}: {cell(text)}"
+    return f"- {ICON.get(r.status, '')} {code(r.id[:80])}: {cell(_cut(r.reason, limit))}"
+
+
+def warning_line(r: Row, warning: str, limit: int = 300) -> str:
+    return f"- ⚠️ {code(r.id[:80])}: {cell(_cut(warning, limit))}"
+
+
+def _cut(text: str | None, limit: int) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def reproduce_commands(results: Results, image: str | None = None) -> list[str]:
@@ -205,6 +224,11 @@ def provenance_block(results: Results, image: str | None = None) -> str:
         dirty = " (dirty)" if git.get("dirty") else ""
         lines.append(f"- commit: {code(str(git['commit'])[:40])}{dirty}")
     lines.append("- " + cell(method_line(results)))
+    if any(r.latency and r.latency.get("timings") for r in results.models):
+        lines.append(
+            "- int8/fp32 time: median of back-to-back runs at 1 thread, batch 1, on the CPU above "
+            "(never part of the verdict); the job summary has every configuration timed"
+        )
     lines += ["", "Reproduce locally:", "", "```sh", *reproduce_commands(results, image), "```", "", "</details>"]
     return "\n".join(lines)
 
@@ -255,12 +279,16 @@ def _pointer(cut: int, rows: list[Row], url: str | None) -> str:
 def _assemble(top: list[str], rows: list[Row], n: int, tail: list[str], url: str | None) -> str:
     shown = rows[:n]
     parts = list(top)
+    timed = any(r.latency and r.latency.get("timings") for r in rows)
     if shown:
-        parts += [TABLE_HEAD, *(table_row(r) for r in shown)]
+        parts += [table_head(timed), *(table_row(r, timed) for r in shown)]
     if n < len(rows):
         parts += ["", _pointer(len(rows) - n, rows[n:], url)]
     reasons = [r for r in shown if (r.status in ("fail", "error") or r.marginal) and r.reason]
     if reasons:
         parts += ["", *(reason_line(r) for r in reasons)]
+    warned = [warning_line(r, w) for r in shown for w in r.warnings]
+    if warned:
+        parts += ["", *warned]
     parts += ["", *tail]
     return "\n".join(parts) + "\n"

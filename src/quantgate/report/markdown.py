@@ -49,6 +49,31 @@ def render_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def render_speed(rows: list[Row]) -> str:
+    """The `--bench` timings of every row that has them, with where they were taken; '' if none."""
+    timed = [r for r in rows if r.latency and r.latency.get("timings")]
+    if not timed:
+        return ""
+    first = timed[0].latency or {}
+    lines = [
+        f"**Speed on this machine** ({cell(first.get('cpu', '?'))}, int8 kernels "
+        f"{cell(first.get('int8_kernels', '?'))}, default threads = {first.get('default_threads', '?')}; "
+        "timings never change a verdict)",
+        "",
+        "| model | threads | batch | fp32 ms | int8 ms | int8/fp32 | 95% interval | pairs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in timed:
+        for t in (r.latency or {}).get("timings", []):
+            lo, hi = t["ratio_ci"]
+            word = {"slower": " slower", "faster": " faster"}.get(t["verdict"], "")
+            lines.append(
+                f"| {code(r.id)} | {cell(t['threads'])} | {t['batch']} | {t['fp32_ms']:.4g} | {t['int8_ms']:.4g} | "
+                f"{t['ratio']:.2f}×{word} | {lo:.2f}–{hi:.2f} | {t['pairs']} |"
+            )
+    return "\n".join(lines)
+
+
 def headline(results: Results) -> str:
     c = results.counts
     word = {
@@ -69,6 +94,12 @@ def render_markdown(results: Results) -> str:
         parts.append("")
         parts += [f"- {code(r.id)}: {cell(r.reason)}" for r in reasons]
         parts.append("")
+    warned = [(r, w) for r in rows for w in r.warnings]
+    if warned:
+        parts += ["**Warnings**", "", *(f"- {code(r.id)}: {cell(w)}" for r, w in warned), ""]
+    speed = render_speed(rows)
+    if speed:
+        parts += [speed, ""]
     parts.append(method_line(results) + ".")
     return "\n".join(parts) + "\n"
 
