@@ -31,8 +31,22 @@ _QDQ_CONSUMERS = {"Conv", "MatMul", "Gemm", "ConvTranspose"}
 
 
 def quantized_op_types(model: onnx.ModelProto) -> dict[str, int]:
-    """Which ops run in int8: integer ops (dynamic) and ops fed by DequantizeLinear (QDQ)."""
-    dq_out = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    """Which ops run in int8: integer ops (dynamic), ops fed by DequantizeLinear (QDQ), and
+    Gathers that read an 8-bit table (a quantised embedding)."""
+    int8_tables = {
+        t.name for t in model.graph.initializer if t.data_type in (onnx.TensorProto.UINT8, onnx.TensorProto.INT8)
+    }
+    # Rows gathered from an 8-bit table are dequantised for the float op that reads them: that op
+    # does not run in int8.
+    gathered = {
+        n.output[0] for n in model.graph.node if n.op_type == "Gather" and n.input and n.input[0] in int8_tables
+    }
+    dq_out = {
+        o
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear" and not (n.input and n.input[0] in gathered)
+        for o in n.output
+    }
     counts: collections.Counter = collections.Counter()
     for n in model.graph.node:
         if n.op_type in QUANT_HELPERS:
@@ -42,6 +56,7 @@ def quantized_op_types(model: onnx.ModelProto) -> dict[str, int]:
             or n.op_type.startswith(("QLinear", "DynamicQuantize"))
             or n.op_type in ("QGemm", "QAttention")
             or any(i in dq_out for i in n.input)
+            or (n.op_type == "Gather" and n.input and n.input[0] in int8_tables)
         ):
             counts[n.op_type] += 1
     return dict(sorted(counts.items()))

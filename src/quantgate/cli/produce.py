@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import EXIT_PASS
-from ..produce.config import METHODS, PRESETS
+from ..produce.config import METHODS, PRESET_NAMES, QUANT_FORMATS
 from .base import Command, echo
 from .options import record, record_options
 
@@ -20,11 +20,27 @@ def _producer_options(f):
         help="Write a JSON report (sizes, ops quantised, settings, run_provenance).",
     )(f)
     f = click.option(
+        "--preprocess/--no-preprocess",
+        default=None,
+        help="Run ONNX Runtime's pre-processing first (symbolic shape inference, basic fusion; default: off).",
+    )(f)
+    f = click.option(
+        "--reduce-range/--no-reduce-range",
+        default=None,
+        help="7-bit weights (default: from the preset).",
+    )(f)
+    f = click.option(
+        "--weight-type",
+        type=click.Choice(list(_TYPES)),
+        default=None,
+        help="Weight type: u8 or s8 (default: from the preset).",
+    )(f)
+    f = click.option(
         "--preset",
         default="default",
         show_default=True,
-        type=click.Choice(list(PRESETS)),
-        help="CPU target preset; explicit options override it.",
+        type=click.Choice(list(PRESET_NAMES)),
+        help="CPU target preset (auto: detect this CPU's); explicit options override it.",
     )(f)
     f = click.option(
         "--per-channel/--no-per-channel",
@@ -40,6 +56,26 @@ def _producer_options(f):
     f = record_options(f)
     f = click.argument("model", type=click.Path(path_type=Path))(f)
     return f
+
+
+_TYPES = {"u8": "quint8", "s8": "qint8"}
+
+
+def _config(name: str, mode: str, **options):
+    """The preset's settings for `mode` with the explicit options on top; says which preset
+    `auto` chose and whether its files compute the same on every x86 CPU."""
+    from ..produce.config import cpu_independent, resolve
+
+    chosen, why = resolve(name)
+    if why is not None:
+        echo(f"preset auto: {chosen.name} ({why})")
+    cfg = chosen.config(mode).with_options(**options)
+    if not cpu_independent(cfg):
+        echo(
+            "note: full-range s8 weights: this file computes another result on x86 CPUs without VNNI "
+            "(16-bit saturation); --preset default (7-bit or u8 weights) gives the same result on every x86 CPU"
+        )
+    return cfg
 
 
 def _echo_result(r) -> None:
@@ -63,13 +99,34 @@ def _op_types(value: str | None):
 
 @click.command("ptq-dynamic", cls=Command)
 @_producer_options
-@click.option("--op-types", help="Comma-separated op types to quantise (default: MatMul,Gemm).")
-def ptq_dynamic(model, registry_id, registry, output, per_channel, preset, report_out, op_types) -> int:
+@click.option(
+    "--op-types", help="Comma-separated op types to quantise (default: MatMul,Gemm,Gather; Gather: weight tables only)."
+)
+def ptq_dynamic(
+    model,
+    registry_id,
+    registry,
+    output,
+    per_channel,
+    preset,
+    weight_type,
+    reduce_range,
+    preprocess,
+    report_out,
+    op_types,
+) -> int:
     """Dynamic PTQ: int8 weights, activations quantised at run time; needs no data."""
-    from ..produce.config import preset as get_preset
     from ..produce.dynamic import quantize_dynamic
 
-    cfg = get_preset(preset, "dynamic").with_options(per_channel=per_channel, op_types=_op_types(op_types))
+    cfg = _config(
+        preset,
+        "dynamic",
+        per_channel=per_channel,
+        op_types=_op_types(op_types),
+        weight_type=_TYPES.get(weight_type or ""),
+        reduce_range=reduce_range,
+        preprocess=preprocess,
+    )
     r = quantize_dynamic(model, output, config=cfg, report_out=report_out, argv=sys.argv)
     _echo_result(r)
     record(registry_id, registry, model, r.output)
@@ -87,15 +144,50 @@ def ptq_dynamic(model, registry_id, registry, output, per_channel, preset, repor
 )
 @click.option("--method", type=click.Choice(list(METHODS)), default=None, help="Calibration method (default: minmax).")
 @click.option("--op-types", help="Comma-separated op types to quantise (default: all supported).")
+@click.option(
+    "--activation-type",
+    type=click.Choice(list(_TYPES)),
+    default=None,
+    help="Activation type: u8 or s8 (default: from the preset).",
+)
+@click.option(
+    "--format",
+    "quant_format",
+    type=click.Choice(list(QUANT_FORMATS)),
+    default=None,
+    help="qdq (QuantizeLinear/DequantizeLinear around float ops) or qoperator (QLinearConv, ...); default: qdq.",
+)
 def ptq_static(
-    model, registry_id, registry, output, per_channel, preset, report_out, calibration, method, op_types
+    model,
+    registry_id,
+    registry,
+    output,
+    per_channel,
+    preset,
+    weight_type,
+    reduce_range,
+    preprocess,
+    report_out,
+    calibration,
+    method,
+    op_types,
+    activation_type,
+    quant_format,
 ) -> int:
     """Static PTQ (QDQ) calibrated on a calibration set."""
-    from ..produce.config import preset as get_preset
     from ..produce.static import quantize_static
 
-    cfg = get_preset(preset, "static").with_options(
-        per_channel=per_channel, method=method, op_types=_op_types(op_types)
+    cfg = _config(
+        preset,
+        "static",
+        per_channel=per_channel,
+        method=method,
+        op_types=_op_types(op_types),
+        weight_type=_TYPES.get(weight_type or ""),
+        activation_type=_TYPES.get(activation_type or ""),
+        reduce_range=reduce_range,
+        preprocess=preprocess,
+        quant_format=quant_format,
     )
     r = quantize_static(model, calibration, output, config=cfg, report_out=report_out, argv=sys.argv)
     _echo_result(r)

@@ -1,7 +1,8 @@
 """Producer settings as one small object, with named presets per CPU target.
 
-A preset fills the fields; explicit options override it. Defaults are fixed (not read from
-the CPU) so the same inputs give the same bytes on every machine.
+A preset fills the fields; explicit options override it. The `default` preset is fixed (not read
+from the CPU) so the same inputs give the same bytes on every machine, and its files compute the
+same on every x86 CPU. `auto` picks a preset from this machine's CPU when asked to (`detect`).
 """
 
 from __future__ import annotations
@@ -11,20 +12,25 @@ from dataclasses import asdict, dataclass, field, replace
 from ..errors import UserError, param
 
 METHODS = ("minmax", "entropy", "percentile")
-# MatMul/Gemm only by default: dynamic ConvInteger runs several times slower than fp32 Conv
-# on x86 (field notes), so conv models belong to static PTQ.
-DYNAMIC_DEFAULT_OPS = ("MatMul", "Gemm")
+QUANT_TYPES = ("quint8", "qint8")
+QUANT_FORMATS = ("qdq", "qoperator")
+# MatMul/Gemm, and Gather where it reads a weight table (an embedding): half of a sentence
+# encoder's bytes are its embedding table. Conv is left out: dynamic ConvInteger runs several
+# times slower than fp32 Conv on x86 (field notes), so conv models belong to static PTQ.
+DYNAMIC_DEFAULT_OPS = ("MatMul", "Gemm", "Gather")
 
 
 @dataclass(frozen=True)
 class QuantConfig:
     per_channel: bool = True
     method: str = "minmax"  # static only
-    activation_type: str = "quint8"  # static activations: u8 asymmetric suits ReLU-heavy nets
+    activation_type: str = "quint8"  # static activations (dynamic ones are always u8 in ONNX Runtime)
     weight_type: str = "qint8"
-    reduce_range: bool = False
+    reduce_range: bool = False  # 7-bit weights
     op_types: tuple[str, ...] | None = None  # None: the mode's default set
     percentile: float = 99.999
+    quant_format: str = "qdq"  # static only; dynamic PTQ is always QOperator (MatMulInteger)
+    preprocess: bool = False  # onnxruntime's quant_pre_process (shape inference, basic fusion) first
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -34,41 +40,120 @@ class QuantConfig:
 
     def with_options(self, **kw) -> QuantConfig:
         kw = {k: v for k, v in kw.items() if v is not None}
-        if "method" in kw and kw["method"] not in METHODS:
-            raise UserError(
-                f"unknown '{kw['method']}'", subject=param("method"), fix=f"use one of {', '.join(METHODS)}"
-            )
+        for key, allowed in (
+            ("method", METHODS),
+            ("quant_format", QUANT_FORMATS),
+            ("weight_type", QUANT_TYPES),
+            ("activation_type", QUANT_TYPES),
+        ):
+            if key in kw and kw[key] not in allowed:
+                raise UserError(f"unknown '{kw[key]}'", subject=param(key), fix=f"use one of {', '.join(allowed)}")
         return replace(self, **kw)
 
 
-# Measured on the shipped models with the adaptive gate, natively (AMX/AVX512-VNNI) and as an
-# AVX2-only CPU computes them (bench/producer_sweep.py, docs/benchmarks.md "Producer defaults"):
-# u8 activations x full-range s8 weights saturate ONNX Runtime's AVX2 integer kernels (pair sums
-# in 16 bits) and give another drop there (nr_metric_v1 0.0107 here, 0.0078 on AVX2; per-channel
-# 0.0095 vs 0.0285); u8 weights and 7-bit s8 weights compute the same on both. u8 weights were the
-# more accurate of the two on every model (nr_metric_v1 0.0078 against 0.0125-0.0146 with 7-bit
-# weights), so the default uses them; per-channel, which helped the outlier MLP (0.0179 against
-# 0.0219) and changed nothing measurable elsewhere.
-PRESETS: dict[str, dict[str, QuantConfig]] = {
-    "default": {
-        "dynamic": QuantConfig(per_channel=True, weight_type="quint8"),
-        "static": QuantConfig(per_channel=True, weight_type="quint8"),
-    },
-    # x86 without VNNI: 7-bit weights keep u8 x s8 products from saturating.
-    "avx2": {
-        "dynamic": QuantConfig(per_channel=True, reduce_range=True),
-        "static": QuantConfig(per_channel=False, reduce_range=True),
-    },
-    # Arm dot-product kernels take s8 x s8 (not measured on these x86 machines).
-    "arm64": {
-        "dynamic": QuantConfig(per_channel=True, weight_type="qint8"),
-        "static": QuantConfig(per_channel=False, activation_type="qint8"),
-    },
+def cpu_independent(cfg: QuantConfig) -> bool:
+    """Whether files made with `cfg` compute the same on every x86 CPU: no u8/s8 x s8 integer
+    product with weights beyond 7 bits (ONNX Runtime shifts s8 activations to u8 on x86)."""
+    return cfg.weight_type == "quint8" or cfg.reduce_range
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Settings for one CPU target; `cpu_independent` says whether its files compute the same on
+    every x86 CPU (no u8 x s8 integer op with weights beyond 7 bits)."""
+
+    name: str
+    description: str
+    cpu_independent: bool
+    dynamic: QuantConfig
+    static: QuantConfig
+
+    def config(self, mode: str) -> QuantConfig:
+        return self.dynamic if mode == "dynamic" else self.static
+
+
+# Chosen by measurement (bench/producer_sweep.py, bench/encoder_bench.py; docs/benchmarks.md):
+# - dynamic: per-channel 7-bit s8 weights. ONNX Runtime's u8 x s8 kernels take the VNNI/AMX fast
+#   path with them, and their 16-bit pair sums cannot saturate on AVX2, so the file computes the
+#   same everywhere. u8 weights compute the same too but fall off the fast path: on the encoder
+#   benchmark (22.6M parameters, AMX machine, one thread) they ran at 0.95x fp32's speed, 7-bit s8
+#   weights at 2.78x, drops 0.00044 and 0.00126 against a 0.02 budget. The embedding Gather is
+#   quantised too: 3.85x smaller than fp32 instead of 1.54x, drop 0.00111 -> 0.00126.
+# - static: per-channel u8 activations x u8 weights. 7-bit s8 weights would be faster but took the
+#   shipped nr_metric_v1 over its 0.01 budget (0.0146 against 0.0078), and these conv nets are
+#   slower in int8 than fp32 in every form measured.
+# ONNX Runtime's own advice (onnxruntime.ai/docs/performance/model-optimizations/quantization.html,
+# "Data type selection", "When to use reduce-range and per-channel quantization?"): on x86 with
+# AVX2 or AVX512 but no VNNI, u8 x s8 saturates, so use reduce_range (7-bit weights) or U8U8, and
+# reduce_range with per-channel; with VNNI reduce_range is not needed; Arm and VNNI have no
+# saturation issue. The CPU-specific presets follow that.
+PRESETS: dict[str, Preset] = {
+    "default": Preset(
+        "default",
+        "every CPU: 7-bit s8 weights (dynamic), u8 weights (static); the same result on every x86 CPU",
+        True,
+        dynamic=QuantConfig(per_channel=True, weight_type="qint8", reduce_range=True),
+        static=QuantConfig(per_channel=True, weight_type="quint8"),
+    ),
+    "avx2": Preset(
+        "avx2",
+        "x86 without VNNI (AVX2, AVX512 without VNNI): u8 x s8 with 7-bit weights (reduce_range)",
+        True,
+        dynamic=QuantConfig(per_channel=True, reduce_range=True),
+        static=QuantConfig(per_channel=False, reduce_range=True),
+    ),
+    "avx512_vnni": Preset(
+        "avx512_vnni",
+        "x86 with VNNI or AMX: u8 x full-range s8 weights; NOT CPU-independent: on x86 CPUs without "
+        "VNNI these files compute another result (16-bit saturation)",
+        False,
+        dynamic=QuantConfig(per_channel=True, weight_type="qint8"),
+        static=QuantConfig(per_channel=True, weight_type="qint8"),
+    ),
+    "arm64": Preset(
+        "arm64",
+        "Arm64 (dot-product kernels): full-range s8 weights, s8 x s8 static; NOT CPU-independent: "
+        "on x86 CPUs without VNNI these files compute another result; not measured on Arm here",
+        False,
+        dynamic=QuantConfig(per_channel=True, weight_type="qint8"),
+        static=QuantConfig(per_channel=False, activation_type="qint8"),
+    ),
 }
+AUTO = "auto"
+PRESET_NAMES = (*PRESETS, AUTO)
+
+
+def detect(cpu: dict | None = None, kernels: dict | None = None) -> tuple[str, str]:
+    """The preset for this CPU (or the given `cpu_info()`/`int8_kernels()` dicts), and why."""
+    if cpu is None or kernels is None:
+        from ..cpu import cpu_info, int8_kernels
+
+        cpu = cpu if cpu is not None else cpu_info()
+        kernels = kernels if kernels is not None else int8_kernels()
+    arch = str(cpu.get("arch", "")).lower()
+    features = set(cpu.get("int8_features") or ())
+    family = kernels.get("family", "unknown")
+    if arch in ("aarch64", "arm64"):
+        return "arm64", f"{arch} CPU"
+    if arch not in ("x86_64", "amd64", "x86", "i686"):
+        return "default", f"{arch or 'unknown'} CPU: no preset of its own"
+    if kernels.get("u8s8") == "saturating":
+        return "avx2", f"u8×s8 saturates here ({family})"
+    if kernels.get("u8s8") == "exact" and features & {"avx512_vnni", "avx_vnni", "amx_int8"}:
+        return "avx512_vnni", f"u8×s8 exact here ({family})"
+    return "default", f"int8 kernels: {family}"
+
+
+def resolve(name: str) -> tuple[Preset, str | None]:
+    """The preset a name stands for; for `auto`, the detected one and why it was chosen."""
+    if name == AUTO:
+        chosen, why = detect()
+        return PRESETS[chosen], why
+    if name not in PRESETS:
+        raise UserError(f"unknown '{name}'", subject=param("preset"), fix=f"use one of {', '.join(PRESET_NAMES)}")
+    return PRESETS[name], None
 
 
 def preset(name: str, mode: str) -> QuantConfig:
     """The settings a preset gives a mode ("dynamic" or "static")."""
-    if name not in PRESETS:
-        raise UserError(f"unknown '{name}'", subject=param("preset"), fix=f"use one of {', '.join(PRESETS)}")
-    return PRESETS[name][mode]
+    return resolve(name)[0].config(mode)

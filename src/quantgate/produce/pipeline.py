@@ -179,3 +179,35 @@ def _quiet_root_logger():
 
 def inputs_of(prepared: Prepared, path: Path):
     return graph_inputs(prepared.model, path)
+
+
+def preprocess(src: Path, model: Path) -> tuple[Path, dict]:
+    """ONNX Runtime's pre-processing for quantisation (`quant_pre_process`: symbolic shape
+    inference, its basic graph optimisations such as constant folding and Conv+BatchNorm fusion,
+    ONNX shape inference) on the scratch copy `src`. Symbolic shape inference merges conflicting
+    symbolic dims (`auto_merge`); where it still cannot finish (common for exported transformers)
+    the rest runs without it. Returns the pre-processed file beside `src` and what ran."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out = src.with_name(src.stem + ".pre.onnx")
+    steps = {"symbolic_shape_inference": True, "optimization": True, "onnx_shape_inference": True}
+    try:
+        # In the scratch folder: where symbolic shape inference gives up it dumps the whole model
+        # (sym_shape_infer_temp.onnx and its external data) into the working directory.
+        with contextlib.chdir(src.parent):
+            try:
+                quant_pre_process(str(src), str(out), auto_merge=True)
+            except Exception as e:
+                if "symbolic shape" not in str(e).lower():
+                    raise
+                steps["symbolic_shape_inference"] = False
+                quant_pre_process(str(src), str(out), skip_symbolic_shape=True)
+    except Exception as e:
+        raise UserError(
+            f"{model}: ONNX Runtime's pre-processing failed: {one_line(e, 300)}; quantise without {param('preprocess')}"
+        ) from None
+    if not out.is_file():
+        raise UserError(
+            f"{model}: ONNX Runtime's pre-processing wrote no model; quantise without {param('preprocess')}"
+        )
+    return out, steps

@@ -1,4 +1,5 @@
-"""Static PTQ (QDQ): int8 weights and activations with ranges calibrated on a calibration set."""
+"""Static PTQ: int8 weights and activations with ranges calibrated on a calibration set; QDQ by
+default (ONNX Runtime's recommended form), QOperator (QLinearConv, QLinearMatMul, ...) on request."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 from ..errors import UserError, one_line
 from . import calibration as cal
 from .config import QuantConfig, preset
-from .pipeline import ProduceResult, inputs_of, produce
+from .pipeline import ProduceResult, inputs_of, preprocess, produce
 
 
 def _ort_settings(cfg: QuantConfig):
@@ -56,12 +57,15 @@ def quantize_static(
         n = cal.validate(arrays, ins, label=label)
         state["inputs"] = ins
         act, wt, method, extra = _ort_settings(cfg)
+        pre: dict = {}
+        if cfg.preprocess:
+            src, pre["preprocess"] = preprocess(src, model)
         try:
             ort_quantize_static(
                 str(src),
                 str(dst),
                 cal.reader(arrays, ins),
-                quant_format=QuantFormat.QDQ,
+                quant_format=QuantFormat.QOperator if cfg.quant_format == "qoperator" else QuantFormat.QDQ,
                 op_types_to_quantize=list(cfg.op_types) if cfg.op_types else None,
                 per_channel=cfg.per_channel,
                 reduce_range=cfg.reduce_range,
@@ -75,7 +79,8 @@ def quantize_static(
         except Exception as e:
             raise UserError(f"{model}: static quantisation failed: {one_line(e, 300)}") from None
         return {
-            "calibration": {"path": str(cal_path) if cal_path else None, "inputs": [s.name for s in ins], "samples": n}
+            "calibration": {"path": str(cal_path) if cal_path else None, "inputs": [s.name for s in ins], "samples": n},
+            **pre,
         }
 
     def first_feed(_prepared):
