@@ -109,10 +109,16 @@ class Command(click.Command):
         ]
 
     def invoke(self, ctx: click.Context) -> Any:
+        from .. import progress
+
+        if verbosity() >= 1:
+            progress.enable()  # long loops (thousands of images) say how far they are, on stderr
         try:
             return super().invoke(ctx)
         except UserError as e:
             raise WordedError(e.render(lambda n: flag_for(self, n))) from None
+        finally:
+            progress.disable()
 
 
 class Group(click.Group):

@@ -35,7 +35,8 @@ LARGE_BATCH = 16
 METHOD = (
     "fresh ONNX Runtime CPU sessions per configuration, warm-up, fp32 and int8 in back-to-back "
     "pairs (order alternating; the default pool's idle threads not spinning), median of the "
-    f"pairs' int8/fp32 ratios with a 95 % order-statistic interval; runs until the interval is within {PRECISION:.0%} of the ratio or {SECONDS:g} s"
+    "pairs' int8/fp32 ratios with a 95 % order-statistic interval; runs until the interval is "
+    f"within {PRECISION:.0%} of the ratio or {SECONDS:g} s"
 )
 
 

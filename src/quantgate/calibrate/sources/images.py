@@ -15,6 +15,7 @@ import numpy as np
 from ...errors import UserError, param
 from ...optional import require
 from ...paths import sha256_file
+from ...progress import counting
 from ..images import MODES, ImageOptions, decode
 from ..layout import Slot
 from .base import Source
@@ -37,8 +38,10 @@ def image_files(folder: Path) -> tuple[list[Path], int]:
 def folder_digest(files: list[Path]) -> str:
     """sha256 over the sorted file list: each line is `<name>\\0<sha256 of its bytes>\\n`."""
     h = hashlib.sha256()
-    for p in files:
-        h.update(p.name.encode("utf-8") + b"\0" + sha256_file(p).encode("ascii") + b"\n")
+    with counting("hashing images", len(files)) as tick:
+        for p in files:
+            h.update(p.name.encode("utf-8") + b"\0" + sha256_file(p).encode("ascii") + b"\n")
+            tick()
     return h.hexdigest()
 
 
@@ -103,15 +106,17 @@ def image_source(folder: Path, slots: list[Slot], opts: ImageOptions | None) -> 
 
     def take(idx: np.ndarray) -> dict[str, np.ndarray]:
         out = np.empty((len(idx), c, h, w), dtype=np.float32)
-        for j, i in enumerate(idx):
-            x = decode(files[int(i)], c, h, w, opts.fit)
-            if opts.value_range == "0-1":
-                x = x / np.float32(255.0)
-            if mean is not None:
-                x = x - mean
-            if std is not None:
-                x = x / std
-            out[j] = x
+        with counting("decoding images", len(idx)) as tick:
+            for j, i in enumerate(idx):
+                x = decode(files[int(i)], c, h, w, opts.fit)
+                if opts.value_range == "0-1":
+                    x = x / np.float32(255.0)
+                if mean is not None:
+                    x = x - mean
+                if std is not None:
+                    x = x / std
+                out[j] = x
+                tick()
         return {s.name: out}
 
     details = {
