@@ -82,7 +82,7 @@ def test_long_table_is_cut_failing_first_and_points_at_the_job_summary(results):
     assert size(body) <= DEFAULT_MAX < GITHUB_LIMIT
     for i in range(40):
         assert f"fail_model_{i:05d}" in body
-    shown = body.count("`pass_model_")
+    shown = sum(ln.startswith("| ") and "`pass_model_" in ln for ln in body.splitlines())  # table rows
     assert 0 < shown < 2000
     assert f"{2000 - shown} more model(s) not shown" in body
     assert "[job summary](https://github.com/octo/models/actions/runs/5)" in body
@@ -436,3 +436,17 @@ def test_reproduce_installs_quantgate_from_where_it_ran(results):
     default = reproduce_commands(results)
     assert f"git+https://github.com/quantgate/quantgate@v{version}'" in default[-2]
     assert f" ghcr.io/quantgate/quantgate:v{version} " in default[-1] and "quantgate==" not in " ".join(default)
+
+
+def test_warnings_reach_the_comment_at_most_ten_lines_then_a_pointer(results):
+    from quantgate.report.comment import MAX_WARNINGS
+
+    many = _many(results, 12, 0)
+    rows = tuple(
+        r.with_(warnings=(f"the int8 file is 1.{i:02d}x larger than fp32",)) for i, r in enumerate(many.models)
+    )
+    body = render_comment(dataclasses.replace(many, models=rows))
+    lines = [ln for ln in body.splitlines() if ln.startswith("- ⚠️ ")]
+    assert len(lines) == MAX_WARNINGS == 10
+    assert "larger than fp32" in lines[0] and "`pass_model_00000`" in lines[0]
+    assert "- _2 more warning(s) in the job summary_" in body

@@ -154,6 +154,9 @@ def reason_line(r: Row, limit: int = 300) -> str:
     return f"- {ICON.get(r.status, '')} {code(r.id[:80])}: {cell(_cut(r.reason, limit))}"
 
 
+MAX_WARNINGS = 10  # warning lines in the comment; the job summary has every one
+
+
 def warning_line(r: Row, warning: str, limit: int = 300) -> str:
     return f"- ⚠️ {code(r.id[:80])}: {cell(_cut(warning, limit))}"
 
@@ -289,6 +292,8 @@ def _assemble(top: list[str], rows: list[Row], n: int, tail: list[str], url: str
         parts += ["", *(reason_line(r) for r in reasons)]
     warned = [warning_line(r, w) for r in shown for w in r.warnings]
     if warned:
-        parts += ["", *warned]
+        parts += ["", *warned[:MAX_WARNINGS]]
+        if len(warned) > MAX_WARNINGS:
+            parts.append(f"- _{len(warned) - MAX_WARNINGS} more warning(s) in the job summary_")
     parts += ["", *tail]
     return "\n".join(parts) + "\n"
