@@ -1,6 +1,6 @@
 """Benchmark: what int8 buys a sentence encoder and the shipped models, per producer setting.
 
-    python bench/encoder_bench.py [--no-avx2] [--no-shipped] [--runs 40] [--seq 128] [--gate-seq 32] [--seed 0]
+    python bench/encoder_bench.py [--no-avx2] [--no-shipped] [--seq 128] [--gate-seq 32] [--seed 0]
 
 Builds a small transformer sentence encoder with torch (seeded, deterministic; see
 `build_encoder`), exports it to ONNX, and makes one int8 file per candidate setting: quantgate's
@@ -11,17 +11,19 @@ Runtime's pre-processing). Dynamic activations are always u8 in ONNX Runtime; s8
 appear in the static candidates. For each file:
 
 - `size`: fp32 bytes ÷ int8 bytes (higher is smaller);
-- `speed@1` and `speed@dflt`: fp32 latency ÷ int8 latency (higher is faster) in ONNX Runtime CPU
-  sessions with 1 intra-op thread and with ONNX Runtime's default count; both sessions warmed up,
-  then fp32 and int8 runs interleaved (alternating which goes first), median of `--runs`; the
-  fp32 milliseconds are printed beside them;
+- `speed@1` and `speed@dflt`: fp32 latency ÷ int8 latency (higher is faster) with 1 intra-op
+  thread and with ONNX Runtime's default count, timed exactly as `quantgate gate --bench` times
+  them (`quantgate.gate.latency.time_pair`: warm-up, back-to-back pairs in alternating order,
+  the median ratio of blocks of pairs); the fp32 milliseconds are printed beside them;
 - `drop` with its 95 % interval and sample count: `quantgate.gate.run_gate` on a scratch registry
   (the encoder at a fixed `--gate-samples` with token ids drawn in [0, vocab) through
   `quant_inputs`; the shipped models as their registry entries say, adaptive sampling);
 - `drop@n`, `AVX2@n`, `same`: the same file measured on a few samples here and as an AVX2-only
   CPU computes it (`run_gate(avx2_check=True)`, int8 side under `qemu-x86_64 -cpu Haswell`,
   which is slow: hence few samples and short sentences), and whether the verdict is the same;
-- `verdict`: over budget, `keep fp32 (slower)` when int8 is slower than fp32 at 1 thread, else int8.
+- `verdict`: over budget; `keep fp32 (slower)` when int8 is slower than fp32 at 1 thread by the
+  gate's rule (its interval wholly above 1.05); `int8` when faster by the same rule; else
+  `int8 (size only)`.
 
 The shipped models (model/tiny/registry.json) get the same columns for quantgate's default
 against plain ONNX Runtime defaults in their own mode. Nothing is asserted: the tables are for
@@ -36,14 +38,16 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+
+from quantgate.gate.latency import Timing, time_pair
 
 VOCAB = 30522
 HIDDEN = 384
@@ -278,27 +282,17 @@ def shipped_candidates(reg) -> list[tuple[object, Candidate]]:
 # --- latency ---------------------------------------------------------------------------------
 
 
-def latency(fp32: Path, int8: Path, feed: dict, threads: int, runs: int, warmup: int = 5) -> tuple[float, float]:
-    """Median seconds of one fp32 and one int8 inference, runs interleaved."""
-    import onnxruntime as ort
+def latency(fp32: Path, int8: Path, feed: dict, threads: int) -> Timing:
+    """fp32 against int8 as `quantgate gate --bench` times them."""
+    from quantgate.onnxio import session
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    if threads:
-        so.intra_op_num_threads = threads
-    s_fp = ort.InferenceSession(str(fp32), so, providers=["CPUExecutionProvider"])
-    s_q = ort.InferenceSession(str(int8), so, providers=["CPUExecutionProvider"])
-    for _ in range(warmup):
-        s_fp.run(None, feed)
-        s_q.run(None, feed)
-    t_fp, t_q = [], []
-    for i in range(runs):
-        pair = ((s_fp, t_fp), (s_q, t_q))
-        for sess, times in pair if i % 2 == 0 else pair[::-1]:
-            t0 = time.perf_counter()
-            sess.run(None, feed)
-            times.append(time.perf_counter() - t0)
-    return statistics.median(t_fp), statistics.median(t_q)
+    s_fp, s_q = session(fp32, threads=threads), session(int8, threads=threads)
+    return time_pair(
+        partial(s_fp.run, None, feed),
+        partial(s_q.run, None, feed),
+        threads="1" if threads == 1 else "default",
+        batch=1,
+    )
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -313,7 +307,7 @@ class Row:
     reg_row: dict = field(default_factory=dict)
     error: str | None = None
     size: float | None = None
-    speed: dict = field(default_factory=dict)  # threads -> (fp32 s, int8 s)
+    speed: dict = field(default_factory=dict)  # threads (1, 0 = default) -> Timing
     gate: object = None
     avx2_gate: object = None
 
@@ -369,12 +363,12 @@ def gate_all(rows: list[Row], work: Path, seed: int, avx2: bool, avx2_samples: i
         r.avx2_gate = g
 
 
-def time_all(rows: list[Row], runs: int, thread_counts: tuple[int, ...]) -> None:
+def time_all(rows: list[Row], thread_counts: tuple[int, ...]) -> None:
     for r in rows:
         if r.int8 is None:
             continue
         for t in thread_counts:
-            r.speed[t] = latency(r.fp32, r.int8, r.feed, t, runs)
+            r.speed[t] = latency(r.fp32, r.int8, r.feed, t)
 
 
 def _drop(g) -> str:
@@ -404,7 +398,7 @@ def _verdict(r: Row) -> str:
         return "-"
     if g.status == "fail":
         return "over budget"
-    return "int8" if r.speed[1][1] < r.speed[1][0] else "keep fp32 (slower)"
+    return {"slower": "keep fp32 (slower)", "faster": "int8"}.get(r.speed[1].verdict, "int8 (size only)")
 
 
 def print_table(title: str, rows: list[Row], thread_counts: tuple[int, ...]) -> None:
@@ -420,8 +414,8 @@ def print_table(title: str, rows: list[Row], thread_counts: tuple[int, ...]) -> 
         if r.error:
             print(f"{head} not produced: {r.error}")
             continue
-        sp = "".join(f" {r.speed[t][0] / r.speed[t][1]:>10.2f}" for t in thread_counts)
-        fp_ms = "".join(f" {r.speed[t][0] * 1e3:>12.3f}" for t in thread_counts)
+        sp = "".join(f" {1 / r.speed[t].ratio:>10.2f}" for t in thread_counts)
+        fp_ms = "".join(f" {r.speed[t].fp32_ms:>12.3f}" for t in thread_counts)
         print(f"{head} {r.size:>5.2f}{sp}{fp_ms} {_drop(r.gate)}  {_avx2(r)}  {_verdict(r)}")
 
 
@@ -429,7 +423,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--registry", default="model/tiny/registry.json")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--runs", type=int, default=40, help="Timed runs per session (median).")
     ap.add_argument("--seq", type=int, default=128, help="Tokens per sentence when timing the encoder.")
     ap.add_argument("--gate-seq", type=int, default=32, help="Tokens per sentence the gate draws.")
     ap.add_argument("--gate-samples", type=int, default=256, help="Gate samples per encoder candidate (fixed).")
@@ -464,7 +457,7 @@ def main() -> None:
             f"# encoder: {info['params'] / 1e6:.1f}M parameters ({info['vocab']} x {info['hidden']} embedding, "
             f"{info['layers']} layers), fp32 {enc.stat().st_size / 1e6:.1f} MB; timed at {args.seq} tokens, "
             f"gated at {args.gate_seq} ({args.gate_samples} samples, budget {BUDGET}); speed = fp32 ms / int8 ms "
-            f"at 1 thread and ONNX Runtime's default count (dflt), median of {args.runs} interleaved runs"
+            f"at 1 thread and ONNX Runtime's default count (dflt), timed as quantgate gate --bench times them"
         )
         if not args.no_avx2:
             print(
@@ -497,7 +490,7 @@ def main() -> None:
         print(f"# produced {len(rows)} files in {time.perf_counter() - started:.0f} s")
         gate_all(rows, work, args.seed, not args.no_avx2, args.avx2_samples, avx2_inputs)
         print(f"# gated in {time.perf_counter() - started:.0f} s")
-        time_all(rows, args.runs, threads)
+        time_all(rows, threads)
     print_table("encoder", [r for r in rows if r.cand.model == "encoder"], threads)
     if not args.no_shipped:
         print_table("shipped models", [r for r in rows if r.cand.model != "encoder"], threads)

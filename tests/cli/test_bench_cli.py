@@ -4,6 +4,7 @@ No wall-clock thresholds: the models are built so that one side does many times 
 
 import json
 
+import numpy as np
 import pytest
 
 import modelzoo
@@ -18,7 +19,7 @@ from quantgate.results import Results
 
 def _timings_sane(row, batches):
     block = row["latency"]
-    assert block["method"] == latency.METHOD and block["default_threads"] >= 1 and block["cpu"]
+    assert block["method"] == latency.METHOD and block["logical_cores"] >= 1 and block["cpu"]
     got = [(t["threads"], t["batch"]) for t in block["timings"]]
     assert got == [(th, b) for th in ("1", "default") for b in batches]
     for t in block["timings"]:
@@ -60,7 +61,8 @@ def test_bench_times_a_slower_int8_and_warns_with_the_figures(repo):
 
 def test_bench_times_batch_16_where_the_batch_axis_is_free_and_a_faster_int8_is_not_warned(repo):
     """fp32 carries the busywork this time: int8 is faster everywhere, and no warning is given.
-    The model's batch axis is symbolic, so batch 16 is timed too."""
+    The model's batch axis is symbolic, so batch 16 is timed too; the gate feeds it 3 rows a
+    sample, and the batches timed are still 1 and 16 rows."""
     plain = modelzoo.conv_padded(repo / "src")
     modelzoo.int8_standin(plain, repo / "conv.int8.onnx")
     fp32 = repo / "conv.onnx"
@@ -72,7 +74,7 @@ def test_bench_times_batch_16_where_the_batch_axis_is_free_and_a_faster_int8_is_
                 "id": "c",
                 "onnx": fp32.name,
                 "quant_mode": "dynamic",
-                "quant_inputs": {"image": {"shape": [1, 1, 8, 8]}},
+                "quant_inputs": {"image": {"shape": [3, 1, 8, 8]}},
             }
         ],
     )
@@ -101,6 +103,61 @@ def test_without_bench_nothing_is_timed_but_a_larger_int8_file_is_still_said(rep
     assert f"{ratio:.2f}x larger than fp32" in warning
     assert f"{int8.stat().st_size:,} against {fp32.stat().st_size:,} bytes" in warning
     assert "int8/fp32 time" not in render_comment(Results.from_json(doc))  # no column without timings
+
+
+def test_a_model_with_a_scalar_input_is_timed_as_gated_and_a_failing_batch_is_a_note(repo):
+    """A 0-d input has no batch axis: the model is timed on the sample as the gate feeds it. A
+    model whose symbolic first axis is not free (a Reshape to [1, 4]) keeps its batch-1 timing,
+    and the batch it could not run becomes a note with ONNX Runtime's reason."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def save(name, nodes, inputs, inits, out_shape):
+        out = helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)
+        g = helper.make_graph(nodes, name, inputs, [out], inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+        onnx.checker.check_model(m)
+        onnx.save(m, str(repo / f"{name}.onnx"))
+        return repo / f"{name}.onnx"
+
+    w = numpy_helper.from_array(np.linspace(-1, 1, 32, dtype=np.float32).reshape(8, 4), "W")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])
+    t = helper.make_tensor_value_info("t", TensorProto.FLOAT, [])
+    scalar = save(
+        "scalar",
+        [helper.make_node("MatMul", ["x", "W"], ["m"]), helper.make_node("Mul", ["m", "t"], ["y"])],
+        [x, t],
+        [w],
+        ["N", 4],
+    )
+    shape = numpy_helper.from_array(np.array([1, 4], np.int64), "S")
+    fixed = save(
+        "reshaped",
+        [
+            helper.make_node("MatMul", ["x", "W"], ["m"]),
+            helper.make_node("Reshape", ["m", "S"], ["y"]),
+        ],
+        [x],
+        [w, shape],
+        [1, 4],
+    )
+    for f in (scalar, fixed):
+        modelzoo.int8_standin(f)
+    reg = write_registry(
+        repo / "registry.json",
+        [
+            {"id": "s", "onnx": scalar.name, "quant_mode": "dynamic"},
+            {"id": "r", "onnx": fixed.name, "quant_mode": "dynamic"},
+        ],
+    )
+    proc = run_cli("gate", "--bench", "--registry", reg, "--samples", "64", "--out-json", "-", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    s_row, r_row = json.loads(proc.stdout)["models"]
+    _timings_sane(s_row, batches=(1,))
+    assert s_row["latency"]["notes"] == []
+    assert [(t["threads"], t["batch"]) for t in r_row["latency"]["timings"]] == [("1", 1), ("default", 1)]
+    (note,) = r_row["latency"]["notes"]
+    assert note.startswith("batch 16 not timed: ") and "Reshape" in note, note
 
 
 @pytest.mark.parametrize("value, expected", [("true", True), ("false", False), ("", False)])

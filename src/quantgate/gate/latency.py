@@ -1,21 +1,26 @@
 """How fast int8 runs against fp32 on this machine (`quantgate gate --bench`).
 
 Timings are the one figure the gate reports that depends on the machine; they never change a
-verdict. Per configuration (threads x batch) both models get fresh ONNX Runtime CPU sessions and
-a warm-up, then run in back-to-back pairs, the order alternating pair by pair (fp32 first, then
-int8 first) so that a drift of the machine's speed falls on both alike. The figure is the median
-of the pairs' int8/fp32 time ratios, with a distribution-free 95 % interval from the order
-statistics of the ratios; runs continue until that interval is within `PRECISION` of the median
-or the configuration has run `SECONDS`.
+verdict. Per thread count (1, and ONNX Runtime's default pool) both models get fresh CPU sessions;
+per configuration (thread count x batch) a warm-up, then back-to-back pairs of runs, the order
+alternating pair by pair (fp32 first, then int8 first) so that a drift of the machine's speed
+falls on both alike.
+
+The figure is the median int8/fp32 time ratio. Consecutive pairs are not independent (the
+machine's state drifts), so the ratios are taken in blocks of `BLOCK` consecutive pairs and the
+95 % interval is the distribution-free one of the median of the block medians (order statistics).
+A configuration runs at least `MIN_SECONDS` and `MIN_PAIRS` pairs, then until that interval is
+within `PRECISION` of the ratio or `SECONDS` have passed; a model so slow that few pairs fit gets
+the wide interval its few pairs give (at least `FEWEST_PAIRS`).
 
 A model is called slower (or faster) only when the whole interval says so by more than
-`MARGIN`: a 2 % difference on a shared machine decides nothing.
+`MARGIN`: a 2 % difference on a shared machine decides nothing. The interval covers the noise of
+this run; another run on a shared machine can land further away (docs/cli.md says how far).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,30 +28,26 @@ from functools import partial
 
 import numpy as np
 
+from ..errors import one_line
 from ..results import Interval
 
 WARMUP_RUNS = 3
+BLOCK = 8  # pairs per block
 MIN_PAIRS = 48
-MAX_PAIRS = 5000
-SECONDS = 2.0  # per configuration
+FEWEST_PAIRS = 5  # a model slower than SECONDS per run still gets this many
+MAX_PAIRS = 20_000
+MIN_SECONDS = 0.5  # per configuration: a few ms of pairs is one moment of the machine, not its speed
+SECONDS = 2.0  # per configuration, once MIN_PAIRS (or FEWEST_PAIRS) are in
 PRECISION = 0.03  # stop once the ratio's interval is within 3 % of it
 MARGIN = 0.05  # int8 is "slower" only when the interval's low end is above 1.05
 LARGE_BATCH = 16
 METHOD = (
-    "fresh ONNX Runtime CPU sessions per configuration, warm-up, fp32 and int8 in back-to-back "
-    "pairs (order alternating; the default pool's idle threads not spinning), median of the "
-    "pairs' int8/fp32 ratios with a 95 % order-statistic interval; runs until the interval is "
-    f"within {PRECISION:.0%} of the ratio or {SECONDS:g} s"
+    "fresh ONNX Runtime CPU sessions per thread count, warm-up, fp32 and int8 in back-to-back "
+    "pairs (order alternating; the default pool's idle threads not spinning), median int8/fp32 "
+    f"ratio with a 95 % order-statistic interval over blocks of {BLOCK} pairs; at least "
+    f"{MIN_SECONDS:g} s and {MIN_PAIRS} pairs, then until the interval is within {PRECISION:.0%} of "
+    f"the ratio or {SECONDS:g} s"
 )
-
-
-def default_threads() -> int:
-    """The cores this process may run on: what ONNX Runtime's default thread pool sizes itself to
-    (at most; it counts physical cores)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Timing:
     """One configuration's figures."""
 
     threads: str  # "1" or "default"
-    batch: int
+    batch: int  # rows along the first axis of the inputs fed
     pairs: int
     fp32_ms: float  # medians
     int8_ms: float
@@ -73,7 +74,7 @@ class Timing:
 
     @property
     def label(self) -> str:
-        th = "1 thread" if self.threads == "1" else f"default threads ({default_threads()} cores)"
+        th = "1 thread" if self.threads == "1" else "default threads"
         return f"{th}, batch {self.batch}"
 
     def to_json(self) -> dict:
@@ -91,14 +92,25 @@ class Timing:
 
 
 def median_interval(values: np.ndarray) -> tuple[float, Interval]:
-    """The median and its distribution-free 95 % interval: the order statistics n/2 -/+ 0.98·√n
-    (the normal approximation of the binomial count of values below the median)."""
-    v = np.sort(values)
+    """The median and its distribution-free 95 % interval: the order statistics of ranks
+    floor(n/2 - 0.98·√n) and ceil(1 + n/2 + 0.98·√n) (1-based; the normal approximation of the
+    binomial count of values below the median), clamped to the sample."""
+    v = np.sort(np.asarray(values, np.float64))
     n = len(v)
     half = 0.98 * math.sqrt(n)
-    lo = max(0, math.floor(n / 2 - half))
-    hi = min(n - 1, math.ceil(n / 2 + half) - 1)
+    lo = max(0, math.floor(n / 2 - half) - 1)
+    hi = min(n - 1, math.ceil(n / 2 + half))
     return float(np.median(v)), Interval(float(v[lo]), float(v[hi]))
+
+
+def ratio_interval(fp: list[int], q: list[int]) -> tuple[float, Interval]:
+    """The int8/fp32 ratio and its interval, from block medians of the pairs' ratios (plain pairs
+    while there are fewer than three blocks)."""
+    r = np.asarray(q, np.float64) / np.asarray(fp, np.float64)
+    n_blocks = len(r) // BLOCK
+    if n_blocks < 3:
+        return median_interval(r)
+    return median_interval(np.median(r[: n_blocks * BLOCK].reshape(n_blocks, BLOCK), axis=1))
 
 
 def time_pair(
@@ -108,16 +120,20 @@ def time_pair(
     threads: str,
     batch: int,
     seconds: float = SECONDS,
+    min_seconds: float = MIN_SECONDS,
     clock: Callable[[], int] = time.perf_counter_ns,
 ) -> Timing:
     """Time two callables as described in the module's docstring."""
+    warm_until = clock() + int(seconds / 2 * 1e9)
     for _ in range(WARMUP_RUNS):
         run_fp32()
         run_int8()
+        if clock() >= warm_until:  # a slow model: one warm-up run each is enough
+            break
     fp: list[int] = []
     q: list[int] = []
     start = clock()
-    deadline = start + int(seconds * 1e9)
+    soonest, deadline = start + int(min_seconds * 1e9), start + int(seconds * 1e9)
     while len(fp) < MAX_PAIRS:
         first_fp = len(fp) % 2 == 0
         for which in ("fp", "q") if first_fp else ("q", "fp"):
@@ -125,12 +141,14 @@ def time_pair(
             (run_fp32 if which == "fp" else run_int8)()
             dt = clock() - t0
             (fp if which == "fp" else q).append(max(dt, 1))
-        n = len(fp)
-        if n >= MIN_PAIRS and (n % 8 == 0 or clock() >= deadline):
-            ratio, ci = median_interval(np.asarray(q, np.float64) / np.asarray(fp, np.float64))
-            if ci.high - ci.low <= 2 * PRECISION * ratio or clock() >= deadline:
+        n, now = len(fp), clock()
+        if now >= deadline and n >= FEWEST_PAIRS:
+            break
+        if n >= MIN_PAIRS and now >= soonest and n % BLOCK == 0:
+            ratio, ci = ratio_interval(fp, q)
+            if ci.high - ci.low <= 2 * PRECISION * ratio:
                 break
-    ratio, ci = median_interval(np.asarray(q, np.float64) / np.asarray(fp, np.float64))
+    ratio, ci = ratio_interval(fp, q)
     return Timing(
         threads=threads,
         batch=batch,
@@ -143,32 +161,60 @@ def time_pair(
     )
 
 
-def batched(feeds: list[dict], batch: int) -> dict:
-    """`batch` feeds stacked along their first axis (every input's batch axis)."""
-    picked = [feeds[i % len(feeds)] for i in range(batch)]
-    return {k: np.concatenate([f[k] for f in picked], axis=0) for k in picked[0]}
+def rows(feeds: list[dict], count: int) -> dict:
+    """`count` single rows (first-axis slices) taken in turn from the feeds, stacked: a batch of
+    exactly `count`, whatever the first axis of each feed."""
+    names = list(feeds[0])
+    picked: dict[str, list] = {k: [] for k in names}
+    have = 0
+    while have < count:
+        for f in feeds:
+            for j in range(f[names[0]].shape[0]):
+                for k in names:
+                    picked[k].append(f[k][j : j + 1])
+                have += 1
+                if have == count:
+                    break
+            if have == count:
+                break
+    return {k: np.concatenate(v, axis=0) for k, v in picked.items()}
+
+
+def _rows_of(feed: dict) -> int:
+    shapes = [np.shape(v) for v in feed.values()]
+    return int(shapes[0][0]) if shapes and shapes[0] else 1
 
 
 def measure(
-    fp32_path, int8_path, names: list[str], feeds: list[dict], batchable: bool
+    fp32_path, int8_path, names: list[str], feeds: list[dict], batchable: bool, max_elements: int
 ) -> tuple[list[Timing], list[str]]:
-    """Every configuration's timing, and notes on configurations that could not run."""
+    """Every configuration's timing, and notes on configurations that could not run. A batchable
+    model (every input has a free first axis) is timed at batch 1 and `LARGE_BATCH`, built from
+    single rows; any other model on one sample as it is gated (its batch: the first axis fed).
+    `max_elements` bounds the elements of one batched input, like a drawn sample's."""
     from ..onnxio import session
 
-    batches = (1, LARGE_BATCH) if batchable else (1,)
+    plans: list[tuple[int, Callable[[], dict]]]
+    if batchable:
+        plans = [(1, lambda: rows(feeds, 1)), (LARGE_BATCH, lambda: rows(feeds, LARGE_BATCH))]
+    else:
+        plans = [(_rows_of(feeds[0]), lambda: feeds[0])]
     out: list[Timing] = []
     notes: list[str] = []
     for threads in ("1", "default"):
         n = 1 if threads == "1" else 0  # 0: ONNX Runtime's default pool
         s_fp, s_q = session(fp32_path, threads=n), session(int8_path, threads=n)
-        for batch in batches:
-            feed = feeds[0] if batch == 1 else batched(feeds, batch)
-            run_fp, run_q = partial(s_fp.run, names, feed), partial(s_q.run, names, feed)
+        for batch, make in plans:
             try:
+                feed = make()
+                big = max(int(np.size(v)) for v in feed.values())
+                if big > max_elements:
+                    raise ValueError(f"an input of {big:,} elements is over the limit of {max_elements:,}")
+                run_fp, run_q = partial(s_fp.run, names, feed), partial(s_q.run, names, feed)
                 run_fp()
                 run_q()
-            except Exception as e:  # a graph whose first axis is not really a free batch axis
-                note = f"batch {batch} not timed: {type(e).__name__}"
+            except Exception as e:  # e.g. a first axis that is not really a free batch axis
+                note = f"batch {batch} not timed: {one_line(e, 160)}"
                 notes += [note] if note not in notes else []
                 continue
             out.append(time_pair(run_fp, run_q, threads=threads, batch=batch))
@@ -190,7 +236,7 @@ def block(timings: list[Timing], notes: list[str]) -> dict:
         "method": METHOD,
         "cpu": cpu_info()["model"],
         "int8_kernels": int8_kernels()["family"],
-        "default_threads": default_threads(),
+        "logical_cores": cpu_info()["logical_cores"],
         "timings": [t.to_json() for t in timings],
         "notes": notes,
     }
@@ -202,14 +248,16 @@ def _advice(mode: str) -> str:
     return "keep fp32 (quant_mode fp32) for CPUs like this one"
 
 
-def headline(timings: list[Timing]) -> Timing | None:
-    """The configuration tables show: 1 thread, batch 1 (how a small model is usually run)."""
-    return next((t for t in timings if t.threads == "1" and t.batch == 1), timings[0] if timings else None)
+def headline(timings: list[dict]) -> dict | None:
+    """The configuration a one-figure summary shows (the comment's column): 1 thread at the
+    smallest batch timed, how a small model is usually run."""
+    one = [t for t in timings if t.get("threads") == "1"]
+    return min(one, key=lambda t: t.get("batch", 1)) if one else None
 
 
-def speed_warnings(mode: str, timings: list[Timing]) -> tuple[str, ...]:
-    """One plain line when int8 is measurably slower than fp32 here in some configuration, or no
-    faster in any, with the figures."""
+def speed_warnings(mode: str, timings: list[Timing], fp32_bytes: int | None, int8_bytes: int | None) -> tuple[str, ...]:
+    """One plain line when int8 is measurably slower than fp32 here in some configuration, or
+    when it is faster in none, with the figures."""
     if not timings:
         return ()
     slower = [t for t in timings if t.verdict == "slower"]
@@ -224,12 +272,14 @@ def speed_warnings(mode: str, timings: list[Timing]) -> tuple[str, ...]:
             f"{where} timed; {cpu_label()}); {_advice(mode)}",
         )
     if not any(t.verdict == "faster" for t in timings):
-        h = headline(timings)
-        assert h is not None
+        h = timings[0]
+        # "no faster" only when every interval rules out a gain beyond the margin
+        claim = "runs no faster" if all(t.ratio_ci.low >= 1 - MARGIN for t in timings) else "is not measurably faster"
+        smaller = fp32_bytes and int8_bytes is not None and int8_bytes < fp32_bytes
         return (
-            f"int8 runs no faster than fp32 on this CPU in any configuration timed ({h.label}: "
-            f"{h.ratio:.2f}x, 95% {h.ratio_ci.low:.2f}-{h.ratio_ci.high:.2f}x; {cpu_label()}); its gain here is "
-            "the file size only",
+            f"int8 {claim} than fp32 on this CPU in any configuration timed ({h.label}: "
+            f"{h.ratio:.2f}x, 95% {h.ratio_ci.low:.2f}-{h.ratio_ci.high:.2f}x; {cpu_label()})"
+            + ("; its gain here is the smaller file" if smaller else ""),
         )
     return ()
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .. import provenance
+from .. import limits, provenance
 from ..errors import UserError, one_line, param
 from ..inputs import InputPlan, plan_inputs, stream
 from ..int8_ops import quantized_op_types, saturation_risk
@@ -167,14 +167,17 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
 def _bench(p: Prepared, m: _Measurement, mode: str) -> None:
     """Time fp32 against int8 (`latency`); a timing that cannot run is a note, never the row's
     error: the verdict is about accuracy."""
-    feeds = list(itertools.islice(p.feeds(), latency.LARGE_BATCH))
+    feeds = list(itertools.islice(p.feeds(), latency.LARGE_BATCH if p.batchable else 1))
     try:
-        timings, notes = latency.measure(p.fp32_path, p.int8_path, p.names, feeds, p.batchable)
+        timings, notes = latency.measure(
+            p.fp32_path, p.int8_path, p.names, feeds, p.batchable, limits.INPUT_ELEMENTS.value()
+        )
     except Exception as err:
         m.add(latency={"method": latency.METHOD, "timings": [], "notes": [f"not timed: {one_line(err, 200)}"]})
         return
     block = latency.block(timings, notes)
-    m.add(latency=block, warnings=m.row.warnings + latency.speed_warnings(mode, timings))
+    speed = latency.speed_warnings(mode, timings, m.row.fp32_bytes, m.row.int8_bytes)
+    m.add(latency=block, warnings=m.row.warnings + speed)
 
 
 def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -> Prepared:
@@ -270,7 +273,7 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
         int8_label,
         fp32,
         int8,
-        bool(ins) and all(not i.dims or not isinstance(i.dims[0], int) for i in ins),
+        bool(ins) and all(i.dims and not isinstance(i.dims[0], int) for i in ins),
     )
 
 
@@ -557,6 +560,13 @@ def detail_lines(row: Row) -> list[str]:
         out.append(f"        sampled ({row.sampling.get('mode')}): {steps}; stopped: {row.sampling.get('stopped')}")
     if row.budgets:
         out.append("        budgets: " + ", ".join(f"{k} {v:g}" for k, v in row.budgets.items()))
+    for t in (row.latency or {}).get("timings", []):
+        lo, hi = t["ratio_ci"]
+        out.append(
+            f"        timed ({t['threads']} thread(s), batch {t['batch']}): fp32 {t['fp32_ms']:.4g} ms, int8 "
+            f"{t['int8_ms']:.4g} ms, int8/fp32 {t['ratio']:.2f}x (95% {lo:.2f}-{hi:.2f}), {t['pairs']} pairs"
+        )
+    out += [f"        {plain(n)}" for n in (row.latency or {}).get("notes", [])]
     return out
 
 

@@ -95,6 +95,15 @@ def annotation_lines(results: Results, registry_file: str | None, *, limit: int 
                 title=f"quantgate: {r.id}",
             )
         )
+    if len(warned) > limit:
+        lines.append(
+            workflow_command(
+                "notice",
+                f"{len(warned)} warnings; only the first {limit} are annotated (GitHub shows at most 10 per "
+                "step). The job summary lists all.",
+                title="quantgate: more warnings than annotations",
+            )
+        )
     return lines
 
 

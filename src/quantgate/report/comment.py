@@ -133,10 +133,9 @@ def table_head(timed: bool) -> str:
 
 
 def speed_str(r: Row) -> str:
-    t = next(
-        (t for t in (r.latency or {}).get("timings", []) if t.get("threads") == "1" and t.get("batch") == 1),
-        None,
-    )
+    from ..gate.latency import headline
+
+    t = headline((r.latency or {}).get("timings", []))
     return "—" if t is None else f"{t['ratio']:.2f}×"
 
 
@@ -229,7 +228,7 @@ def provenance_block(results: Results, image: str | None = None) -> str:
     lines.append("- " + cell(method_line(results)))
     if any(r.latency and r.latency.get("timings") for r in results.models):
         lines.append(
-            "- int8/fp32 time: median of back-to-back runs at 1 thread, batch 1, on the CPU above "
+            "- int8/fp32 time: median of back-to-back runs at 1 thread, smallest batch timed, on the CPU above "
             "(never part of the verdict); the job summary has every configuration timed"
         )
     lines += ["", "Reproduce locally:", "", "```sh", *reproduce_commands(results, image), "```", "", "</details>"]

@@ -50,20 +50,21 @@ def render_table(rows: list[Row]) -> str:
 
 
 def render_speed(rows: list[Row]) -> str:
-    """The `--bench` timings of every row that has them, with where they were taken; '' if none."""
-    timed = [r for r in rows if r.latency and r.latency.get("timings")]
-    if not timed:
+    """The `--bench` timings of every row that has them, with where they were taken, and what
+    could not be timed; '' when the gate ran without `--bench`."""
+    benched = [r for r in rows if r.latency]
+    if not benched:
         return ""
-    first = timed[0].latency or {}
+    first = benched[0].latency or {}
     lines = [
         f"**Speed on this machine** ({cell(first.get('cpu', '?'))}, int8 kernels "
-        f"{cell(first.get('int8_kernels', '?'))}, default threads = {first.get('default_threads', '?')}; "
+        f"{cell(first.get('int8_kernels', '?'))}, {first.get('logical_cores', '?')} logical cores; "
         "timings never change a verdict)",
         "",
         "| model | threads | batch | fp32 ms | int8 ms | int8/fp32 | 95% interval | pairs |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in timed:
+    for r in benched:
         for t in (r.latency or {}).get("timings", []):
             lo, hi = t["ratio_ci"]
             word = {"slower": " slower", "faster": " faster"}.get(t["verdict"], "")
@@ -71,6 +72,9 @@ def render_speed(rows: list[Row]) -> str:
                 f"| {code(r.id)} | {cell(t['threads'])} | {t['batch']} | {t['fp32_ms']:.4g} | {t['int8_ms']:.4g} | "
                 f"{t['ratio']:.2f}×{word} | {lo:.2f}–{hi:.2f} | {t['pairs']} |"
             )
+    notes = [(r, n) for r in benched for n in (r.latency or {}).get("notes", [])]
+    if notes:
+        lines += ["", *(f"- {code(r.id)}: {cell(n)}" for r, n in notes)]
     return "\n".join(lines)
 
 
