@@ -30,7 +30,7 @@ class ConvFilter(nn.Module):
 
 
 class NrMetric(nn.Module):
-    """No-reference metric: frame [B,1,32,32] -> score [B,1] (estimated noise level, 0..1)."""
+    """No-reference metric: frame [B,1,32,32] -> score [B,1] (the frame's high-frequency score)."""
 
     def __init__(self, channels: int = 16):
         super().__init__()

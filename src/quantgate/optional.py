@@ -15,15 +15,17 @@ TORCH_PIN = "2.13.0"
 # module -> (package on the index, the extra that brings it)
 EXTRAS = {
     "torch": (f"torch=={TORCH_PIN}", "qat"),
-    "onnxscript": ("onnxscript", "qat"),
+    "onnxscript": ("onnxscript==0.7.2", "qat"),  # as pyproject pins it for torch 2.13
     "pyarrow": ("pyarrow", "calibrate"),
     "PIL": ("Pillow", "calibrate"),  # as PyPI spells it; messages name it so
 }
 
 
 def install_hint(module: str) -> str:
+    """The package itself (quantgate is installed from its repository, not the package index, so
+    `quantgate[extra]` only resolves in a checkout: `pip install '.[extra]'`)."""
     package, extra = EXTRAS[module.split(".")[0]]
-    return f"pip install 'quantgate[{extra}]' ({package})"
+    return f"pip install '{package}' (or, in a quantgate checkout, pip install '.[{extra}]')"
 
 
 def require(module: str, *, what: str, alternative: str | None = None) -> ModuleType:

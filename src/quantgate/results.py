@@ -199,7 +199,11 @@ class Results:
         return max(drops) if drops else None
 
     def row(self, model_id: str) -> Row:
-        return next(r for r in self.models if r.id == model_id)
+        """The row of `model_id`; KeyError naming the ids there are when it has none."""
+        for r in self.models:
+            if r.id == model_id:
+                return r
+        raise KeyError(f"no row for {model_id!r}; rows: {', '.join(r.id for r in self.models) or 'none'}")
 
     def to_json(self) -> dict:
         return {

@@ -613,5 +613,5 @@ def test_missing_extra_is_a_one_line_hint(repo, module, source, fragment):
         cwd=repo,
         env={"PYTHONPATH": str(repo / "shadow")},
     )
-    assert_one_line_error(proc, fragment, "pip install 'quantgate[calibrate]'")
+    assert_one_line_error(proc, fragment, "pip install '.[calibrate]'")
     assert no_npz(repo) == []

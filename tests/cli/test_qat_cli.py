@@ -160,7 +160,7 @@ def test_without_torch_says_how_to_install(tmp_path):
     r = cli("qat", "--config", str(cfg), "--output", str(tmp_path / "o.int8.onnx"), env=env)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "pip install 'quantgate[qat]'" in lines[0] and "torch==2.13.0" in lines[0]
+    assert len(lines) == 1 and "pip install '.[qat]'" in lines[0] and "torch==2.13.0" in lines[0]
 
 
 @pytest.mark.torch

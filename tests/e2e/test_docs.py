@@ -1,7 +1,8 @@
 """Every command the README and docs/ mark as runnable runs as written, in a fresh copy of the
 repository, and every figure they show as its output is one the command prints.
 
-A ```sh block preceded by `<!-- run -->` runs (`<!-- run: exit N -->` expects exit code N); a
+A ```sh block preceded by `<!-- run -->` runs line by line, a ```python block so marked as one
+script (`<!-- run: exit N -->` expects exit code N); a
 ```text block preceded by `<!-- output -->` holds what the run block before it printed, and each
 figure in it with four or more decimals must appear in what the commands print now. Commands
 that need GitHub or a Docker engine are not marked: the comment and container tests cover them.
@@ -63,8 +64,10 @@ def _commands(body: str) -> list[str]:
 def runs_of(doc: Path) -> list[Run]:
     runs: list[Run] = []
     for m in _BLOCK.finditer(doc.read_text(encoding="utf-8")):
-        kind, code, _lang, body = m.groups()
-        if kind.startswith("run"):
+        kind, code, lang, body = m.groups()
+        if kind.startswith("run") and lang == "python":  # the whole block, as one script
+            runs.append(Run(doc, [f"python - <<'QUANTGATE_DOC_PY'\n{body}QUANTGATE_DOC_PY"], int(code or 0), []))
+        elif kind.startswith("run"):
             runs.append(Run(doc, _commands(body), int(code or 0), []))
         elif runs:
             runs[-1].figures += FIGURE.findall(body)

@@ -49,6 +49,8 @@ def test_body_layout_from_real_results(results):
     assert [r.split("`")[1] for r in rows] == ["tight_mlp", "lost_mlp", "good_mlp", "float_mlp"]
     assert rows[0].startswith("| ❌ |") and rows[1].startswith("| ⚠️ |") and rows[2].startswith("| ✅ |")
     tight = results.row("tight_mlp")
+    with pytest.raises(KeyError, match="no row for 'nope'; rows: good_mlp, tight_mlp, lost_mlp, float_mlp"):
+        results.row("nope")
     assert f"{tight.drop:.1e}" in rows[0] and "1e-12" in rows[0] and "| 64 |" in rows[0]  # drop, budget, n
     assert tight.drop_ci is not None and "e-0" in rows[0].split("|")[5]  # its 95% interval, compact
     header = next(ln for ln in lines if ln.startswith("| | model"))

@@ -132,7 +132,7 @@ def test_dynamo_without_onnxscript_is_one_line(tmp_path, monkeypatch):
         export_onnx(torch.nn.Linear(2, 1), s, (torch.zeros(1, 2),))
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith("q.yaml: qat.exporter: 'dynamo' needs onnxscript")
-    assert "pip install 'quantgate[qat]'" in msg
+    assert "pip install 'onnxscript==0.7.2'" in msg and "pip install '.[qat]'" in msg
 
 
 @pytest.mark.torch
@@ -199,3 +199,17 @@ def test_parquet_columns_stacked_or_list_typed(tmp_path):
         results.append(run_qat(config=cfg, output=tmp_path / f"{len(results)}.int8.onnx", epochs_fp32=1, epochs_qat=1))
     assert all(r.output.is_file() for r in results)
     assert results[0].losses == results[1].losses  # the same numbers, two column layouts
+
+
+def test_install_hints_pin_what_pyproject_pins():
+    """The one-line hint for a missing optional package installs the version the qat extra pins."""
+    import tomllib
+
+    from conftest import REPO
+    from quantgate.optional import EXTRAS
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for package, extra in EXTRAS.values():
+        assert extra in extras
+        if "==" in package:
+            assert package in extras[extra], (package, extras[extra])
