@@ -24,7 +24,7 @@ from pathlib import Path
 from .errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, UserError
 from .gate.settings import DEFAULT_SEED
 from .github import context
-from .paths import confine, write_json, write_text
+from .paths import confine, refuse_clobber, write_json, write_text
 from .registry import DEFAULT_REGISTRY
 from .report import actions
 from .text import plain
@@ -160,6 +160,8 @@ class Settings:
 
         # a model may be named by its .onnx file; that file must stay inside the workspace too
         models = [str(path("models", m)) if m.endswith(".onnx") else m for m in parse_ids(raw["models"])]
+        for name in ("out_json", "markdown_out"):
+            refuse_clobber(path(name), input_name(name), {"registry": path("registry")})
         return cls(
             workspace=workspace,
             working_directory=wd,

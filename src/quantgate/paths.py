@@ -10,6 +10,7 @@ import math
 import os
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import UserError
@@ -90,6 +91,33 @@ def refuse_git(path: Path) -> None:
             subject=str(path),
             fix="write the file somewhere else in the repository",
         )
+
+
+# What a report (JSON or markdown) is never named like: a model, its external data, a data set.
+NOT_A_REPORT = (".onnx", ".data", ".npz", ".npy", ".parquet")
+
+
+def refuse_clobber(out: str | os.PathLike | None, subject: str, reads: Mapping[str, str | os.PathLike | None]) -> None:
+    """Before any work: a report path `out` (named `subject`, e.g. "--out-json") that would replace
+    a file this run reads (`reads`, by what it is) or that is named like a model or data file is
+    one line, so a slip in an option never costs the registry or a model."""
+    if out is None or os.fspath(out) == STDOUT:
+        return
+    path = Path(out)
+    if path.name.lower().endswith(NOT_A_REPORT):
+        raise UserError(
+            f"is named like a model or data file ({path.suffix}), not a report",
+            subject=f"{subject} {out}",
+            fix="name the report .json (or .md for markdown)",
+        )
+    target = path.resolve()
+    for what, read in reads.items():
+        if read is not None and os.fspath(read) != STDOUT and Path(read).resolve() == target:
+            raise UserError(
+                f"is the {what} this run reads; the report would replace it",
+                subject=f"{subject} {out}",
+                fix="write the report to another path",
+            )
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

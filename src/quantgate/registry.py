@@ -11,6 +11,7 @@ no nesting deeper than `limits.MAX_JSON_DEPTH`). Loading takes time linear in th
 from __future__ import annotations
 
 import bisect
+import difflib
 import errno
 import json
 import math
@@ -76,6 +77,7 @@ class Entry:
     line: int | None = None
     field_lines: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # fields that look like misspelt quantgate fields
 
     def line_of(self, key: str) -> int | None:
         """The line of the entry's field `key`, else the entry's own line."""
@@ -238,10 +240,41 @@ def _read_registry(path: Path) -> tuple[str, Any, list[strictjson.BadJSON]]:
     return text, data, bad
 
 
+@cache
+def entry_fields() -> tuple[str, ...]:
+    """The fields of an entry quantgate reads (the schema's)."""
+    return tuple(load_schema("registry.schema.json")["$defs"]["entry"]["properties"])
+
+
+# Entry fields in quantgate's own namespaces; an unknown one is a typo, never a user's own field.
+OWN_PREFIXES = ("quant_", "int8_")
+
+
+def _typo(key: str) -> str | None:
+    """What to say about an entry field quantgate does not know when it looks like a misspelling
+    of one it does: in quantgate's namespaces (`quant_`, `int8_`) any unknown name; elsewhere a
+    name close to a known one. Other fields (a project's own) are kept and ignored silently."""
+    known = entry_fields()
+    if not isinstance(key, str) or key in known:
+        return None
+    own = key.startswith(OWN_PREFIXES)
+    words = set(key.split("_"))
+    close = [k for k in known if own and words <= set(k.split("_"))]  # quant_budget: the budgets
+    close = close or difflib.get_close_matches(key, known, n=1, cutoff=0.75 if own else 0.8)
+    if not close and not own:
+        return None
+    said = f"'{key}' is not a quantgate field, so quantgate ignores it"
+    if close:
+        return f"{said}; did you mean {' or '.join(repr(k) for k in close[:3])}?"
+    return f"{said}; {' and '.join(OWN_PREFIXES)} names are quantgate's: give a field of your own another prefix"
+
+
 def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None = None) -> Registry:
     """Read, validate and resolve a registry. Raises `UserError` only when it is unusable whole."""
     path = Path(path)
     text, data, bad_values = _read_registry(path)
+    if root is not None and not Path(root).is_dir():
+        raise UserError("is not a folder", subject=f"{param('root')} {root}", fix="name the repository's folder")
     root_p = Path(root).resolve() if root is not None else find_repo_root(path)
     shown = str(path)
     if not isinstance(data, dict) or not isinstance(data.get("models"), list):
@@ -318,6 +351,9 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
             e.problems.append(p)
             problems.append(p)
         seen.setdefault(mid, i)
+        for key in raw:  # kept and ignored, never refused; one that looks like a typo is said
+            if (typo := _typo(key)) is not None:
+                e.warnings.append(Problem(shown, f"{where}.{key}", typo, "", e.line_of(key)))
         for key, attr, relative_to in (
             ("onnx", "onnx_path", base),
             ("quant_calibration_set", "calibration_path", root_p),

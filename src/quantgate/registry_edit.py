@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, param
 
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
@@ -103,6 +103,45 @@ def write_field(registry: Path, index: int, key: str, value: str) -> tuple[str, 
     return _checked(registry, text, index, key, value)
 
 
+def check_target(
+    registry: str | Path,
+    registry_id: str,
+    model: Path,
+    sidecar: Path,
+    *,
+    root: str | Path | None = None,
+    fp32_written: bool = False,
+):
+    """The entry `--registry-id` names, checked before anything is produced: it exists, its
+    `onnx` is `model`, the sidecar goes where the gate will look for it, and the fp32 file is
+    the one its `sha256` records (unless this run writes that file too)."""
+    from .paths import sha256_file
+    from .registry import load_registry
+
+    reg = load_registry(registry, root)
+    e = reg.get(registry_id)
+    if e.onnx_path is None or e.onnx_path != Path(model).resolve():
+        raise UserError(
+            f"entry '{registry_id}' is the model {e.raw.get('onnx')}, not {model}",
+            subject=str(reg.path),
+            fix=f"pass that model, or the id of the entry whose onnx is {model}",
+        )
+    if e.int8_path is not None and Path(sidecar).resolve() != e.int8_path:
+        raise UserError(
+            f"entry '{registry_id}' is gated against {e.int8_path.name} beside its model, not {sidecar}",
+            subject=str(reg.path),
+            fix=f"leave out {param('output')} (or write to {e.int8_path}), or leave out {param('registry_id')}",
+        )
+    if e.sha256 and not fp32_written and e.sha256 != (fp32_digest := sha256_file(e.onnx_path)):
+        raise UserError(
+            f"sha256 of {e.onnx_path.name} does not match: registry {e.sha256[:12]}..., file {fp32_digest[:12]}...",
+            subject=str(reg.path),
+            field=f"models[{e.index}].sha256",
+            fix="restore the fp32 file the registry names, or update sha256 first",
+        )
+    return reg, e
+
+
 def record_sidecar(
     registry: str | Path,
     registry_id: str,
@@ -115,27 +154,12 @@ def record_sidecar(
     """Set the entry's `int8_sha256` to the digest of the sidecar just produced (and its `sha256`
     when this run also wrote the fp32 file), editing only those values. Returns what changed."""
     from .paths import atomic_write_text, sha256_file
-    from .registry import load_registry
 
-    reg = load_registry(registry, root)
-    e = reg.get(registry_id)
-    if e.onnx_path is None or e.onnx_path != Path(model).resolve():
-        raise UserError(
-            f"entry '{registry_id}' is the model {e.raw.get('onnx')}, not {model}",
-            subject=str(reg.path),
-            fix=f"pass that model, or the id of the entry whose onnx is {model}",
-        )
-    fp32_digest = sha256_file(e.onnx_path)
-    if e.sha256 and e.sha256 != fp32_digest and not fp32_written:
-        raise UserError(
-            f"sha256 of {e.onnx_path.name} does not match: registry {e.sha256[:12]}..., file {fp32_digest[:12]}...",
-            subject=str(reg.path),
-            field=f"models[{e.index}].sha256",
-            fix="restore the fp32 file the registry names, or update sha256 first",
-        )
+    reg, e = check_target(registry, registry_id, model, sidecar, root=root, fp32_written=fp32_written)
+    assert e.onnx_path is not None
     values = {"int8_sha256": sha256_file(sidecar)}
     if fp32_written or (e.sha256 is None and "sha256" in e.raw):
-        values["sha256"] = fp32_digest
+        values["sha256"] = sha256_file(e.onnx_path)
     text = reg.path.read_text(encoding="utf-8")
     for key, value in values.items():
         _, text = _checked(reg.path, text, e.index, key, value)

@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+import onnx
 import pytest
 
 import modelzoo
@@ -11,6 +13,7 @@ from gate_support import (
 )
 from quantgate.gate import run_gate
 from quantgate.produce.dynamic import quantize_dynamic
+from quantgate.produce.static import quantize_static
 
 
 def test_pass_then_fail_when_budget_is_below_the_measured_drop(repo):
@@ -130,3 +133,34 @@ def test_a_model_that_fails_to_run_is_one_clean_line(repo):
     assert "onnxruntime:" not in proc.stderr  # no ONNX Runtime log lines around ours
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("[ERROR]"))
     assert "fails on sample 0" in line and "quant_inputs" in line
+
+
+def test_gating_a_file_names_the_fix_for_the_usual_slips(repo):
+    """A sidecar named instead of its model, a file that is not there, or a basename the
+    registry lists in another folder: one line that says what to name instead."""
+    models = repo / "models"
+    fp32 = modelzoo.mlp(models)
+    quantize_dynamic(fp32)
+    row = {"id": "mlp", "onnx": f"models/{fp32.name}", "quant_mode": "dynamic"}
+    reg = write_registry(repo / "registry.json", [row])
+    for arg, fragments in (
+        (models / "mlp.int8.onnx", ("is an int8 sidecar", "name the fp32 model (mlp.onnx)")),
+        ("mlp.onnx", ("the registry lists models/mlp.onnx as 'mlp'", "name the id 'mlp'")),
+        (repo / "nothere.onnx", ("no such model file",)),
+        ("--root", ("--root",)),
+    ):
+        args = ["--root", repo / "nosuchdir"] if arg == "--root" else [arg]
+        assert_one_line_error(run_cli("gate", *args, "--registry", reg, cwd=repo), *fragments)
+
+
+def test_an_unlisted_static_sidecar_is_gated_as_static(repo):
+    """A sidecar no registry lists and quantgate did not stamp is labelled by what its graph shows."""
+    fp32 = modelzoo.mlp(repo)
+    cal = modelzoo.write_npz(repo / "cal.npz", x=np.random.default_rng(0).random((32, 1, 8), dtype=np.float32))
+    out = quantize_static(fp32, cal).output
+    m = onnx.load(str(out))
+    del m.metadata_props[:]  # as another tool would leave it
+    onnx.save(m, str(out))
+    proc = run_cli("gate", fp32, "--budget", "0.5", "--registry", repo / "none.json", "--out-json", "-", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["models"][0]["mode"] == "static"

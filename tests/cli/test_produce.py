@@ -184,3 +184,51 @@ def test_missing_external_data_is_one_line(repo):
         if p.suffix == ".data":
             p.unlink()
     assert_one_line_error(run_cli("ptq-dynamic", fp32, cwd=repo), "external file", "does not exist")
+
+
+def test_registry_id_records_the_digest_and_refuses_a_wrong_target_before_writing(repo):
+    """`--registry-id` edits only the digest; an id that is not there, another entry's model or a
+    sidecar path the gate would not read is one line before anything is written."""
+    fp32 = modelzoo.mlp(repo)
+    reg = repo / "registry.json"
+    reg.write_text(json.dumps({"models": [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic"}]}, indent=2))
+    before = reg.read_text()
+    for args, fragment in (
+        (["--registry-id", "nope"], "no model with id 'nope'"),
+        (["--registry-id", "mlp", "-o", repo / "elsewhere.int8.onnx"], "is gated against mlp.int8.onnx"),
+    ):
+        line = assert_one_line_error(run_cli("ptq-dynamic", fp32, "--registry", reg, *args, cwd=repo), fragment)
+        assert str(reg) in line
+        assert reg.read_text() == before
+        assert not (repo / "mlp.int8.onnx").exists() and not (repo / "elsewhere.int8.onnx").exists()
+    proc = run_cli("ptq-dynamic", fp32, "--registry", reg, "--registry-id", "mlp", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    digest = sha256_file(repo / "mlp.int8.onnx")
+    assert digest in proc.stdout
+    doc = json.loads(reg.read_text())
+    assert doc["models"][0] == {"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic", "int8_sha256": digest}
+    gate = run_cli("gate", "mlp", "--registry", reg, cwd=repo)
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+
+
+@pytest.mark.parametrize(
+    "command, option, target, fragment",
+    [
+        ("ptq-dynamic", "--report-out", "registry.json", "is the registry this run reads"),
+        ("ptq-dynamic", "--report-out", "mlp.onnx", "named like a model or data file"),
+        ("gate", "--out-json", "registry.json", "is the registry this run reads"),
+        ("gate", "--markdown", "mlp.int8.onnx", "named like a model or data file"),
+    ],
+)
+def test_a_report_never_replaces_what_the_run_reads(repo, command, option, target, fragment):
+    """A slip in a report option (the registry's path, a model's) is one line before any work,
+    and every file is as it was."""
+    fp32 = modelzoo.mlp(repo)
+    quantize_dynamic(fp32)
+    reg = repo / "registry.json"
+    reg.write_text(json.dumps({"models": [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic"}]}))
+    before = _tree(repo)
+    args = ["mlp"] if command == "gate" else [fp32, "-o", repo / "out.int8.onnx"]
+    proc = run_cli(command, *args, "--registry", reg, option, repo / target, cwd=repo)
+    assert_one_line_error(proc, f"{option} {repo / target}", fragment)
+    assert _tree(repo) == before

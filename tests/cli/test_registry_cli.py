@@ -19,6 +19,7 @@ def test_first_users_registry_with_extra_fields_validates_unchanged(repo):
     r = load_registry(reg)
     assert r.problems == []
     e = r.entries[0]
+    assert e.warnings == []  # its own fields (kind, license, smoke, ...) are not taken for typos
     assert e.raw["sigstore_bundle"] == FIRST_USER_ROW["sigstore_bundle"]  # kept, ignored
     assert e.onnx_path == (tiny / "learned_filter_v1.onnx").resolve()
     assert e.int8_path.name == "learned_filter_v1.int8.onnx"
@@ -127,3 +128,32 @@ def test_validate_opens_the_models_and_names_each_wrong_field_at_its_line(repo):
     reg.write_text(json.dumps({"models": [good]}, indent=2))
     ok = run_cli("validate", "--registry", reg, cwd=repo)
     assert ok.returncode == 0 and "schema, files and models" in ok.stdout, ok.stderr
+
+
+def test_a_misspelt_quantgate_field_is_a_warning_at_its_line_never_a_refusal(repo):
+    """A typo of a quantgate field would be silently ignored (`quant_mdoe` leaves the model
+    fp32, so ungated): validate and the gate say so at the field's line, and neither refuses
+    the registry for it (unknown fields are kept and ignored)."""
+    fp32 = modelzoo.mlp(repo)
+    modelzoo.int8_standin(fp32)
+    rows = [
+        {"id": "typo", "onnx": fp32.name, "quant_mdoe": "dynamic"},
+        {"id": "prefixed", "onnx": fp32.name, "quant_mode": "dynamic", "quant_budget": 0.02, "licence": "MIT"},
+        {"id": "own", "onnx": fp32.name, "quant_mode": "dynamic", "int8_owner": "me"},
+    ]
+    reg = repo / "r.json"
+    reg.write_text(json.dumps({"models": rows}, indent=2) + "\n")
+    proc = run_cli("validate", "--registry", reg, cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    warned = [ln for ln in proc.stderr.splitlines() if ": warning: " in ln]
+    assert len(warned) == 3, proc.stderr  # licence is nobody's typo
+    assert warned[0].startswith(f"{reg}:{_line_of(reg, 'quant_mdoe')}: models[0].quant_mdoe: warning: ")
+    assert "did you mean 'quant_mode'?" in warned[0]
+    assert "models[1].quant_budget" in warned[1] and "'quant_accuracy_budget_plcc'" in warned[1]
+    assert "models[2].int8_owner" in warned[2] and "another prefix" in warned[2]
+
+    gate = run_cli("gate", "--registry", reg, "--out-json", repo / "g.json", cwd=repo)
+    rows_out = {r["id"]: r for r in json.loads((repo / "g.json").read_text())["models"]}
+    assert rows_out["typo"]["status"] == "skipped"
+    assert any("did you mean 'quant_mode'?" in w for w in rows_out["typo"]["warnings"])
+    assert "did you mean 'quant_mode'?" in gate.stdout

@@ -51,3 +51,5 @@ def test_avx2_check_reports_both_figures(repo):
     assert a["status"] == "pass" and a["samples"] == row["samples"] == 256
     assert a["int8_kernels"]["u8s8"] == "saturating" and "Haswell" in a["cpu"]
     assert isinstance(a["drop"], float) and a["drop_ci"][0] <= a["drop"] <= a["drop_ci"][1]
+    said = f"as an AVX2-only CPU computes it (emulated): PASS drop={a['drop']:.6f}"
+    assert said in proc.stdout and f"n={a['samples']}" in proc.stdout  # the terminal shows both figures

@@ -179,6 +179,8 @@ def test_settings_accept_absolute_inside_workspace(ws):
         ("models", "a,../../x.onnx", "input models"),
         ("samples", "zero", "input samples"),
         ("comment", "perhaps", "input comment"),
+        ("out_json", "model/tiny/registry.json", "is the registry this run reads"),
+        ("markdown_out", "model.onnx", "named like a model or data file"),
     ],
 )
 def test_settings_refuse_bad_inputs(ws, name, value, fragment):

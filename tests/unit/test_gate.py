@@ -216,6 +216,10 @@ def test_eval_set_replaces_the_random_draws(repo):
     modelzoo.write_npz(repo / "eval" / "two.npz", a=np.zeros((5, 8), np.float32))
     row = run_gate(reg).to_json()["models"][0]
     assert row["status"] == "error" and "missing 'b'" in row["reason"]
+    (repo / "eval" / "two.npz").unlink()
+    row = run_gate(reg).to_json()["models"][0]
+    assert row["status"] == "error" and "eval set not found" in row["reason"]
+    assert "calibrate build" not in row["reason"]  # an eval set is saved by the user, not built
 
 
 def test_a_sidecar_made_from_another_fp32_is_stale(repo):

@@ -19,7 +19,15 @@ import numpy as np
 from .. import provenance
 from ..errors import UserError, param
 from ..onnxio import graph_inputs, load_model
-from ..paths import atomic_write_bytes, atomic_write_text, display, find_repo_root, sha256_file, write_json
+from ..paths import (
+    atomic_write_bytes,
+    atomic_write_text,
+    display,
+    find_repo_root,
+    refuse_clobber,
+    sha256_file,
+    write_json,
+)
 from ..produce import calibration as cal
 from ..registry_edit import write_field
 from ..results import Produced
@@ -207,6 +215,8 @@ def build_set(
         raise UserError(f"{param('out')} {out}: a calibration set is an .npz file; name it <something>.npz")
     if out.is_dir():
         raise UserError(f"{param('out')} {out}: is a folder; give the .npz file's path")
+    reads = {"model": model, "source": source, "registry": registry, "calibration set": out}
+    refuse_clobber(report_out, param("report_out"), reads)
     sigs = graph_inputs(load_model(model), model)
     if not sigs:
         raise UserError(f"{model}: the model has no inputs, so it needs no calibration set")

@@ -213,8 +213,9 @@ def build(
 def check(set_path, model, min_samples, report_out) -> int:
     """Validate SET.npz against MODEL: keys, dtypes, shapes, finite values, sample count."""
     from ..calibrate import check_set
-    from ..paths import write_json
+    from ..paths import refuse_clobber, write_json
 
+    refuse_clobber(report_out, "--report-out", {"calibration set": set_path, "model": model})
     checked = check_set(set_path, model, min_samples=min_samples)
     if report_out:
         write_json(report_out, checked)

@@ -48,7 +48,11 @@ def validate(registry: Path, root: Path | None, quick: bool) -> int:
 
     reg = load_registry(registry, root)
     problems = reg.problems + check_files(reg)
-    warnings: list[str] = []
+    warnings = [
+        f"{w.file}{f':{w.line}' if w.line else ''}: {w.where}: warning: {w.message}"
+        for e in reg.entries
+        for w in e.warnings
+    ]
     if not quick:
         from ..gate.run import check_entry
 
@@ -58,7 +62,8 @@ def validate(registry: Path, root: Path | None, quick: bool) -> int:
                 continue  # its schema or file problem is the one to fix first
             found, warned = check_entry(e, reg.path, reg.root)
             problems += found
-            warnings += [f"{registry}: {e.id}: warning: {w}" for w in warned]
+            typos = {w.message for w in e.warnings}  # said above, at their line
+            warnings += [f"{registry}: {e.id}: warning: {w}" for w in warned if w not in typos]
     for p in sorted(problems, key=lambda p: p.line or 0):
         echo(str(p), err=True)
     for w in warnings:
@@ -157,13 +162,15 @@ def gate(
     MODELS are registry ids or .onnx paths; none (or --all) means every entry.
     """
     from ..gate.run import detail_lines, row_lines, run_gate, summary_line
-    from ..paths import STDOUT, write_json, write_text
+    from ..paths import STDOUT, refuse_clobber, write_json, write_text
     from ..report.markdown import render_markdown
 
     if all_ and models:
         raise click.UsageError("--all and named models exclude each other")
     if str(out_json) == STDOUT and str(markdown) == STDOUT:
         raise click.UsageError("--out-json - and --markdown - would both write to standard output; pick one")
+    for flag, out in (("--out-json", out_json), ("--markdown", markdown)):
+        refuse_clobber(out, flag, {"registry": registry})
     # with a document on standard output, the lines for the reader go to standard error
     to_stderr = STDOUT in (str(out_json), str(markdown))
 

@@ -19,7 +19,7 @@ registry_option = click.option(
 )
 root_option = click.option(
     "--root",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
     help="Repository root that registry paths must stay inside (default: the git checkout holding the registry).",
 )
@@ -47,6 +47,28 @@ def record_options(f):
         metavar="ID",
         help="Set this registry entry's int8_sha256 to the new sidecar's digest (editing only that value).",
     )(f)
+
+
+def precheck(
+    registry_id: str | None,
+    registry: Path,
+    model: Path,
+    sidecar: Path,
+    *,
+    fp32_written: bool = False,
+    report_out: Path | None = None,
+) -> None:
+    """Before a producer writes anything: `--report-out` would not replace the registry, and the
+    entry `--registry-id` names exists and will be gated against `sidecar` (a mistake is one
+    line, and no file is written)."""
+    from ..paths import refuse_clobber
+
+    refuse_clobber(report_out, "--report-out", {"registry": registry})
+    if registry_id is None:
+        return
+    from ..registry_edit import check_target
+
+    check_target(registry, registry_id, model, sidecar, fp32_written=fp32_written)
 
 
 def record(registry_id: str | None, registry: Path, model: Path, sidecar: Path, *, fp32_written: bool = False) -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 
 from ..errors import EXIT_PASS
+from ..paths import sidecar_path
 from ..produce.config import METHODS, PRESET_NAMES, QUANT_FORMATS
 from .base import Command, echo
-from .options import record, record_options
+from .options import precheck, record, record_options
 
 
 def _producer_options(f):
@@ -127,6 +128,7 @@ def ptq_dynamic(
         reduce_range=reduce_range,
         preprocess=preprocess,
     )
+    precheck(registry_id, registry, model, output or sidecar_path(model), report_out=report_out)
     r = quantize_dynamic(model, output, config=cfg, report_out=report_out, argv=sys.argv)
     _echo_result(r)
     record(registry_id, registry, model, r.output)
@@ -189,6 +191,7 @@ def ptq_static(
         preprocess=preprocess,
         quant_format=quant_format,
     )
+    precheck(registry_id, registry, model, output or sidecar_path(model), report_out=report_out)
     r = quantize_static(model, calibration, output, config=cfg, report_out=report_out, argv=sys.argv)
     _echo_result(r)
     record(registry_id, registry, model, r.output)

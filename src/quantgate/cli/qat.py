@@ -10,7 +10,7 @@ import click
 from ..errors import EXIT_PASS
 from ..qat.checks import EXPORTERS
 from .base import Command, echo, verbosity
-from .options import record, record_options
+from .options import precheck, record, record_options
 
 _path = click.Path(dir_okay=False, path_type=Path)
 
@@ -63,7 +63,7 @@ def qat(
 ) -> int:
     """Quantisation-aware training: fp32 warm start, fake-quant fine-tune, then static PTQ.
 
-    Needs the optional torch extra: pip install 'quantgate[qat]'.
+    Needs torch: pip install torch==2.13.0 onnxscript==0.7.2 (in a quantgate checkout: pip install '.[qat]').
     """
     from ..qat import require_torch
 
@@ -71,6 +71,9 @@ def qat(
     from ..qat.config import load_config
     from ..qat.pipeline import Progress, run
 
+    # the fp32 file the sidecar pairs with: the warm start when this run writes it, else <stem>.onnx beside it
+    fp32 = keep_warm_fp32 or output.with_name(output.name.removesuffix(".int8.onnx") + ".onnx")
+    precheck(registry_id, registry, fp32, output, fp32_written=keep_warm_fp32 is not None, report_out=report_out)
     s = load_config(config).with_overrides(
         epochs_fp32=epochs_fp32,
         epochs_qat=epochs_qat,
@@ -105,7 +108,5 @@ def qat(
     ):
         if p is not None:
             echo(f"wrote {p} ({label})")
-    # the fp32 file the sidecar pairs with: the warm start when this run wrote it, else <stem>.onnx beside it
-    fp32 = keep_warm_fp32 or output.with_name(output.name.removesuffix(".int8.onnx") + ".onnx")
     record(registry_id, registry, fp32, r.output, fp32_written=keep_warm_fp32 is not None)
     return EXIT_PASS

@@ -46,12 +46,15 @@ def _base_row(e: Entry, root: Path | None) -> Row:
         fp32_path=display(e.onnx_path, root) if e.onnx_path else None,
         int8_path=display(e.int8_path, root) if e.int8_path else None,
         registry_line=e.line,
+        warnings=tuple(w.message for w in e.warnings),
     )
 
 
 def gate_entry(e: Entry, settings: GateSettings, root: Path | None = None, registry: Path | None = None) -> Row:
     """Measure one model. Never raises for a problem with the model: it becomes the row's reason."""
     row = _base_row(e, root)
+    if e.problems:  # a malformed entry is never quietly skipped, whatever its mode says
+        return row.with_(status="error", reason=str(e.problems[0]))
     if e.mode == "fp32":
         return row.with_(status="skipped", reason="quant_mode fp32: no int8 sidecar ships")
     m = _Measurement(row)
@@ -191,6 +194,8 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
     for path, what, shown in ((fp32, "fp32 model", row.fp32_path), (int8, "int8 sidecar", row.int8_path)):
         if path is None or not path.is_file():
             fix = "fix the entry's onnx path" if what == "fp32 model" else f"produce it with {producer_command(e.mode)}"
+            if e.index < 0 and what != "fp32 model":  # a file no registry lists: its mode is a guess
+                fix = "produce it with quantgate ptq-dynamic (MatMul/Gemm models) or quantgate ptq-static"
             raise UserError(f"{what} not found: {shown}; {fix}")
     assert fp32 is not None and int8 is not None
     fp32_bytes, int8_bytes = fp32.stat().st_size, int8.stat().st_size
@@ -211,7 +216,7 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
         ins, outs = sig_from_session(s_fp)
     with about("quant_mode"):
         s_q = session(int8, label=int8_label)
-        m.add(warnings=_check_int8_graph(e, row) + latency.size_warnings(fp32_bytes, int8_bytes))
+        m.add(warnings=m.row.warnings + _check_int8_graph(e, row) + latency.size_warnings(fp32_bytes, int8_bytes))
         q_ins, q_outs = sig_from_session(s_q)
     if [(i.name, i.dtype) for i in ins] != [(i.name, i.dtype) for i in q_ins]:
         raise tagged(
@@ -319,7 +324,11 @@ def _eval_set_feeds(e: Entry, ins) -> list[dict]:
     if e.input_spec:
         raise UserError(f"{e.id}: quant_eval_set and quant_inputs exclude each other; keep one")
     assert e.eval_path is not None
-    arrays = cal.read_npz(e.eval_path)
+    arrays = cal.read_npz(
+        e.eval_path,
+        what="eval set",
+        missing_fix="fix the path (it is relative to the repository root) or save the inputs with numpy.savez",
+    )
     cal.validate(arrays, ins, label=str(e.raw["quant_eval_set"]))
     return list(cal.feeds(arrays, ins))
 
@@ -339,20 +348,26 @@ def _run(sess, names, feed, label, plans, i):
 
 def adhoc_entry(path: Path, budget: float | None, mode: str | None = None) -> Entry:
     """An entry for a model file that no registry lists: gated against its sidecar, in the mode
-    the sidecar records (quantgate stamps it), else as dynamic."""
-    from ..produce.pipeline import sidecar_stamp
-
+    the sidecar was made in (`_sidecar_mode`)."""
     try:
         p = path.resolve()
     except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a NUL byte in the name
         raise UserError(
             f"cannot be resolved ({type(e).__name__})", subject=str(path), fix="name a model file"
         ) from None
+    if p.name.endswith(".int8.onnx"):
+        fp32 = p.name.removesuffix(".int8.onnx") + ".onnx"
+        raise UserError(
+            "is an int8 sidecar; the gate compares it with its fp32 model",
+            subject=str(path),
+            fix=f"name the fp32 model ({fp32}) or its registry id",
+        )
+    if not p.is_file():
+        raise UserError("no such model file", subject=str(path), fix="name a .onnx file, or a registry id")
     stem = p.name[:-5] if p.name.endswith(".onnx") else p.name
     int8 = sidecar_path(p)
     if mode is None:
-        stamped = sidecar_stamp(int8).get("quantgate.mode") if int8.is_file() else None
-        mode = stamped if stamped in ("dynamic", "static", "qat") else "dynamic"
+        mode = _sidecar_mode(int8) if int8.is_file() else "dynamic"
     return Entry(
         index=-1,
         raw={},
@@ -362,6 +377,22 @@ def adhoc_entry(path: Path, budget: float | None, mode: str | None = None) -> En
         onnx_path=p,
         int8_path=int8,
     )
+
+
+def _sidecar_mode(int8: Path) -> str:
+    """The mode an unlisted sidecar was made in: what quantgate stamped in it, else what its graph
+    shows (activations quantised at run time: dynamic; by fixed scales: static)."""
+    from ..produce.pipeline import sidecar_stamp
+
+    stamped = sidecar_stamp(int8).get("quantgate.mode")
+    if stamped in ("dynamic", "static", "qat"):
+        return stamped
+    try:
+        ops = {n.op_type for n in load_model(int8, external=False, what="int8 sidecar").graph.node}
+    except UserError:
+        return "dynamic"  # the gate's own load says what is wrong with it
+    fixed_scales = ops & {"QuantizeLinear", "QLinearConv", "QLinearMatMul"}
+    return "static" if fixed_scales and "DynamicQuantizeLinear" not in ops else "dynamic"
 
 
 def run_gate(
@@ -414,6 +445,14 @@ def run_gate(
     for sel in ids:
         if str(sel).endswith(".onnx"):
             found = reg.find_by_file(Path(sel)) if reg else None
+            if found is None and reg is not None and not Path(sel).exists():
+                named = [e for e in reg.entries if e.onnx_path is not None and e.onnx_path.name == Path(sel).name]
+                if named:
+                    raise UserError(
+                        f"no such file here; the registry lists {named[0].raw.get('onnx')} as '{named[0].id}'",
+                        subject=sel,
+                        fix=f"name the id '{named[0].id}' or the file's path",
+                    )
             selected.append(found or adhoc_entry(Path(sel), budget))
         else:
             if reg is None:
@@ -531,8 +570,20 @@ def line_for(row: Row) -> str:
 
 
 def row_lines(row: Row) -> list[str]:
-    """The row's line, then one indented line per warning."""
-    return [line_for(row), *(f"        warning: {plain(w)}" for w in row.warnings)]
+    """The row's line, its figures as an AVX2-only CPU computes them (with `--avx2-check`), then
+    one indented line per warning."""
+    lines = [line_for(row)]
+    a = row.avx2
+    if a:
+        ci = a.get("drop_ci")
+        if a.get("drop") is None:
+            shown = plain(a.get("reason") or "no figure")
+        else:
+            shown = f"drop={a['drop']:.6f}" + (f" (95% {ci[0]:.6f}-{ci[1]:.6f})" if ci else "")
+            shown += f" n={a.get('samples')}"
+        status = str(a.get("status")).upper()
+        lines.append(f"        as an AVX2-only CPU computes it (emulated): {status} {shown}")
+    return lines + [f"        warning: {plain(w)}" for w in row.warnings]
 
 
 def detail_lines(row: Row) -> list[str]:

@@ -19,7 +19,7 @@ from .. import provenance
 from ..errors import UserError, one_line, param
 from ..int8_ops import quantized_op_types
 from ..onnxio import graph_inputs, session, sig_from_session
-from ..paths import atomic_write_bytes, find_repo_root, sha256_file, sidecar_path, write_json
+from ..paths import atomic_write_bytes, find_repo_root, refuse_clobber, sha256_file, sidecar_path, write_json
 from ..results import Produced
 from .preflight import Prepared, prepare
 
@@ -107,6 +107,7 @@ def produce(
         )
     if output.suffix != ".onnx":
         raise UserError("must end in .onnx", subject=f"{param('output')} {output}")
+    refuse_clobber(report_out, param("report_out"), {"model": model_path, "int8 output": output})
     started = time.perf_counter()
     prepared = prepare(model_path)
     with tempfile.TemporaryDirectory(prefix="quantgate-") as tmp_name:

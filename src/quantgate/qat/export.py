@@ -20,7 +20,7 @@ from torch import nn
 
 from .. import optional
 from ..errors import UserError, one_line, param
-from ..paths import atomic_write_bytes
+from ..paths import atomic_write_bytes, refuse_clobber
 from ..produce.config import QuantConfig
 from .config import QatSettings
 
@@ -230,6 +230,8 @@ class Outputs:
                 raise UserError(f"{flag} {p}: is the same file as {param('output')}; pick another path")
         if self.calibration is not None and Path(self.calibration).suffix != ".npz":
             raise UserError(f"{param('keep_calibration')} {self.calibration}: must end in .npz")
+        written = {"int8 output": self.int8, "kept fp32 export": self.fp32, "kept warm-start export": self.warm_fp32}
+        refuse_clobber(self.report, param("report_out"), written)
 
 
 def static_ptq(
