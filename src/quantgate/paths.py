@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, one_line
 
 INT8_SUFFIX = ".int8.onnx"
 
@@ -82,9 +82,19 @@ def confine(raw: str, base: Path, root: Path, *, what: str) -> Path:
 STDOUT = "-"
 
 
+def _resolved(path: Path, subject: str) -> Path:
+    """`path.resolve()`, with a symlink loop (or a name the system refuses) as one line."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError) as e:
+        raise UserError(
+            f"cannot be resolved ({one_line(e, 80)})", subject=subject, fix="name a plain file path"
+        ) from None
+
+
 def refuse_git(path: Path) -> None:
     """No output of quantgate ever lands in a `.git` folder (a hostile `out_json: .git/config`)."""
-    resolved = path.resolve()
+    resolved = _resolved(path, str(path))
     if ".git" in resolved.parts or ".git" in path.parts:
         raise UserError(
             "is inside a .git folder, which quantgate never writes to",
@@ -110,11 +120,16 @@ def refuse_clobber(out: str | os.PathLike | None, subject: str, reads: Mapping[s
             subject=f"{subject} {out}",
             fix="name the report .json (or .md for markdown)",
         )
-    target = path.resolve()
+    target = _resolved(path, f"{subject} {out}")
     for what, read in reads.items():
-        if read is not None and os.fspath(read) != STDOUT and Path(read).resolve() == target:
+        if read is None or os.fspath(read) == STDOUT:
+            continue
+        same = False
+        with contextlib.suppress(OSError, RuntimeError, ValueError):  # an input that cannot resolve is not this file
+            same = Path(read).resolve() == target
+        if same:
             raise UserError(
-                f"is the {what} this run reads; the report would replace it",
+                f"is also this run's {what}; the report would replace it",
                 subject=f"{subject} {out}",
                 fix="write the report to another path",
             )

@@ -16,6 +16,7 @@ import errno
 import json
 import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -250,17 +251,21 @@ def entry_fields() -> tuple[str, ...]:
 OWN_PREFIXES = ("quant_", "int8_")
 
 
-def _typo(key: str) -> str | None:
+def _typo(key: str, present: Collection[str] = ()) -> str | None:
     """What to say about an entry field quantgate does not know when it looks like a misspelling
     of one it does: in quantgate's namespaces (`quant_`, `int8_`) any unknown name; elsewhere a
-    name close to a known one. Other fields (a project's own) are kept and ignored silently."""
+    name of five letters or more close to a known one the entry lacks (`sha265`, not `uid` or a
+    `sha512` beside `sha256`). Other fields (a project's own) are kept and ignored silently."""
     known = entry_fields()
     if not isinstance(key, str) or key in known:
         return None
     own = key.startswith(OWN_PREFIXES)
+    if not own and len(key) < 5:
+        return None
+    missing = [k for k in known if k not in present]
     words = set(key.split("_"))
-    close = [k for k in known if own and words <= set(k.split("_"))]  # quant_budget: the budgets
-    close = close or difflib.get_close_matches(key, known, n=1, cutoff=0.75 if own else 0.8)
+    close = [k for k in missing if own and words <= set(k.split("_"))]  # quant_budget: the budgets
+    close = close or difflib.get_close_matches(key, missing, n=1, cutoff=0.8)
     if not close and not own:
         return None
     said = f"'{key}' is not a quantgate field, so quantgate ignores it"
@@ -352,7 +357,7 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
             problems.append(p)
         seen.setdefault(mid, i)
         for key in raw:  # kept and ignored, never refused; one that looks like a typo is said
-            if (typo := _typo(key)) is not None:
+            if (typo := _typo(key, raw)) is not None:
                 e.warnings.append(Problem(shown, f"{where}.{key}", typo, "", e.line_of(key)))
         for key, attr, relative_to in (
             ("onnx", "onnx_path", base),

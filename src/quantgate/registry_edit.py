@@ -111,12 +111,14 @@ def check_target(
     *,
     root: str | Path | None = None,
     fp32_written: bool = False,
+    mode: str | None = None,
 ):
     """The entry `--registry-id` names, checked before anything is produced: it exists, its
-    `onnx` is `model`, the sidecar goes where the gate will look for it, and the fp32 file is
-    the one its `sha256` records (unless this run writes that file too)."""
-    from .paths import sha256_file
-    from .registry import load_registry
+    `quant_mode` is the `mode` being produced, its `onnx` is `model`, the sidecar goes where the
+    gate will look for it, and the fp32 file is the one its `sha256` records (unless this run
+    writes that file too)."""
+    from .paths import display, sha256_file
+    from .registry import load_registry, producer_command
 
     reg = load_registry(registry, root)
     e = reg.get(registry_id)
@@ -126,11 +128,23 @@ def check_target(
             subject=str(reg.path),
             fix=f"pass that model, or the id of the entry whose onnx is {model}",
         )
-    if e.int8_path is not None and Path(sidecar).resolve() != e.int8_path:
+    if mode is not None and e.mode != mode:
+        made_by = "ships no int8 sidecar" if e.mode == "fp32" else f"ships the sidecar {producer_command(e.mode)} makes"
         raise UserError(
-            f"entry '{registry_id}' is gated against {e.int8_path.name} beside its model, not {sidecar}",
+            f"entry '{registry_id}' has quant_mode {e.mode}, which {made_by}; this run makes a {mode} sidecar",
             subject=str(reg.path),
-            fix=f"leave out {param('output')} (or write to {e.int8_path}), or leave out {param('registry_id')}",
+            field=f"models[{e.index}].quant_mode",
+            fix=f"set quant_mode to {mode} first, or run {producer_command(e.mode)}"
+            if e.mode != "fp32"
+            else f"set quant_mode to {mode} first",
+        )
+    if e.int8_path is not None and Path(sidecar).resolve() != e.int8_path:
+        here = Path.cwd()
+        raise UserError(
+            f"entry '{registry_id}' is gated against {display(e.int8_path, here)} (beside the file its onnx "
+            f"resolves to), not {display(Path(sidecar), here)}",
+            subject=str(reg.path),
+            fix=f"write to {display(e.int8_path, here)} with {param('output')}, or leave out {param('registry_id')}",
         )
     if e.sha256 and not fp32_written and e.sha256 != (fp32_digest := sha256_file(e.onnx_path)):
         raise UserError(
@@ -150,12 +164,13 @@ def record_sidecar(
     *,
     root: str | Path | None = None,
     fp32_written: bool = False,
+    mode: str | None = None,
 ) -> dict[str, str]:
     """Set the entry's `int8_sha256` to the digest of the sidecar just produced (and its `sha256`
     when this run also wrote the fp32 file), editing only those values. Returns what changed."""
     from .paths import atomic_write_text, sha256_file
 
-    reg, e = check_target(registry, registry_id, model, sidecar, root=root, fp32_written=fp32_written)
+    reg, e = check_target(registry, registry_id, model, sidecar, root=root, fp32_written=fp32_written, mode=mode)
     assert e.onnx_path is not None
     values = {"int8_sha256": sha256_file(sidecar)}
     if fp32_written or (e.sha256 is None and "sha256" in e.raw):

@@ -141,11 +141,10 @@ def test_gating_a_file_names_the_fix_for_the_usual_slips(repo):
     models = repo / "models"
     fp32 = modelzoo.mlp(models)
     quantize_dynamic(fp32)
-    row = {"id": "mlp", "onnx": f"models/{fp32.name}", "quant_mode": "dynamic"}
-    reg = write_registry(repo / "registry.json", [row])
+    reg = write_registry(models / "registry.json", [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic"}])
     for arg, fragments in (
         (models / "mlp.int8.onnx", ("is an int8 sidecar", "name the fp32 model (mlp.onnx)")),
-        ("mlp.onnx", ("the registry lists models/mlp.onnx as 'mlp'", "name the id 'mlp'")),
+        ("mlp.onnx", ("the registry lists models/mlp.onnx as 'mlp'", "name the id 'mlp'")),  # as typed from here
         (repo / "nothere.onnx", ("no such model file",)),
         ("--root", ("--root",)),
     ):
@@ -164,3 +163,16 @@ def test_an_unlisted_static_sidecar_is_gated_as_static(repo):
     proc = run_cli("gate", fp32, "--budget", "0.5", "--registry", repo / "none.json", "--out-json", "-", cwd=repo)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["models"][0]["mode"] == "static"
+
+
+def test_report_paths_that_collide_or_loop_are_one_line(repo):
+    fp32 = modelzoo.mlp(repo)
+    quantize_dynamic(fp32)
+    reg = write_registry(repo / "registry.json", [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic"}])
+    same = repo / "same.json"
+    proc = run_cli("gate", "--registry", reg, "--out-json", same, "--markdown", same, cwd=repo)
+    assert_one_line_error(proc, f"--markdown {same}", "is also this run's --out-json file")
+    assert not same.exists()
+    (repo / "loop.json").symlink_to(repo / "loop.json")
+    proc = run_cli("gate", "--registry", reg, "--out-json", repo / "loop.json", cwd=repo)
+    assert_one_line_error(proc, "--out-json", "loop.json", "cannot be resolved")

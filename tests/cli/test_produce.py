@@ -191,10 +191,17 @@ def test_registry_id_records_the_digest_and_refuses_a_wrong_target_before_writin
     sidecar path the gate would not read is one line before anything is written."""
     fp32 = modelzoo.mlp(repo)
     reg = repo / "registry.json"
-    reg.write_text(json.dumps({"models": [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic"}]}, indent=2))
+    rows = [
+        {"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic"},
+        {"id": "st", "onnx": fp32.name, "quant_mode": "static", "quant_calibration_set": "c.npz"},
+        {"id": "fp", "onnx": fp32.name},
+    ]
+    reg.write_text(json.dumps({"models": rows}, indent=2))
     before = reg.read_text()
     for args, fragment in (
         (["--registry-id", "nope"], "no model with id 'nope'"),
+        (["--registry-id", "st"], "has quant_mode static, which ships the sidecar quantgate ptq-static makes"),
+        (["--registry-id", "fp"], "has quant_mode fp32, which ships no int8 sidecar"),
         (["--registry-id", "mlp", "-o", repo / "elsewhere.int8.onnx"], "is gated against mlp.int8.onnx"),
     ):
         line = assert_one_line_error(run_cli("ptq-dynamic", fp32, "--registry", reg, *args, cwd=repo), fragment)
@@ -206,7 +213,7 @@ def test_registry_id_records_the_digest_and_refuses_a_wrong_target_before_writin
     digest = sha256_file(repo / "mlp.int8.onnx")
     assert digest in proc.stdout
     doc = json.loads(reg.read_text())
-    assert doc["models"][0] == {"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic", "int8_sha256": digest}
+    assert doc["models"][0] == {**rows[0], "int8_sha256": digest} and doc["models"][1:] == rows[1:]
     gate = run_cli("gate", "mlp", "--registry", reg, cwd=repo)
     assert gate.returncode == 0, gate.stdout + gate.stderr
 
@@ -214,9 +221,9 @@ def test_registry_id_records_the_digest_and_refuses_a_wrong_target_before_writin
 @pytest.mark.parametrize(
     "command, option, target, fragment",
     [
-        ("ptq-dynamic", "--report-out", "registry.json", "is the registry this run reads"),
+        ("ptq-dynamic", "--report-out", "registry.json", "is also this run's registry"),
         ("ptq-dynamic", "--report-out", "mlp.onnx", "named like a model or data file"),
-        ("gate", "--out-json", "registry.json", "is the registry this run reads"),
+        ("gate", "--out-json", "registry.json", "is also this run's registry"),
         ("gate", "--markdown", "mlp.int8.onnx", "named like a model or data file"),
     ],
 )

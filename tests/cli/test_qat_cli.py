@@ -179,3 +179,15 @@ def test_exporter_option_overrides_the_config(tmp_path, capsys):
     assert any(n.name.startswith("node_") for n in m.graph.node)  # dynamo's node naming, not TorchScript's "/..."
     code, _, err = cli_inproc(capsys, "qat", "--config", str(cfg), "--output", str(out), "--exporter", "jit")
     assert code == 2 and "--exporter" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.torch
+def test_a_report_over_the_config_or_its_data_is_refused_before_training(tmp_path):
+    pytest.importorskip("torch")
+    cfg = write_case(tmp_path)
+    for target, what in ((cfg, "config"), (tmp_path / "train.npz", "named like a model or data file")):
+        before = target.read_bytes()
+        r = cli("qat", "--config", str(cfg), "--output", str(tmp_path / "t.int8.onnx"), "--report-out", str(target))
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert f"--report-out {target}" in r.stderr and what in r.stderr
+        assert target.read_bytes() == before and not (tmp_path / "t.int8.onnx").exists()

@@ -139,14 +139,14 @@ def test_a_misspelt_quantgate_field_is_a_warning_at_its_line_never_a_refusal(rep
     rows = [
         {"id": "typo", "onnx": fp32.name, "quant_mdoe": "dynamic"},
         {"id": "prefixed", "onnx": fp32.name, "quant_mode": "dynamic", "quant_budget": 0.02, "licence": "MIT"},
-        {"id": "own", "onnx": fp32.name, "quant_mode": "dynamic", "int8_owner": "me"},
+        {"id": "own", "onnx": fp32.name, "quant_mode": "dynamic", "int8_owner": "me", "uid": 7, "sha512": "x"},
     ]
     reg = repo / "r.json"
     reg.write_text(json.dumps({"models": rows}, indent=2) + "\n")
     proc = run_cli("validate", "--registry", reg, cwd=repo)
     assert proc.returncode == 0, proc.stderr
     warned = [ln for ln in proc.stderr.splitlines() if ": warning: " in ln]
-    assert len(warned) == 3, proc.stderr  # licence is nobody's typo
+    assert len(warned) == 3, proc.stderr  # licence, uid and sha512 are nobody's typos
     assert warned[0].startswith(f"{reg}:{_line_of(reg, 'quant_mdoe')}: models[0].quant_mdoe: warning: ")
     assert "did you mean 'quant_mode'?" in warned[0]
     assert "models[1].quant_budget" in warned[1] and "'quant_accuracy_budget_plcc'" in warned[1]
@@ -155,5 +155,6 @@ def test_a_misspelt_quantgate_field_is_a_warning_at_its_line_never_a_refusal(rep
     gate = run_cli("gate", "--registry", reg, "--out-json", repo / "g.json", cwd=repo)
     rows_out = {r["id"]: r for r in json.loads((repo / "g.json").read_text())["models"]}
     assert rows_out["typo"]["status"] == "skipped"
-    assert any("did you mean 'quant_mode'?" in w for w in rows_out["typo"]["warnings"])
+    line = _line_of(reg, "quant_mdoe")
+    assert f"models[0].quant_mdoe (line {line}): " in rows_out["typo"]["warnings"][0]
     assert "did you mean 'quant_mode'?" in gate.stdout

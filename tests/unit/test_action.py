@@ -179,7 +179,7 @@ def test_settings_accept_absolute_inside_workspace(ws):
         ("models", "a,../../x.onnx", "input models"),
         ("samples", "zero", "input samples"),
         ("comment", "perhaps", "input comment"),
-        ("out_json", "model/tiny/registry.json", "is the registry this run reads"),
+        ("out_json", "model/tiny/registry.json", "is also this run's registry"),
         ("markdown_out", "model.onnx", "named like a model or data file"),
     ],
 )

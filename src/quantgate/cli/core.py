@@ -62,8 +62,8 @@ def validate(registry: Path, root: Path | None, quick: bool) -> int:
                 continue  # its schema or file problem is the one to fix first
             found, warned = check_entry(e, reg.path, reg.root)
             problems += found
-            typos = {w.message for w in e.warnings}  # said above, at their line
-            warnings += [f"{registry}: {e.id}: warning: {w}" for w in warned if w not in typos]
+            typos = tuple(t.message for t in e.warnings)  # said above, at their line
+            warnings += [f"{registry}: {e.id}: warning: {w}" for w in warned if not w.endswith(typos)]
     for p in sorted(problems, key=lambda p: p.line or 0):
         echo(str(p), err=True)
     for w in warnings:
@@ -169,20 +169,20 @@ def gate(
         raise click.UsageError("--all and named models exclude each other")
     if str(out_json) == STDOUT and str(markdown) == STDOUT:
         raise click.UsageError("--out-json - and --markdown - would both write to standard output; pick one")
-    for flag, out in (("--out-json", out_json), ("--markdown", markdown)):
-        refuse_clobber(out, flag, {"registry": registry})
+    refuse_clobber(out_json, "--out-json", {"registry": registry})
+    refuse_clobber(markdown, "--markdown", {"registry": registry, "--out-json file": out_json})
     # with a document on standard output, the lines for the reader go to standard error
     to_stderr = STDOUT in (str(out_json), str(markdown))
 
     def progress(row, i: int, n: int) -> None:
         if verbosity() < 1:
             return
-        first, *warnings = row_lines(row)
+        first, *more = row_lines(row)
         tag, rest = first[:7], first[7:]
         counter = f" [{i}/{n}]" if n > 1 else ""
         echo_styled(styled(tag, fg=TAG_COLOUR.get(row.status), bold=True) + rest + counter, err=to_stderr)
-        for line in warnings:
-            echo_styled(styled(line, fg="yellow"), err=to_stderr)
+        for line in more:  # the emulated figures, then the warnings (in yellow)
+            echo_styled(styled(line, fg="yellow") if line.lstrip().startswith("warning:") else line, err=to_stderr)
         for line in detail_lines(row) if verbosity() >= 2 else ():
             echo(line, err=to_stderr, level=2)
 

@@ -55,27 +55,32 @@ def precheck(
     model: Path,
     sidecar: Path,
     *,
+    mode: str,
     fp32_written: bool = False,
     report_out: Path | None = None,
+    reads: dict[str, Path] | None = None,
 ) -> None:
-    """Before a producer writes anything: `--report-out` would not replace the registry, and the
-    entry `--registry-id` names exists and will be gated against `sidecar` (a mistake is one
-    line, and no file is written)."""
+    """Before a producer writes anything: `--report-out` would not replace the registry or a file
+    the run `reads`, and the entry `--registry-id` names exists, ships `mode` and will be gated
+    against `sidecar` (a mistake is one line, and no file is written)."""
     from ..paths import refuse_clobber
 
-    refuse_clobber(report_out, "--report-out", {"registry": registry})
+    refuse_clobber(report_out, "--report-out", {"registry": registry, **(reads or {})})
     if registry_id is None:
         return
     from ..registry_edit import check_target
 
-    check_target(registry, registry_id, model, sidecar, fp32_written=fp32_written)
+    check_target(registry, registry_id, model, sidecar, fp32_written=fp32_written, mode=mode)
 
 
-def record(registry_id: str | None, registry: Path, model: Path, sidecar: Path, *, fp32_written: bool = False) -> None:
+def record(
+    registry_id: str | None, registry: Path, model: Path, sidecar: Path, *, mode: str, fp32_written: bool = False
+) -> None:
     """After a producer: update the registry entry's digests when asked, and say so."""
     if registry_id is None:
         return
     from ..registry_edit import record_sidecar
 
-    for key, value in record_sidecar(registry, registry_id, model, sidecar, fp32_written=fp32_written).items():
+    changed = record_sidecar(registry, registry_id, model, sidecar, fp32_written=fp32_written, mode=mode)
+    for key, value in changed.items():
         echo(f"{registry}: set {registry_id}.{key} = {value}")

@@ -128,10 +128,10 @@ def ptq_dynamic(
         reduce_range=reduce_range,
         preprocess=preprocess,
     )
-    precheck(registry_id, registry, model, output or sidecar_path(model), report_out=report_out)
+    precheck(registry_id, registry, model, output or sidecar_path(model), mode="dynamic", report_out=report_out)
     r = quantize_dynamic(model, output, config=cfg, report_out=report_out, argv=sys.argv)
     _echo_result(r)
-    record(registry_id, registry, model, r.output)
+    record(registry_id, registry, model, r.output, mode="dynamic")
     return EXIT_PASS
 
 
@@ -191,8 +191,8 @@ def ptq_static(
         preprocess=preprocess,
         quant_format=quant_format,
     )
-    precheck(registry_id, registry, model, output or sidecar_path(model), report_out=report_out)
+    precheck(registry_id, registry, model, output or sidecar_path(model), mode="static", report_out=report_out)
     r = quantize_static(model, calibration, output, config=cfg, report_out=report_out, argv=sys.argv)
     _echo_result(r)
-    record(registry_id, registry, model, r.output)
+    record(registry_id, registry, model, r.output, mode="static")
     return EXIT_PASS

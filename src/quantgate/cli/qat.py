@@ -73,7 +73,8 @@ def qat(
 
     # the fp32 file the sidecar pairs with: the warm start when this run writes it, else <stem>.onnx beside it
     fp32 = keep_warm_fp32 or output.with_name(output.name.removesuffix(".int8.onnx") + ".onnx")
-    precheck(registry_id, registry, fp32, output, fp32_written=keep_warm_fp32 is not None, report_out=report_out)
+    written = keep_warm_fp32 is not None
+    precheck(registry_id, registry, fp32, output, mode="qat", fp32_written=written, report_out=report_out)
     s = load_config(config).with_overrides(
         epochs_fp32=epochs_fp32,
         epochs_qat=epochs_qat,
@@ -108,5 +109,5 @@ def qat(
     ):
         if p is not None:
             echo(f"wrote {p} ({label})")
-    record(registry_id, registry, fp32, r.output, fp32_written=keep_warm_fp32 is not None)
+    record(registry_id, registry, fp32, r.output, mode="qat", fp32_written=written)
     return EXIT_PASS

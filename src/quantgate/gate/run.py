@@ -46,7 +46,7 @@ def _base_row(e: Entry, root: Path | None) -> Row:
         fp32_path=display(e.onnx_path, root) if e.onnx_path else None,
         int8_path=display(e.int8_path, root) if e.int8_path else None,
         registry_line=e.line,
-        warnings=tuple(w.message for w in e.warnings),
+        warnings=tuple(f"{w.where}{f' (line {w.line})' if w.line else ''}: {w.message}" for w in e.warnings),
     )
 
 
@@ -446,13 +446,14 @@ def run_gate(
         if str(sel).endswith(".onnx"):
             found = reg.find_by_file(Path(sel)) if reg else None
             if found is None and reg is not None and not Path(sel).exists():
-                named = [e for e in reg.entries if e.onnx_path is not None and e.onnx_path.name == Path(sel).name]
-                if named:
-                    raise UserError(
-                        f"no such file here; the registry lists {named[0].raw.get('onnx')} as '{named[0].id}'",
-                        subject=sel,
-                        fix=f"name the id '{named[0].id}' or the file's path",
-                    )
+                for e in reg.entries:
+                    if e.onnx_path is not None and e.onnx_path.name == Path(sel).name:
+                        listed = display(e.onnx_path, Path.cwd())  # as the user would type it from here
+                        raise UserError(
+                            f"no such file here; the registry lists {listed} as '{e.id}'",
+                            subject=sel,
+                            fix=f"name the id '{e.id}' or the file's path",
+                        )
             selected.append(found or adhoc_entry(Path(sel), budget))
         else:
             if reg is None:

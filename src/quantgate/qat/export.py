@@ -11,6 +11,7 @@ import io
 import logging
 import tempfile
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,8 +220,9 @@ class Outputs:
     calibration: Path | str | None = None
     report: Path | str | None = None
 
-    def check(self) -> None:
-        """Refuse a wrong suffix or a kept export that would overwrite the int8 file, before any work."""
+    def check(self, reads: Mapping[str, str | Path | None] | None = None) -> None:
+        """Refuse a wrong suffix, a kept export that would overwrite the int8 file, or a report
+        that would replace a file the run writes or `reads` (by what it is), before any work."""
         if self.int8.suffix != ".onnx":
             raise UserError(f"{param('output')} {self.int8}: must end in .onnx (e.g. model.int8.onnx)")
         for flag, p in ((f"{param('keep_fp32')}", self.fp32), (f"{param('keep_warm_fp32')}", self.warm_fp32)):
@@ -231,7 +233,7 @@ class Outputs:
         if self.calibration is not None and Path(self.calibration).suffix != ".npz":
             raise UserError(f"{param('keep_calibration')} {self.calibration}: must end in .npz")
         written = {"int8 output": self.int8, "kept fp32 export": self.fp32, "kept warm-start export": self.warm_fp32}
-        refuse_clobber(self.report, param("report_out"), written)
+        refuse_clobber(self.report, param("report_out"), {**written, **(reads or {})})
 
 
 def static_ptq(

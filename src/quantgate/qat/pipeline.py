@@ -101,7 +101,7 @@ def run(
     and `data` replace the config's model and data when given (`run_qat` passes them)."""
     progress = progress or Progress(enabled=False)
     out = Outputs(Path(output), keep_fp32, keep_warm_fp32, keep_calibration, report_out)
-    out.check()
+    out.check({"config": s.source if Path(s.source).is_file() else None, "training data": s.data.path})
     started = time.perf_counter()
     seconds: dict[str, float] = {}
 
