@@ -29,6 +29,8 @@ MAX_REGISTRY_ENTRIES = 20_000
 MAX_RESULTS_BYTES = 256 << 20
 # Nesting of a JSON document quantgate reads (a registry needs 6 levels, a results document 7).
 MAX_JSON_DEPTH = 64
+# Pixels of one calibration image (8192 x 8192), checked from its header before it is decoded.
+MAX_IMAGE_PIXELS = 1 << 26
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ INPUT_ELEMENTS = Limit("MAX_INPUT_ELEMENTS", "QUANTGATE_MAX_INPUT_ELEMENTS", "el
 REGISTRY_BYTES = Limit("MAX_REGISTRY_BYTES", "QUANTGATE_MAX_REGISTRY_BYTES", "bytes")
 REGISTRY_ENTRIES = Limit("MAX_REGISTRY_ENTRIES", "QUANTGATE_MAX_REGISTRY_ENTRIES", "entries")
 RESULTS_BYTES = Limit("MAX_RESULTS_BYTES", "QUANTGATE_MAX_RESULTS_BYTES", "bytes")
+IMAGE_PIXELS = Limit("MAX_IMAGE_PIXELS", "QUANTGATE_MAX_IMAGE_PIXELS", "pixels")
 
 _KINDS = (
     (stat.S_ISFIFO, "a named pipe (FIFO)"),

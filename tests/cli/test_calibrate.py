@@ -615,3 +615,27 @@ def test_missing_extra_is_a_one_line_hint(repo, module, source, fragment):
     )
     assert_one_line_error(proc, fragment, "pip install '.[calibrate]'")
     assert no_npz(repo) == []
+
+
+def test_an_image_or_a_parquet_cache_over_its_limit_is_one_line_before_it_is_decoded(repo):
+    """The pixel bound is read from the image's header and the parquet bound from the file's
+    metadata, so neither needs the memory it guards; each names the variable that raises it."""
+    model = conv(repo, 3, (4, 4))
+    imgs = repo / "imgs"
+    imgs.mkdir()
+    Image.new("RGB", (16, 8), (10, 20, 30)).save(imgs / "wide.png")
+    args = ("calibrate", "build", "--model", model, "--from", "imgs", "--out", "img.npz", "--all")
+    env = {"QUANTGATE_MAX_IMAGE_PIXELS": "127"}
+    line = assert_one_line_error(run_cli(*args, cwd=repo, env=env), "wide.png", "16x8 (WxH), 128 pixels")
+    assert "over the limit of 127 pixels" in line and "QUANTGATE_MAX_IMAGE_PIXELS" in line
+    assert not (repo / "img.npz").exists()
+    assert run_cli(*args, cwd=repo, env={"QUANTGATE_MAX_IMAGE_PIXELS": "128"}).returncode == 0
+
+    scalar_cache(repo / "feat.parquet", rows=1000)  # 1,000 float64 rows per column: over 8,000 bytes each
+    args = ("calibrate", "build", "--model", mlp(repo), "--from", "feat.parquet", "--out", "s.npz", "--n", "4")
+    args += ("--columns", "f0,f1,f2,f3,f4,f5")
+    env = {"QUANTGATE_MAX_ARRAY_BYTES": "20000"}
+    line = assert_one_line_error(run_cli(*args, cwd=repo, env=env), "feat.parquet", "bytes uncompressed")
+    assert "over the limit of 20,000 bytes" in line and "QUANTGATE_MAX_ARRAY_BYTES" in line
+    assert not (repo / "s.npz").exists()
+    assert run_cli(*args, cwd=repo).returncode == 0

@@ -364,3 +364,13 @@ def test_user_errors_stay_one_writable_line():
     e = UserError("bad\nthing\u2028here", subject="a\ud800b", fix="tab\there")
     assert str(e) == "a\\ud800b: bad\\nthing\\u2028here; tab\\there"
     str(e).encode("utf-8")
+
+
+def test_every_limit_is_in_the_docs_table_with_its_variable():
+    from conftest import REPO
+
+    rows = [ln for ln in (REPO / "docs" / "cli.md").read_text().splitlines() if ln.startswith("| ")]
+    bounds = [v for v in vars(limits).values() if isinstance(v, limits.Limit)]
+    assert len(bounds) >= 7
+    for b in bounds:
+        assert any(f"`{b.env}`" in row for row in rows), b.env

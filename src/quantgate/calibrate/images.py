@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import limits
 from ..errors import UserError, one_line, param
 from ..optional import require
 
@@ -77,8 +78,19 @@ def parse_floats(value: str | None, option: str) -> tuple[float, ...] | None:
 def decode(path: Path, c: int, h: int, w: int, fit: str) -> np.ndarray:
     Image = require("PIL.Image", what=f"{path.parent}: reading images")
     ImageOps = require("PIL.ImageOps", what=f"{path.parent}: reading images")
+    cap = limits.IMAGE_PIXELS.value()
+    # quantgate's own bound below stands in for Pillow's warning and error while this image is read
+    pillows = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # type: ignore[attr-defined]
     try:
-        with Image.open(path) as im:
+        with Image.open(path) as im:  # reads the header only
+            if im.width * im.height > cap:
+                raise UserError(
+                    f"is {im.width}x{im.height} (WxH), {im.width * im.height:,} pixels, over the limit "
+                    f"of {cap:,} pixels per image",
+                    subject=str(path),
+                    fix=limits.IMAGE_PIXELS.fix(),
+                )
             im.load()
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: keep the top 8 bits
@@ -90,6 +102,8 @@ def decode(path: Path, c: int, h: int, w: int, fit: str) -> np.ndarray:
         raise UserError(
             f"{path}: not a decodable image ({type(e).__name__}: {one_line(e, 120)}); replace or remove it"
         ) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillows  # type: ignore[attr-defined]
     iw, ih = im.size
     if fit == "resize":
         if (iw, ih) != (w, h):

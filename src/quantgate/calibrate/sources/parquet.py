@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import limits
 from ...errors import UserError, one_line, param
 from ...optional import require
 from ...paths import sha256_file
@@ -42,6 +43,7 @@ def parquet_source(path: Path, slots: list[Slot], columns: list[str], pairs) -> 
                 f"{path}: column '{c}' is {schema.field(c).type}; calibration columns must be "
                 "numbers or lists of numbers"
             )
+    _check_size(path, pf, needed)
     try:
         table = pf.read(columns=needed)
     except (pa.ArrowException, OSError, ValueError) as e:
@@ -190,3 +192,24 @@ def _column_values(pa, chunked, where: str, rows: int) -> tuple[np.ndarray, np.n
     full = np.zeros((rows, *tuple(shape)), dtype=leaf.dtype)
     full[keep] = leaf
     return full, row_null
+
+
+def _check_size(path: Path, pf, columns: list[str]) -> None:
+    """Refuse columns whose uncompressed size (from the file's metadata, before any is read) is
+    over the array limit: a small, well-compressed cache can expand to more than the machine has."""
+    meta = pf.metadata
+    wanted = set(columns)
+    total = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            if chunk.path_in_schema.split(".")[0] in wanted:
+                total += chunk.total_uncompressed_size
+    cap = limits.ARRAY_BYTES.value()
+    if total > cap:
+        raise UserError(
+            f"column(s) {', '.join(columns)} hold {total:,} bytes uncompressed, over the limit of {cap:,} bytes",
+            subject=str(path),
+            fix=f"{limits.ARRAY_BYTES.fix()}, or write a smaller cache",
+        )
