@@ -142,6 +142,17 @@ def two_inputs(tmp_dir: Path, name: str = "two_inputs", seed: int = 0) -> Path:
     return _save(_model(g), tmp_dir, name)
 
 
+def scalar_input(tmp_dir: Path, name: str = "scalar_input", seed: int = 0) -> Path:
+    """x float32 [1,8] and gain float32 [] (a 0-d input) -> MatMul(x,W) * gain -> y [1,4]. A set
+    holds the scalar as a [N] array; sample i of it is a 0-d array, not a numpy scalar."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["m"]), helper.make_node("Mul", ["m", "gain"], ["y"])]
+    g = helper.make_graph(
+        nodes, name, [_f32("x", [1, 8]), _f32("gain", [])], [_f32("y", [1, 4])], [_weights(rng, (8, 4), "W")]
+    )
+    return _save(_model(g), tmp_dir, name)
+
+
 def fp16_input(tmp_dir: Path, name: str = "fp16_input", seed: int = 0) -> Path:
     """x float16 [1,8] -> MatMul/Add with float16 weights -> y float16 [1,4]. Feeding float32
     fails; ORT's quantisers only handle float32 models."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import onnx
 
 from .errors import UserError, one_line
 from .limits import file_kind, not_regular
+from .paths import sha256_file
 
 # ONNX tensor element type -> numpy dtype, for the types a gate can draw.
 _ONNX_TO_NP: dict[int, type[np.generic]] = {
@@ -130,6 +132,30 @@ def external_data_files(model: onnx.ModelProto, path: Path) -> list[Path]:
                 if kv.key == "location":
                     locs.add(kv.value)
     return [path.parent / loc for loc in sorted(locs)]
+
+
+def external_files_of(path: Path) -> list[Path]:
+    """The external-data files the model file at `path` names, read without loading them; [] for
+    a file that does not parse (its loader says what is wrong)."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return []
+    return external_data_files(model, path)
+
+
+def file_bytes(path: Path, external: list[Path] | None = None) -> int:
+    """What a model takes on disk: the .onnx file and the external-data files it names."""
+    files = external_files_of(path) if external is None else external
+    return path.stat().st_size + sum(p.stat().st_size for p in files if p.is_file())
+
+
+def data_digest(files: list[Path]) -> str:
+    """One digest of a model's external-data files (by name and content), for stale checks."""
+    h = hashlib.sha256()
+    for p in sorted(files, key=lambda p: p.name):
+        h.update(f"{p.name}\0{sha256_file(p)}\n".encode())
+    return h.hexdigest()
 
 
 def _all_tensors(model: onnx.ModelProto):

@@ -239,3 +239,47 @@ def test_a_report_never_replaces_what_the_run_reads(repo, command, option, targe
     proc = run_cli(command, *args, "--registry", reg, option, repo / target, cwd=repo)
     assert_one_line_error(proc, f"{option} {repo / target}", fragment)
     assert _tree(repo) == before
+
+
+def test_a_scalar_input_calibrates_and_gates_from_sets(repo):
+    """A 0-d input: its calibration and eval sets hold it as [N]; each sample feeds a 0-d array."""
+    from quantgate.gate import run_gate
+
+    fp32 = modelzoo.scalar_input(repo)
+    rng = np.random.default_rng(0)
+    arrays = {"x": rng.random((16, 1, 8), dtype=np.float32), "gain": rng.random(16, dtype=np.float32) + 0.5}
+    cal = modelzoo.write_npz(repo / "cal.npz", **arrays)
+    r = quantize_static(fp32, cal)
+    assert r.report["quantized_op_types"].get("MatMul") == 1
+    reg = repo / "registry.json"
+    row = {"id": "s", "onnx": fp32.name, "quant_mode": "static", "quant_calibration_set": "cal.npz"}
+    reg.write_text(json.dumps({"models": [{**row, "quant_eval_set": "cal.npz"}]}))
+    got = run_gate(reg).to_json()["models"][0]
+    assert got["status"] == "pass" and got["samples"] == 16, got["reason"]
+
+
+def _graph_model(repo, name, nodes, inits, opset, out_shape=(1, 4)):
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 8])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, list(out_shape))
+    g = onnx.helper.make_graph(nodes, name, [x], [y], inits)
+    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", opset)])
+    m.ir_version = 7
+    path = repo / f"{name}.onnx"
+    onnx.save(m, str(path))
+    return path
+
+
+def test_static_refusals_that_name_their_fix(repo):
+    """A model static PTQ leaves unchanged, and per-channel on an opset without QuantizeLinear's
+    axis: one line each, no file written; per tensor the old opset quantises."""
+    cal = modelzoo.write_npz(repo / "cal.npz", x=np.random.default_rng(0).random((8, 1, 8), dtype=np.float32))
+    relu = _graph_model(repo, "relu", [onnx.helper.make_node("Relu", ["x"], ["y"])], [], 17, (1, 8))
+    line = assert_one_line_error(run_cli("ptq-static", relu, "-c", cal, cwd=repo), "changed no operator")
+    assert "ops in the model: Relu" in line and "keep quant_mode fp32" in line
+    w = onnx.numpy_helper.from_array(np.random.default_rng(1).standard_normal((8, 4)).astype(np.float32), "W")
+    old = _graph_model(repo, "old", [onnx.helper.make_node("MatMul", ["x", "W"], ["y"])], [w], 11)
+    line = assert_one_line_error(run_cli("ptq-static", old, "-c", cal, cwd=repo), "opset 11", "needs opset 13")
+    assert "--no-per-channel" in line
+    assert not list(repo.glob("*.int8.onnx"))
+    ok = run_cli("ptq-static", old, "-c", cal, "--no-per-channel", cwd=repo)
+    assert ok.returncode == 0 and (repo / "old.int8.onnx").is_file(), ok.stderr

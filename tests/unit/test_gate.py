@@ -14,6 +14,7 @@ from gate_support import (
     perturbed_sidecar,
 )
 from quantgate.gate import run_gate
+from quantgate.gate.settings import MIN_SAMPLES
 from quantgate.paths import sha256_file
 from quantgate.produce.dynamic import quantize_dynamic
 
@@ -146,6 +147,8 @@ def test_constant_output_identical_passes_and_differing_fails(repo):
     reg = write_registry(repo / "registry.json", [{"id": "k", "onnx": fp32.name, "quant_mode": "dynamic"}])
     row = run_gate(reg).to_json()["models"][0]
     assert row["status"] == "pass" and "constant" in row["reason"]
+    # exact agreement is decided at once: not marginal, no sampling up to the cap
+    assert not row.get("marginal") and row["samples"] == MIN_SAMPLES and row["drop_ci"] == [0.0, 0.0]
     m = onnx.load(str(fp32))
     for t in m.graph.initializer:
         if t.name == "c":
@@ -157,11 +160,20 @@ def test_constant_output_identical_passes_and_differing_fails(repo):
 
 
 def test_external_data_model_is_gated(repo):
+    """Its weights count in its size, and a change to them alone makes the sidecar stale."""
     fp32 = modelzoo.external_data(repo)
-    assert any(p.suffix == ".data" for p in repo.iterdir())
-    quantize_dynamic(fp32)
+    data = repo / "external_data.onnx.data"
+    assert data.is_file()
+    produced = quantize_dynamic(fp32)
     row = gate_row(repo, fp32, "ext", quant_accuracy_budget_plcc=0.5)
     assert row["status"] == "pass", row["reason"]
+    assert row["fp32_bytes"] == fp32.stat().st_size + data.stat().st_size == produced.report["fp32_bytes"]
+    assert row["size_ratio"] == round(row["int8_bytes"] / row["fp32_bytes"], 6)
+    onnx_bytes = fp32.read_bytes()
+    modelzoo.external_data(repo, seed=3)  # retrained: new weights in the .data file, the same .onnx bytes
+    assert fp32.read_bytes() == onnx_bytes
+    row = gate_row(repo, fp32, "ext", quant_accuracy_budget_plcc=0.5)
+    assert row["status"] == "error" and "is stale: the fp32 weights in external_data.onnx.data changed" in row["reason"]
 
 
 def test_same_inputs_same_figures(repo):

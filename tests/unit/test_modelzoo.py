@@ -31,6 +31,11 @@ CASES = {
     "mlp": (zoo.mlp, {"x": rng.random((1, 8), F32)}, [((1, 4), F32)]),
     "conv_symbolic": (zoo.conv_symbolic, {"image": rng.random((2, 1, 9, 7), F32)}, [((2, 1, 5, 3), F32)]),
     "two_inputs": (zoo.two_inputs, {"a": rng.random((1, 8), F32), "b": rng.random((1, 8), F32)}, [((1, 4), F32)]),
+    "scalar_input": (
+        zoo.scalar_input,
+        {"x": rng.random((1, 8), F32), "gain": np.array(2.0, F32)},
+        [((1, 4), F32)],
+    ),
     "fp16_input": (zoo.fp16_input, {"x": rng.random((1, 8)).astype(F16)}, [((1, 4), F16)]),
     "int_input": (zoo.int_input, {"ids": np.array([[0, 3, 49, 7, 7, 12]], np.int64)}, [((1, 4), F32)]),
     "multi_output": (zoo.multi_output, {"x": rng.random((1, 8), F32)}, [((1, 4), F32), ((1, 2), F32)]),

@@ -144,7 +144,8 @@ def _evaluate(sums, kept, names, judged, budgets, boot_seed):
             continue
         if n not in judged:
             continue
-        sides += [b.side(_ci(fig, b.figure)) for b in budgets]
+        # a figure with no value is undefined because int8 equals fp32 there (infinite SQNR, no spread)
+        sides += [b.side(_ci(fig, b.figure)) for b in budgets if getattr(fig, b.figure) is not None]
         ci = fig.drop_ci
         if ci is None or fig.drop is None:
             precise = False
@@ -204,7 +205,10 @@ def _output_figures(name: str, judged: bool, s: OutputSums, weights, kept) -> Ou
     fp_const, q_const = fp_range == 0.0, s.int8_max == s.int8_min
     if fp_const or q_const:
         if fp_const and s.max_abs_error == 0.0:
-            return replace(base, plcc=1.0, drop=0.0, note="constant output, int8 identical to fp32")
+            exact = Interval(0.0, 0.0)  # every sample agrees to the bit: nothing to estimate
+            return replace(
+                base, plcc=1.0, drop=0.0, drop_ci=exact, rmse_ci=exact, note="constant output, int8 identical to fp32"
+            )
         if fp_const and q_const:
             why = f"constant output differs: fp32 {s.fp32_min:.6g}, int8 {s.int8_min:.6g}"
         elif fp_const:

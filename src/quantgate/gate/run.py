@@ -18,7 +18,7 @@ from .. import limits, provenance
 from ..errors import UserError, one_line, param
 from ..inputs import InputPlan, plan_inputs, stream
 from ..int8_ops import quantized_op_types, saturation_risk
-from ..onnxio import load_model, session, sig_from_session
+from ..onnxio import data_digest, external_files_of, file_bytes, load_model, session, sig_from_session
 from ..paths import display, sha256_file, sidecar_path
 from ..registry import (
     DEFAULT_BUDGET,
@@ -198,7 +198,7 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
                 fix = "produce it with quantgate ptq-dynamic (MatMul/Gemm models) or quantgate ptq-static"
             raise UserError(f"{what} not found: {shown}; {fix}")
     assert fp32 is not None and int8 is not None
-    fp32_bytes, int8_bytes = fp32.stat().st_size, int8.stat().st_size
+    fp32_bytes, int8_bytes = file_bytes(fp32), file_bytes(int8)  # with external data, as the producer counts
     m.add(
         fp32_bytes=fp32_bytes,
         int8_bytes=int8_bytes,
@@ -300,12 +300,13 @@ def _check_not_stale(e: Entry, row: Row) -> None:
     """A PTQ sidecar made by quantgate records the fp32 digest it came from; one made from another
     fp32 file measures nothing about this one. (QAT sidecars come from the QAT-conditioned
     export, not the registry's fp32 file, so they are not compared.)"""
-    from ..produce.pipeline import sidecar_source
+    from ..produce.pipeline import SOURCE_DATA_KEY, SOURCE_KEY, sidecar_stamp
 
     if e.mode not in ("dynamic", "static"):
         return
     assert e.int8_path is not None and e.onnx_path is not None  # checked to exist before this
-    recorded = sidecar_source(e.int8_path)
+    stamp = sidecar_stamp(e.int8_path)
+    recorded = stamp.get(SOURCE_KEY)
     if recorded is None:
         return
     actual = sha256_file(e.onnx_path)
@@ -315,6 +316,15 @@ def _check_not_stale(e: Entry, row: Row) -> None:
             f"{recorded[:12]}..., {row.fp32_path} is now {actual[:12]}...; re-produce it "
             f"with {producer_command(e.mode)}"
         )
+    recorded_data = stamp.get(SOURCE_DATA_KEY)
+    if recorded_data is not None:
+        files = external_files_of(e.onnx_path)
+        missing = [p.name for p in files if not p.is_file()]
+        if not missing and data_digest(files) != recorded_data:
+            raise UserError(
+                f"{row.int8_path} is stale: the fp32 weights in {', '.join(p.name for p in files)} changed "
+                f"since it was made; re-produce it with {producer_command(e.mode)}"
+            )
 
 
 def _eval_set_feeds(e: Entry, ins) -> list[dict]:

@@ -93,7 +93,10 @@ def feeds(arrays: dict[str, np.ndarray], inputs: list[TensorSig]):
         layout[s.name] = whole
         n = cnt
     for i in range(n or 0):
-        yield {name: (arrays[name][i] if whole else arrays[name][i : i + 1]) for name, whole in layout.items()}
+        # arrays[name][i] of a [N] array is a numpy scalar; ONNX Runtime takes a 0-d array for a scalar input
+        yield {
+            name: (np.asarray(arrays[name][i]) if whole else arrays[name][i : i + 1]) for name, whole in layout.items()
+        }
 
 
 def load(path: str | Path, inputs: list[TensorSig]) -> tuple[dict[str, np.ndarray], int]:

@@ -18,7 +18,7 @@ import onnx
 from .. import provenance
 from ..errors import UserError, one_line, param
 from ..int8_ops import quantized_op_types
-from ..onnxio import graph_inputs, session, sig_from_session
+from ..onnxio import data_digest, file_bytes, graph_inputs, session, sig_from_session
 from ..paths import atomic_write_bytes, find_repo_root, refuse_clobber, sha256_file, sidecar_path, write_json
 from ..results import Produced
 from .preflight import Prepared, prepare
@@ -42,15 +42,18 @@ class ProduceResult(Produced):
 
 
 SOURCE_KEY = "quantgate.source_sha256"
+SOURCE_DATA_KEY = "quantgate.source_data_sha256"  # only for an fp32 model with external data
 
 
-def stamp_source(model: onnx.ModelProto, mode: str, source: Path) -> None:
-    """Record in the sidecar which fp32 file it was made from, so the gate can tell a sidecar
-    left behind by an fp32 update (stale) from a current one."""
+def stamp_source(model: onnx.ModelProto, mode: str, source: Path, external: list[Path] | None = None) -> None:
+    """Record in the sidecar which fp32 file (and external weights) it was made from, so the gate
+    can tell a sidecar left behind by an fp32 update (stale) from a current one."""
     from .. import __version__
 
     # Kept short: on a model of a few KB every byte shows in the size ratio (settings are in the report).
     stamp = {SOURCE_KEY: sha256_file(source), "quantgate.mode": mode, "quantgate.version": __version__}
+    if external:
+        stamp[SOURCE_DATA_KEY] = data_digest(external)
     kept = [p for p in model.metadata_props if p.key not in stamp]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
@@ -122,11 +125,17 @@ def produce(
         data = dst.read_bytes()
     q = onnx.load_from_string(data)
     ops = quantized_op_types(q)
-    stamp_source(q, mode, model_path)
+    if not ops:  # the gate refuses such a file; say it here, before anything is written
+        raise UserError(
+            f"{model_path}: {mode} quantisation changed no operator (ops in the model: "
+            f"{', '.join(sorted({n.op_type for n in prepared.model.graph.node}))}), so there is no int8 model to ship",
+            fix="keep quant_mode fp32, or name other operator types (ops inside If/Loop branches are not quantised)",
+        )
+    stamp_source(q, mode, model_path, prepared.external_files)
     data = q.SerializeToString()
     run_once(data, f"{output} (produced from {model_path})", sample_feed(prepared))
     atomic_write_bytes(output, data)
-    fp32_bytes = model_path.stat().st_size + sum(p.stat().st_size for p in prepared.external_files)
+    fp32_bytes = file_bytes(model_path, prepared.external_files)
     inputs = {"model": model_path, **(extra_inputs or {})}
     result = ProduceResult(
         mode=mode,

@@ -26,6 +26,9 @@ def _ort_settings(cfg: QuantConfig):
     return qt[cfg.activation_type], qt[cfg.weight_type], method, {**extra, **cfg.extra}
 
 
+PER_CHANNEL_OPSET = 13
+
+
 def quantize_static(
     model: str | Path,
     calibration: str | Path | dict[str, np.ndarray],
@@ -53,6 +56,13 @@ def quantize_static(
     state = {}
 
     def quantise(src: Path, dst: Path, prepared) -> dict:
+        if cfg.per_channel and prepared.opset < PER_CHANNEL_OPSET:  # QuantizeLinear's axis arrived in opset 13
+            raise UserError(
+                f"opset {prepared.opset}: per-channel static quantisation needs opset {PER_CHANNEL_OPSET} or later",
+                subject=str(model),
+                fix="quantise per tensor (--no-per-channel; per_channel=False in a QuantConfig), or upgrade the "
+                f"model to opset {PER_CHANNEL_OPSET} with onnx.version_converter",
+            )
         ins = inputs_of(prepared, model)
         n = cal.validate(arrays, ins, label=label)
         state["inputs"] = ins
