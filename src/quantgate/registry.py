@@ -421,7 +421,31 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
         if isinstance(raw.get("quant_gate_outputs"), list):
             e.gate_outputs = [str(x) for x in raw["quant_gate_outputs"]]
         entries.append(e)
+    problems += _shared_sidecars(entries, shown)
     return Registry(path=path, root=root_p, data=data, entries=entries, problems=problems)
+
+
+def _shared_sidecars(entries: list[Entry], shown: str) -> list[Problem]:
+    """Entries of different int8 modes naming one fp32 file share its one sidecar path: one file
+    cannot be both, and producing one entry's sidecar overwrites the other's."""
+    first: dict[Path, Entry] = {}
+    found = []
+    for e in entries:
+        if e.int8_path is None or e.mode not in ("dynamic", "static", "qat") or e.problems:
+            continue  # no sidecar, or a problem of its own to fix first
+        other = first.setdefault(e.int8_path, e)
+        if other is not e and other.mode != e.mode:
+            p = Problem(
+                shown,
+                f"models[{e.index}].onnx",
+                f"{e.id}: its sidecar {e.int8_path.name} is also '{other.id}''s, whose quant_mode is {other.mode}, "
+                f"not {e.mode}; one file cannot be both",
+                "give each mode its own fp32 file (a copy under another name), or one entry",
+                e.line_of("onnx"),
+            )
+            e.problems.append(p)
+            found.append(p)
+    return found
 
 
 def _outside(path: Path, root: Path) -> Path | None:
@@ -455,6 +479,10 @@ def check_files(reg: Registry) -> list[Problem]:
     """Problems a `validate` run adds beyond the schema: files that should exist and do not."""
     out = []
     shown = str(reg.path)
+    git = (reg.root / ".git").exists()
+    base = f"relative to the repository root, {reg.root}"
+    if not git:
+        base += ": no git checkout holds the registry, so quantgate took that folder; pass --root to name another"
     for e in reg.entries:
         where = f"models[{e.index}]"
         if e.onnx_path is not None and (wrong := _not_a_file(e.onnx_path)):
@@ -473,8 +501,7 @@ def check_files(reg: Registry) -> list[Problem]:
                     shown,
                     f"{where}.quant_calibration_set",
                     wrong,
-                    "fix the path (it is relative to the repository root) or build the "
-                    "set with 'quantgate calibrate build'",
+                    f"fix the path ({base}) or build the set with 'quantgate calibrate build'",
                     e.line_of("quant_calibration_set"),
                 )
             )
@@ -484,7 +511,7 @@ def check_files(reg: Registry) -> list[Problem]:
                     shown,
                     f"{where}.quant_eval_set",
                     wrong,
-                    "fix the path (it is relative to the repository root)",
+                    f"fix the path ({base})",
                     e.line_of("quant_eval_set"),
                 )
             )

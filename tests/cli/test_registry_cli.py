@@ -158,3 +158,56 @@ def test_a_misspelt_quantgate_field_is_a_warning_at_its_line_never_a_refusal(rep
     line = _line_of(reg, "quant_mdoe")
     assert f"models[0].quant_mdoe (line {line}): " in rows_out["typo"]["warnings"][0]
     assert "did you mean 'quant_mode'?" in gate.stdout
+
+
+def test_a_sidecar_gated_as_another_mode_or_shared_between_modes_is_refused(repo):
+    """The sidecar records the mode it was made in: an entry whose quant_mode says otherwise, or
+    two entries of different modes on one fp32 file (one sidecar path), are found by validate at
+    the field's line and are error rows in the gate."""
+    from quantgate.produce.dynamic import quantize_dynamic
+
+    fp32 = modelzoo.mlp(repo)
+    quantize_dynamic(fp32)
+    reg = repo / "r.json"
+    row = {"id": "m", "onnx": fp32.name, "quant_mode": "static", "quant_calibration_set": "cal.npz"}
+    reg.write_text(json.dumps({"models": [row]}, indent=2))
+    (repo / "cal.npz").write_bytes(b"")  # not read: the mode is wrong before any calibration matters
+    proc = run_cli("validate", "--registry", reg, cwd=repo)
+    assert proc.returncode == 2, proc.stderr
+    assert f"{reg}:{_line_of(reg, 'quant_mode')}: models[0].quant_mode: m: " in proc.stderr
+    assert "was made as a dynamic sidecar" in proc.stderr and "quantgate ptq-static" in proc.stderr
+
+    rows = [
+        {"id": "dyn", "onnx": fp32.name, "quant_mode": "dynamic"},
+        {"id": "sta", "onnx": fp32.name, "quant_mode": "static", "quant_calibration_set": "cal.npz"},
+        {"id": "dyn2", "onnx": fp32.name, "quant_mode": "dynamic", "quant_accuracy_budget_plcc": 0.05},
+    ]
+    reg.write_text(json.dumps({"models": rows}, indent=2))
+    proc = run_cli("validate", "--quick", "--registry", reg, cwd=repo)
+    assert proc.returncode == 2 and "models[1].onnx: sta: its sidecar mlp.int8.onnx is also 'dyn''s" in proc.stderr
+    assert "models[2]" not in proc.stderr  # the same mode twice is two budgets on one file: allowed
+    gate = run_cli("gate", "--registry", reg, "--out-json", repo / "g.json", cwd=repo)
+    status = {r["id"]: r["status"] for r in json.loads((repo / "g.json").read_text())["models"]}
+    assert status == {"dyn": "pass", "sta": "error", "dyn2": "pass"} and gate.returncode == 2
+
+
+def test_validate_quiet_prints_the_result_and_errors_only(repo):
+    fp32 = modelzoo.mlp(repo)
+    modelzoo.int8_standin(fp32)
+    reg = write_registry(repo / "r.json", [{"id": "m", "onnx": fp32.name, "quant_mode": "dynamic", "quant_mdoe": 1}])
+    loud = run_cli("validate", "--registry", reg, cwd=repo)
+    assert loud.returncode == 0 and "warning:" in loud.stderr and ": ok (" in loud.stdout
+    quiet = run_cli("validate", "-q", "--registry", reg, cwd=repo)
+    assert quiet.returncode == 0 and quiet.stderr == "" and ": ok (" in quiet.stdout
+
+
+def test_outside_a_git_checkout_a_missing_set_names_the_folder_taken_as_root(tmp_path):
+    models = tmp_path / "models"
+    fp32 = modelzoo.mlp(models)
+    modelzoo.int8_standin(fp32)
+    row = {"id": "m", "onnx": fp32.name, "quant_mode": "static", "quant_calibration_set": "cal.npz"}
+    reg = write_registry(models / "registry.json", [row])
+    proc = run_cli("validate", "--registry", "registry.json", cwd=models)
+    assert proc.returncode == 2
+    assert f"relative to the repository root, {models.resolve()}: no git checkout holds the registry" in proc.stderr
+    assert "--root" in proc.stderr and str(reg.name) in proc.stderr

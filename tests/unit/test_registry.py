@@ -62,6 +62,8 @@ def test_calibration_path_is_relative_to_repository_root(repo):
 def test_resolve_returns_sidecar_and_verifies_digest(repo):
     _model_file(repo, "m.onnx", b"fp32 bytes")
     _model_file(repo, "m.int8.onnx", b"int8 bytes")
+    _model_file(repo, "n.onnx", b"fp32 bytes")  # a static entry needs its own fp32 file (its own sidecar path)
+    _model_file(repo, "n.int8.onnx", b"int8 bytes")
     good = hashlib.sha256(b"int8 bytes").hexdigest()
     reg = write_registry(
         repo / "r.json",
@@ -70,7 +72,7 @@ def test_resolve_returns_sidecar_and_verifies_digest(repo):
             {"id": "f", "onnx": "m.onnx", "sha256": hashlib.sha256(b"fp32 bytes").hexdigest()},
             {
                 "id": "bad",
-                "onnx": "m.onnx",
+                "onnx": "n.onnx",
                 "quant_mode": "static",
                 "quant_calibration_set": "c.npz",
                 "int8_sha256": "0" * 64,

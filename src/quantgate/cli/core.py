@@ -66,14 +66,14 @@ def validate(registry: Path, root: Path | None, quick: bool) -> int:
             warnings += [f"{registry}: {e.id}: warning: {w}" for w in warned if not w.endswith(typos)]
     for p in sorted(problems, key=lambda p: p.line or 0):
         echo(str(p), err=True)
-    for w in warnings:
+    for w in warnings if verbosity() >= 1 else ():  # -q: only the result and the errors
         echo_styled(styled(plain(w), fg="yellow"), err=True)
     if problems:
         echo(f"quantgate: {registry}: {len(problems)} problem(s)", err=True)
         return EXIT_ERROR
     gated = sum(e.mode != "fp32" for e in reg.entries)
     how = "schema and files" if quick else "schema, files and models"
-    echo(f"{registry}: ok ({how}) — {len(reg.entries)} model(s), {gated} with an int8 sidecar")
+    echo(f"{registry}: ok ({how}) — {len(reg.entries)} model(s), {gated} with an int8 sidecar", level=0)
     return EXIT_PASS
 
 

@@ -210,6 +210,8 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
         verify_digest(int8, e.int8_sha256, field_name="int8_sha256", registry=reg)
     with about("onnx"):
         _check_not_stale(e, row)
+    with about("quant_mode"):
+        _check_made_as(e, row)
     fp32_label, int8_label = row.fp32_path or str(fp32), row.int8_path or str(int8)
     with about("onnx"):
         s_fp = session(fp32, label=fp32_label)
@@ -325,6 +327,23 @@ def _check_not_stale(e: Entry, row: Row) -> None:
                 f"{row.int8_path} is stale: the fp32 weights in {', '.join(p.name for p in files)} changed "
                 f"since it was made; re-produce it with {producer_command(e.mode)}"
             )
+
+
+def _check_made_as(e: Entry, row: Row) -> None:
+    """A quantgate-made sidecar records the mode it was made in; an entry that says another one
+    (quant_mode edited, or a sidecar shared with an entry of another mode) is gated as what it
+    is not."""
+    from ..produce.pipeline import sidecar_stamp
+
+    if e.index < 0:  # ad hoc: the mode was read from the stamp
+        return
+    assert e.int8_path is not None
+    made = sidecar_stamp(e.int8_path).get("quantgate.mode")
+    if made in ("dynamic", "static", "qat") and made != e.mode:
+        raise UserError(
+            f"{row.int8_path} was made as a {made} sidecar (its quantgate.mode stamp), but quant_mode is "
+            f"{e.mode}; re-produce it with {producer_command(e.mode)}, or set quant_mode to {made}"
+        )
 
 
 def _eval_set_feeds(e: Entry, ins) -> list[dict]:
