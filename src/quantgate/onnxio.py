@@ -135,19 +135,28 @@ def external_data_files(model: onnx.ModelProto, path: Path) -> list[Path]:
 
 
 def external_files_of(path: Path) -> list[Path]:
-    """The external-data files the model file at `path` names, read without loading them; [] for
-    a file that does not parse (its loader says what is wrong)."""
+    """The external-data files the model file at `path` names that are regular files in its
+    folder (the only ones a loader reads; a name that leads elsewhere, to a device say, is the
+    loader's error to report), read without loading them; [] for a file that does not parse."""
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception:
         return []
-    return external_data_files(model, path)
+    base = path.parent.resolve()
+    kept = []
+    for p in external_data_files(model, path):
+        try:
+            if p.is_file() and base in p.resolve().parents:
+                kept.append(p)
+        except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL in the name
+            continue
+    return kept
 
 
 def file_bytes(path: Path, external: list[Path] | None = None) -> int:
     """What a model takes on disk: the .onnx file and the external-data files it names."""
     files = external_files_of(path) if external is None else external
-    return path.stat().st_size + sum(p.stat().st_size for p in files if p.is_file())
+    return path.stat().st_size + sum(p.stat().st_size for p in files)
 
 
 def data_digest(files: list[Path]) -> str:

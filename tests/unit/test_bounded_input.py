@@ -374,3 +374,25 @@ def test_every_limit_is_in_the_docs_table_with_its_variable():
     assert len(bounds) >= 7
     for b in bounds:
         assert any(f"`{b.env}`" in row for row in rows), b.env
+
+
+def test_external_data_names_that_leave_the_folder_or_are_devices_are_never_read(tmp_path):
+    """The gate digests and sizes an fp32 model's external data; only regular files in the
+    model's folder count (a hostile location naming a device or an outside file is the model
+    loader's error, never read here)."""
+    import onnx
+
+    from quantgate.onnxio import external_files_of, file_bytes
+
+    fp32 = modelzoo.external_data(tmp_path / "m")
+    assert [p.name for p in external_files_of(fp32)] == ["external_data.onnx.data"]
+    m = onnx.load(str(fp32), load_external_data=False)
+    (tmp_path / "outside.data").write_bytes(b"x" * 10)
+    (tmp_path / "m" / "zero.data").symlink_to("/dev/zero")
+    for i, t in enumerate(m.graph.initializer):
+        for kv in t.external_data:
+            if kv.key == "location":
+                kv.value = ("zero.data", "../outside.data", "sub/../../outside.data")[i % 3]
+    onnx.save(m, str(fp32))
+    assert external_files_of(fp32) == []
+    assert file_bytes(fp32) == fp32.stat().st_size

@@ -58,14 +58,13 @@ def precheck(
     mode: str,
     fp32_written: bool = False,
     report_out: Path | None = None,
-    reads: dict[str, Path] | None = None,
 ) -> None:
-    """Before a producer writes anything: `--report-out` would not replace the registry or a file
-    the run `reads`, and the entry `--registry-id` names exists, ships `mode` and will be gated
+    """Before a producer writes anything: `--report-out` would not replace the registry, and the
+    entry `--registry-id` names exists, ships `mode` and will be gated
     against `sidecar` (a mistake is one line, and no file is written)."""
     from ..paths import refuse_clobber
 
-    refuse_clobber(report_out, "--report-out", {"registry": registry, **(reads or {})})
+    refuse_clobber(report_out, "--report-out", {"registry": registry})
     if registry_id is None:
         return
     from ..registry_edit import check_target

@@ -198,7 +198,11 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
                 fix = "produce it with quantgate ptq-dynamic (MatMul/Gemm models) or quantgate ptq-static"
             raise UserError(f"{what} not found: {shown}; {fix}")
     assert fp32 is not None and int8 is not None
-    fp32_bytes, int8_bytes = file_bytes(fp32), file_bytes(int8)  # with external data, as the producer counts
+    from ..produce.pipeline import sidecar_stamp
+
+    fp32_data = external_files_of(fp32)  # weights in .onnx.data files: in the size and the stale check
+    fp32_bytes, int8_bytes = file_bytes(fp32, fp32_data), file_bytes(int8)
+    stamp = sidecar_stamp(int8)
     m.add(
         fp32_bytes=fp32_bytes,
         int8_bytes=int8_bytes,
@@ -209,9 +213,9 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
     with about("int8_sha256"):
         verify_digest(int8, e.int8_sha256, field_name="int8_sha256", registry=reg)
     with about("onnx"):
-        _check_not_stale(e, row)
+        _check_not_stale(e, row, stamp, fp32_data)
     with about("quant_mode"):
-        _check_made_as(e, row)
+        _check_made_as(e, row, stamp)
     fp32_label, int8_label = row.fp32_path or str(fp32), row.int8_path or str(int8)
     with about("onnx"):
         s_fp = session(fp32, label=fp32_label)
@@ -298,16 +302,15 @@ def _check_int8_graph(e: Entry, row: Row) -> tuple[str, ...]:
     return (f"{row.int8_path}: {risk.describe()}",) if risk else ()
 
 
-def _check_not_stale(e: Entry, row: Row) -> None:
+def _check_not_stale(e: Entry, row: Row, stamp: dict[str, str], fp32_data: list[Path]) -> None:
     """A PTQ sidecar made by quantgate records the fp32 digest it came from; one made from another
     fp32 file measures nothing about this one. (QAT sidecars come from the QAT-conditioned
     export, not the registry's fp32 file, so they are not compared.)"""
-    from ..produce.pipeline import SOURCE_DATA_KEY, SOURCE_KEY, sidecar_stamp
+    from ..produce.pipeline import SOURCE_DATA_KEY, SOURCE_KEY
 
     if e.mode not in ("dynamic", "static"):
         return
     assert e.int8_path is not None and e.onnx_path is not None  # checked to exist before this
-    stamp = sidecar_stamp(e.int8_path)
     recorded = stamp.get(SOURCE_KEY)
     if recorded is None:
         return
@@ -319,26 +322,21 @@ def _check_not_stale(e: Entry, row: Row) -> None:
             f"with {producer_command(e.mode)}"
         )
     recorded_data = stamp.get(SOURCE_DATA_KEY)
-    if recorded_data is not None:
-        files = external_files_of(e.onnx_path)
-        missing = [p.name for p in files if not p.is_file()]
-        if not missing and data_digest(files) != recorded_data:
-            raise UserError(
-                f"{row.int8_path} is stale: the fp32 weights in {', '.join(p.name for p in files)} changed "
-                f"since it was made; re-produce it with {producer_command(e.mode)}"
-            )
+    if recorded_data is not None and data_digest(fp32_data) != recorded_data:
+        named = ", ".join(p.name for p in fp32_data) or "its external data files (now missing)"
+        raise UserError(
+            f"{row.int8_path} is stale: the fp32 weights in {named} changed since it was made; "
+            f"re-produce it with {producer_command(e.mode)}"
+        )
 
 
-def _check_made_as(e: Entry, row: Row) -> None:
+def _check_made_as(e: Entry, row: Row, stamp: dict[str, str]) -> None:
     """A quantgate-made sidecar records the mode it was made in; an entry that says another one
     (quant_mode edited, or a sidecar shared with an entry of another mode) is gated as what it
     is not."""
-    from ..produce.pipeline import sidecar_stamp
-
     if e.index < 0:  # ad hoc: the mode was read from the stamp
         return
-    assert e.int8_path is not None
-    made = sidecar_stamp(e.int8_path).get("quantgate.mode")
+    made = stamp.get("quantgate.mode")
     if made in ("dynamic", "static", "qat") and made != e.mode:
         raise UserError(
             f"{row.int8_path} was made as a {made} sidecar (its quantgate.mode stamp), but quant_mode is "
