@@ -149,6 +149,7 @@ def test_constant_output_identical_passes_and_differing_fails(repo):
     assert row["status"] == "pass" and "constant" in row["reason"]
     # exact agreement is decided at once: not marginal, no sampling up to the cap
     assert not row.get("marginal") and row["samples"] == MIN_SAMPLES and row["drop_ci"] == [0.0, 0.0]
+    assert any(f"every judged output is the same on all {MIN_SAMPLES} gate inputs" in w for w in row["warnings"])
     m = onnx.load(str(fp32))
     for t in m.graph.initializer:
         if t.name == "c":

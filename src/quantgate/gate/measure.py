@@ -130,6 +130,9 @@ def measure(
     return Measured(outputs, sampling, decided)
 
 
+CONSTANT_EXACT = "constant output, int8 identical to fp32"
+
+
 def _evaluate(sums, kept, names, judged, budgets, boot_seed):
     """(figures of every output, decided, precise, final): `final` when a verdict needs no more
     samples (an output that is constant, empty or not finite)."""
@@ -206,9 +209,7 @@ def _output_figures(name: str, judged: bool, s: OutputSums, weights, kept) -> Ou
     if fp_const or q_const:
         if fp_const and s.max_abs_error == 0.0:
             exact = Interval(0.0, 0.0)  # every sample agrees to the bit: nothing to estimate
-            return replace(
-                base, plcc=1.0, drop=0.0, drop_ci=exact, rmse_ci=exact, note="constant output, int8 identical to fp32"
-            )
+            return replace(base, plcc=1.0, drop=0.0, drop_ci=exact, rmse_ci=exact, note=CONSTANT_EXACT)
         if fp_const and q_const:
             why = f"constant output differs: fp32 {s.fp32_min:.6g}, int8 {s.int8_min:.6g}"
         elif fp_const:

@@ -33,7 +33,7 @@ from ..results import Results, Row
 from ..text import plain
 from . import emulate, latency
 from .judge import Budget, budgets_of, verdict
-from .measure import measure
+from .measure import CONSTANT_EXACT, measure
 from .settings import DEFAULT_SEED, MAX_SAMPLES, MAX_SECONDS, MIN_SAMPLES, GateSettings
 
 
@@ -163,6 +163,14 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
         budgets={b.figure: b.threshold for b in p.budgets},
     )
     m.add(**verdict(measured, p.judged, p.budgets, e.budget))
+    judged = [o for o in measured.outputs if o.name in p.judged]
+    if judged and all(o.note == CONSTANT_EXACT for o in judged):  # a pass that measured nothing
+        said = (
+            f"every judged output is the same on all {measured.sampling.samples} gate inputs, so int8 matches "
+            "fp32 trivially: the inputs may not exercise the model; set the quant_inputs ranges it is meant "
+            "for, or an eval set (quant_eval_set)"
+        )
+        m.add(warnings=(*m.row.warnings, said))
     if s.bench:
         _bench(p, m, e.mode)
 
