@@ -134,6 +134,18 @@ def plan_inputs(
             info = np.iinfo(s.dtype)
             if low < info.min or high - 1 > info.max:
                 raise UserError(f"{label}: quant_inputs.{s.name} range [{low}, {high}) does not fit {s.dtype}")
+            if not (low.is_integer() and high.is_integer()):
+                raise UserError(
+                    f"{label}: quant_inputs.{s.name}: {s.dtype} is drawn as whole numbers in [low, high), "
+                    f"so low {low:g} / high {high:g} would draw {_whole_range(low, high)}; give whole numbers "
+                    f"(e.g. low: 0, high: 2 draws 0 and 1)"
+                )
+            rows = table_rows.get(s.name)
+            if rows is not None and high > rows:
+                raise UserError(
+                    f"{label}: quant_inputs.{s.name}: high {high:g} is past the {rows:,} rows of the table it "
+                    f"indexes, so ONNX Runtime would fail on an id out of range; set high to at most {rows:,}"
+                )
         else:  # bool
             low, high = 0.0, 2.0
         if not high > low:
@@ -142,6 +154,13 @@ def plan_inputs(
             sources.append("spec range")
         plans.append(InputPlan(s.name, str(s.dtype), shape, low, high, ", ".join(sources) or "signature"))
     return plans
+
+
+def _whole_range(low: float, high: float) -> str:
+    lo, hi = int(low), int(high)
+    if hi - lo <= 0:
+        return "nothing"
+    return f"only {lo}" if hi - lo == 1 else f"{lo} to {hi - 1}"
 
 
 def _fmt_dims(dims) -> str:

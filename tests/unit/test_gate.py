@@ -49,6 +49,15 @@ def test_integer_input_is_drawn_inside_the_embedding_table(repo):
     assert row["status"] == "pass", row["reason"]
     spec = row["inputs"][0]
     assert spec["dtype"] == "int64" and spec["high"] == 50 and "embedding rows" in spec["source"]
+    # bounds that would draw one id over and over, or ids past the table, are refused with the fix
+    for bounds, said in (
+        ({"high": 1.5}, "low 0 / high 1.5 would draw only 0; give whole numbers"),
+        ({"low": 0.5, "high": 4}, "would draw 0 to 3"),
+        ({"high": 60}, "high 60 is past the 50 rows of the table it indexes"),
+    ):
+        row = gate_row(repo, fp32, "tok", quant_inputs={"ids": bounds})
+        assert row["status"] == "error" and said in row["reason"], row["reason"]
+    assert gate_row(repo, fp32, "tok", quant_inputs={"ids": {"high": 50}})["status"] == "pass"
 
 
 def test_symbolic_dims_default_to_one_and_spec_overrides_them(repo):
