@@ -89,6 +89,16 @@ def _echo_result(r) -> None:
         )
 
 
+def _produce(mode: str, model: Path, output: Path | None, registry_id, registry: Path, report_out, run) -> int:
+    """One producer run: check the registry entry and report path first, then `run()` (which
+    writes the sidecar), say what it wrote, and record its digest when asked."""
+    precheck(registry_id, registry, model, output or sidecar_path(model), mode=mode, report_out=report_out)
+    r = run()
+    _echo_result(r)
+    record(registry_id, registry, model, r.output, mode=mode)
+    return EXIT_PASS
+
+
 def _op_types(value: str | None):
     if value is None:
         return None
@@ -128,11 +138,15 @@ def ptq_dynamic(
         reduce_range=reduce_range,
         preprocess=preprocess,
     )
-    precheck(registry_id, registry, model, output or sidecar_path(model), mode="dynamic", report_out=report_out)
-    r = quantize_dynamic(model, output, config=cfg, report_out=report_out, argv=sys.argv)
-    _echo_result(r)
-    record(registry_id, registry, model, r.output, mode="dynamic")
-    return EXIT_PASS
+    return _produce(
+        "dynamic",
+        model,
+        output,
+        registry_id,
+        registry,
+        report_out,
+        lambda: quantize_dynamic(model, output, config=cfg, report_out=report_out, argv=sys.argv),
+    )
 
 
 @click.command("ptq-static", cls=Command)
@@ -191,8 +205,12 @@ def ptq_static(
         preprocess=preprocess,
         quant_format=quant_format,
     )
-    precheck(registry_id, registry, model, output or sidecar_path(model), mode="static", report_out=report_out)
-    r = quantize_static(model, calibration, output, config=cfg, report_out=report_out, argv=sys.argv)
-    _echo_result(r)
-    record(registry_id, registry, model, r.output, mode="static")
-    return EXIT_PASS
+    return _produce(
+        "static",
+        model,
+        output,
+        registry_id,
+        registry,
+        report_out,
+        lambda: quantize_static(model, calibration, output, config=cfg, report_out=report_out, argv=sys.argv),
+    )
