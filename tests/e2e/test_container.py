@@ -28,7 +28,8 @@ pytestmark = pytest.mark.docker
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_REGISTRY = "model/tiny/registry.json"
 ENGINE_SOCKET = Path(os.environ.get("QUANTGATE_DOCKER_DIR", "/tmp/quantgate-docker")) / "docker.sock"
-IMAGE_TAG = "quantgate:test"
+# Overridable so that checkouts side by side on one engine do not build over each other.
+IMAGE_TAG = os.environ.get("QUANTGATE_TEST_IMAGE", "quantgate:test")
 
 
 def docker_client() -> tuple[str | None, dict]:
