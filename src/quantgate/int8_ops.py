@@ -77,7 +77,7 @@ class SaturationRisk:
         return (
             f"its u8×s8 integer ops ({ops}) use weights up to |{self.max_abs_weight}| (over {SAFE_WEIGHT}): "
             "on x86 CPUs without VNNI (AVX2) their 16-bit pair sums can saturate, so the same file "
-            "gives another result there; re-produce it with quantgate (7-bit weights by default)"
+            "gives another result there"
         )
 
 

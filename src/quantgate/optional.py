@@ -1,7 +1,7 @@
 """Optional dependencies: import one, or say in one line which extra brings it.
 
 quantgate's core needs only onnx, onnxruntime and numpy; torch (QAT), onnxscript (the dynamo
-exporter), pyarrow (parquet) and pillow (images) come with extras.
+exporter), pyarrow (parquet), pillow (images) and matplotlib (--plots) come with extras.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ EXTRAS = {
     "onnxscript": ("onnxscript==0.7.2", "qat"),  # as pyproject pins it for torch 2.13
     "pyarrow": ("pyarrow", "calibrate"),
     "PIL": ("Pillow", "calibrate"),  # as PyPI spells it; messages name it so
+    "matplotlib": ("matplotlib>=3.8", "plots"),
 }
 
 

@@ -75,6 +75,9 @@ class Entry:
     gate_samples: int | None = None
     input_spec: dict = field(default_factory=dict)
     gate_outputs: list[str] | None = None
+    nodes_to_exclude: tuple[str, ...] = ()  # kept in float by every producer
+    min_int8_share: float | None = None  # quant_min_int8_weight_share: a coverage budget
+    qat_config_path: Path | None = None
     line: int | None = None
     field_lines: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
@@ -363,6 +366,7 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
             ("onnx", "onnx_path", base),
             ("quant_calibration_set", "calibration_path", root_p),
             ("quant_eval_set", "eval_path", root_p),
+            ("quant_qat_config", "qat_config_path", root_p),
         ):
             value = raw.get(key)
             if not isinstance(value, str) or not value:
@@ -420,6 +424,11 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
             e.input_spec = raw["quant_inputs"]
         if isinstance(raw.get("quant_gate_outputs"), list):
             e.gate_outputs = [str(x) for x in raw["quant_gate_outputs"]]
+        if isinstance(raw.get("quant_nodes_to_exclude"), list):
+            e.nodes_to_exclude = tuple(sorted({x for x in raw["quant_nodes_to_exclude"] if isinstance(x, str)}))
+        v = raw.get("quant_min_int8_weight_share")
+        if _number(v) and 0 <= v <= 1:
+            e.min_int8_share = float(v)
         entries.append(e)
     problems += _shared_sidecars(entries, shown)
     return Registry(path=path, root=root_p, data=data, entries=entries, problems=problems)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from .errors import UserError, param
 
@@ -69,15 +70,21 @@ def _elements(text: str, start: int) -> list[int]:
         i = _ws(text, i + 1)
 
 
-def set_field(text: str, index: int, key: str, value: str) -> str:
-    """`text` with `models[index][key] = value`; everything else byte for byte as it was."""
+REMOVE = object()  # a patch value: take the member out of the row
+
+
+def set_field(text: str, index: int, key: str, value: Any) -> str:
+    """`text` with `models[index][key] = value` (any JSON value; `REMOVE` takes the member out);
+    everything else byte for byte as it was."""
     top = _ws(text, 0)
     top_members, _ = _members(text, top)
     models = [m for m in top_members if m["key"] == "models"][-1]
     row_start = _elements(text, models["value_start"])[index]
     members, _ = _members(text, row_start)
-    literal = json.dumps(value)
     same = [m for m in members if m["key"] == key]
+    if value is REMOVE:
+        return _remove(text, row_start, members, same) if same else text
+    literal = json.dumps(value)
     if same:
         m = same[-1]  # JSON parsers keep the last of duplicate keys
         return text[: m["value_start"]] + literal + text[m["value_end"] :]
@@ -91,6 +98,48 @@ def set_field(text: str, index: int, key: str, value: str) -> str:
     colon = text[m["key_end"] : m["value_start"]]
     insert = "," + lead + json.dumps(key) + colon + literal
     return text[: m["value_end"]] + insert + text[m["value_end"] :]
+
+
+def _remove(text: str, row_start: int, members: list[dict], same: list[dict]) -> str:
+    """`text` without the members in `same` (the row keeps its other members and layout)."""
+    for m in sorted(same, key=lambda m: -m["key_start"]):
+        members, _ = _members(text, row_start)
+        j = next(j for j, x in enumerate(members) if x["key_start"] == m["key_start"])
+        if j > 0:  # from the end of the member before it: its comma and line go with it
+            start, end = members[j - 1]["value_end"], members[j]["value_end"]
+        elif len(members) > 1:  # the first member: up to the next member's key
+            start, end = members[0]["key_start"], members[1]["key_start"]
+        else:
+            start, end = members[0]["key_start"], members[0]["value_end"]
+        text = text[:start] + text[end:]
+    return text
+
+
+def patch(registry: Path, text: str, index: int, changes: dict[str, Any]) -> str:
+    """`text` with every change of `changes` made to `models[index]` (a value, or `REMOVE`),
+    checked to parse to the original document with those changes; one `UserError` line when it
+    cannot be done without reformatting the file."""
+    expected = json.loads(text)
+    row = expected["models"][index]
+    new = text
+    try:
+        for key, value in changes.items():
+            if value is REMOVE:
+                row.pop(key, None)
+            else:
+                row[key] = value
+            new = set_field(new, index, key, value)
+        ok = json.loads(new) == expected
+    except (ValueError, IndexError, KeyError):
+        ok = False
+    if not ok:
+        shown = ", ".join(f'"{k}": {json.dumps(v)}' for k, v in changes.items() if v is not REMOVE)
+        raise UserError(
+            f"could not edit models[{index}] without reformatting the file",
+            subject=str(registry),
+            fix=f"set {shown} by hand",
+        )
+    return new
 
 
 def write_field(registry: Path, index: int, key: str, value: str) -> tuple[str, str]:

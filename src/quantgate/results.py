@@ -82,6 +82,38 @@ class OutputFigures:
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """What a sidecar stores in int8 against its fp32 model's weights (see `quantgate.coverage`)."""
+
+    weight_nodes: int  # compute nodes of the fp32 model that read a weight (rank >= 2)
+    int8_nodes: int  # of those, the ones that read an 8-bit weight in the sidecar
+    weight_params: int  # elements of the fp32 model's weights
+    int8_params: int  # of those, the elements the sidecar stores in 8 bits
+    int8_share: float | None  # int8_params / weight_params; None for a model without weights
+    float_ops: dict = field(default_factory=dict)  # op type -> count of weight nodes left in float
+    float_nodes: tuple[str, ...] = ()  # their names
+
+    def to_json(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["float_ops"] = dict(self.float_ops)
+        d["float_nodes"] = list(self.float_nodes)
+        return d
+
+    @classmethod
+    def from_json(cls, d: Any) -> Coverage | None:
+        if d is None:
+            return None
+        kw = _known(cls, d)
+        kw["float_nodes"] = tuple(kw.get("float_nodes") or ())
+        return cls(**kw)
+
+    def describe(self) -> str:
+        """`int8 weights 98% (5/5 nodes)`: the share of weights in int8 and the weight nodes."""
+        share = "n/a" if self.int8_share is None else f"{self.int8_share:.0%}"
+        return f"int8 weights {share} ({self.int8_nodes}/{self.weight_nodes} nodes)"
+
+
+@dataclass(frozen=True)
 class Row:
     """One model's verdict and figures. `drop`, `plcc`, `max_abs_error` and `sqnr_db` are those of
     the judged output that did worst (`judged_output`)."""
@@ -111,6 +143,8 @@ class Row:
     warnings: tuple[str, ...] = ()
     avx2: dict | None = None  # the same model measured as an AVX2-only CPU computes it, when asked
     latency: dict | None = None  # fp32 against int8 timings on this machine, when asked (gate.latency)
+    coverage: Coverage | None = None  # what the sidecar stores in int8
+    why: dict | None = None  # for a failing row: the nodes that add the most error, and the fix
     inputs: tuple[dict, ...] = ()
     outputs: tuple[OutputFigures, ...] = ()
 
@@ -124,6 +158,8 @@ class Row:
         d["sampling"] = copy.deepcopy(self.sampling)
         d["avx2"] = copy.deepcopy(self.avx2)
         d["latency"] = copy.deepcopy(self.latency)
+        d["coverage"] = self.coverage.to_json() if self.coverage is not None else None
+        d["why"] = copy.deepcopy(self.why)
         d["warnings"] = list(self.warnings)
         d["inputs"] = copy.deepcopy([dict(i) for i in self.inputs])
         d["outputs"] = [o.to_json() for o in self.outputs]
@@ -135,6 +171,7 @@ class Row:
     def from_json(cls, d: dict) -> Row:
         kw = _known(cls, d)
         kw["drop_ci"] = Interval.from_json(d.get("drop_ci"))
+        kw["coverage"] = Coverage.from_json(d.get("coverage"))
         kw["warnings"] = tuple(d.get("warnings") or ())
         kw["inputs"] = tuple(d.get("inputs") or ())
         kw["outputs"] = tuple(OutputFigures.from_json(o) for o in d.get("outputs") or ())

@@ -243,7 +243,8 @@ def test_entrypoint_comment_gets_token_and_success_is_quiet(mlp_workspace, tmp_p
     env = runner_env(mlp_workspace, tmp_path, registry=reg, event_name="pull_request", github_token="t0k")
     assert ep.run({}, env) == 0
     assert json.loads(log.read_text())[1] == "t0k"
-    assert "::warning" not in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "::warning title=quantgate comment" not in printed and "not posted" not in printed
     out = parse_output_file((tmp_path / "file_commands" / "out").read_text())
     assert out["comment"] == "created" and out["comment_url"].endswith("#issuecomment-1")
 

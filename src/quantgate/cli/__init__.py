@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from .action import action
+from .auto import auto, explain
 from .base import CONTEXT_SETTINGS, Main
 from .calibrate import calibrate
 from .comment import comment
@@ -52,7 +53,7 @@ def main() -> None:
     """
 
 
-for _command in (validate, ptq_dynamic, ptq_static, qat, calibrate, gate, comment, action):
+for _command in (validate, ptq_dynamic, ptq_static, qat, calibrate, gate, auto, explain, comment, action):
     main.add_command(_command)
 
 __all__ = ["main"]

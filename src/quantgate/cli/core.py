@@ -141,6 +141,13 @@ def validate(registry: Path, root: Path | None, quick: bool) -> int:
     is_flag=True,
     help="Feed only the first input and judge only the first output, as the first user's reference gate did.",
 )
+@click.option(
+    "--plots",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write a scatter of int8 against fp32 outputs and an error histogram per model into this folder "
+    "(needs matplotlib: pip install 'quantgate[plots]').",
+)
 def gate(
     models,
     all_,
@@ -156,6 +163,7 @@ def gate(
     bench,
     budget,
     reference_compat,
+    plots,
 ) -> int:
     """Run fp32 and int8 side by side and judge each model's drop against its budget.
 
@@ -205,5 +213,10 @@ def gate(
         write_json(out_json, results)
     if markdown:
         write_text(markdown, render_markdown(results))
+    if plots is not None:
+        from ..report.plots import gate_plots
+
+        for p in gate_plots(results, registry, plots, seed=seed):
+            echo(f"wrote {p}", err=to_stderr)
     echo(summary_line(results), err=to_stderr, level=0)
     return results.exit_code

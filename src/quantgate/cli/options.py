@@ -49,6 +49,39 @@ def record_options(f):
     )(f)
 
 
+exclude_option = click.option(
+    "--exclude-node",
+    "exclude_node",
+    multiple=True,
+    metavar="NAME",
+    help="Keep this node in float (repeat, or comma-separate; an unnamed node by its first output). "
+    "With --registry-id the entry's quant_nodes_to_exclude is used.",
+)
+
+
+def exclusions(registry_id: str | None, registry: Path, given) -> tuple[str, ...]:
+    """The nodes a producer keeps in float: those of the registry entry `--registry-id` names
+    (its quant_nodes_to_exclude), else `--exclude-node`. Both, when they differ, is one line."""
+    from ..errors import UserError
+
+    names = tuple(sorted(set(split_list(given))))
+    if registry_id is None:
+        return names
+    from ..registry import load_registry
+
+    e = load_registry(registry).get(registry_id)
+    if names and names != e.nodes_to_exclude:
+        raise UserError(
+            f"--exclude-node {','.join(names)} differs from entry '{registry_id}''s quant_nodes_to_exclude "
+            f"({', '.join(e.nodes_to_exclude) or 'none'})",
+            subject=str(registry),
+            field=f"models[{e.index}].quant_nodes_to_exclude",
+            fix="set quant_nodes_to_exclude in the registry (the gate checks the sidecar against it), "
+            "or leave out --exclude-node",
+        )
+    return e.nodes_to_exclude
+
+
 def precheck(
     registry_id: str | None,
     registry: Path,

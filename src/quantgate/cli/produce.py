@@ -10,8 +10,8 @@ import click
 from ..errors import EXIT_PASS
 from ..paths import sidecar_path
 from ..produce.config import METHODS, PRESET_NAMES, QUANT_FORMATS
-from .base import Command, echo
-from .options import precheck, record, record_options
+from .base import Command, echo, echo_styled, styled
+from .options import exclude_option, exclusions, precheck, record, record_options
 
 
 def _producer_options(f):
@@ -54,6 +54,7 @@ def _producer_options(f):
         type=click.Path(dir_okay=False, path_type=Path),
         help="Where to write the int8 model (default: <stem>.int8.onnx beside MODEL).",
     )(f)
+    f = exclude_option(f)
     f = record_options(f)
     f = click.argument("model", type=click.Path(path_type=Path))(f)
     return f
@@ -80,8 +81,18 @@ def _config(name: str, mode: str, **options):
 
 
 def _echo_result(r) -> None:
+    from ..coverage import problems
+
     ops = ", ".join(f"{k}×{v}" for k, v in r.quantized_ops.items()) or "none"
-    echo(f"wrote {r.output} ({r.mode}): {r.fp32_bytes} → {r.int8_bytes} bytes (×{r.size_ratio:.2f}); int8 ops: {ops}")
+    cov = f"; {r.coverage.describe()}" if r.coverage is not None else ""
+    echo(
+        f"wrote {r.output} ({r.mode}): {r.fp32_bytes} → {r.int8_bytes} bytes (×{r.size_ratio:.2f}); "
+        f"int8 ops: {ops}{cov}"
+    )
+    if r.coverage is not None and r.coverage.int8_share is not None:
+        fix = "static PTQ quantises them (quantgate ptq-static, or quantgate auto to try every mode)"
+        for w in problems(r.coverage, None, fix):
+            echo_styled(styled(f"warning: {w}", fg="yellow"), err=True)
     if r.int8_bytes > r.fp32_bytes:
         echo(
             "note: the int8 file is larger than fp32 (usual for models of a few KB: the "
@@ -117,6 +128,7 @@ def ptq_dynamic(
     model,
     registry_id,
     registry,
+    exclude_node,
     output,
     per_channel,
     preset,
@@ -137,6 +149,7 @@ def ptq_dynamic(
         weight_type=_TYPES.get(weight_type or ""),
         reduce_range=reduce_range,
         preprocess=preprocess,
+        nodes_to_exclude=exclusions(registry_id, registry, exclude_node),
     )
     return _produce(
         "dynamic",
@@ -177,6 +190,7 @@ def ptq_static(
     model,
     registry_id,
     registry,
+    exclude_node,
     output,
     per_channel,
     preset,
@@ -204,6 +218,7 @@ def ptq_static(
         reduce_range=reduce_range,
         preprocess=preprocess,
         quant_format=quant_format,
+        nodes_to_exclude=exclusions(registry_id, registry, exclude_node),
     )
     return _produce(
         "static",

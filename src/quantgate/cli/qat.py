@@ -10,7 +10,7 @@ import click
 from ..errors import EXIT_PASS
 from ..qat.checks import EXPORTERS
 from .base import Command, echo, verbosity
-from .options import precheck, record, record_options
+from .options import exclusions, precheck, record, record_options
 
 _path = click.Path(dir_okay=False, path_type=Path)
 
@@ -82,6 +82,7 @@ def qat(
         n_calibration=n_calibration,
         seed=seed,
         exporter=exporter,
+        nodes_to_exclude=exclusions(registry_id, registry, ()) or None,
     )
     r = run(
         s,

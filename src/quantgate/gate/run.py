@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .. import limits, provenance
+from .. import coverage, limits, provenance
+from ..advice import better_command, reproduce_command
 from ..errors import UserError, one_line, param
 from ..inputs import InputPlan, plan_inputs, stream
 from ..int8_ops import quantized_op_types, saturation_risk
@@ -26,7 +27,6 @@ from ..registry import (
     Entry,
     Problem,
     load_registry,
-    producer_command,
     verify_digest,
 )
 from ..results import Results, Row
@@ -163,6 +163,9 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
         budgets={b.figure: b.threshold for b in p.budgets},
     )
     m.add(**verdict(measured, p.judged, p.budgets, e.budget))
+    _coverage_budget(e, m)
+    if m.row.status == "fail":
+        m.add(why={"fix": better_command(e, registry or Path("registry"))})
     judged = [o for o in measured.outputs if o.name in p.judged]
     if judged and all(o.note == CONSTANT_EXACT for o in judged):  # a pass that measured nothing
         said = (
@@ -173,6 +176,20 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
         m.add(warnings=(*m.row.warnings, said))
     if s.bench:
         _bench(p, m, e.mode)
+
+
+def _coverage_budget(e: Entry, m: _Measurement) -> None:
+    """quant_min_int8_weight_share: a sidecar that stores less of its weights in int8 fails,
+    whatever its drop."""
+    cov = m.row.coverage
+    if e.min_int8_share is None or cov is None or cov.int8_share is None or cov.int8_share >= e.min_int8_share:
+        return
+    said = (
+        f"{cov.int8_share:.1%} of the weights in int8, under quant_min_int8_weight_share {e.min_int8_share:g} "
+        f"(left in float: {coverage.float_ops_text(cov)})"
+    )
+    reason = f"{m.row.reason}; {said}" if m.row.status == "fail" and m.row.reason else said
+    m.add(status="fail", reason=reason)
 
 
 def _bench(p: Prepared, m: _Measurement, mode: str) -> None:
@@ -201,7 +218,9 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
     row = m.row
     for path, what, shown in ((fp32, "fp32 model", row.fp32_path), (int8, "int8 sidecar", row.int8_path)):
         if path is None or not path.is_file():
-            fix = "fix the entry's onnx path" if what == "fp32 model" else f"produce it with {producer_command(e.mode)}"
+            fix = (
+                "fix the entry's onnx path" if what == "fp32 model" else f"produce it with {reproduce_command(e, reg)}"
+            )
             if e.index < 0 and what != "fp32 model":  # a file no registry lists: its mode is a guess
                 fix = "produce it with quantgate ptq-dynamic (MatMul/Gemm models) or quantgate ptq-static"
             raise UserError(f"{what} not found: {shown}; {fix}")
@@ -221,16 +240,20 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
     with about("int8_sha256"):
         verify_digest(int8, e.int8_sha256, field_name="int8_sha256", registry=reg)
     with about("onnx"):
-        _check_not_stale(e, row, stamp, fp32_data)
+        _check_not_stale(e, row, stamp, fp32_data, reg)
+    with about("quant_nodes_to_exclude"):
+        _check_exclusions(e, row, stamp, reg)
     with about("quant_mode"):
-        _check_made_as(e, row, stamp)
+        _check_made_as(e, row, stamp, reg)
     fp32_label, int8_label = row.fp32_path or str(fp32), row.int8_path or str(int8)
     with about("onnx"):
         s_fp = session(fp32, label=fp32_label)
         ins, outs = sig_from_session(s_fp)
+        fp32_graph = load_model(fp32, external=False)  # types and dims only: the weights stay on disk
     with about("quant_mode"):
         s_q = session(int8, label=int8_label)
-        m.add(warnings=m.row.warnings + _check_int8_graph(e, row) + latency.size_warnings(fp32_bytes, int8_bytes))
+        cov, said = _check_int8_graph(e, m.row, fp32_graph, reg)
+        m.add(coverage=cov, warnings=m.row.warnings + said + latency.size_warnings(fp32_bytes, int8_bytes))
         q_ins, q_outs = sig_from_session(s_q)
     if [(i.name, i.dtype) for i in ins] != [(i.name, i.dtype) for i in q_ins]:
         raise tagged(
@@ -270,9 +293,8 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
         fixed: int | None = len(eval_feeds)
         mode = "eval set"
     else:
-        model = load_model(fp32, external=False)
         with about("quant_inputs"):
-            plans = plan_inputs(ins, e.input_spec, model=model, label=f"{reg}: {e.id}")
+            plans = plan_inputs(ins, e.input_spec, model=fp32_graph, label=f"{reg}: {e.id}")
         m.add(inputs=tuple(p.to_json() for p in plans))
         fixed = s.fixed_samples(e.gate_samples)
         mode = "adaptive" if fixed is None else "fixed"
@@ -296,21 +318,32 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
     )
 
 
-def _check_int8_graph(e: Entry, row: Row) -> tuple[str, ...]:
-    """Refuse a sidecar with no int8 op (a copy of the fp32 file measures nothing); warn when its
-    integer kernels can compute differently on other x86 CPUs."""
+def _check_int8_graph(e: Entry, row: Row, fp32_graph, reg: Path) -> tuple[coverage.Coverage, tuple[str, ...]]:
+    """Refuse a sidecar with no int8 op (a copy of the fp32 file measures nothing); say what it
+    stores in int8 (`coverage`), and warn when that is too little to be worth shipping or when
+    its integer kernels can compute differently on other x86 CPUs."""
     assert e.int8_path is not None
     q = load_model(e.int8_path, what="int8 sidecar")
     if not quantized_op_types(q):
         raise UserError(
             f"{row.int8_path}: has no quantised operator, so it is not an int8 model (a copy of "
-            f"the fp32 file?); produce it with {producer_command(e.mode)}"
+            f"the fp32 file?); produce it with {reproduce_command(e, reg)}"
         )
+    cov = coverage.measure(fp32_graph, q)
+    ratio = row.size_ratio
+    fix = f"{better_command(e, reg)} finds a mode that quantises them"
+    if cov.float_ops and e.mode == "dynamic":
+        fix = f"static PTQ quantises them: {better_command(e, reg)} tries it against the budget"
+    said = tuple(f"{row.int8_path}: {w}" for w in coverage.problems(cov, ratio, fix))
     risk = saturation_risk(q)
-    return (f"{row.int8_path}: {risk.describe()}",) if risk else ()
+    if risk:
+        said += (
+            f"{row.int8_path}: {risk.describe()}; re-produce it with 7-bit weights: {reproduce_command(e, reg, cov)}",
+        )
+    return cov, said
 
 
-def _check_not_stale(e: Entry, row: Row, stamp: dict[str, str], fp32_data: list[Path]) -> None:
+def _check_not_stale(e: Entry, row: Row, stamp: dict[str, str], fp32_data: list[Path], reg: Path) -> None:
     """A PTQ sidecar made by quantgate records the fp32 digest it came from; one made from another
     fp32 file measures nothing about this one. (QAT sidecars come from the QAT-conditioned
     export, not the registry's fp32 file, so they are not compared.)"""
@@ -327,18 +360,38 @@ def _check_not_stale(e: Entry, row: Row, stamp: dict[str, str], fp32_data: list[
         raise UserError(
             f"{row.int8_path} is stale: it was made from an fp32 file with sha256 "
             f"{recorded[:12]}..., {row.fp32_path} is now {actual[:12]}...; re-produce it "
-            f"with {producer_command(e.mode)}"
+            f"with {reproduce_command(e, reg)}"
         )
     recorded_data = stamp.get(SOURCE_DATA_KEY)
     if recorded_data is not None and data_digest(fp32_data) != recorded_data:
         named = ", ".join(p.name for p in fp32_data) or "its external data files (now missing)"
         raise UserError(
             f"{row.int8_path} is stale: the fp32 weights in {named} changed since it was made; "
-            f"re-produce it with {producer_command(e.mode)}"
+            f"re-produce it with {reproduce_command(e, reg)}"
         )
 
 
-def _check_made_as(e: Entry, row: Row, stamp: dict[str, str]) -> None:
+def _check_exclusions(e: Entry, row: Row, stamp: dict[str, str], reg: Path) -> None:
+    """A quantgate-made sidecar records the nodes it keeps in float; one made with others than the
+    entry's quant_nodes_to_exclude is not the sidecar the registry describes."""
+    from ..produce.pipeline import stamped_exclusions
+
+    if "quantgate.mode" not in stamp:  # not made by quantgate: nothing recorded to compare
+        return
+    made = stamped_exclusions(stamp)
+    if made is None or made == e.nodes_to_exclude:
+        return
+
+    def shown(names: tuple[str, ...]) -> str:
+        return "[" + ", ".join(names) + "]" if names else "none"
+
+    raise UserError(
+        f"{row.int8_path} is stale: it keeps {shown(made)} in float, quant_nodes_to_exclude says "
+        f"{shown(e.nodes_to_exclude)}; re-produce it with {reproduce_command(e, reg)}"
+    )
+
+
+def _check_made_as(e: Entry, row: Row, stamp: dict[str, str], reg: Path) -> None:
     """A quantgate-made sidecar records the mode it was made in; an entry that says another one
     (quant_mode edited, or a sidecar shared with an entry of another mode) is gated as what it
     is not."""
@@ -348,7 +401,7 @@ def _check_made_as(e: Entry, row: Row, stamp: dict[str, str]) -> None:
     if made in ("dynamic", "static", "qat") and made != e.mode:
         raise UserError(
             f"{row.int8_path} was made as a {made} sidecar (its quantgate.mode stamp), but quant_mode is "
-            f"{e.mode}; re-produce it with {producer_command(e.mode)}, or set quant_mode to {made}"
+            f"{e.mode}; re-produce it with {reproduce_command(e, reg)}, or set quant_mode to {made}"
         )
 
 
@@ -598,6 +651,8 @@ def line_for(row: Row) -> str:
         )
         sq = row.sqnr_db
         figs += f" SQNR={'inf' if sq is None else f'{sq:.1f}'}dB"
+        if row.coverage is not None and row.coverage.int8_share is not None:
+            figs += f" int8w={row.coverage.int8_share:.0%}"
     else:
         figs = f"budget={row.budget:g}"
     shown = row.status in ("fail", "error") or row.marginal

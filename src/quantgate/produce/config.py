@@ -31,11 +31,15 @@ class QuantConfig:
     percentile: float = 99.999
     quant_format: str = "qdq"  # static only; dynamic PTQ is always QOperator (MatMulInteger)
     preprocess: bool = False  # onnxruntime's quant_pre_process (shape inference, basic fusion) first
+    # Nodes kept in float (names as `coverage.node_key` gives them: the node's name, else its first
+    # output), from the registry's quant_nodes_to_exclude or --exclude-node.
+    nodes_to_exclude: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["op_types"] = list(self.op_types) if self.op_types else None
+        d["nodes_to_exclude"] = list(self.nodes_to_exclude)
         return d
 
     def with_options(self, **kw) -> QuantConfig:

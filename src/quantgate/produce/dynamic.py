@@ -11,6 +11,7 @@ from pathlib import Path
 
 import onnx
 
+from ..coverage import quantiser_names
 from ..errors import UserError, one_line, param
 from .config import DYNAMIC_DEFAULT_OPS, QuantConfig, preset
 from .pipeline import ProduceResult, preprocess, produce
@@ -109,6 +110,7 @@ def quantize_dynamic(
         if "Gather" in ops:
             details["gather_tables"] = [n.input[0] for n in tables]
         exclude = _name_nodes(src, others) if "Gather" in ops and others else []
+        exclude += [n for n in quantiser_names(cfg.nodes_to_exclude) if n not in exclude]
         try:
             ort_quantize_dynamic(
                 str(src),
@@ -135,4 +137,5 @@ def quantize_dynamic(
         config={**cfg.to_json(), "op_types": ops, "method": None, "quant_format": "qoperator"},
         report_out=Path(report_out) if report_out else None,
         argv=argv,
+        exclude=cfg.nodes_to_exclude,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import tempfile
 import time
@@ -15,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from .. import provenance
+from .. import coverage, provenance
 from ..errors import UserError, one_line, param
 from ..int8_ops import quantized_op_types
 from ..onnxio import data_digest, file_bytes, graph_inputs, session, sig_from_session
 from ..paths import atomic_write_bytes, find_repo_root, refuse_clobber, sha256_file, sidecar_path, write_json
-from ..results import Produced
+from ..results import Coverage, Produced
 from .preflight import Prepared, prepare
 
 
@@ -35,6 +36,7 @@ class ProduceResult(Produced):
     quantized_ops: dict
     config: dict
     details: dict = field(default_factory=dict)
+    coverage: Coverage | None = None  # what the sidecar stores in int8
 
     @property
     def size_ratio(self) -> float:
@@ -43,17 +45,27 @@ class ProduceResult(Produced):
 
 SOURCE_KEY = "quantgate.source_sha256"
 SOURCE_DATA_KEY = "quantgate.source_data_sha256"  # only for an fp32 model with external data
+EXCLUDED_KEY = "quantgate.nodes_to_exclude"  # only when nodes were kept in float: a JSON list
 
 
-def stamp_source(model: onnx.ModelProto, mode: str, source: Path, external: list[Path] | None = None) -> None:
-    """Record in the sidecar which fp32 file (and external weights) it was made from, so the gate
-    can tell a sidecar left behind by an fp32 update (stale) from a current one."""
+def stamp_source(
+    model: onnx.ModelProto,
+    mode: str,
+    source: Path,
+    external: list[Path] | None = None,
+    excluded: tuple[str, ...] = (),
+) -> None:
+    """Record in the sidecar which fp32 file (and external weights) it was made from, and which
+    nodes it keeps in float, so the gate can tell a sidecar left behind by an fp32 update or an
+    edit of quant_nodes_to_exclude (stale) from a current one."""
     from .. import __version__
 
     # Kept short: on a model of a few KB every byte shows in the size ratio (settings are in the report).
     stamp = {SOURCE_KEY: sha256_file(source), "quantgate.mode": mode, "quantgate.version": __version__}
     if external:
         stamp[SOURCE_DATA_KEY] = data_digest(external)
+    if excluded:
+        stamp[EXCLUDED_KEY] = json.dumps(sorted(set(excluded)), ensure_ascii=False)
     kept = [p for p in model.metadata_props if p.key not in stamp]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
@@ -68,6 +80,20 @@ def sidecar_stamp(path: Path) -> dict[str, str]:
     except Exception:  # not readable: the gate's own load reports that
         return {}
     return {p.key: p.value for p in m.metadata_props if p.key.startswith("quantgate.")}
+
+
+def stamped_exclusions(stamp: dict[str, str]) -> tuple[str, ...] | None:
+    """The nodes a sidecar's stamp says it keeps in float (sorted); None when the stamp cannot be read."""
+    raw = stamp.get(EXCLUDED_KEY)
+    if raw is None:
+        return ()
+    try:
+        names = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    return tuple(sorted(set(names)))
 
 
 def sidecar_source(path: Path) -> str | None:
@@ -101,7 +127,11 @@ def produce(
     report_out: Path | None,
     extra_inputs: dict | None = None,
     argv: list[str] | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> ProduceResult:
+    """Quantise `model_path` with `quantise(src, dst, prepared)` in a scratch folder, check the
+    result, and write it atomically with its stamp and report. `exclude`: nodes kept in float
+    (checked to exist here; the quantiser is told by `quantise`)."""
     model_path = Path(model_path)
     output = Path(output) if output is not None else sidecar_path(model_path)
     if output.resolve() == model_path.resolve():
@@ -113,6 +143,8 @@ def produce(
     refuse_clobber(report_out, param("report_out"), {"model": model_path, "int8 output": output})
     started = time.perf_counter()
     prepared = prepare(model_path)
+    if exclude:
+        name_nodes(prepared.model, exclude, model_path)
     with tempfile.TemporaryDirectory(prefix="quantgate-") as tmp_name:
         tmp = Path(tmp_name)
         src = tmp / "model.onnx"
@@ -131,7 +163,17 @@ def produce(
             f"{', '.join(sorted({n.op_type for n in prepared.model.graph.node}))}), so there is no int8 model to ship",
             fix="keep quant_mode fp32, or name other operator types (ops inside If/Loop branches are not quantised)",
         )
-    stamp_source(q, mode, model_path, prepared.external_files)
+    cov = coverage.measure(prepared.model, q)
+    weighted = {w.key for w in coverage.weight_nodes(prepared.model)}
+    lost = [k for k in exclude if k in weighted and k not in cov.float_nodes]
+    if lost:  # the quantiser did not see the name (pre-processing can rename or fuse nodes)
+        raise UserError(
+            f"the node(s) {', '.join(repr(k) for k in lost[:3])} to keep in float were quantised anyway",
+            subject=str(model_path),
+            field="quant_nodes_to_exclude",
+            fix=f"quantise without {param('preprocess')}, or name the nodes as the pre-processed model has them",
+        )
+    stamp_source(q, mode, model_path, prepared.external_files, exclude)
     data = q.SerializeToString()
     run_once(data, f"{output} (produced from {model_path})", sample_feed(prepared))
     atomic_write_bytes(output, data)
@@ -146,7 +188,9 @@ def produce(
         quantized_ops=ops,
         config=config,
         details=details,
+        coverage=cov,
     )
+    assert result.coverage is not None
     result.report = {
         "schema_version": 1,
         "kind": f"ptq-{mode}" if mode in ("dynamic", "static") else mode,
@@ -156,6 +200,7 @@ def produce(
         "int8_bytes": result.int8_bytes,
         "size_ratio": round(result.size_ratio, 6),
         "quantized_op_types": ops,
+        "coverage": result.coverage.to_json(),
         "config": config,
         "preflight": {
             "dropped_value_info": prepared.dropped_value_info,
@@ -169,6 +214,27 @@ def produce(
     if report_out is not None:
         write_json(report_out, result)
     return result
+
+
+def name_nodes(model: onnx.ModelProto, keep: tuple[str, ...], path: Path) -> None:
+    """Give every unnamed node of `model` (a scratch copy) the name `coverage.node_key` gives it,
+    so the quantiser can be told which nodes to keep in float; refuse names the model lacks."""
+    taken = {n.name for n in model.graph.node if n.name}
+    for n in model.graph.node:
+        if not n.name:
+            key = coverage.node_key(n)
+            n.name = key if key not in taken else f"{key}#{len(taken)}"
+            taken.add(n.name)
+    unknown = [k for k in keep if k not in taken]
+    if unknown:
+        weighted = [w.key for w in coverage.weight_nodes(model)]
+        shown = ", ".join(weighted[:8]) + (f", ... ({len(weighted)} in all)" if len(weighted) > 8 else "")
+        raise UserError(
+            f"has no node named {', '.join(repr(u) for u in unknown[:3])} to keep in float",
+            subject=str(path),
+            field="quant_nodes_to_exclude",
+            fix=f"name nodes of the model (its weight nodes: {shown or 'none'}); `quantgate explain` lists them",
+        )
 
 
 @contextlib.contextmanager

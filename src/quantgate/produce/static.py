@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..coverage import quantiser_names
 from ..errors import UserError, one_line
 from . import calibration as cal
 from .config import QuantConfig, preset
@@ -82,6 +83,7 @@ def quantize_static(
                 activation_type=act,
                 weight_type=wt,
                 calibrate_method=method,
+                nodes_to_exclude=quantiser_names(cfg.nodes_to_exclude) or None,
                 extra_options=extra or None,
             )
         except UserError:
@@ -106,4 +108,5 @@ def quantize_static(
         report_out=Path(report_out) if report_out else None,
         extra_inputs={"calibration": cal_path} if cal_path else None,
         argv=argv,
+        exclude=cfg.nodes_to_exclude,
     )

@@ -134,6 +134,7 @@ class QatSettings:
     activations: str = "asymmetric"  # per-tensor int8 scheme of activations, in QAT and the PTQ
     reduce_range: bool = True  # 7-bit weights: exact on u8 x s8 kernels without VNNI too
     n_calibration: int = 64
+    nodes_to_exclude: tuple[str, ...] = ()  # kept in float by the final static PTQ (quant_nodes_to_exclude)
     source: str = "run_qat"  # the config file, for error lines
 
     @property

@@ -46,6 +46,7 @@ def ptq_config(s: QatSettings) -> QuantConfig:
             activation_type="qint8",
             weight_type="qint8",
             reduce_range=s.reduce_range,
+            nodes_to_exclude=s.nodes_to_exclude,
             extra={"ActivationSymmetric": True, "WeightSymmetric": True},
         )
     # u8 affine activations: ONNX Runtime folds each Relu into the range of the tensor before it,
@@ -56,6 +57,7 @@ def ptq_config(s: QatSettings) -> QuantConfig:
         activation_type="quint8",
         weight_type="qint8",
         reduce_range=s.reduce_range,
+        nodes_to_exclude=s.nodes_to_exclude,
         extra={"WeightSymmetric": True},
     )
 

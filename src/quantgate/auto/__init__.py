@@ -1,0 +1,131 @@
+"""`quantgate auto`: from "over budget" (or fp32) to the cheapest int8 sidecar that meets every
+budget — searched, judged by the gate's own measurement, written with the registry row edited in
+place (`search`, `apply`); `report` renders what was tried."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import provenance
+from ..errors import UserError, param
+from ..paths import find_repo_root, refuse_clobber, write_json
+from ..registry import DEFAULT_REGISTRY, load_registry
+from . import apply
+from .search import DEFAULT_MINUTES, MAX_FLOAT_NODES, PREFERENCES, Outcome, Search, cleanup
+
+__all__ = ["DEFAULT_MINUTES", "MAX_FLOAT_NODES", "PREFERENCES", "AutoReport", "run_auto"]
+
+
+@dataclass
+class AutoReport:
+    """Every model auto looked at, the registry edit, and what was written."""
+
+    registry: Path
+    outcomes: list[Outcome]
+    diff: str
+    dry_run: bool
+    written: list[Path] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    run_provenance: dict = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every model has an answer that meets its budgets (a sidecar, or fp32 because
+        int8 is slower and speed was asked for); 1 when one has none."""
+        return 0 if all(o.found for o in self.outcomes) else 1
+
+    def to_json(self) -> dict:
+        return {
+            "schema_version": 1,
+            "kind": "auto",
+            "registry": str(self.registry),
+            "dry_run": self.dry_run,
+            "settings": self.settings,
+            "models": [o.to_json() for o in self.outcomes],
+            "registry_diff": self.diff,
+            "written": [str(p) for p in self.written],
+            "exit_code": self.exit_code,
+            "run_provenance": self.run_provenance,
+        }
+
+
+def run_auto(
+    registry: str | Path = DEFAULT_REGISTRY,
+    ids: list[str] | None = None,
+    *,
+    root: str | Path | None = None,
+    prefer: str = "cost",
+    max_minutes: float = DEFAULT_MINUTES,
+    max_float_nodes: int = MAX_FLOAT_NODES,
+    dry_run: bool = False,
+    seed: int = 0,
+    qat: bool = True,
+    report_out: str | Path | None = None,
+    argv: list[str] | None = None,
+    log=None,
+    on_outcome=None,
+) -> AutoReport:
+    """Search each selected entry (ids; none = every entry) and, unless `dry_run`, write the
+    chosen sidecars and edit the registry. `on_outcome(outcome)` is called after each model."""
+    if prefer not in PREFERENCES:
+        raise UserError(f"unknown '{prefer}'", subject=param("prefer"), fix=f"use one of {', '.join(PREFERENCES)}")
+    if not (isinstance(max_minutes, (int, float)) and 0 < max_minutes <= 24 * 60):
+        raise UserError(f"{max_minutes!r} is not a number of minutes from 0 to 1440", subject=param("max_minutes"))
+    if not (isinstance(max_float_nodes, int) and 0 <= max_float_nodes <= 64):
+        raise UserError(f"{max_float_nodes!r} is not a count from 0 to 64", subject=param("max_float_nodes"))
+    reg_path = Path(registry)
+    reg = load_registry(reg_path, root)
+    if report_out is not None and not dry_run:
+        refuse_clobber(report_out, param("report_out"), {"registry": reg.path})
+    entries = [reg.get(i) for i in ids] if ids else list(reg.entries)
+    for e in entries:
+        if e.problems:
+            raise UserError(str(e.problems[0]))
+    started = time.monotonic()
+    outcomes: list[Outcome] = []
+    try:
+        for e in entries:
+            o = Search(
+                e,
+                reg.path,
+                reg.root,
+                prefer=prefer,
+                max_minutes=max_minutes,
+                seed=seed,
+                qat=qat,
+                max_float_nodes=max_float_nodes,
+                log=log,
+            ).run()
+            outcomes.append(o)
+            if on_outcome is not None:
+                on_outcome(o)
+        plans = [apply.plan(o, reg.root) for o in outcomes]
+        old, new = apply.registry_text(plans, reg.path)
+        report = AutoReport(
+            registry=reg.path,
+            outcomes=outcomes,
+            diff=apply.unified_diff(old, new, reg_path),
+            dry_run=dry_run,
+            settings={
+                "prefer": prefer,
+                "max_minutes": max_minutes,
+                "max_float_nodes": max_float_nodes,
+                "seed": seed,
+                "qat": qat,
+                "selection": list(ids or []),
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
+        inputs = {"registry": reg.path, **{f"{e.id}:fp32": e.onnx_path for e in entries if e.onnx_path}}
+        report.run_provenance = provenance.build(inputs=inputs, root=find_repo_root(reg.path), argv=argv)
+        if not dry_run:
+            report.written = apply.write(plans, reg.path, new, old)
+            if report_out is not None:
+                write_json(Path(report_out), report)
+                report.written.append(Path(report_out))
+    finally:
+        for o in outcomes:
+            cleanup(o)
+    return report

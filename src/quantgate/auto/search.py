@@ -1,0 +1,369 @@
+"""`quantgate auto`: for one registry entry, try the sidecars the reference workflow would, in
+its order of cost, judge each with the gate's own per-model measurement, and keep the one the
+user prefers among those that meet every budget.
+
+Order: dynamic PTQ, static PTQ, static PTQ with the nodes that add the most error kept in float
+(one at a time, re-ranked after each), QAT when the entry names a QAT config. A candidate that
+stores under half of its weights in int8 (`coverage.MIN_SHARE`, or the entry's
+quant_min_int8_weight_share) is never chosen: it is fp32 in all but name. A marginal verdict is
+not a pass. The search stops as soon as no later candidate can beat the best one for the
+preference, or at the time budget.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .. import coverage, diagnose
+from ..errors import UserError, one_line
+from ..gate.settings import GateSettings
+from ..registry import Entry
+from ..results import Coverage, Row
+from . import candidates as cands
+from .calibration import CalibrationData, calibration_for
+
+PREFERENCES = ("cost", "size", "speed", "accuracy")
+DEFAULT_MINUTES = 10.0
+MAX_FLOAT_NODES = 4
+# The probe's point drop a float search aims under before the gate judges the candidate: the
+# gate passes a model only when its whole interval is inside the budget.
+PROBE_TARGET = 0.8
+
+
+@dataclass
+class Tried:
+    """One candidate: how it was made, what the gate said, what it cost to find out."""
+
+    candidate: cands.Candidate
+    status: str  # pass, fail, marginal, error, name-only (int8 in name only), skipped
+    reason: str = ""
+    row: Row | None = None
+    coverage: Coverage | None = None
+    int8_bytes: int | None = None
+    size_ratio: float | None = None
+    speed_ratio: float | None = None  # int8/fp32 time, from the gate's timing
+    speed_verdict: str | None = None  # slower, faster or same: whether the ratio's interval excludes 1
+    seconds: float = 0.0
+    file: Path | None = None  # the candidate sidecar (in the scratch folder)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def drop(self) -> float | None:
+        return self.row.drop if self.row is not None else None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    def to_json(self) -> dict:
+        r = self.row
+        return {
+            "mode": self.candidate.mode,
+            "stage": self.candidate.stage,
+            "settings": self.candidate.settings(),
+            "config": self.candidate.config.to_json(),
+            "nodes_to_exclude": list(self.candidate.exclude),
+            "status": self.status,
+            "reason": self.reason,
+            "drop": r.drop if r else None,
+            "drop_ci": r.drop_ci.to_json() if r and r.drop_ci else None,
+            "samples": r.samples if r else None,
+            "marginal": bool(r and r.marginal),
+            "size_ratio": self.size_ratio,
+            "int8_bytes": self.int8_bytes,
+            "speed_ratio": self.speed_ratio,
+            "speed_verdict": self.speed_verdict,
+            "coverage": self.coverage.to_json() if self.coverage else None,
+            "seconds": round(self.seconds, 3),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class Outcome:
+    """What auto found for one entry."""
+
+    entry: Entry
+    tried: list[Tried]
+    chosen: Tried | None
+    decision: str  # one line: what ships and why
+    calibration: CalibrationData | None
+    seconds: float
+    keep_fp32: bool = False  # the answer is fp32 (no candidate fits, or int8 is slower and speed was asked)
+    scratch: Path | None = None
+    found: bool = True  # a candidate met every budget (False: the model stays over budget in int8)
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.entry.id,
+            "budget": self.entry.budget,
+            "was": self.entry.mode,
+            "chosen": self.tried.index(self.chosen) if self.chosen is not None else None,
+            "keep_fp32": self.keep_fp32,
+            "found": self.found,
+            "decision": self.decision,
+            "calibration": None
+            if self.calibration is None
+            else {"source": self.calibration.source, "path": str(self.calibration.path), "note": self.calibration.note},
+            "candidates": [t.to_json() for t in self.tried],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _speed(row: Row) -> tuple[float | None, str | None]:
+    """int8/fp32 time at batch 1 on one thread and whether it is slower, faster or the same within
+    its interval, from the gate's timing of the row (`gate --bench`)."""
+    for t in (row.latency or {}).get("timings", []):
+        if t.get("threads") == "1" and t.get("batch") == 1:
+            return float(t["ratio"]), str(t.get("verdict"))
+    return None, None
+
+
+class Search:
+    def __init__(
+        self,
+        e: Entry,
+        registry: Path,
+        root: Path,
+        *,
+        prefer: str = "cost",
+        max_minutes: float = DEFAULT_MINUTES,
+        seed: int = 0,
+        qat: bool = True,
+        max_float_nodes: int = MAX_FLOAT_NODES,
+        settings: GateSettings | None = None,
+        log=None,
+    ):
+        if prefer not in PREFERENCES:
+            raise UserError(f"unknown preference '{prefer}'", fix=f"use one of {', '.join(PREFERENCES)}")
+        self.e, self.registry, self.root = e, registry, root
+        self.prefer = prefer
+        self.started = time.monotonic()
+        self.deadline = self.started + max_minutes * 60.0
+        self.seed = seed
+        self.qat = qat
+        self.max_float_nodes = max_float_nodes
+        self.settings = settings or GateSettings(seed=seed, bench=prefer == "speed")
+        self.min_share = e.min_int8_share if e.min_int8_share is not None else coverage.MIN_SHARE
+        self.tried: list[Tried] = []
+        self.log = log or (lambda _msg: None)
+        self.scratch = Path(tempfile.mkdtemp(prefix="quantgate-auto-"))
+        self.data: CalibrationData | None = None
+        self._probe: diagnose.Probe | None = None
+
+    # -- helpers ------------------------------------------------------------------------------
+    def out_of_time(self) -> bool:
+        return time.monotonic() > self.deadline
+
+    def probe(self) -> diagnose.Probe:
+        if self._probe is None:
+            self._probe = diagnose.make_probe(self.e, self.registry, seed=self.seed)
+        return self._probe
+
+    def calibration(self) -> CalibrationData:
+        if self.data is None:
+            self.data = calibration_for(self.e, self.registry, self.root, self.seed)
+        return self.data
+
+    def judge(self, c: cands.Candidate) -> Tried:
+        """Make candidate `c` and gate it as the registry would, with the same estimator."""
+        from ..gate.run import gate_entry
+
+        t0 = time.monotonic()
+        out = self.scratch / f"c{len(self.tried)}" / (self.e.onnx_path.name[:-5] + ".int8.onnx")  # type: ignore[union-attr]
+        out.parent.mkdir(parents=True)
+        self.log(f"{self.e.id}: trying {c.stage} ({c.settings()})")
+        t = Tried(c, "error", file=out)
+        try:
+            data = self.calibration() if c.mode == "static" else None
+            made = cands.make(c, self.e, data, out)
+        except UserError as err:
+            t.status, t.reason = "skipped", one_line(err, 300)
+            t.seconds = time.monotonic() - t0
+            self.tried.append(t)
+            return t
+        t.int8_bytes = out.stat().st_size
+        t.coverage = getattr(made, "coverage", None)
+        if t.coverage is None:
+            import onnx
+
+            from ..onnxio import load_model
+
+            assert self.e.onnx_path is not None
+            t.coverage = coverage.measure(load_model(self.e.onnx_path, external=False), onnx.load(str(out)))
+        share = t.coverage.int8_share
+        if share is not None and share < self.min_share:
+            t.status = "name-only"
+            t.reason = (
+                f"int8 in name only: {share:.0%} of the weights in int8 (left in float: "
+                f"{coverage.float_ops_text(t.coverage)})"
+            )
+        entry = replace(
+            self.e,
+            mode=c.mode,
+            int8_path=out,
+            int8_sha256=None,
+            nodes_to_exclude=c.exclude,
+            warnings=[],
+            problems=[],
+        )
+        row = gate_entry(entry, self.settings, self.root, self.registry)
+        t.row = row
+        t.size_ratio = row.size_ratio
+        t.speed_ratio, t.speed_verdict = _speed(row)
+        if t.status != "name-only":
+            if row.status == "pass" and row.marginal:
+                t.status, t.reason = "marginal", row.reason or "marginal"
+            else:
+                t.status, t.reason = row.status, row.reason or ""
+        t.seconds = time.monotonic() - t0
+        self.tried.append(t)
+        self.log(f"{self.e.id}: {c.stage}: {t.status}" + (f" drop {row.drop:.6f}" if row.drop is not None else ""))
+        return t
+
+    def best(self) -> Tried | None:
+        ok = [t for t in self.tried if t.passed]
+        if not ok:
+            return None
+        if self.prefer == "size":
+            return min(ok, key=lambda t: (t.int8_bytes or math.inf, self.tried.index(t)))
+        if self.prefer == "speed":
+            return min(
+                ok, key=lambda t: (t.speed_ratio if t.speed_ratio is not None else math.inf, self.tried.index(t))
+            )
+        if self.prefer == "accuracy":
+            return min(ok, key=lambda t: (t.drop if t.drop is not None else math.inf, self.tried.index(t)))
+        return ok[0]
+
+    def settled(self, stage: str) -> bool:
+        """Whether no candidate from `stage` on can beat the best one for the preference."""
+        b = self.best()
+        if b is None:
+            return False
+        if self.prefer == "cost":
+            return True
+        if self.prefer in ("size", "speed"):
+            # keeping nodes in float only adds bytes and float ops; QAT ships the same graph as
+            # static PTQ: once both full-int8 modes are known, nothing later beats them
+            return stage in ("static+float", "qat") and any(t.candidate.stage == "static" for t in self.tried)
+        return False
+
+    # -- the search ---------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        keep = tuple(self.e.nodes_to_exclude)
+        self.judge(cands.first("dynamic", keep))
+        if not self.settled("static") and not self.out_of_time():
+            st = self.judge(cands.first("static", keep))
+            if st.status in ("fail", "marginal") and not self.settled("static+float"):
+                self.float_search(st)
+        if self.e.qat_config_path is not None:
+            if self.qat and not self.settled("qat") and not self.out_of_time():
+                self.try_qat()
+        elif self.best() is None:
+            self.tried.append(
+                Tried(cands.first("qat"), "skipped", "the entry names no QAT config (quant_qat_config) to try next")
+            )
+        return self.outcome()
+
+    def float_search(self, static: Tried) -> None:
+        """Keep the node whose float copy lowers the probe's drop most, then the next (re-ranked),
+        until the probe is under `PROBE_TARGET` x budget and the gate passes the candidate, or
+        `max_float_nodes`, the coverage floor, no further gain or the time budget stops it."""
+        import onnx
+
+        from ..onnxio import load_model
+
+        assert self.e.onnx_path is not None
+        probe = self.probe()
+        fp32 = load_model(self.e.onnx_path)
+        nodes = {w.key: w for w in coverage.weight_nodes(fp32)}
+        total = sum(w.params for w in nodes.values()) or 1
+        remake = cands.remaker("static", self.e, self.calibration())
+        keep = list(static.candidate.exclude)
+        assert static.file is not None
+        current = probe.drop(static.file)
+        q = onnx.load(str(static.file))
+        floated = set(coverage.measure(fp32, q).float_nodes)
+        while len(keep) < self.max_float_nodes + len(self.e.nodes_to_exclude) and not self.out_of_time():
+            pool = [k for k in nodes if k not in keep and k not in floated]
+            in_float = sum(nodes[k].params for k in keep if k in nodes)
+            pool = [k for k in pool if (total - in_float - nodes[k].params) / total >= self.min_share]
+            if not pool:
+                static.notes.append("no node can be kept in float without going under the coverage floor")
+                return
+            if len(pool) > 32:  # large models: only the nodes that add the most error are re-made
+                errs = diagnose.activation_errors(
+                    fp32, q, probe.feeds[: diagnose.ACTIVATION_SAMPLES], [nodes[k] for k in pool]
+                )
+                pool = sorted(pool, key=lambda k: -(errs.get(k, (None, None))[1] or 0.0))[:32]
+            trials = [
+                (d, k)
+                for k, d in diagnose.kept_in_float(remake, probe, pool, tuple(keep), self.deadline)
+                if not math.isnan(d)
+            ]
+            if not trials:
+                return
+            d, k = min(trials)
+            if d >= current:
+                static.notes.append(f"keeping another node in float does not lower the drop (best: {k}, {d:.6f})")
+                return
+            keep.append(k)
+            current = d
+            self.log(f"{self.e.id}: keeping {k} in float: drop on the probe {d:.6f}")
+            if d <= PROBE_TARGET * self.e.budget or len(keep) == self.max_float_nodes:
+                t = self.judge(cands.with_float(static.candidate, tuple(keep)))
+                if t.passed and self.settled("static+float"):
+                    return
+
+    def try_qat(self) -> None:
+        try:
+            from ..qat import require_torch
+
+            require_torch()
+        except UserError as err:
+            self.tried.append(Tried(cands.first("qat"), "skipped", one_line(err, 200)))
+            return
+        self.judge(cands.first("qat", tuple(self.e.nodes_to_exclude)))
+
+    def outcome(self) -> Outcome:
+        chosen = self.best()
+        seconds = time.monotonic() - self.started
+        if chosen is None:
+            why = "no candidate meets every budget" + (" within the time budget" if self.out_of_time() else "")
+            return Outcome(self.e, self.tried, None, f"keep fp32: {why}", self.data, seconds, True, self.scratch, False)
+        if self.prefer == "speed" and chosen.speed_verdict == "slower":
+            stage = chosen.candidate.stage
+            return Outcome(
+                self.e,
+                self.tried,
+                None,
+                f"keep fp32: the fastest passing int8 candidate ({stage}) takes {chosen.speed_ratio:.2f}x fp32's "
+                "time on this CPU",
+                self.data,
+                seconds,
+                True,
+                self.scratch,
+            )
+        what = f"{chosen.candidate.stage} ({chosen.candidate.settings()})"
+        d = chosen.row.drop if chosen.row else None
+        fig = f", drop {d:.6f}" if d is not None else ""
+        return Outcome(
+            self.e,
+            self.tried,
+            chosen,
+            f"ship {what}{fig}, preferring {self.prefer}",
+            self.data,
+            seconds,
+            False,
+            self.scratch,
+        )
+
+
+def cleanup(o: Outcome) -> None:
+    if o.scratch is not None:
+        shutil.rmtree(o.scratch, ignore_errors=True)
