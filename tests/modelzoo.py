@@ -31,6 +31,7 @@ __all__ = [
     "int_input",
     "mlp",
     "multi_output",
+    "outlier_layer_mlp",
     "slowed",
     "stale_value_info",
     "tiny",
@@ -92,6 +93,30 @@ def mlp(tmp_dir: Path, name: str = "mlp", seed: int = 0) -> Path:
     """x float32 [1,8] -> MatMul/Add/Relu/MatMul/Add -> y float32 [1,4]. The plain case."""
     rng = np.random.default_rng(seed)
     return _save(_model(_mlp_graph(rng, [8, 16, 4], name)), tmp_dir, name)
+
+
+def outlier_layer_mlp(tmp_dir: Path, name: str = "outlier_layer_mlp", seed: int = 0, gain: float = 200.0) -> Path:
+    """x float32 [N,16] -> four MatMul/Add layers (16 -> 64 -> 64 -> 64 -> 1, Relu between) ->
+    y [N,1]; nodes named layer0..layer3. In layer1 every output column has one weight `gain`
+    times the others, so its per-channel scale crushes the rest of the column: quantising layer1
+    costs far more than any other layer, and keeping it alone in float (4,096 of 9,280 weights)
+    leaves 56 % of the weights in int8."""
+    rng = np.random.default_rng(seed)
+    sizes = [16, 64, 64, 64, 1]
+    nodes, inits, cur = [], [], "x"
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        w = (rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32)
+        if i == 1:
+            w[rng.integers(0, a, size=b), np.arange(b)] *= np.float32(gain)
+        inits += [numpy_helper.from_array(w, f"W{i}"), _weights(rng, (b,), f"B{i}")]
+        nodes.append(helper.make_node("MatMul", [cur, f"W{i}"], [f"mm{i}"], name=f"layer{i}"))
+        out = "y" if i == len(sizes) - 2 else f"add{i}"
+        nodes.append(helper.make_node("Add", [f"mm{i}", f"B{i}"], [out], name=f"bias{i}"))
+        if out != "y":
+            nodes.append(helper.make_node("Relu", [out], [f"relu{i}"], name=f"relu{i}"))
+            cur = f"relu{i}"
+    g = helper.make_graph(nodes, name, [_f32("x", ["N", 16])], [_f32("y", ["N", 1])], inits)
+    return _save(_model(g), tmp_dir, name)
 
 
 def conv_symbolic(tmp_dir: Path, name: str = "conv_symbolic", seed: int = 0) -> Path:

@@ -37,6 +37,9 @@ PROBE_SAMPLES = 256
 PROBE_SEED_OFFSET = 7919
 # Intermediate tensors are compared on this many samples (they can be large).
 ACTIVATION_SAMPLES = 16
+# At most this many nodes are re-made in float per ranking; on larger models the ones that add
+# the most error at their output are tried.
+MAX_KEPT_TRIALS = 32
 
 
 @dataclass
@@ -252,6 +255,28 @@ def activation_errors(
     return out
 
 
+WHY_NODES = 3
+
+
+def why_nodes(fp32_path: Path, int8_path: Path, feeds: list[dict], top: int = WHY_NODES) -> list[dict]:
+    """For a failing gate row: the `top` quantised weight nodes that add the most error at their
+    output (the cheap measure: no re-quantisation), as plain dicts for the results document."""
+    fp32 = load_model(fp32_path)
+    int8 = load_model(int8_path, what="int8 sidecar")
+    nodes = coverage.weight_nodes(fp32)
+    floated = set(coverage.measure(fp32, int8).float_nodes)
+    quantised = [w for w in nodes if w.key not in floated]
+    errs = activation_errors(fp32, int8, feeds[:ACTIVATION_SAMPLES], quantised)
+    ranked = sorted(
+        (w for w in quantised if errs.get(w.key, (None, None))[1] is not None),
+        key=lambda w: -(errs[w.key][1] or 0.0),
+    )
+    return [
+        {"node": w.key, "op_type": w.op_type, "sqnr_db": errs[w.key][0], "added": errs[w.key][1]}
+        for w in ranked[:top]
+    ]
+
+
 # ---- kept in float -----------------------------------------------------------------------------
 
 Remake = Callable[[tuple[str, ...], Path], object]  # (nodes kept in float, output path) -> writes it
@@ -321,7 +346,7 @@ def explain_model(
     samples: int = PROBE_SAMPLES,
     seed: int = 0,
     max_seconds: float | None = None,
-    max_kept_trials: int = 32,
+    max_kept_trials: int = MAX_KEPT_TRIALS,
 ) -> Explanation:
     """Rank the weight nodes of an entry's model: a baseline sidecar re-made with `remake` (the
     registry's exclusions kept), every quantised node's error at its output, and the drop with

@@ -11,8 +11,9 @@ from .registry import DEFAULT_REGISTRY, Entry, load_registry
 from .text import plain
 
 
-def _entry(model: str, registry: str | Path | None, root) -> tuple[Entry, Path | None, Path]:
-    """The entry `model` names (an id, or an .onnx path, listed or not), its registry and root."""
+def resolve_model(model: str, registry: str | Path | None, root) -> tuple[Entry, Path | None, Path]:
+    """The entry `model` names (an id, or an .onnx path, listed or not), its registry (None for
+    a model no registry lists) and the repository root."""
     from .gate.run import adhoc_entry
     from .paths import find_repo_root
 
@@ -49,7 +50,7 @@ def explain_entry(
     from .auto.calibration import calibration_for
     from .auto.candidates import remaker
 
-    e, reg, root_p = _entry(model, registry, root)
+    e, reg, root_p = resolve_model(model, registry, root)
     remade = mode or (e.mode if e.mode in ("dynamic", "static") else "static")
     data = calibration_for(e, reg or Path(DEFAULT_REGISTRY), root_p, seed) if remade == "static" else None
     ex = explain_model(

@@ -73,7 +73,7 @@ def test_table_is_phone_narrow(results):
     for ln in body.splitlines():
         if ln.startswith("| ") and "`" in ln:
             cells = ln.strip("|").split("|")
-            assert len(cells) == 9
+            assert len(cells) == 10  # icon, model, mode, drop, CI, n, budget, max err, KiB, int8 weights
             assert max(len(c.strip()) for c in cells[2:]) <= 14, ln  # numbers stay short
 
 
@@ -102,7 +102,7 @@ def test_untrusted_text_is_escaped_and_pings_nobody(results):
     assert f"@{ZWSP}org/team" in body and "a@b.org" in body  # emails are not mentions
     assert "<img" not in body and "&lt;img src=x&gt;" in body
     row = next(ln for ln in body.splitlines() if "evil" in ln)
-    assert len(row.replace("\\|", "").strip("|").split("|")) == 9  # the pipe did not add a column
+    assert len(row.replace("\\|", "").strip("|").split("|")) == 10  # the pipe did not add a column
 
 
 def test_reproduce_commands_keep_selection_and_drop_output_files(results):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import provenance
 from ..errors import UserError, param
-from ..paths import find_repo_root, refuse_clobber, write_json
+from ..paths import refuse_clobber, write_json
 from ..registry import DEFAULT_REGISTRY, load_registry
 from . import apply
 from .search import DEFAULT_MINUTES, MAX_FLOAT_NODES, PREFERENCES, Outcome, Search, cleanup
@@ -75,22 +75,27 @@ def run_auto(
         raise UserError(f"{max_minutes!r} is not a number of minutes from 0 to 1440", subject=param("max_minutes"))
     if not (isinstance(max_float_nodes, int) and 0 <= max_float_nodes <= 64):
         raise UserError(f"{max_float_nodes!r} is not a count from 0 to 64", subject=param("max_float_nodes"))
+    from ..explain import resolve_model
+
     reg_path = Path(registry)
-    reg = load_registry(reg_path, root)
+    selected = [resolve_model(i, reg_path, root) for i in ids or []]
+    if not selected:
+        reg = load_registry(reg_path, root)
+        selected = [(e, reg.path, reg.root) for e in reg.entries]
+        for e in reg.entries:
+            if e.problems:
+                raise UserError(str(e.problems[0]))
     if report_out is not None and not dry_run:
-        refuse_clobber(report_out, param("report_out"), {"registry": reg.path})
-    entries = [reg.get(i) for i in ids] if ids else list(reg.entries)
-    for e in entries:
-        if e.problems:
-            raise UserError(str(e.problems[0]))
+        refuse_clobber(report_out, param("report_out"), {"registry": reg_path})
+    entries = [e for e, _, _ in selected]
     started = time.monotonic()
     outcomes: list[Outcome] = []
     try:
-        for e in entries:
+        for e, reg_of, root_of in selected:
             o = Search(
                 e,
-                reg.path,
-                reg.root,
+                reg_of or reg_path,
+                root_of,
                 prefer=prefer,
                 max_minutes=max_minutes,
                 seed=seed,
@@ -101,10 +106,11 @@ def run_auto(
             outcomes.append(o)
             if on_outcome is not None:
                 on_outcome(o)
-        plans = [apply.plan(o, reg.root) for o in outcomes]
-        old, new = apply.registry_text(plans, reg.path)
+        plans = [apply.plan(o, root_of) for o, (_, _, root_of) in zip(outcomes, selected, strict=True)]
+        listed = reg_path.is_file() and any(o.entry.index >= 0 for o in outcomes)
+        old, new = apply.registry_text(plans, reg_path) if listed else ("", "")
         report = AutoReport(
-            registry=reg.path,
+            registry=reg_path,
             outcomes=outcomes,
             diff=apply.unified_diff(old, new, reg_path),
             dry_run=dry_run,
@@ -118,10 +124,12 @@ def run_auto(
                 "seconds": round(time.monotonic() - started, 3),
             },
         )
-        inputs = {"registry": reg.path, **{f"{e.id}:fp32": e.onnx_path for e in entries if e.onnx_path}}
-        report.run_provenance = provenance.build(inputs=inputs, root=find_repo_root(reg.path), argv=argv)
+        inputs = {f"{e.id}:fp32": e.onnx_path for e in entries if e.onnx_path}
+        if listed:
+            inputs["registry"] = reg_path
+        report.run_provenance = provenance.build(inputs=inputs, root=selected[0][2] if selected else None, argv=argv)
         if not dry_run:
-            report.written = apply.write(plans, reg.path, new, old)
+            report.written = apply.write(plans, reg_path, new, old)
             if report_out is not None:
                 write_json(Path(report_out), report)
                 report.written.append(Path(report_out))

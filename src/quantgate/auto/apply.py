@@ -62,7 +62,8 @@ def plan(o: Outcome, root: Path) -> Plan:
             want["quant_calibration_note"] = data.note
             if data.synthetic and not data.path.exists():
                 p.calibration = (data.path, data.arrays)
-    p.changes = {k: v for k, v in want.items() if raw.get(k, REMOVE) != v}
+    if e.index >= 0:  # a model no registry lists gets its sidecar only
+        p.changes = {k: v for k, v in want.items() if raw.get(k, REMOVE) != v}
     return p
 
 

@@ -11,9 +11,9 @@ from ..produce.config import QuantConfig, preset
 from ..registry import Entry
 from .calibration import CalibrationData
 
-# The reference workflow's order of cost: no data, calibration data, calibration data and a
-# search, training.
-ORDER = ("dynamic", "static", "static+float", "qat")
+# The reference workflow's order of cost: no data, calibration data, a search of nodes kept in
+# float (on whichever post-training mode came closest), training.
+ORDER = ("dynamic", "static", "float", "qat")
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,11 @@ class Candidate:
     stage: str  # one of ORDER
     config: QuantConfig
     exclude: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """dynamic, static, dynamic+float, static+float or qat."""
+        return f"{self.mode}+float" if self.stage == "float" else self.mode
 
     def settings(self) -> str:
         """The settings that tell candidates apart, in a few words."""
@@ -40,15 +45,13 @@ class Candidate:
 def first(mode: str, exclude: tuple[str, ...] = ()) -> Candidate:
     """The default-preset candidate of a mode (with the registry's exclusions kept)."""
     cfg = preset("default", "static" if mode == "qat" else mode)
-    stage = "static+float" if mode == "static" and exclude else mode
+    stage = "float" if mode != "qat" and exclude else mode
     return Candidate(mode, stage, replace(cfg, nodes_to_exclude=tuple(sorted(exclude))), tuple(sorted(exclude)))
 
 
 def with_float(c: Candidate, exclude: tuple[str, ...]) -> Candidate:
     keep = tuple(sorted(set(exclude)))
-    return replace(
-        c, stage="static+float" if keep else c.stage, exclude=keep, config=replace(c.config, nodes_to_exclude=keep)
-    )
+    return replace(c, stage="float" if keep else c.mode, exclude=keep, config=replace(c.config, nodes_to_exclude=keep))
 
 
 def make(c: Candidate, e: Entry, data: CalibrationData | None, out: Path, *, qat_seconds: float | None = None):

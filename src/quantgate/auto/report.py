@@ -30,7 +30,7 @@ def _cells(i: int, t: Tried, chosen: bool) -> tuple[str, ...]:
     verdict = t.status + (" ← chosen" if chosen else "")
     return (
         str(i + 1),
-        t.candidate.stage,
+        t.candidate.name,
         t.candidate.settings(),
         drop,
         str(r.samples) if r is not None and r.samples else "—",

@@ -2,8 +2,9 @@
 its order of cost, judge each with the gate's own per-model measurement, and keep the one the
 user prefers among those that meet every budget.
 
-Order: dynamic PTQ, static PTQ, static PTQ with the nodes that add the most error kept in float
-(one at a time, re-ranked after each), QAT when the entry names a QAT config. A candidate that
+Order: dynamic PTQ, static PTQ, then each of those that missed (closest first) with the nodes
+whose float copy lowers the drop most kept in float (one at a time, re-ranked after each), then
+QAT when the entry names a QAT config. A candidate that
 stores under half of its weights in int8 (`coverage.MIN_SHARE`, or the entry's
 quant_min_int8_weight_share) is never chosen: it is fp32 in all but name. A marginal verdict is
 not a pass. The search stops as soon as no later candidate can beat the best one for the
@@ -30,9 +31,6 @@ from .calibration import CalibrationData, calibration_for
 PREFERENCES = ("cost", "size", "speed", "accuracy")
 DEFAULT_MINUTES = 10.0
 MAX_FLOAT_NODES = 4
-# The probe's point drop a float search aims under before the gate judges the candidate: the
-# gate passes a model only when its whole interval is inside the budget.
-PROBE_TARGET = 0.8
 
 
 @dataclass
@@ -64,6 +62,7 @@ class Tried:
         r = self.row
         return {
             "mode": self.candidate.mode,
+            "candidate": self.candidate.name,
             "stage": self.candidate.stage,
             "settings": self.candidate.settings(),
             "config": self.candidate.config.to_json(),
@@ -177,7 +176,7 @@ class Search:
         t0 = time.monotonic()
         out = self.scratch / f"c{len(self.tried)}" / (self.e.onnx_path.name[:-5] + ".int8.onnx")  # type: ignore[union-attr]
         out.parent.mkdir(parents=True)
-        self.log(f"{self.e.id}: trying {c.stage} ({c.settings()})")
+        self.log(f"{self.e.id}: trying {c.name} ({c.settings()})")
         t = Tried(c, "error", file=out)
         try:
             data = self.calibration() if c.mode == "static" else None
@@ -223,7 +222,7 @@ class Search:
                 t.status, t.reason = row.status, row.reason or ""
         t.seconds = time.monotonic() - t0
         self.tried.append(t)
-        self.log(f"{self.e.id}: {c.stage}: {t.status}" + (f" drop {row.drop:.6f}" if row.drop is not None else ""))
+        self.log(f"{self.e.id}: {c.name}: {t.status}" + (f" drop {row.drop:.6f}" if row.drop is not None else ""))
         return t
 
     def best(self) -> Tried | None:
@@ -250,7 +249,7 @@ class Search:
         if self.prefer in ("size", "speed"):
             # keeping nodes in float only adds bytes and float ops; QAT ships the same graph as
             # static PTQ: once both full-int8 modes are known, nothing later beats them
-            return stage in ("static+float", "qat") and any(t.candidate.stage == "static" for t in self.tried)
+            return stage in ("float", "qat") and any(t.candidate.stage == "static" for t in self.tried)
         return False
 
     # -- the search ---------------------------------------------------------------------------
@@ -258,9 +257,16 @@ class Search:
         keep = tuple(self.e.nodes_to_exclude)
         self.judge(cands.first("dynamic", keep))
         if not self.settled("static") and not self.out_of_time():
-            st = self.judge(cands.first("static", keep))
-            if st.status in ("fail", "marginal") and not self.settled("static+float"):
-                self.float_search(st)
+            self.judge(cands.first("static", keep))
+        # The post-training candidates that came close, closest first: keep their worst nodes in float.
+        near = sorted(
+            (t for t in self.tried if t.status in ("fail", "marginal") and t.file is not None and t.drop is not None),
+            key=lambda t: t.drop or 0.0,
+        )
+        for t in near:
+            if self.settled("float") or self.out_of_time():
+                break
+            self.float_search(t)
         if self.e.qat_config_path is not None:
             if self.qat and not self.settled("qat") and not self.out_of_time():
                 self.try_qat()
@@ -270,54 +276,57 @@ class Search:
             )
         return self.outcome()
 
-    def float_search(self, static: Tried) -> None:
-        """Keep the node whose float copy lowers the probe's drop most, then the next (re-ranked),
-        until the probe is under `PROBE_TARGET` x budget and the gate passes the candidate, or
-        `max_float_nodes`, the coverage floor, no further gain or the time budget stops it."""
+    def float_search(self, start: Tried) -> None:
+        """From candidate `start`, keep in float the node whose float copy lowers the probe's drop
+        most, then the next (re-ranked each time). A candidate whose probe drop is within the
+        budget is judged by the gate; the search ends at a pass, after `max_float_nodes` nodes,
+        at the coverage floor, when no node lowers the drop further, or at the time budget."""
         import onnx
 
         from ..onnxio import load_model
 
-        assert self.e.onnx_path is not None
+        assert self.e.onnx_path is not None and start.file is not None
         probe = self.probe()
         fp32 = load_model(self.e.onnx_path)
         nodes = {w.key: w for w in coverage.weight_nodes(fp32)}
         total = sum(w.params for w in nodes.values()) or 1
-        remake = cands.remaker("static", self.e, self.calibration())
-        keep = list(static.candidate.exclude)
-        assert static.file is not None
-        current = probe.drop(static.file)
-        q = onnx.load(str(static.file))
+        mode = start.candidate.mode
+        data = self.calibration() if mode == "static" else None
+        remake = cands.remaker(mode, self.e, data)
+        keep = list(start.candidate.exclude)
+        current = probe.drop(start.file)
+        q = onnx.load(str(start.file))
         floated = set(coverage.measure(fp32, q).float_nodes)
-        while len(keep) < self.max_float_nodes + len(self.e.nodes_to_exclude) and not self.out_of_time():
-            pool = [k for k in nodes if k not in keep and k not in floated]
+        added = 0
+        while added < self.max_float_nodes and not self.out_of_time():
             in_float = sum(nodes[k].params for k in keep if k in nodes)
-            pool = [k for k in pool if (total - in_float - nodes[k].params) / total >= self.min_share]
-            if not pool:
-                static.notes.append("no node can be kept in float without going under the coverage floor")
-                return
-            if len(pool) > 32:  # large models: only the nodes that add the most error are re-made
-                errs = diagnose.activation_errors(
-                    fp32, q, probe.feeds[: diagnose.ACTIVATION_SAMPLES], [nodes[k] for k in pool]
-                )
-                pool = sorted(pool, key=lambda k: -(errs.get(k, (None, None))[1] or 0.0))[:32]
-            trials = [
-                (d, k)
-                for k, d in diagnose.kept_in_float(remake, probe, pool, tuple(keep), self.deadline)
-                if not math.isnan(d)
+            pool = [
+                k
+                for k in nodes
+                if k not in keep and k not in floated and (total - in_float - nodes[k].params) / total >= self.min_share
             ]
+            if not pool:
+                start.notes.append(f"{mode}: no further node can be kept in float above the coverage floor")
+                return
+            if len(pool) > diagnose.MAX_KEPT_TRIALS:  # large models: re-make only the nodes adding most error
+                feeds = probe.feeds[: diagnose.ACTIVATION_SAMPLES]
+                errs = diagnose.activation_errors(fp32, q, feeds, [nodes[k] for k in pool])
+                pool = sorted(pool, key=lambda k: -(errs.get(k, (None, None))[1] or 0.0))[: diagnose.MAX_KEPT_TRIALS]
+            found = diagnose.kept_in_float(remake, probe, pool, tuple(keep), self.deadline)
+            trials = [(d, k) for k, d in found if not math.isnan(d)]
             if not trials:
                 return
             d, k = min(trials)
             if d >= current:
-                static.notes.append(f"keeping another node in float does not lower the drop (best: {k}, {d:.6f})")
+                start.notes.append(f"{mode}: keeping another node in float does not lower the drop ({k}: {d:.6f})")
                 return
             keep.append(k)
+            added += 1
             current = d
-            self.log(f"{self.e.id}: keeping {k} in float: drop on the probe {d:.6f}")
-            if d <= PROBE_TARGET * self.e.budget or len(keep) == self.max_float_nodes:
-                t = self.judge(cands.with_float(static.candidate, tuple(keep)))
-                if t.passed and self.settled("static+float"):
+            self.log(f"{self.e.id}: {mode}: keeping {k} in float: drop on the probe {d:.6f}")
+            if d <= self.e.budget:
+                t = self.judge(cands.with_float(start.candidate, tuple(keep)))
+                if t.passed:
                     return
 
     def try_qat(self) -> None:
@@ -337,7 +346,7 @@ class Search:
             why = "no candidate meets every budget" + (" within the time budget" if self.out_of_time() else "")
             return Outcome(self.e, self.tried, None, f"keep fp32: {why}", self.data, seconds, True, self.scratch, False)
         if self.prefer == "speed" and chosen.speed_verdict == "slower":
-            stage = chosen.candidate.stage
+            stage = chosen.candidate.name
             return Outcome(
                 self.e,
                 self.tried,
@@ -349,7 +358,7 @@ class Search:
                 True,
                 self.scratch,
             )
-        what = f"{chosen.candidate.stage} ({chosen.candidate.settings()})"
+        what = f"{chosen.candidate.name} ({chosen.candidate.settings()})"
         d = chosen.row.drop if chosen.row else None
         fig = f", drop {d:.6f}" if d is not None else ""
         return Outcome(

@@ -165,7 +165,7 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
     m.add(**verdict(measured, p.judged, p.budgets, e.budget))
     _coverage_budget(e, m)
     if m.row.status == "fail":
-        m.add(why={"fix": better_command(e, registry or Path("registry"))})
+        m.add(why=_why(e, p, registry))
     judged = [o for o in measured.outputs if o.name in p.judged]
     if judged and all(o.note == CONSTANT_EXACT for o in judged):  # a pass that measured nothing
         said = (
@@ -176,6 +176,22 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
         m.add(warnings=(*m.row.warnings, said))
     if s.bench:
         _bench(p, m, e.mode)
+
+
+def _why(e: Entry, p: Prepared, registry: Path | None) -> dict:
+    """What a failing row's reader needs next: the nodes that add the most error at their output
+    (on the gate's first samples; never an error of the row when it cannot be worked out) and
+    the command that searches for a sidecar within budget."""
+    from .. import diagnose
+
+    out: dict = {"fix": better_command(e, registry or Path("registry")), "method": "error at each node's output"}
+    try:
+        feeds = list(itertools.islice(p.feeds(), diagnose.ACTIVATION_SAMPLES))
+        out["nodes"] = diagnose.why_nodes(p.fp32_path, p.int8_path, feeds)
+    except Exception as err:  # a diagnosis, not the verdict: say why it is missing
+        out["nodes"] = []
+        out["note"] = f"nodes not ranked: {one_line(err, 160)}"
+    return out
 
 
 def _coverage_budget(e: Entry, m: _Measurement) -> None:
@@ -674,6 +690,13 @@ def row_lines(row: Row) -> list[str]:
             shown += f" n={a.get('samples')}"
         status = str(a.get("status")).upper()
         lines.append(f"        as an AVX2-only CPU computes it (emulated): {status} {shown}")
+    if row.status == "fail" and row.why:
+        for n in row.why.get("nodes") or []:
+            sq = n.get("sqnr_db")
+            at = f"SQNR {sq:.1f} dB at its output" if isinstance(sq, (int, float)) else "error at its output"
+            lines.append(f"        adds error: {plain(str(n.get('node')))} ({plain(str(n.get('op_type')))}), {at}")
+        if row.why.get("fix"):
+            lines.append(f"        fix: {plain(str(row.why['fix']))}")
     return lines + [f"        warning: {plain(w)}" for w in row.warnings]
 
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 from ..results import Interval, Results, Row
 from ..text import cell, code
-from .markdown import method_line, sorted_rows
+from .markdown import method_line, sorted_rows, why_lines
 
 GITHUB_LIMIT = 65536
 # GitHub counts characters; we count UTF-8 bytes, which is never less, so we stay under.
@@ -122,8 +122,8 @@ def headline(results: Results) -> str:
     return f"{head} — {', '.join(parts) or 'no models'}{tail}"
 
 
-TABLE_HEAD = "| | model | mode | drop | 95% CI | n | budget | max err | KiB fp32→int8 |"
-TABLE_RULE = "|:-:|---|---|--:|--:|--:|--:|--:|--:|"
+TABLE_HEAD = "| | model | mode | drop | 95% CI | n | budget | max err | KiB fp32→int8 | int8 w. |"
+TABLE_RULE = "|:-:|---|---|--:|--:|--:|--:|--:|--:|--:|"
 # with `--bench`: the int8/fp32 time at 1 thread, batch 1
 SPEED_HEAD, SPEED_RULE = " int8/fp32 time |", "--:|"
 
@@ -145,8 +145,22 @@ def table_row(r: Row, timed: bool = False) -> str:
         f"| {icon} | {code(r.id[:80])} | "
         f"{cell(r.mode)} | {num(r.drop)} | {interval_str(r.drop_ci)} | {r.samples or '—'} | "
         f"{budget_str(r.budget)} | {err_str(r.max_abs_error)} | "
-        f"{size_str(r.fp32_bytes, r.int8_bytes)} |" + (f" {speed_str(r)} |" if timed else "")
+        f"{size_str(r.fp32_bytes, r.int8_bytes)} | {_share(r)} |" + (f" {speed_str(r)} |" if timed else "")
     )
+
+
+def _share(r: Row) -> str:
+    c = r.coverage
+    return "—" if c is None or c.int8_share is None else f"{c.int8_share:.0%}"
+
+
+def why_block(r: Row) -> list[str]:
+    """A failing row's collapsible "why": the nodes that add the most error, and the command
+    that searches for a sidecar within budget."""
+    lines = why_lines(r)
+    if not lines:
+        return []
+    return [f"<details><summary>Why {code(r.id[:80])} fails, and the fix</summary>", "", *lines, "", "</details>"]
 
 
 def reason_line(r: Row, limit: int = 300) -> str:
@@ -289,6 +303,10 @@ def _assemble(top: list[str], rows: list[Row], n: int, tail: list[str], url: str
     reasons = [r for r in shown if (r.status in ("fail", "error") or r.marginal) and r.reason]
     if reasons:
         parts += ["", *(reason_line(r) for r in reasons)]
+    for r in shown:
+        block = why_block(r) if r.status == "fail" else []
+        if block:
+            parts += ["", *block]
     warned = [warning_line(r, w) for r in shown for w in r.warnings]
     if warned:
         parts += ["", *warned[:MAX_WARNINGS]]

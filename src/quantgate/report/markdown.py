@@ -32,8 +32,8 @@ def sorted_rows(results: Results) -> list[Row]:
 def render_table(rows: list[Row]) -> str:
     head = (
         "| model | status | mode | drop | 95% interval | samples | budget | headroom | PLCC | worst abs err | "
-        "SQNR dB | size fp32 → int8 |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "SQNR dB | size fp32 → int8 | int8 weights |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
     )
     lines = [head]
     for r in rows:
@@ -44,9 +44,32 @@ def render_table(rows: list[Row]) -> str:
             f"| {code(r.id)} | {status} | {cell(r.mode)} | "
             f"{fmt_num(r.drop)} | {ci} | {r.samples or '—'} | {fmt_num(r.budget, '.4f')} | {fmt_num(r.headroom)} | "
             f"{fmt_num(r.plcc)} | {fmt_num(r.max_abs_error, '.4g')} | {sqnr} | "
-            f"{fmt_bytes(r.fp32_bytes)} → {fmt_bytes(r.int8_bytes)} |"
+            f"{fmt_bytes(r.fp32_bytes)} → {fmt_bytes(r.int8_bytes)} | {share_str(r)} |"
         )
     return "\n".join(lines)
+
+
+def share_str(r: Row) -> str:
+    """The share of the fp32 weights the sidecar stores in int8, and its weight nodes: 100% (5/5)."""
+    c = r.coverage
+    if c is None or c.int8_share is None:
+        return "—"
+    return f"{c.int8_share:.0%} ({c.int8_nodes}/{c.weight_nodes})"
+
+
+def why_lines(r: Row) -> list[str]:
+    """A failing row's "why": the nodes that add the most error at their output, and the fix."""
+    w = r.why or {}
+    out = []
+    for n in w.get("nodes") or []:
+        sq = n.get("sqnr_db")
+        at = f"SQNR {sq:.1f} dB at its output" if isinstance(sq, (int, float)) else "error at its output"
+        out.append(f"- {code(str(n.get('node')))} ({cell(str(n.get('op_type')))}): {at}")
+    if w.get("note"):
+        out.append(f"- {cell(str(w['note']))}")
+    if w.get("fix"):
+        out.append(f"- fix: {code(str(w['fix']))}")
+    return out
 
 
 def render_speed(rows: list[Row]) -> str:
@@ -98,6 +121,10 @@ def render_markdown(results: Results) -> str:
         parts.append("")
         parts += [f"- {code(r.id)}: {cell(r.reason)}" for r in reasons]
         parts.append("")
+    for r in rows:
+        lines = why_lines(r) if r.status == "fail" else []
+        if lines:
+            parts += [f"**{code(r.id)}: the nodes that add the most error, and the fix**", "", *lines, ""]
     warned = [(r, w) for r in rows for w in r.warnings]
     if warned:
         parts += ["**Warnings**", "", *(f"- {code(r.id)}: {cell(w)}" for r, w in warned), ""]

@@ -164,7 +164,7 @@ def auto_plots(report, folder: str | Path) -> list[Path]:
         for t, size, drop in pts:
             colour = "tab:green" if t.passed else ("tab:gray" if t.status == "name-only" else "tab:red")
             ax.scatter([size], [drop], color=colour, s=40, zorder=3)
-            label = t.candidate.stage + (" (int8 in name only)" if t.status == "name-only" else "")
+            label = t.candidate.name + (" (int8 in name only)" if t.status == "name-only" else "")
             ax.annotate(label, (size, drop), textcoords="offset points", xytext=(5, 4), fontsize=8)
             if t is o.chosen:
                 ax.scatter([size], [drop], s=160, facecolors="none", edgecolors="black", zorder=4)
