@@ -272,8 +272,7 @@ def why_nodes(fp32_path: Path, int8_path: Path, feeds: list[dict], top: int = WH
         key=lambda w: -(errs[w.key][1] or 0.0),
     )
     return [
-        {"node": w.key, "op_type": w.op_type, "sqnr_db": errs[w.key][0], "added": errs[w.key][1]}
-        for w in ranked[:top]
+        {"node": w.key, "op_type": w.op_type, "sqnr_db": errs[w.key][0], "added": errs[w.key][1]} for w in ranked[:top]
     ]
 
 
