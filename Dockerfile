@@ -3,7 +3,8 @@
 #
 # Two stages: `build` makes a virtual environment from pinned wheels (docker/*.lock) and the
 # package itself (not editable); the final stage holds only the Python runtime, that venv and
-# the entrypoint. No compilers, no torch (QAT is not part of the gate), no pip cache.
+# the entrypoint. No compilers, no torch (QAT is not part of the gate), no pip cache. matplotlib
+# (the [plots] extra) is in, for --plots and the pictures the example workflow uploads.
 
 FROM debian:bookworm-slim AS build
 
@@ -35,7 +36,7 @@ RUN /opt/quantgate/bin/pip install --no-deps --no-build-isolation /src \
  && find /opt/quantgate/lib/python3.11/site-packages/numpy -type d -name tests -prune -exec rm -rf {} + \
  && find /opt/quantgate -name '*.pyi' -delete \
  && /opt/quantgate/bin/python -m compileall -q -j 0 /opt/quantgate/lib \
- && /opt/quantgate/bin/python -c "import quantgate.action, quantgate.cli" \
+ && /opt/quantgate/bin/python -c "import quantgate.action, quantgate.cli, matplotlib" \
  && /opt/quantgate/bin/quantgate --version
 
 

@@ -41,6 +41,7 @@ DEFAULTS = {
     "samples": "auto",
     "seed": str(DEFAULT_SEED),
     "bench": "false",
+    "auto": "false",
     "working_directory": ".",
 }
 COMMENT_TIMEOUT_S = 180
@@ -133,6 +134,7 @@ class Settings:
     samples: int | None = None  # None: adaptive sampling
     seed: int = DEFAULT_SEED
     bench: bool = False  # also time fp32 against int8 on the runner
+    auto: bool = False  # for each failing model, what `quantgate auto` would ship (a dry run)
 
     @classmethod
     def load(cls, options: Mapping[str, str | None], env: Mapping[str, str]) -> Settings:
@@ -177,6 +179,7 @@ class Settings:
             else parse_int(raw["samples"], name="samples", default=1, minimum=1),
             seed=parse_int(raw["seed"], name="seed", default=DEFAULT_SEED),
             bench=parse_bool(raw["bench"], name="bench", default=False),
+            auto=parse_bool(raw["auto"], name="auto", default=False),
         )
 
 
@@ -338,11 +341,23 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
     except UserError as e:
         return report_error(e.render(input_name), env, file=registry_file if s.registry.is_file() else None)
 
+    suggested: list[str] = []
+    if s.auto and results.counts.failed:
+        from .auto import suggest
+
+        try:
+            results, suggested = suggest(results, s.registry, root=s.working_directory, seed=s.seed)
+        except UserError as e:  # a suggestion, never the verdict
+            said = f"auto could not run: {e.render(input_name)}"
+            emit(actions.workflow_command("warning", said, title="quantgate auto"))
     assert s.out_json is not None and s.markdown_out is not None
     results_path = relative_to_workspace(s.out_json, s.workspace)
     markdown_path = relative_to_workspace(s.markdown_out, s.workspace)
     try:
         markdown = render_markdown(results)
+        if suggested:
+            markdown += "\n**quantgate auto** (a dry run for each failing model; nothing was written)\n\n"
+            markdown += "\n".join(suggested) + "\n"
         write_json(s.out_json, results)
         write_text(s.markdown_out, markdown)
     except OSError as e:

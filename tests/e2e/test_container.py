@@ -339,3 +339,23 @@ def test_image_holds_no_compiler_or_torch(engine, image):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "quantgate" in proc.stdout
+
+
+def test_image_draws_the_pictures(engine, image, shipped_models, tmp_path):
+    """matplotlib is in the image: `--plots` works there as on the host."""
+    client, env = engine
+    ws = make_workspace(tmp_path, shipped_models)
+    proc = subprocess.run(
+        [
+            *(client, "run", "--rm", "--network", "none", "-v", f"{ws}:/github/workspace", "-w", "/github/workspace"),
+            *("--entrypoint", "/opt/quantgate/bin/quantgate", image),
+            *("gate", "nr_metric_v1", "--registry", SHIPPED_REGISTRY, "--samples", "64", "--plots", "plots"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in ("nr_metric_v1.scatter.png", "nr_metric_v1.error.png"):
+        assert (ws / "plots" / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), name

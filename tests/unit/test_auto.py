@@ -187,3 +187,30 @@ def test_auto_reaches_qat_when_no_post_training_candidate_fits(tmp_path):
     assert names[:2] == ["dynamic", "static"] and names[-1] == "qat"
     assert all(t.status == "fail" for t in o.tried[:2])
     assert o.chosen is o.tried[-1] and o.chosen.row.sqnr_db >= 35.5
+
+
+def test_the_action_input_auto_suggests_a_fit_for_a_failing_model_and_writes_nothing(tmp_path, monkeypatch):
+    from action_support import parse_output_file, runner_env
+    from quantgate import action as ep
+
+    monkeypatch.chdir(REPO)
+    w = tmp_path / "ws"
+    w.mkdir()
+    reg = _repo(
+        w, {"id": "o", "quant_mode": "static", "quant_calibration_set": "m/cal.npz"}, TINY / "outlier_mlp_v1.onnx"
+    )
+    shutil.copy(TINY / "calibration" / "outlier_mlp_v1.npz", w / "m" / "cal.npz")
+    quantize_static(w / "m" / "outlier_mlp_v1.onnx", w / "m" / "cal.npz")  # 0.018 against 0.01: fails
+    reg.write_text(reg.read_text().replace('"owner"', '"quant_accuracy_budget_plcc": 0.01, "owner"'))
+    before = _hashes(w)
+    env = runner_env(w, tmp_path, registry="m/registry.json", auto="true", out_json="r.json", markdown_out="r.md")
+    code = ep.run({}, env)
+    assert code == 1  # the verdict is the gate's: auto only suggests
+    summary = (tmp_path / "file_commands" / "summary").read_text()
+    assert "**quantgate auto**" in summary and "ship dynamic" in summary and "```diff" in summary
+    doc = json.loads((w / "r.json").read_text())
+    why = doc["models"][0]["why"]
+    assert why["auto"]["found"] is True and why["auto"]["decision"].startswith("ship dynamic")
+    after = _hashes(w)
+    assert {k: v for k, v in after.items() if k not in ("r.json", "r.md")} == before
+    assert parse_output_file((tmp_path / "file_commands" / "out").read_text())["verdict"] == "fail"

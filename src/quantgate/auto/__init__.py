@@ -137,3 +137,37 @@ def run_auto(
         for o in outcomes:
             cleanup(o)
     return report
+
+
+SUGGEST_MINUTES = 5.0
+
+
+def suggest(results, registry: str | Path, *, root=None, seed: int = 0, max_minutes: float = SUGGEST_MINUTES):
+    """For every failing row of a gate run that a registry lists: what `quantgate auto` would
+    ship (a dry run: nothing is written), in the row's `why`, and the markdown of each search for
+    the job summary. Returns (results with those rows updated, markdown sections)."""
+    from dataclasses import replace
+
+    from .report import markdown
+
+    failing = [r.id for r in results.models if r.status == "fail" and not str(r.id).endswith(".onnx")]
+    reg = load_registry(registry, root) if failing else None
+    ids = [i for i in failing if reg is not None and any(e.id == i for e in reg.entries)]
+    if not ids:
+        return results, []
+    report = run_auto(registry, ids, root=root, seed=seed, max_minutes=max_minutes, dry_run=True, qat=False)
+    by_id = {o.entry.id: o for o in report.outcomes}
+    rows, sections = [], []
+    for r in results.models:
+        o = by_id.get(r.id)
+        if o is None:
+            rows.append(r)
+            continue
+        why = dict(r.why or {})
+        why["auto"] = {"decision": o.decision, "found": o.found, "seconds": round(o.seconds, 1)}
+        rows.append(r.with_(why=why))
+        sections += [*markdown(o), ""]
+    if report.diff:
+        sections += ["The registry patch it would apply (`quantgate auto` without `--dry-run`):", "", "```diff"]
+        sections += [report.diff.rstrip("\n"), "```", ""]
+    return replace(results, models=tuple(rows)), sections

@@ -67,6 +67,10 @@ def why_lines(r: Row) -> list[str]:
         out.append(f"- {code(str(n.get('node')))} ({cell(str(n.get('op_type')))}): {at}")
     if w.get("note"):
         out.append(f"- {cell(str(w['note']))}")
+    auto = w.get("auto") or {}
+    if auto.get("decision"):
+        verb = "found" if auto.get("found") else "tried every candidate"
+        out.append(f"- auto ({verb} in a dry run on this machine): {cell(str(auto['decision']))}")
     if w.get("fix"):
         out.append(f"- fix: {code(str(w['fix']))}")
     return out
