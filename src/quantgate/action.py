@@ -42,6 +42,7 @@ DEFAULTS = {
     "seed": str(DEFAULT_SEED),
     "bench": "false",
     "auto": "false",
+    "plots": "",
     "working_directory": ".",
 }
 COMMENT_TIMEOUT_S = 180
@@ -135,6 +136,7 @@ class Settings:
     seed: int = DEFAULT_SEED
     bench: bool = False  # also time fp32 against int8 on the runner
     auto: bool = False  # for each failing model, what `quantgate auto` would ship (a dry run)
+    plots: Path | None = None  # a folder for the pictures (scatter, error histogram per model)
 
     @classmethod
     def load(cls, options: Mapping[str, str | None], env: Mapping[str, str]) -> Settings:
@@ -180,6 +182,7 @@ class Settings:
             seed=parse_int(raw["seed"], name="seed", default=DEFAULT_SEED),
             bench=parse_bool(raw["bench"], name="bench", default=False),
             auto=parse_bool(raw["auto"], name="auto", default=False),
+            plots=path("plots") if raw["plots"] else None,
         )
 
 
@@ -312,6 +315,21 @@ def post_comment(results_file: Path, s: Settings, env: Mapping[str, str]) -> dic
     return {"comment": str(outcome.get("action") or "failed"), "comment_url": str(outcome.get("url") or "")}
 
 
+def _plots(results, s: Settings, env: Mapping[str, str]) -> str:
+    """The pictures of every measured model into `s.plots`; a warning, never the verdict, when
+    they cannot be drawn. Returns the folder relative to the workspace ('' when none was drawn)."""
+    from .report.plots import gate_plots
+
+    assert s.plots is not None
+    try:
+        drawn = gate_plots(results, s.registry, s.plots, seed=s.seed)
+    except UserError as e:
+        emit(actions.workflow_command("warning", f"no pictures: {e.render(input_name)}", title="quantgate plots"))
+        return ""
+    say(f"quantgate: {len(drawn)} picture(s) in {relative_to_workspace(s.plots, s.workspace)}")
+    return relative_to_workspace(s.plots, s.workspace)
+
+
 def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list[str] | None = None) -> int:
     """One action run; `options` are the caller's values by input name (None: not given)."""
     token = (options.get("github_token") or read_input(env, "github_token") or "").strip()
@@ -363,6 +381,9 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
     except OSError as e:
         return report_error(f"could not write the results: {e}", env)
 
+    plots_path = ""
+    if s.plots is not None:
+        plots_path = _plots(results, s, env)
     if in_actions(env):
         for line in actions.annotation_lines(results, registry_file):
             emit(line)
@@ -371,7 +392,11 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
     comment = post_comment(s.out_json, s, env)
     _sinks(
         env,
-        {**actions.outputs_from_results(results, results_path=results_path, markdown_path=markdown_path), **comment},
+        {
+            **actions.outputs_from_results(results, results_path=results_path, markdown_path=markdown_path),
+            **comment,
+            "plots_path": plots_path,
+        },
         markdown,
         markdown_path,
     )

@@ -309,4 +309,6 @@ def test_action_yml_declares_what_the_entrypoint_reads_and_writes():
         assert name == name.lower() and "-" not in name, name
         assert str(spec["default"]) == ep.DEFAULTS[name] or name == "github_token", name
     assert meta["inputs"]["github_token"]["default"] == "${{ github.token }}"
-    assert set(meta["outputs"]) == set(actions.OUTPUT_NAMES) | set(actions.COMMENT_OUTPUT_NAMES)
+    assert set(meta["outputs"]) == (
+        set(actions.OUTPUT_NAMES) | set(actions.COMMENT_OUTPUT_NAMES) | set(actions.PLOTS_OUTPUT_NAMES)
+    )

@@ -203,7 +203,9 @@ def test_the_action_input_auto_suggests_a_fit_for_a_failing_model_and_writes_not
     quantize_static(w / "m" / "outlier_mlp_v1.onnx", w / "m" / "cal.npz")  # 0.018 against 0.01: fails
     reg.write_text(reg.read_text().replace('"owner"', '"quant_accuracy_budget_plcc": 0.01, "owner"'))
     before = _hashes(w)
-    env = runner_env(w, tmp_path, registry="m/registry.json", auto="true", out_json="r.json", markdown_out="r.md")
+    env = runner_env(
+        w, tmp_path, registry="m/registry.json", auto="true", out_json="r.json", markdown_out="r.md", plots="pics"
+    )
     code = ep.run({}, env)
     assert code == 1  # the verdict is the gate's: auto only suggests
     summary = (tmp_path / "file_commands" / "summary").read_text()
@@ -212,5 +214,7 @@ def test_the_action_input_auto_suggests_a_fit_for_a_failing_model_and_writes_not
     why = doc["models"][0]["why"]
     assert why["auto"]["found"] is True and why["auto"]["decision"].startswith("ship dynamic")
     after = _hashes(w)
-    assert {k: v for k, v in after.items() if k not in ("r.json", "r.md")} == before
-    assert parse_output_file((tmp_path / "file_commands" / "out").read_text())["verdict"] == "fail"
+    assert {k: v for k, v in after.items() if k not in ("r.json", "r.md") and not k.startswith("pics/")} == before
+    out = parse_output_file((tmp_path / "file_commands" / "out").read_text())
+    assert out["verdict"] == "fail" and out["plots_path"] == "pics"
+    assert sorted(p.name for p in (w / "pics").iterdir()) == ["o.error.png", "o.scatter.png"]

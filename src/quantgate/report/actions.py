@@ -122,6 +122,7 @@ OUTPUT_NAMES = (
 )
 # set by the entrypoint from `quantgate comment --outcome-json`: what happened, and the link
 COMMENT_OUTPUT_NAMES = ("comment", "comment_url")
+PLOTS_OUTPUT_NAMES = ("plots_path",)
 
 
 def outputs_from_results(results: Results | None, *, results_path: str = "", markdown_path: str = "") -> dict[str, str]:
