@@ -361,6 +361,10 @@ class Search:
         what = f"{chosen.candidate.name} ({chosen.candidate.settings()})"
         d = chosen.row.drop if chosen.row else None
         fig = f", drop {d:.6f}" if d is not None else ""
+        if chosen.size_ratio is not None and chosen.size_ratio > 1.0:
+            fig += f"; note: its file is {chosen.size_ratio:.2f}x fp32's (fp32 is smaller at this size)"
+        if chosen.speed_verdict == "slower" and chosen.speed_ratio is not None:
+            fig += f"; note: it takes {chosen.speed_ratio:.2f}x fp32's time on this CPU"
         return Outcome(
             self.e,
             self.tried,
