@@ -35,7 +35,6 @@ sys.path.insert(0, str(REPO / "tests"))
 def scratch(tmp: Path, qat: bool) -> Path:
     """The shipped examples as fp32 entries, plus the constructed cases; returns the registry."""
     import modelzoo
-
     from quantgate.produce.dynamic import quantize_dynamic
 
     (tmp / ".git").mkdir()
