@@ -486,6 +486,8 @@ def _not_a_file(path: Path) -> str | None:
 
 def check_files(reg: Registry) -> list[Problem]:
     """Problems a `validate` run adds beyond the schema: files that should exist and do not."""
+    from .advice import reproduce_command  # advice builds on this module
+
     out = []
     shown = str(reg.path)
     git = (reg.root / ".git").exists()
@@ -536,7 +538,7 @@ def check_files(reg: Registry) -> list[Problem]:
                     shown,
                     f"{where}.quant_mode",
                     f"mode '{e.mode}' ships {e.int8_path.name}, which does not exist",
-                    f'produce it ({producer_command(e.mode)} ...) or set quant_mode "fp32"',
+                    f'produce it ({reproduce_command(e, reg.path)}) or set quant_mode "fp32"',
                     e.line_of("quant_mode"),
                 )
             )

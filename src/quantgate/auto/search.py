@@ -216,7 +216,7 @@ class Search:
         t.size_ratio = row.size_ratio
         t.speed_ratio, t.speed_verdict = _speed(row)
         if t.status != "name-only":
-            if row.status == "pass" and row.marginal:
+            if row.marginal:  # undecided, whatever the marginal policy made of it: never a pass
                 t.status, t.reason = "marginal", row.reason or "marginal"
             else:
                 t.status, t.reason = row.status, row.reason or ""
