@@ -340,6 +340,13 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
     except UserError as e:
         return report_error(e.render(input_name), env)
 
+    if s.plots is not None:  # before any work: a run never ends in an error after the gate
+        from .report.plots import check
+
+        try:
+            check(s.plots)
+        except UserError as e:
+            return report_error(e.render(input_name), env)
     from .gate import row_lines, run_gate, summary_line
     from .report.markdown import render_markdown
 

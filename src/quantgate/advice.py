@@ -43,6 +43,8 @@ def reproduce_command(e: Entry, registry: Path | None, cov: Coverage | None = No
             return auto_command(e, registry) if listed else f"quantgate ptq-static {model} -c SET.npz"
         return f"quantgate ptq-dynamic {model}" + (_registry_args(e, registry) if listed else "")
     if e.mode == "static":
+        if listed and (e.calibration_path is None or not e.calibration_path.is_file()):
+            return auto_command(e, registry)  # no set to calibrate on yet: auto makes one
         cal = _shown(e.calibration_path, "SET.npz")
         return f"quantgate ptq-static {model} -c {cal}" + (_registry_args(e, registry) if listed else "")
     if e.mode == "qat":

@@ -73,43 +73,65 @@ def _elements(dims: tuple[int, ...]) -> int:
     return n
 
 
-def weight_nodes(model: onnx.ModelProto) -> list[WeightNode]:
-    """The compute nodes of an fp32 graph that read a float weight of rank >= 2 (top graph only:
-    the quantisers do not enter If/Loop bodies either)."""
-    consts = _constants(model.graph)
-    sources = _sources(model.graph, consts)
+def _scopes(graph: onnx.GraphProto, outer: dict, top: bool = True):
+    """(node, constants in scope, constant sources, whether it is in the top graph) for every node
+    of `graph` and of the If/Loop/Scan bodies inside it (a body reads the outer scope's constants)."""
+    consts = {**outer, **_constants(graph)}
+    sources = {**{k: k for k in outer}, **_sources(graph, consts)}
+    for n in graph.node:
+        yield n, consts, sources, top
+        for a in n.attribute:
+            bodies = ([a.g] if a.HasField("g") else []) + list(a.graphs)
+            for body in bodies:
+                yield from _scopes(body, consts, False)
+
+
+def _weights_read(n: onnx.NodeProto, consts: dict, sources: dict) -> tuple[str, ...]:
+    srcs = dict.fromkeys(sources[i] for i in n.input if i in sources)
+    return tuple(s for s in srcs if consts[s][0] in _FLOATS and len(consts[s][1]) >= 2)
+
+
+def all_weight_nodes(model: onnx.ModelProto) -> list[tuple[WeightNode, bool]]:
+    """Every compute node that reads a float weight of rank >= 2, with whether it is in the top
+    graph (the quantisers do not enter If/Loop bodies: a weight there stays float)."""
     out = []
-    for n in model.graph.node:
+    for n, consts, sources, top in _scopes(model.graph, {}):
         if n.op_type in _HELPERS or n.op_type in _PASS_THROUGH:
             continue
-        srcs = dict.fromkeys(sources[i] for i in n.input if i in sources)
-        names = tuple(s for s in srcs if consts[s][0] in _FLOATS and len(consts[s][1]) >= 2)
+        names = _weights_read(n, consts, sources)
         if names:
-            out.append(WeightNode(node_key(n), n.op_type, sum(_elements(consts[i][1]) for i in names), names))
+            out.append((WeightNode(node_key(n), n.op_type, sum(_elements(consts[i][1]) for i in names), names), top))
     return out
 
 
+def weight_nodes(model: onnx.ModelProto) -> list[WeightNode]:
+    """The weight nodes of the top graph: the ones a quantiser can quantise or keep in float."""
+    return [w for w, top in all_weight_nodes(model) if top]
+
+
 def weight_params(model: onnx.ModelProto) -> int:
-    """Elements of the distinct float weights compute nodes read (a tied weight counts once)."""
-    consts = _constants(model.graph)
-    seen = {w for node in weight_nodes(model) for w in node.weights}
-    return sum(_elements(consts[w][1]) for w in seen)
+    """Elements of the distinct float weights compute nodes read, in every graph of the model
+    (a tied weight counts once)."""
+    sizes: dict[str, int] = {}
+    for n, consts, sources, _top in _scopes(model.graph, {}):
+        if n.op_type in _HELPERS or n.op_type in _PASS_THROUGH:
+            continue
+        for w in _weights_read(n, consts, sources):
+            sizes[w] = _elements(consts[w][1])
+    return sum(sizes.values())
 
 
 def measure(fp32: onnx.ModelProto, int8: onnx.ModelProto) -> Coverage:
     """Coverage of the sidecar `int8` against the fp32 model it was made from. Both may be
     loaded without their external data: only tensor types and dims are read."""
-    fp32_nodes = weight_nodes(fp32)
+    fp32_nodes = [w for w, _top in all_weight_nodes(fp32)]
     keys = {w.key for w in fp32_nodes}
     total = weight_params(fp32)
-    g = int8.graph
-    consts = _constants(g)
-    sources = _sources(g, consts)
-    int8_weights: set[str] = set()
+    int8_weights: dict[str, int] = {}
     int8_nodes = 0
     float_ops: collections.Counter[str] = collections.Counter()
     float_nodes: list[str] = []
-    for n in g.node:
+    for n, consts, sources, _top in _scopes(int8.graph, {}):
         if n.op_type in _HELPERS or n.op_type in _PASS_THROUGH:
             continue
         q = f = False
@@ -120,7 +142,7 @@ def measure(fp32: onnx.ModelProto, int8: onnx.ModelProto) -> Coverage:
             if len(consts[src][1]) < 2:
                 continue
             if consts[src][0] in _BYTES8:
-                int8_weights.add(src)
+                int8_weights[src] = _elements(consts[src][1])
                 q = True
             elif consts[src][0] in _FLOATS:
                 f = True
@@ -129,7 +151,7 @@ def measure(fp32: onnx.ModelProto, int8: onnx.ModelProto) -> Coverage:
         elif f:
             float_ops[n.op_type] += 1
             float_nodes.append(_fp32_key(node_key(n), keys))
-    int8_params = sum(_elements(consts[w][1]) for w in int8_weights)
+    int8_params = sum(int8_weights.values())
     share = min(1.0, int8_params / total) if total else None
     return Coverage(
         weight_nodes=len(fp32_nodes),

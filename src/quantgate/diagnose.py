@@ -162,14 +162,18 @@ def _activations(model: onnx.ModelProto, names: set[str], feeds: list[dict]) -> 
     return values
 
 
-def _nmse(f: list[np.ndarray], q: list[np.ndarray]) -> float | None:
+def _errors(f: list[np.ndarray], q: list[np.ndarray]) -> tuple[float | None, float | None]:
+    """(normalised error: MSE over the fp32 variance, SQNR in dB: fp32 power over error power, as
+    the gate defines it) of one tensor; None where undefined."""
     a, b = np.concatenate(f), np.concatenate(q)
     if a.size != b.size or not (np.isfinite(a).all() and np.isfinite(b).all()):
-        return None
+        return None, None
+    err = float(((b - a) ** 2).sum())
     var = float(((a - a.mean()) ** 2).sum())
-    if var == 0.0:
-        return None
-    return float(((b - a) ** 2).sum()) / var
+    power = float((a * a).sum())
+    nmse = err / var if var > 0.0 else None
+    sqnr = 10.0 * math.log10(power / err) if err > 0.0 and power > 0.0 else None
+    return nmse, sqnr
 
 
 def _walk(start: str, step: Callable[[str], str | None], common: set[str], limit: int = 4) -> str | None:
@@ -199,6 +203,7 @@ class NodeError:
     added: float | None = None
     drop_kept: float | None = None
     gain: float | None = None
+    floor: bool = False  # keeping it in float would leave under the coverage floor in int8 (auto never does)
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -207,7 +212,8 @@ class NodeError:
 def activation_errors(
     fp32: onnx.ModelProto, int8: onnx.ModelProto, feeds: list[dict], nodes: list[coverage.WeightNode]
 ) -> dict[str, tuple[float | None, float | None]]:
-    """node key -> (SQNR in dB at its output, error added there) on `feeds`."""
+    """node key -> (SQNR in dB at its output, as the gate defines it; the normalised error added
+    there) on `feeds`."""
     common = _float_tensors(fp32) & _float_tensors(int8)
     common |= {i.name for i in fp32.graph.input}
     consumers: dict[str, list[onnx.NodeProto]] = {}
@@ -241,15 +247,14 @@ def activation_errors(
     seen = _dequantized(int8)
     f_vals = _activations(fp32, wanted - inputs, feeds)
     q_vals = _activations(int8, {seen.get(t, t) for t in wanted - inputs}, feeds)
-    errors: dict[str, float | None] = {t: 0.0 for t in inputs}
+    errors: dict[str, tuple[float | None, float | None]] = {t: (0.0, None) for t in inputs}
     for t in wanted - inputs:
         qt = seen.get(t, t)
-        errors[t] = _nmse(f_vals[t], q_vals[qt]) if t in f_vals and qt in q_vals else None
+        errors[t] = _errors(f_vals[t], q_vals[qt]) if t in f_vals and qt in q_vals else (None, None)
     out: dict[str, tuple[float | None, float | None]] = {}
     for key, (src, dst) in ends.items():
-        e_out = errors.get(dst) if dst else None
-        e_in = errors.get(src, 0.0) if src else 0.0
-        sqnr = None if not e_out else -10.0 * math.log10(e_out)
+        e_out, sqnr = errors.get(dst, (None, None)) if dst else (None, None)
+        e_in = errors.get(src, (0.0, None))[0] if src else 0.0
         added = None if e_out is None or e_in is None else e_out - e_in
         out[key] = (sqnr, added)
     return out
@@ -287,6 +292,7 @@ class Explanation:
 
     id: str
     mode: str
+    command: str  # the auto command for this model
     baseline_drop: float  # the sidecar re-made with quantgate's defaults, on the probe
     shipped_drop: float | None  # the entry's own sidecar on the same probe, when there is one
     budget: float
@@ -321,18 +327,29 @@ class Explanation:
         }
 
 
+def reason_for(why: str, key: str) -> str:
+    """A producer's refusal as a note about node `key` (its name said once)."""
+    return why.removeprefix(f"{key!r} ")
+
+
 def kept_in_float(
     remake: Remake, probe: Probe, keys: list[str], base: tuple[str, ...], deadline: float | None = None
-) -> Iterator[tuple[str, float]]:
-    """(node, drop with it kept in float too) for each of `keys`, each sidecar re-made by
-    `remake` with `base` + that node excluded; stops at `deadline` (time.monotonic())."""
+) -> Iterator[tuple[str, float, str | None]]:
+    """(node, drop with it kept in float too, why not) for each of `keys`, each sidecar re-made by
+    `remake` with `base` + that node excluded: NaN and the reason for a node that cannot be kept
+    in float on its own (a weight shared with another node, the model's only weight node). Stops
+    at `deadline` (time.monotonic())."""
     with tempfile.TemporaryDirectory(prefix="quantgate-explain-") as tmp:
         for i, k in enumerate(keys):
             if deadline is not None and time.monotonic() > deadline:
                 return
             out = Path(tmp) / f"n{i}.int8.onnx"
-            remake(tuple(sorted({*base, k})), out)
-            yield k, probe.drop(out)
+            try:
+                remake(tuple(sorted({*base, k})), out)
+            except UserError as err:
+                yield k, math.nan, err.problem
+                continue
+            yield k, probe.drop(out), None
 
 
 def explain_model(
@@ -379,6 +396,12 @@ def explain_model(
         except UserError as err:
             notes.append(f"the shipped sidecar does not run: {err}")
     floated = set(cov.float_nodes)
+    floor_share = e.min_int8_share if e.min_int8_share is not None else coverage.MIN_SHARE
+    total = cov.weight_params or 1
+
+    def under_floor(params: int) -> bool:
+        return (cov.int8_params - params) / total < floor_share
+
     figures = {
         w.key: NodeError(
             w.key,
@@ -387,6 +410,7 @@ def explain_model(
             w.key in floated,
             sqnr_db=errs.get(w.key, (None, None))[0],
             added=errs.get(w.key, (None, None))[1],
+            floor=w.key not in floated and under_floor(w.params),
         )
         for w in nodes
     }
@@ -399,14 +423,21 @@ def explain_model(
         )
         candidates = candidates[:max_kept_trials]
     tried = 0
-    for k, d in kept_in_float(remake, probe, candidates, base, deadline):
-        figures[k] = replace(figures[k], drop_kept=d, gain=None if math.isnan(d) else baseline_drop - d)
+    for k, d, why in kept_in_float(remake, probe, candidates, base, deadline):
+        figures[k] = replace(
+            figures[k], drop_kept=None if math.isnan(d) else d, gain=None if math.isnan(d) else baseline_drop - d
+        )
+        if why:
+            notes.append(f"{k} cannot be kept in float on its own: {reason_for(why, k)}")
         tried += 1
     if tried < len(candidates):
         notes.append(f"time budget reached: {tried} of {len(candidates)} nodes re-made in float")
+    from .advice import better_command
+
     ex = Explanation(
         id=e.id,
         mode=mode,
+        command=better_command(e, registry),
         baseline_drop=baseline_drop,
         shipped_drop=shipped,
         budget=e.budget,

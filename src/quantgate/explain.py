@@ -87,6 +87,7 @@ def lines(ex: Explanation) -> list[str]:
     header = ("node", "op", "weights", "SQNR at output", "error added", "drop kept in float", "change")
     rows = [header]
     for n in ex.nodes:
+        change = "—" if n.gain is None else f"{-n.gain:+.6f}"
         rows.append(
             (
                 plain(n.node),
@@ -95,19 +96,29 @@ def lines(ex: Explanation) -> list[str]:
                 "in float" if n.in_float else ("—" if n.sqnr_db is None else f"{n.sqnr_db:.1f} dB"),
                 "—" if n.added is None else f"{n.added:.3g}",
                 "—" if n.drop_kept is None else f"{n.drop_kept:.6f}",
-                "—" if n.gain is None else f"{-n.gain:+.6f}",
+                change + (" (floor)" if n.floor and n.gain is not None else ""),
             )
         )
     widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
     for r in rows:
         out.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    if any(n.floor for n in ex.nodes):
+        out.append(
+            "  (floor): keeping that node in float would leave under the coverage floor of weights in int8; "
+            "auto never does"
+        )
     for note in ex.notes:
         out.append(f"  note: {plain(note)}")
-    best = next((n for n in ex.nodes if n.gain is not None and n.gain > 0), None)
+    helps = [n for n in ex.nodes if n.gain is not None and n.gain > 0 and n.drop_kept is not None]
+    best = next((n for n in helps if not n.floor), None)
     if best is not None and best.drop_kept is not None:
         fits = "within" if best.drop_kept <= ex.budget else "still over"
         out.append(
             f"  keeping {plain(best.node)} in float lowers the drop to {best.drop_kept:.6f} ({fits} the budget); "
-            f"quantgate auto {plain(ex.id)} searches combinations and judges them with the gate"
+            f"{plain(ex.command)} searches combinations and judges them with the gate"
+        )
+    elif helps:
+        out.append(
+            f"  only nodes under the coverage floor lower the drop; {plain(ex.command)} tries the other modes and QAT"
         )
     return out

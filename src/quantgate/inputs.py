@@ -183,7 +183,7 @@ def stream(plans: list[InputPlan], seed: int) -> Iterator[dict[str, np.ndarray]]
             elif dt.kind in "iu":
                 feed[p.name] = rng.integers(int(p.low), int(p.high), size=p.shape, dtype=np.int64).astype(dt)
             else:
-                feed[p.name] = rng.random(p.shape) < 0.5
+                feed[p.name] = np.asarray(rng.random(p.shape) < 0.5)  # a 0-d draw is an array too
         yield feed
 
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -149,7 +150,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, _mode_of(path))
         os.replace(tmp, path)
     except OSError as e:
         _unlink(tmp)
@@ -159,6 +160,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         _unlink(tmp)
         raise
+
+
+def _mode_of(path: Path) -> int:
+    """The permission bits a replaced file keeps (a read-only registry stays read-only); 0o644 for
+    a new file."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o644
+    except OSError:
+        return 0o644
 
 
 def _unlink(tmp: str | None) -> None:

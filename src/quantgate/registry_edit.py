@@ -145,7 +145,7 @@ def patch(registry: Path, text: str, index: int, changes: dict[str, Any]) -> str
 def write_field(registry: Path, index: int, key: str, value: str) -> tuple[str, str]:
     """(old text, new text) for setting the field; verified, not yet written."""
     try:
-        text = registry.read_text(encoding="utf-8")
+        text = registry.read_bytes().decode("utf-8")  # bytes: CRLF line ends stay CRLF
         json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError(f"{registry}: cannot read the registry ({type(e).__name__}); fix it first") from None
@@ -224,7 +224,7 @@ def record_sidecar(
     values = {"int8_sha256": sha256_file(sidecar)}
     if fp32_written or (e.sha256 is None and "sha256" in e.raw):
         values["sha256"] = sha256_file(e.onnx_path)
-    text = reg.path.read_text(encoding="utf-8")
+    text = reg.path.read_bytes().decode("utf-8")  # bytes: CRLF line ends stay CRLF
     for key, value in values.items():
         _, text = _checked(reg.path, text, e.index, key, value)
     atomic_write_text(reg.path, text)

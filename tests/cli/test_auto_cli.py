@@ -47,8 +47,13 @@ def test_auto_without_a_fit_exits_1_and_keeps_the_registry(ol_repo):
 
 
 def test_auto_report_plots_and_usage_errors(ol_repo, tmp_path):
-    proc = run_cli("auto", "ol", "--registry", "m/registry.json", "--dry-run", "--report-out", "a.json", cwd=ol_repo)
-    assert proc.returncode == 2 and "--dry-run writes nothing" in proc.stderr
+    reg = ol_repo / "m" / "registry.json"
+    reg.write_bytes(reg.read_bytes().replace(b"\n", b"\r\n").replace(b"  ", b"\t"))  # CRLF and tabs
+    before = reg.read_bytes()
+    proc = run_cli("auto", "ol", "--registry", reg, "--dry-run", "--report-out", "a.json", cwd=ol_repo, check_rc=0)
+    assert reg.read_bytes() == before and not (ol_repo / "m" / "ol.int8.onnx").exists()
+    patch = json.loads((ol_repo / "a.json").read_text())["registry_diff"]
+    assert '+\t\t\t"quant_nodes_to_exclude": ["layer1"],\r\n' in patch  # the exact patch, tabs and CRLF kept
     assert_one_line_error(
         run_cli("auto", "nope", "--registry", "m/registry.json", cwd=ol_repo), "no model with id 'nope'", "ol"
     )
@@ -57,6 +62,8 @@ def test_auto_report_plots_and_usage_errors(ol_repo, tmp_path):
         "auto", "ol", "--registry", "m/registry.json", "--report-out", "auto.json", "--plots", plots, cwd=ol_repo
     )
     assert proc.returncode == 0, proc.stderr
+    after = reg.read_bytes()
+    assert after.count(b"\n") == after.count(b"\r\n") and b"\t\t" in after  # written in place, CRLF and tabs kept
     doc = json.loads((ol_repo / "auto.json").read_text())
     model = doc["models"][0]
     assert model["candidates"][model["chosen"]]["nodes_to_exclude"] == ["layer1"]
@@ -121,3 +128,18 @@ def test_a_failing_row_says_why_in_the_terminal_the_summary_and_the_comment(repo
     assert "<details><summary>Why `o` fails, and the fix</summary>" in body
     assert f"`{row.why['nodes'][0]['node']}`" in body and "`quantgate auto" in body
     assert "the nodes that add the most error" in render_markdown(results)
+
+
+def test_a_plots_folder_that_cannot_be_written_stops_every_command_before_any_work(ol_repo):
+    (ol_repo / "afile").write_text("x")
+    bad = ol_repo / "afile" / "pics"
+    reg = ol_repo / "m" / "registry.json"
+    before = reg.read_bytes()
+    for args in (
+        ("auto", "ol", "--registry", reg),
+        ("explain", "ol", "--registry", reg),
+        ("gate", "--registry", reg, "--out-json", ol_repo / "r.json"),
+    ):
+        assert_one_line_error(run_cli(*args, "--plots", bad, cwd=ol_repo), "--plots", "afile/pics")
+    assert reg.read_bytes() == before and not (ol_repo / "m" / "ol.int8.onnx").exists()
+    assert not (ol_repo / "r.json").exists()

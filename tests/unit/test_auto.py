@@ -121,9 +121,13 @@ def test_auto_replaces_the_dynamic_trap_with_a_smaller_static_sidecar_that_passe
     dynamic_bytes = (conv_dynamic.parent / "nr_metric_v1.int8.onnx").stat().st_size
     report = run_auto(conv_dynamic, ["nr"])
     o = report.outcomes[0]
-    assert [t.candidate.name for t in o.tried][:2] == ["dynamic", "static"]
-    assert o.tried[0].status == "name-only"  # its small drop does not make it eligible
-    assert o.chosen is o.tried[1] and o.chosen.status == "pass" and report.exit_code == 0
+    assert [(t.candidate.name, t.status) for t in o.tried] == [
+        ("current", "name-only"),  # its small drop does not make it eligible
+        ("dynamic", "name-only"),  # quantgate's own dynamic PTQ: the same file, judged once
+        ("static", "pass"),
+    ]
+    assert o.tried[1].notes == ["the same file as the sidecar it ships: judged once"]
+    assert o.chosen is o.tried[2] and report.exit_code == 0
     sidecar = conv_dynamic.parent / "nr_metric_v1.int8.onnx"
     fp32_bytes = (conv_dynamic.parent / "nr_metric_v1.onnx").stat().st_size
     assert sidecar.stat().st_size < 0.8 * fp32_bytes < dynamic_bytes
@@ -281,7 +285,10 @@ def test_auto_reaches_qat_when_no_post_training_candidate_fits(tmp_path):
     e = next(m for m in doc["models"] if m["id"] == "outlier_mlp_v1")
     # SQNR of 35.5 dB with every weight in int8: dynamic PTQ reaches 33.9, static 29.7, and the
     # coverage floor of 1.0 leaves no node to keep in float; QAT reaches about 36.5
+    del e["int8_sha256"]
+    (tmp_path / "model" / "tiny" / "outlier_mlp_v1.int8.onnx").unlink()  # onboarded from fp32: no sidecar yet
     e.update(
+        quant_mode="fp32",
         quant_accuracy_budget_sqnr_db=35.5,
         quant_min_int8_weight_share=1.0,
         quant_qat_config="model/qat/outlier_mlp_v1.yaml",

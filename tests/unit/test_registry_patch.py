@@ -62,6 +62,8 @@ def test_hints_are_whole_commands_for_the_entry(tmp_path):
             }
         )
     )
+    (tmp_path / "cal").mkdir()
+    (tmp_path / "cal" / "s.npz").write_bytes(b"")  # the set exists: the producer is the fix
     r = load_registry(reg)
     s, d, q = (r.get(i) for i in "sdq")
     cmd = shlex.split(reproduce_command(s, reg))
@@ -74,3 +76,5 @@ def test_hints_are_whole_commands_for_the_entry(tmp_path):
     qcmd = shlex.split(reproduce_command(q, reg))
     assert qcmd[:3] == ["quantgate", "qat", "--config"] and qcmd[3].endswith("q.yaml") and "--output" in qcmd
     assert better_command(s, reg) == f"quantgate auto s --registry {shlex.quote(str(reg))}"
+    (tmp_path / "cal" / "s.npz").unlink()  # no set yet: auto makes one
+    assert shlex.split(reproduce_command(s, reg))[:3] == ["quantgate", "auto", "s"]

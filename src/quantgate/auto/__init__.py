@@ -13,7 +13,7 @@ from ..errors import UserError, param
 from ..paths import refuse_clobber, write_json
 from ..registry import DEFAULT_REGISTRY, load_registry
 from . import apply
-from .search import DEFAULT_MINUTES, MAX_FLOAT_NODES, PREFERENCES, Outcome, Search, cleanup
+from .search import DEFAULT_MINUTES, MAX_FLOAT_NODES, PREFERENCES, Outcome, Search, cleanup, failed
 
 __all__ = ["DEFAULT_MINUTES", "MAX_FLOAT_NODES", "PREFERENCES", "AutoReport", "run_auto"]
 
@@ -33,7 +33,10 @@ class AutoReport:
     @property
     def exit_code(self) -> int:
         """0 when every model has an answer that meets its budgets (a sidecar, or fp32 because
-        int8 is slower and speed was asked for); 1 when one has none."""
+        int8 is slower or not smaller and that was the preference); 1 when one has none; 2 when
+        one could not be searched (a corrupt file, a digest mismatch, a graph no quantiser takes)."""
+        if any(o.error for o in self.outcomes):
+            return 2
         return 0 if all(o.found for o in self.outcomes) else 1
 
     def to_json(self) -> dict:
@@ -85,24 +88,27 @@ def run_auto(
         for e in reg.entries:
             if e.problems:
                 raise UserError(str(e.problems[0]))
-    if report_out is not None and not dry_run:
+    if report_out is not None:
         refuse_clobber(report_out, param("report_out"), {"registry": reg_path})
     entries = [e for e, _, _ in selected]
     started = time.monotonic()
     outcomes: list[Outcome] = []
     try:
         for e, reg_of, root_of in selected:
-            o = Search(
-                e,
-                reg_of or reg_path,
-                root_of,
-                prefer=prefer,
-                max_minutes=max_minutes,
-                seed=seed,
-                qat=qat,
-                max_float_nodes=max_float_nodes,
-                log=log,
-            ).run()
+            try:  # one model that cannot be searched is its own error; the others go on
+                o = Search(
+                    e,
+                    reg_of or reg_path,
+                    root_of,
+                    prefer=prefer,
+                    max_minutes=max_minutes,
+                    seed=seed,
+                    qat=qat,
+                    max_float_nodes=max_float_nodes,
+                    log=log,
+                ).run()
+            except UserError as err:
+                o = failed(e, err)
             outcomes.append(o)
             if on_outcome is not None:
                 on_outcome(o)
@@ -130,9 +136,9 @@ def run_auto(
         report.run_provenance = provenance.build(inputs=inputs, root=selected[0][2] if selected else None, argv=argv)
         if not dry_run:
             report.written = apply.write(plans, reg_path, new, old)
-            if report_out is not None:
-                write_json(Path(report_out), report)
-                report.written.append(Path(report_out))
+        if report_out is not None:
+            write_json(Path(report_out), report)
+            report.written.append(Path(report_out))
     finally:
         for o in outcomes:
             cleanup(o)

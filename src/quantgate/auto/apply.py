@@ -40,6 +40,9 @@ class Plan:
 def plan(o: Outcome, root: Path) -> Plan:
     p = Plan(o)
     t = o.chosen
+    if o.keep_fp32 and o.found and o.entry.mode != "fp32" and o.entry.index >= 0:
+        p.changes = {"quant_mode": "fp32"}  # the answer (int8 slower, or not smaller) is fp32: ship it
+        return p
     if t is None or t.file is None:
         return p
     e = o.entry
@@ -60,7 +63,7 @@ def plan(o: Outcome, root: Path) -> Plan:
         want["quant_calibration_set"] = display(data.path, root)
         if data.source != "calibration set":
             want["quant_calibration_note"] = data.note
-            if data.synthetic and not data.path.exists():
+            if not data.path.exists():  # the set auto made (synthetic draws, or half of the eval set)
                 p.calibration = (data.path, data.arrays)
     if e.index >= 0:  # a model no registry lists gets its sidecar only
         p.changes = {k: v for k, v in want.items() if raw.get(k, REMOVE) != v}
@@ -69,7 +72,7 @@ def plan(o: Outcome, root: Path) -> Plan:
 
 def registry_text(plans: list[Plan], registry: Path) -> tuple[str, str]:
     """(old, new) registry text with every plan's edit made."""
-    old = registry.read_text(encoding="utf-8")
+    old = registry.read_bytes().decode("utf-8")  # bytes: CRLF line ends stay CRLF
     new = old
     for p in plans:
         if p.changes:

@@ -11,9 +11,10 @@ from ..produce.config import QuantConfig, preset
 from ..registry import Entry
 from .calibration import CalibrationData
 
-# The reference workflow's order of cost: no data, calibration data, a search of nodes kept in
-# float (on whichever post-training mode came closest), training.
-ORDER = ("dynamic", "static", "float", "qat")
+# The reference workflow's order of cost, after the sidecar that ships now (it costs nothing): no
+# data, calibration data, a search of nodes kept in float (on whichever post-training mode came
+# closest), training.
+ORDER = ("current", "dynamic", "static", "float", "qat")
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,17 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        """dynamic, static, dynamic+float, static+float or qat."""
+        """current, dynamic, static, dynamic+float, static+float or qat."""
+        if self.stage == "current":
+            return "current"
         return f"{self.mode}+float" if self.stage == "float" else self.mode
 
     def settings(self) -> str:
         """The settings that tell candidates apart, in a few words."""
         c = self.config
+        if self.stage == "current":
+            kept = f", {len(self.exclude)} in float" if self.exclude else ""
+            return f"the {self.mode} sidecar it ships{kept}"
         if self.mode == "qat":
             return "QAT config, then static PTQ"
         w = f"{'per-channel' if c.per_channel else 'per-tensor'} {'u8' if c.weight_type == 'quint8' else 's8'}"
@@ -49,6 +55,12 @@ def first(mode: str, exclude: tuple[str, ...] = ()) -> Candidate:
     return Candidate(mode, stage, replace(cfg, nodes_to_exclude=tuple(sorted(exclude))), tuple(sorted(exclude)))
 
 
+def shipped(e: Entry) -> Candidate:
+    """The sidecar the entry ships now, as it is."""
+    base = first(e.mode if e.mode in ("dynamic", "static") else "static")
+    return Candidate(e.mode, "current", base.config, tuple(e.nodes_to_exclude))
+
+
 def with_float(c: Candidate, exclude: tuple[str, ...]) -> Candidate:
     keep = tuple(sorted(set(exclude)))
     return replace(c, stage="float" if keep else c.mode, exclude=keep, config=replace(c.config, nodes_to_exclude=keep))
@@ -60,7 +72,7 @@ def make(c: Candidate, e: Entry, data: CalibrationData | None, out: Path, *, qat
     if c.mode == "dynamic":
         from ..produce.dynamic import quantize_dynamic
 
-        return quantize_dynamic(e.onnx_path, out, config=c.config)
+        return quantize_dynamic(e.onnx_path, out, config=c.config, input_spec=e.input_spec or None)
     if c.mode == "static":
         from ..produce.static import quantize_static
 

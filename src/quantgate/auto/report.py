@@ -42,11 +42,29 @@ def _cells(i: int, t: Tried, chosen: bool) -> tuple[str, ...]:
     )
 
 
+def budgets(e) -> str:
+    """Every budget the entry is held to, as the gate reads them."""
+    from ..gate.judge import budgets_of
+
+    shown = []
+    for b in budgets_of(e.budget, e.budget_sqnr_db, e.budget_rmse):
+        word = {"drop": "drop", "sqnr_db": "SQNR", "rmse": "RMSE", "rel_rmse": "error/spread"}.get(b.figure, b.figure)
+        sign = "≤" if b.higher_is_worse else "≥"
+        unit = " dB" if b.figure == "sqnr_db" else ""
+        shown.append(f"{word} {sign} {b.threshold:g}{unit}")
+    if e.min_int8_share is not None:
+        shown.append(f"int8 weights ≥ {e.min_int8_share:.0%}")
+    return ", ".join(shown)
+
+
 def lines(o: Outcome) -> list[str]:
     """The terminal block of one model: what it was, the calibration data, the candidates, the
     decision, and each candidate's reason where it did not pass."""
     e = o.entry
-    out = [f"auto {plain(e.id)} (now {e.mode}; budget {e.budget:g}; {o.seconds:.1f}s)"]
+    if o.error:
+        return [f"auto {plain(e.id)}: {plain(o.error)}"]
+    now = f"now {e.mode}" if e.index >= 0 else "a model no registry lists"
+    out = [f"auto {plain(e.id)} ({now}; budgets: {budgets(e)}; {o.seconds:.1f}s)"]
     if o.calibration is not None:
         out.append(f"  calibration: {plain(o.calibration.note)}")
     rows = [HEADER] + [_cells(i, t, t is o.chosen) for i, t in enumerate(o.tried)]
@@ -68,6 +86,8 @@ def markdown(o: Outcome) -> list[str]:
     def esc(s: str) -> str:
         return plain(s).replace("|", "\\|")
 
+    if o.error:
+        return [f"**auto {esc(o.entry.id)}** — {esc(o.error)}"]
     out = [f"**auto {esc(o.entry.id)}** — {esc(o.decision)}", ""]
     out.append("| " + " | ".join(HEADER) + " |")
     out.append("|" + "---|" * len(HEADER))

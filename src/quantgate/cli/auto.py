@@ -13,7 +13,7 @@ from ..diagnose import PROBE_SAMPLES
 from ..errors import EXIT_ERROR, EXIT_PASS
 from ..gate.settings import DEFAULT_SEED
 from ..text import plain
-from .base import Command, echo, echo_styled, styled
+from .base import Command, echo, echo_styled, styled, verbosity
 from .core import complete_ids
 from .options import registry_option, root_option
 
@@ -61,17 +61,19 @@ plots_option = click.option(
     "--report-out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Also write the table and the registry patch as JSON (not with --dry-run).",
+    help="Also write the table and the exact registry patch as JSON (with --dry-run too).",
 )
 @plots_option
 def auto(models, registry, root, prefer, dry_run, max_minutes, max_float_nodes, no_qat, seed, report_out, plots) -> int:
     """Find the int8 sidecar each model should ship and write it, editing the registry row.
 
-    Tries dynamic PTQ, static PTQ, static PTQ with the nodes that add the most error kept in float,
-    then QAT where the entry names a QAT config (quant_qat_config); judges each with the gate's own
-    measurement and keeps the cheapest that meets every budget (see --prefer). A candidate that
-    stores under half of its weights in int8 is never chosen. MODELS are registry ids; none means
-    every entry. Exit 0: every model has an answer within budget; 1: one has none; 2: error.
+    Tries the sidecar it ships now, dynamic PTQ, static PTQ, those with the nodes that add the most
+    error kept in float, then QAT where the entry names a QAT config (quant_qat_config); judges each
+    with the gate's own measurement and keeps the cheapest that meets every budget (see --prefer).
+    A candidate that stores under half of its weights in int8 is never chosen. MODELS are registry
+    ids or .onnx paths; none means every entry. --dry-run writes no model, set or registry (the
+    report and pictures you ask for are still written). Exit 0: every model has an answer within
+    budget; 1: one has none; 2: a model could not be searched, or a mistake.
 
     \b
     Examples:
@@ -81,15 +83,19 @@ def auto(models, registry, root, prefer, dry_run, max_minutes, max_float_nodes, 
     from ..auto import run_auto
     from ..auto.report import lines
 
-    if dry_run and report_out is not None:
-        raise click.UsageError("--dry-run writes nothing; leave out --report-out")
+    if plots is not None:
+        from ..report.plots import check
+
+        check(plots)
 
     def show(o) -> None:
         for i, line in enumerate(lines(o)):
-            if i == 0:
-                echo_styled(styled(line, bold=True))
-            elif line.lstrip().startswith("→"):
-                echo_styled(styled(line, fg="green" if o.found else "red"))
+            if i == 0 and not o.error:
+                if verbosity() >= 1:
+                    echo_styled(styled(line, bold=True))
+            elif line.lstrip().startswith("→") or o.error:
+                colour = "red" if o.error or not o.found else "green"
+                echo_styled(styled(line if verbosity() >= 1 else f"{o.entry.id}: {line.strip()}", fg=colour))
             else:
                 echo(line)
 
@@ -114,10 +120,17 @@ def auto(models, registry, root, prefer, dry_run, max_minutes, max_float_nodes, 
         for p in auto_plots(report, plots):
             echo(f"wrote {p}")
     if report.diff:
-        echo(("registry patch (not applied: --dry-run):" if dry_run else "registry patch (applied):"), level=0)
-        echo(report.diff.rstrip("\n"), level=0)
+        echo("registry patch (not applied: --dry-run):" if dry_run else "registry patch (applied):")
+        echo(report.diff.rstrip("\n"))
     else:
-        echo("registry: no change", level=0)
+        echo("registry: no change")
+    for o in report.outcomes:
+        if o.keep_fp32 and not o.found and o.entry.index >= 0 and o.entry.mode != "fp32":
+            echo(
+                f"{o.entry.id}: registry unchanged: the entry still ships {o.entry.mode} and fails; "
+                'set "quant_mode": "fp32" to ship fp32, or give it a QAT config (quant_qat_config)',
+                level=0,
+            )
     for p in report.written:
         echo(f"wrote {p}")
     return EXIT_PASS if report.exit_code == 0 else report.exit_code
@@ -166,6 +179,10 @@ def explain(model, registry, root, top, mode, samples, seed, max_seconds, out_js
     """
     from ..explain import explain_entry, lines
 
+    if plots is not None:
+        from ..report.plots import check
+
+        check(plots)
     ex = explain_entry(
         model, registry, root=root, top=top, mode=mode, samples=samples, seed=seed, max_seconds=max_seconds
     )

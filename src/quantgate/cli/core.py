@@ -177,6 +177,10 @@ def gate(
         raise click.UsageError("--all and named models exclude each other")
     if str(out_json) == STDOUT and str(markdown) == STDOUT:
         raise click.UsageError("--out-json - and --markdown - would both write to standard output; pick one")
+    if plots is not None:
+        from ..report.plots import check
+
+        check(plots)
     refuse_clobber(out_json, "--out-json", {"registry": registry})
     refuse_clobber(markdown, "--markdown", {"registry": registry, "--out-json file": out_json})
     # with a document on standard output, the lines for the reader go to standard error

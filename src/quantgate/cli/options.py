@@ -82,6 +82,16 @@ def exclusions(registry_id: str | None, registry: Path, given) -> tuple[str, ...
     return e.nodes_to_exclude
 
 
+def input_spec_of(registry_id: str | None, registry: Path) -> dict | None:
+    """The quant_inputs of the entry `--registry-id` names (the producer's one-sample check draws
+    from it), else None."""
+    if registry_id is None:
+        return None
+    from ..registry import load_registry
+
+    return load_registry(registry).get(registry_id).input_spec or None
+
+
 def precheck(
     registry_id: str | None,
     registry: Path,

@@ -11,7 +11,7 @@ from ..errors import EXIT_PASS
 from ..paths import sidecar_path
 from ..produce.config import METHODS, PRESET_NAMES, QUANT_FORMATS
 from .base import Command, echo, echo_styled, styled
-from .options import exclude_option, exclusions, precheck, record, record_options
+from .options import exclude_option, exclusions, input_spec_of, precheck, record, record_options
 
 
 def _producer_options(f):
@@ -158,7 +158,14 @@ def ptq_dynamic(
         registry_id,
         registry,
         report_out,
-        lambda: quantize_dynamic(model, output, config=cfg, report_out=report_out, argv=sys.argv),
+        lambda: quantize_dynamic(
+            model,
+            output,
+            config=cfg,
+            report_out=report_out,
+            argv=sys.argv,
+            input_spec=input_spec_of(registry_id, registry),
+        ),
     )
 
 

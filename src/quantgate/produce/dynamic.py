@@ -78,6 +78,13 @@ def _name_nodes(src: Path, nodes: list[onnx.NodeProto]) -> list[str]:
     return names
 
 
+def _one_draw(prepared, model: Path, spec: dict) -> dict:
+    from ..inputs import draw, plan_inputs
+    from .pipeline import inputs_of
+
+    return draw(plan_inputs(inputs_of(prepared, model), spec, model=prepared.model, label=str(model)), 1, 0)[0]
+
+
 def quantize_dynamic(
     model: str | Path,
     output: str | Path | None = None,
@@ -85,8 +92,11 @@ def quantize_dynamic(
     config: QuantConfig | None = None,
     report_out: str | Path | None = None,
     argv: list[str] | None = None,
+    input_spec: dict | None = None,
 ) -> ProduceResult:
-    """Write the dynamic-PTQ sidecar of `model` (default `<stem>.int8.onnx` beside it)."""
+    """Write the dynamic-PTQ sidecar of `model` (default `<stem>.int8.onnx` beside it). The
+    result is run once on a draw of `input_spec` (a registry entry's quant_inputs: symbolic dims a
+    model needs fixed) before it is written."""
     from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
 
     cfg = config or preset("default", "dynamic")
@@ -133,7 +143,7 @@ def quantize_dynamic(
         model_path=model,
         output=Path(output) if output else None,
         quantise=quantise,
-        sample_feed=lambda _p: None,
+        sample_feed=lambda p: _one_draw(p, model, input_spec) if input_spec else None,
         config={**cfg.to_json(), "op_types": ops, "method": None, "quant_format": "qoperator"},
         report_out=Path(report_out) if report_out else None,
         argv=argv,

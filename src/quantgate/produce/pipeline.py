@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import logging
+import shlex
 import tempfile
 import time
 from collections.abc import Callable
@@ -164,15 +165,10 @@ def produce(
             fix="keep quant_mode fp32, or name other operator types (ops inside If/Loop branches are not quantised)",
         )
     cov = coverage.measure(prepared.model, q)
-    weighted = {w.key for w in coverage.weight_nodes(prepared.model)}
+    weighted = {w.key: w for w in coverage.weight_nodes(prepared.model)}
     lost = [k for k in exclude if k in weighted and k not in cov.float_nodes]
-    if lost:  # the quantiser did not see the name (pre-processing can rename or fuse nodes)
-        raise UserError(
-            f"the node(s) {', '.join(repr(k) for k in lost[:3])} to keep in float were quantised anyway",
-            subject=str(model_path),
-            field="quant_nodes_to_exclude",
-            fix=f"quantise without {param('preprocess')}, or name the nodes as the pre-processed model has them",
-        )
+    if lost:
+        raise _quantised_anyway(lost, weighted, exclude, model_path)
     stamp_source(q, mode, model_path, prepared.external_files, exclude)
     data = q.SerializeToString()
     run_once(data, f"{output} (produced from {model_path})", sample_feed(prepared))
@@ -216,6 +212,29 @@ def produce(
     return result
 
 
+def _quantised_anyway(lost: list[str], weighted: dict, exclude: tuple[str, ...], path: Path) -> UserError:
+    """Why nodes asked to stay in float were quantised: a weight they share with a node that is
+    quantised (tied weights), else a name the quantiser did not see (pre-processing can rename or
+    fuse nodes)."""
+    shown = ", ".join(repr(k) for k in lost[:3])
+    for k in lost:
+        sharing = [
+            o for o, w in weighted.items() if o != k and o not in exclude and set(w.weights) & set(weighted[k].weights)
+        ]
+        if sharing:
+            return UserError(
+                f"{k!r} shares its weights with {', '.join(sharing[:3])}, which the quantiser quantises (a weight "
+                "is stored once), so it cannot stay in float alone",
+                subject=str(path),
+                fix=f"keep {', '.join(sharing[:3])} in float too",
+            )
+    return UserError(
+        f"the node(s) {shown} to keep in float were quantised anyway (the quantiser did not find the name)",
+        subject=str(path),
+        fix=f"quantise without {param('preprocess')} if it was on, or name the nodes as the quantiser sees them",
+    )
+
+
 def name_nodes(model: onnx.ModelProto, keep: tuple[str, ...], path: Path) -> None:
     """Give every unnamed node of `model` (a scratch copy) the name `coverage.node_key` gives it,
     so the quantiser can be told which nodes to keep in float; refuse names the model lacks."""
@@ -232,8 +251,8 @@ def name_nodes(model: onnx.ModelProto, keep: tuple[str, ...], path: Path) -> Non
         raise UserError(
             f"has no node named {', '.join(repr(u) for u in unknown[:3])} to keep in float",
             subject=str(path),
-            field="quant_nodes_to_exclude",
-            fix=f"name nodes of the model (its weight nodes: {shown or 'none'}); `quantgate explain` lists them",
+            fix=f"name nodes of the model (its weight nodes: {shown or 'none'}); "
+            f"quantgate explain {shlex.quote(str(path))} ranks them",
         )
 
 

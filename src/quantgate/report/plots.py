@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, param
 from ..optional import require
 from ..paths import atomic_write_bytes
 
@@ -29,7 +29,7 @@ PLOT_SAMPLES = 256
 
 
 def _plt():
-    require("matplotlib", what="--plots")
+    require("matplotlib", what=param("plots"))
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,6 +50,25 @@ def _save(fig: Any, folder: Path, name: str) -> Path:
     return path
 
 
+def check(folder: str | Path) -> Path:
+    """Before any work: matplotlib imports and the folder can be made and written, so that a
+    run never ends in an error after it has changed files. Returns the folder."""
+    import tempfile
+
+    _plt()
+    p = _folder(folder)
+    try:
+        with tempfile.NamedTemporaryFile(dir=p, prefix=".quantgate-", suffix=".probe"):
+            pass
+    except OSError as e:
+        raise UserError(
+            f"cannot write into it ({e.strerror or type(e).__name__})",
+            subject=f"{param('plots')} {p}",
+            fix="name a folder you can write",
+        ) from None
+    return p
+
+
 def _folder(folder: str | Path) -> Path:
     p = Path(folder)
     try:
@@ -57,14 +76,22 @@ def _folder(folder: str | Path) -> Path:
     except OSError as e:
         raise UserError(
             f"cannot make the folder ({e.strerror or type(e).__name__})",
-            subject=f"--plots {p}",
+            subject=f"{param('plots')} {p}",
             fix="name a folder you can write",
         ) from None
     return p
 
 
 def model_plots(
-    model_id: str, fp32: np.ndarray, int8: np.ndarray, *, drop: float | None, budget: float, status: str, folder: Path
+    model_id: str,
+    fp32: np.ndarray,
+    int8: np.ndarray,
+    *,
+    drop: float | None,
+    budget: float,
+    status: str,
+    folder: Path,
+    output: str | None = None,
 ) -> list[Path]:
     """The scatter and the error histogram of one model (values already flattened and paired)."""
     plt = _plt()
@@ -83,7 +110,8 @@ def model_plots(
     ax.set_ylabel("int8 output")
     shown = "n/a" if drop is None else f"{drop:.4g}"
     ax.set_title(
-        f"{model_id}: {status.upper()}\ndrop = 1 − PLCC = {shown}, budget {budget:g} (PLCC ≥ {1 - budget:g})",
+        f"{model_id}{f' (output {output})' if output else ''}: {status.upper()}\n"
+        f"drop = 1 − PLCC = {shown}, budget {budget:g} (PLCC ≥ {1 - budget:g})",
         fontsize=10,
     )
     ax.legend(loc="upper left", fontsize=8)
@@ -128,7 +156,10 @@ def gate_plots(results, registry: str | Path | None, folder: str | Path, *, seed
         k = probe.names.index(row.judged_output) if row.judged_output in probe.names else 0
         fp = np.concatenate([np.ravel(r[k]) for r in probe.reference])
         q = np.concatenate([np.ravel(g[k]) for g in got])
-        out += model_plots(row.id, fp, q, drop=row.drop, budget=row.budget or 0.0, status=row.status, folder=folder)
+        shown = probe.names[k] if len(probe.names) > 1 else None
+        out += model_plots(
+            row.id, fp, q, drop=row.drop, budget=row.budget or 0.0, status=row.status, folder=folder, output=shown
+        )
     return out
 
 
@@ -139,7 +170,7 @@ def explain_plots(ex, folder: str | Path) -> list[Path]:
     nodes = [n for n in ex.nodes if n.gain is not None]
     if not nodes:
         return []
-    fig, ax = plt.subplots(figsize=(6.4, 0.4 * len(nodes) + 1.4))
+    fig, ax = plt.subplots(figsize=(7.2, 0.45 * len(nodes) + 1.6))
     labels = [f"{n.node} ({n.op_type})" for n in nodes][::-1]
     change = [-n.gain for n in nodes][::-1]
     ax.barh(labels, change, color=["tab:green" if c < 0 else "tab:red" for c in change])
