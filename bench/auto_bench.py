@@ -90,7 +90,9 @@ def main() -> None:
         reg = load_registry(scratch(Path(tmp), args.qat))
         for e in reg.entries:
             t0 = time.perf_counter()
-            o = Search(e, reg.path, reg.root, settings=GateSettings(bench=True)).run()
+            search = Search(e, reg.path, reg.root, settings=GateSettings(bench=True))
+            o = search.run()
+            search.close()
             seconds = time.perf_counter() - t0
             tried = ", ".join(f"{t.candidate.name} {t.status}" for t in o.tried)
             c = o.chosen

@@ -197,6 +197,15 @@ def test_producers_keep_named_nodes_in_float_and_refuse_unknown_names(tmp_path):
             produce(cfg.with_options(nodes_to_exclude=("nope",)))
 
 
+@pytest.fixture
+def searches():
+    """Searches a test drives by hand; their scratch folders are removed after it."""
+    made = []
+    yield made
+    for s in made:
+        s.close()
+
+
 def _tried(name, status, *, drop=None, size=None, speed=None, verdict=None):
     from quantgate.auto import candidates as cands
     from quantgate.auto.search import Tried
@@ -212,12 +221,13 @@ def _tried(name, status, *, drop=None, size=None, speed=None, verdict=None):
     ("prefer", "chosen"),
     [("cost", "dynamic"), ("size", "static"), ("accuracy", "dynamic+float"), ("speed", "static")],
 )
-def test_the_preference_picks_among_passing_candidates_only(tmp_path, prefer, chosen):
+def test_the_preference_picks_among_passing_candidates_only(tmp_path, prefer, chosen, searches):
     from quantgate.auto.search import Search
 
     model = modelzoo.mlp(tmp_path)
     reg = _repo(tmp_path, {"id": "x", "quant_accuracy_budget_plcc": 0.01}, model)
     s = Search(load_registry(reg).get("x"), reg, tmp_path, prefer=prefer)
+    searches.append(s)
     s.tried = [
         _tried("dynamic", "pass", drop=0.004, size=900, speed=0.9, verdict="faster"),
         _tried("static", "pass", drop=0.006, size=700, speed=0.7, verdict="faster"),
@@ -230,11 +240,12 @@ def test_the_preference_picks_among_passing_candidates_only(tmp_path, prefer, ch
     assert o.chosen.status == "pass"  # a marginal or int8-in-name-only candidate is never chosen
 
 
-def test_speed_keeps_fp32_when_the_fastest_passing_int8_is_slower(tmp_path):
+def test_speed_keeps_fp32_when_the_fastest_passing_int8_is_slower(tmp_path, searches):
     from quantgate.auto.search import Search
 
     reg = _repo(tmp_path, {"id": "x"}, modelzoo.mlp(tmp_path))
     s = Search(load_registry(reg).get("x"), reg, tmp_path, prefer="speed")
+    searches.append(s)
     s.tried = [
         _tried("dynamic", "pass", drop=0.004, speed=1.4, verdict="slower"),
         _tried("static", "pass", drop=0.004, speed=1.2, verdict="slower"),
@@ -257,7 +268,7 @@ def test_cost_stops_at_the_first_pass_and_size_looks_at_both_full_int8_modes(tmp
     assert size.chosen is min((t for t in size.tried if t.passed), key=lambda t: t.int8_bytes or 0)
 
 
-def test_a_marginal_candidate_is_not_a_pass(tmp_path):
+def test_a_marginal_candidate_is_not_a_pass(tmp_path, searches):
     """mlp_regressor_v1's dynamic sidecar drops about 0.00018; at 16 samples against a budget of
     0.00018 its interval cannot lie on one side."""
     from quantgate.auto import candidates as cands
@@ -269,6 +280,7 @@ def test_a_marginal_candidate_is_not_a_pass(tmp_path):
         TINY / "mlp_regressor_v1.onnx",
     )
     s = Search(load_registry(reg).get("mlp"), reg, tmp_path)
+    searches.append(s)
     t = s.judge(cands.first("dynamic"))
     assert t.row is not None and t.row.marginal
     assert t.status == "marginal" and not t.passed
