@@ -6,4 +6,4 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e .
 .venv/bin/quantgate validate
-exec .venv/bin/quantgate gate --out-json quantgate-results.json --markdown quantgate-results.md
+exec .venv/bin/quantgate gate --json-out quantgate-results.json --markdown-out quantgate-results.md

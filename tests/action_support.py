@@ -144,8 +144,8 @@ def fake_comment(monkeypatch, tmp_path, code: int, posted: bool) -> Path:
 import json, os, sys
 argv = sys.argv[1:]
 open({str(log)!r}, "w").write(json.dumps([argv, os.environ.get("GITHUB_TOKEN")]))
-if "--outcome-json" in argv:
-    open(argv[argv.index("--outcome-json") + 1], "w").write({json.dumps(outcome)!r})
+if "--outcome-out" in argv:
+    open(argv[argv.index("--outcome-out") + 1], "w").write({json.dumps(outcome)!r})
 print("quantgate: warning: comment not posted", file=sys.stderr)
 sys.exit({code})
 """

@@ -104,7 +104,7 @@ def results(tmp_path_factory) -> Results:
         root=root,
         samples=64,
         seed=0,
-        argv=["quantgate", "gate", "tight_mlp", "good_mlp", "--registry", str(reg), "--out-json", "/tmp/x.json", "-q"],
+        argv=["quantgate", "gate", "tight_mlp", "good_mlp", "--registry", str(reg), "--json-out", "/tmp/x.json", "-q"],
     )
     assert [r.status for r in doc.models] == ["pass", "fail", "error", "skipped"]
     return doc

@@ -280,7 +280,7 @@ def post_comment(results_file: Path, s: Settings, env: Mapping[str, str]) -> dic
                     *cmd,
                     "--results",
                     str(results_file),
-                    "--outcome-json",
+                    "--outcome-out",
                     str(outcome_file),
                     "--body-out",
                     str(s.workspace / COMMENT_BODY_FILE),

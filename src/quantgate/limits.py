@@ -139,6 +139,32 @@ def read_bytes(path: str | os.PathLike, limit: Limit, *, what: str) -> bytes:
     return data
 
 
+STDIN = "-"
+
+
+def read_input(path: str | os.PathLike, limit: Limit, *, what: str) -> bytes:
+    """`read_bytes`, except that `-` reads standard input (at most `limit`'s bytes of it). A
+    terminal on standard input is refused rather than waited on."""
+    if os.fspath(path) != STDIN:
+        return read_bytes(path, limit, what=what)
+    import sys
+
+    stream = sys.stdin
+    if stream is None:
+        raise UserError("- reads standard input, which is closed", fix=f"pipe the {what} in, or name its file")
+    if stream.isatty():
+        raise UserError(
+            "- reads standard input, which is a terminal here",
+            subject=f"the {what}",
+            fix=f"pipe the {what} in (quantgate ... < FILE), or name its file",
+        )
+    cap = limit.value()
+    data = stream.buffer.read(cap + 1)
+    if len(data) > cap:
+        raise too_big("standard input", len(data), limit, cap, what)
+    return data
+
+
 def too_big(path: str | os.PathLike, size: int, limit: Limit, cap: int, what: str) -> UserError:
     return UserError(
         f"the {what} is {size:,} bytes, over the limit of {cap:,} bytes", subject=str(Path(path)), fix=limit.fix()

@@ -109,7 +109,7 @@ NOT_A_REPORT = (".onnx", ".data", ".npz", ".npy", ".parquet")
 
 
 def refuse_clobber(out: str | os.PathLike | None, subject: str, reads: Mapping[str, str | os.PathLike | None]) -> None:
-    """Before any work: a report path `out` (named `subject`, e.g. "--out-json") that would replace
+    """Before any work: a report path `out` (named `subject`, e.g. "--json-out") that would replace
     a file this run reads (`reads`, by what it is) or that is named like a model or data file is
     one line, so a slip in an option never costs the registry or a model."""
     if out is None or os.fspath(out) == STDOUT:

@@ -211,35 +211,43 @@ def _entry_lines(text: str, models: list) -> tuple[list[int | None], list[dict[s
     return out, fields
 
 
+STDIN_NAME = "<stdin>"  # how a registry read from standard input (`--registry -`) is named
+
+
+def shown_name(path: str | Path) -> str:
+    return STDIN_NAME if str(path) == limits.STDIN else str(path)
+
+
 def _read_registry(path: Path) -> tuple[str, Any, list[strictjson.BadJSON]]:
+    shown = shown_name(path)
     try:
-        raw = limits.read_bytes(path, limits.REGISTRY_BYTES, what="registry")
+        raw = limits.read_input(path, limits.REGISTRY_BYTES, what="registry")
     except FileNotFoundError:
         raise UserError(
-            "registry not found", subject=str(path), fix=f"pass {param('registry')} PATH (default {DEFAULT_REGISTRY})"
+            "registry not found", subject=shown, fix=f"pass {param('registry')} PATH (default {DEFAULT_REGISTRY})"
         ) from None
     except IsADirectoryError:
-        raise UserError(f"{path}: is a folder; pass the registry JSON file itself") from None
+        raise UserError(f"{shown}: is a folder; pass the registry JSON file itself") from None
     except OSError as e:
-        raise UserError(f"cannot read it ({_why(e)})", subject=str(path), fix="pass a readable registry file") from None
+        raise UserError(f"cannot read it ({_why(e)})", subject=shown, fix="pass a readable registry file") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
         raise UserError(
-            f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); a registry is a JSON file"
+            f"{shown}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); a registry is a JSON file"
         ) from None
     try:
         data, bad = strictjson.loads_keeping(text)  # a NaN in one entry refuses that entry, not the file
     except strictjson.BadJSON as e:
         if e.fix is None:
-            raise UserError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); fix the syntax there") from None
-        loc = f"{path}:{e.lineno}:{e.colno}" if e.lineno else str(path)
+            raise UserError(f"{shown}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); fix the syntax there") from None
+        loc = f"{shown}:{e.lineno}:{e.colno}" if e.lineno else shown
         raise UserError(e.msg, subject=loc, field=e.where, fix=e.fix) from None
     for value in bad:
         where = value.path or []
         if not (len(where) >= 3 and where[0] == "models" and isinstance(where[1], int)):
-            loc = f"{path}:{value.lineno}:{value.colno}" if value.lineno else str(path)
+            loc = f"{shown}:{value.lineno}:{value.colno}" if value.lineno else shown
             raise UserError(value.msg, subject=loc, field=value.where, fix=value.fix)
     return text, data, bad
 
@@ -283,8 +291,9 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
     text, data, bad_values = _read_registry(path)
     if root is not None and not Path(root).is_dir():
         raise UserError("is not a folder", subject=f"{param('root')} {root}", fix="name the repository's folder")
+    # a registry on standard input lives in the current folder: its paths are relative to it
     root_p = Path(root).resolve() if root is not None else find_repo_root(path)
-    shown = str(path)
+    shown = shown_name(path)
     if not isinstance(data, dict) or not isinstance(data.get("models"), list):
         raise UserError(
             f'{shown}: top level must be an object with a "models" array; fix: wrap the entries as {{"models": [...]}}'
@@ -489,7 +498,7 @@ def check_files(reg: Registry) -> list[Problem]:
     from .advice import reproduce_command  # advice builds on this module
 
     out = []
-    shown = str(reg.path)
+    shown = shown_name(reg.path)
     git = (reg.root / ".git").exists()
     base = f"relative to the repository root, {reg.root}"
     if not git:

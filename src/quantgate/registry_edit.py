@@ -161,44 +161,60 @@ def check_target(
     root: str | Path | None = None,
     fp32_written: bool = False,
     mode: str | None = None,
+    set_mode: bool = False,
+    calibration: Path | None = None,
 ):
     """The entry `--registry-id` names, checked before anything is produced: it exists, its
-    `quant_mode` is the `mode` being produced, its `onnx` is `model`, the sidecar goes where the
-    gate will look for it, and the fp32 file is the one its `sha256` records (unless this run
-    writes that file too)."""
+    `quant_mode` is the `mode` being produced (unless `set_mode`: this run makes it so), its
+    `onnx` is `model`, the sidecar goes where the gate will look for it, and the fp32 file is the
+    one its `sha256` records (unless this run writes that file too)."""
+    from .limits import STDIN
     from .paths import display, sha256_file
     from .registry import load_registry, producer_command
 
+    if str(registry) == STDIN:
+        raise UserError(
+            "a registry read from standard input cannot be edited",
+            subject=f"{param('registry')} -",
+            fix=f"name the registry file, or leave out {param('registry_id')}",
+        )
     reg = load_registry(registry, root)
     e = reg.get(registry_id)
+
+    def at(key: str) -> str:  # the registry file and the line of the entry's field `key`
+        line = e.line_of(key)
+        return f"{reg.path}:{line}" if line else str(reg.path)
+
     if e.onnx_path is None or e.onnx_path != Path(model).resolve():
         raise UserError(
             f"entry '{registry_id}' is the model {e.raw.get('onnx')}, not {model}",
-            subject=str(reg.path),
+            subject=at("onnx"),
             fix=f"pass that model, or the id of the entry whose onnx is {model}",
         )
-    if mode is not None and e.mode != mode:
+    if mode is not None and e.mode != mode and not set_mode:
         made_by = "ships no int8 sidecar" if e.mode == "fp32" else f"ships the sidecar {producer_command(e.mode)} makes"
         raise UserError(
             f"entry '{registry_id}' has quant_mode {e.mode}, which {made_by}; this run makes a {mode} sidecar",
-            subject=str(reg.path),
+            subject=at("quant_mode"),
             field=f"models[{e.index}].quant_mode",
-            fix=f"set quant_mode to {mode} first, or run {producer_command(e.mode)}"
+            fix=f"add {param('set_mode')} to switch the entry to {mode}, or run {producer_command(e.mode)}"
             if e.mode != "fp32"
-            else f"set quant_mode to {mode} first",
+            else f"add {param('set_mode')} to make it a {mode} entry (this run then sets quant_mode)",
         )
+    if set_mode and calibration is not None:  # it can be recorded (inside the repository)
+        calibration_value(reg.root, calibration, what=f"{param('calibration')} {calibration}")
     if e.int8_path is not None and Path(sidecar).resolve() != e.int8_path:
         here = Path.cwd()
         raise UserError(
             f"entry '{registry_id}' is gated against {display(e.int8_path, here)} (beside the file its onnx "
             f"resolves to), not {display(Path(sidecar), here)}",
-            subject=str(reg.path),
+            subject=at("onnx"),
             fix=f"write to {display(e.int8_path, here)} with {param('output')}, or leave out {param('registry_id')}",
         )
     if e.sha256 and not fp32_written and e.sha256 != (fp32_digest := sha256_file(e.onnx_path)):
         raise UserError(
             f"sha256 of {e.onnx_path.name} does not match: registry {e.sha256[:12]}..., file {fp32_digest[:12]}...",
-            subject=str(reg.path),
+            subject=at("sha256"),
             field=f"models[{e.index}].sha256",
             fix="restore the fp32 file the registry names, or update sha256 first",
         )
@@ -214,14 +230,35 @@ def record_sidecar(
     root: str | Path | None = None,
     fp32_written: bool = False,
     mode: str | None = None,
+    set_mode: bool = False,
+    calibration: Path | None = None,
 ) -> dict[str, str]:
     """Set the entry's `int8_sha256` to the digest of the sidecar just produced (and its `sha256`
-    when this run also wrote the fp32 file), editing only those values. Returns what changed."""
+    when this run also wrote the fp32 file), editing only those values. With `set_mode`, also
+    its `quant_mode` to `mode`, and for static its `quant_calibration_set` to `calibration` (the
+    set this run was calibrated on). Returns what changed."""
     from .paths import atomic_write_text, sha256_file
 
-    reg, e = check_target(registry, registry_id, model, sidecar, root=root, fp32_written=fp32_written, mode=mode)
+    reg, e = check_target(
+        registry,
+        registry_id,
+        model,
+        sidecar,
+        root=root,
+        fp32_written=fp32_written,
+        mode=mode,
+        set_mode=set_mode,
+        calibration=calibration,
+    )
     assert e.onnx_path is not None
-    values = {"int8_sha256": sha256_file(sidecar)}
+    values: dict[str, str] = {}
+    if set_mode and mode is not None and (e.mode != mode or "quant_mode" not in e.raw):
+        values["quant_mode"] = mode
+    if set_mode and calibration is not None:
+        cal = calibration_value(reg.root, calibration, what=f"{param('calibration')} {calibration}")
+        if e.raw.get("quant_calibration_set") != cal:
+            values["quant_calibration_set"] = cal
+    values["int8_sha256"] = sha256_file(sidecar)
     if fp32_written or (e.sha256 is None and "sha256" in e.raw):
         values["sha256"] = sha256_file(e.onnx_path)
     text = reg.path.read_bytes().decode("utf-8")  # bytes: CRLF line ends stay CRLF
@@ -229,6 +266,18 @@ def record_sidecar(
         _, text = _checked(reg.path, text, e.index, key, value)
     atomic_write_text(reg.path, text)
     return values
+
+
+def calibration_value(root: Path, calibration: Path, *, what: str) -> str:
+    """How the registry names a calibration set: relative to the repository root, with '/'."""
+    try:
+        return Path(calibration).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise UserError(
+            f"is outside the repository {root}, so the registry cannot name it",
+            subject=what,
+            fix="keep the calibration set inside the repository",
+        ) from None
 
 
 def _checked(registry: Path, text: str, index: int, key: str, value: str) -> tuple[str, str]:

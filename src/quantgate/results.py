@@ -271,13 +271,13 @@ class Results:
                 f"not a quantgate results document ({one_line(e.message, 160)})",
                 subject=source,
                 field=where,
-                fix="pass the file `quantgate gate --out-json` wrote",
+                fix="pass the file `quantgate gate --json-out` wrote",
             ) from None
         except RecursionError:
             raise UserError(
                 "nested too deeply to be a quantgate results document",
                 subject=source,
-                fix="pass the file `quantgate gate --out-json` wrote",
+                fix="pass the file `quantgate gate --json-out` wrote",
             ) from None
         known = {
             "schema_version",
@@ -306,20 +306,26 @@ class Results:
         from . import limits, strictjson
 
         p = Path(path)
-        fix = f"write one with `quantgate gate --out-json {p}`"
+        stdin = str(path) == limits.STDIN
+        shown = "standard input" if stdin else str(p)
+        fix = (
+            "pipe one in: quantgate gate --json-out - | quantgate comment --results -"
+            if stdin
+            else f"write one with `quantgate gate --json-out {p}`"
+        )
         try:
-            raw = limits.read_bytes(p, limits.RESULTS_BYTES, what="results")
+            raw = limits.read_input(path, limits.RESULTS_BYTES, what="results")
             text = raw.decode("utf-8")
         except FileNotFoundError:
             raise UserError("no such results file", subject=str(p), fix=fix) from None
         except (OSError, UnicodeDecodeError) as e:
-            raise UserError(f"not a readable results file ({type(e).__name__})", subject=str(p), fix=fix) from None
+            raise UserError(f"not a readable results file ({type(e).__name__})", subject=shown, fix=fix) from None
         try:
             doc = strictjson.loads(text)
         except strictjson.BadJSON as e:
-            where = f"{p}:{e.lineno}:{e.colno}" if e.lineno else str(p)
+            where = f"{shown}:{e.lineno}:{e.colno}" if e.lineno else shown
             raise UserError(f"not JSON ({one_line(e.msg, 120)})", subject=where, field=e.where, fix=fix) from None
-        return cls.from_json(doc, source=str(p))
+        return cls.from_json(doc, source=shown)
 
 
 def _known(cls, d: dict) -> dict:

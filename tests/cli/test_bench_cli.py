@@ -36,7 +36,7 @@ def test_bench_times_a_slower_int8_and_warns_with_the_figures(repo):
     modelzoo.slowed(modelzoo.int8_standin(fp32), repo / "mlp.int8.onnx")
     reg = write_registry(repo / "registry.json", [{"id": "m", "onnx": fp32.name, "quant_mode": "dynamic"}])
     out = repo / "r.json"
-    proc = run_cli("gate", "--bench", "--registry", reg, "--samples", "64", "--out-json", out, cwd=repo)
+    proc = run_cli("gate", "--bench", "--registry", reg, "--samples", "64", "--json-out", out, cwd=repo)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     _validate_results(doc)
@@ -78,7 +78,7 @@ def test_bench_times_batch_16_where_the_batch_axis_is_free_and_a_faster_int8_is_
             }
         ],
     )
-    proc = run_cli("gate", "--bench", "--registry", reg, "--samples", "64", "--out-json", "-", cwd=repo)
+    proc = run_cli("gate", "--bench", "--registry", reg, "--samples", "64", "--json-out", "-", cwd=repo)
     assert proc.returncode == 0, proc.stderr
     row = json.loads(proc.stdout)["models"][0]
     timings = _timings_sane(row, batches=(1, latency.LARGE_BATCH))
@@ -93,7 +93,7 @@ def test_without_bench_nothing_is_timed_but_a_larger_int8_file_is_still_said(rep
     int8 = modelzoo.int8_standin(fp32)
     assert int8.stat().st_size > fp32.stat().st_size
     reg = write_registry(repo / "registry.json", [{"id": "t", "onnx": fp32.name, "quant_mode": "dynamic"}])
-    proc = run_cli("gate", "--registry", reg, "--samples", "64", "--out-json", "-", cwd=repo)
+    proc = run_cli("gate", "--registry", reg, "--samples", "64", "--json-out", "-", cwd=repo)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     row = doc["models"][0]
@@ -150,7 +150,7 @@ def test_a_model_with_a_scalar_input_is_timed_as_gated_and_a_failing_batch_is_a_
             {"id": "r", "onnx": fixed.name, "quant_mode": "dynamic"},
         ],
     )
-    proc = run_cli("gate", "--bench", "--registry", reg, "--samples", "64", "--out-json", "-", cwd=repo)
+    proc = run_cli("gate", "--bench", "--registry", reg, "--samples", "64", "--json-out", "-", cwd=repo)
     assert proc.returncode == 0, proc.stderr
     s_row, r_row = json.loads(proc.stdout)["models"]
     _timings_sane(s_row, batches=(1,))

@@ -91,7 +91,7 @@ def test_an_eval_set_bomb_is_that_models_error_row(zip_bomb, repo):
         repo / "registry.json",
         [{"id": "m", "onnx": fp32.name, "quant_mode": "dynamic", "quant_eval_set": "eval.npz"}],
     )
-    proc = run_cli("gate", "--registry", reg, "--out-json", repo / "out.json", cwd=repo, timeout=TIMEOUT)
+    proc = run_cli("gate", "--registry", reg, "--json-out", repo / "out.json", cwd=repo, timeout=TIMEOUT)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout
     reason = json.loads((repo / "out.json").read_text())["models"][0]["reason"]
     assert "declares 3,221,225,600 bytes uncompressed" in reason and "QUANTGATE_MAX_ARRAY_BYTES" in reason
@@ -115,7 +115,7 @@ def test_an_input_too_large_to_draw_is_refused_by_name(repo):
         ],
     )
     before = _snapshot(reg, fp32)
-    proc = run_cli("gate", "--registry", reg, "--out-json", repo / "out.json", cwd=repo, timeout=TIMEOUT)
+    proc = run_cli("gate", "--registry", reg, "--json-out", repo / "out.json", cwd=repo, timeout=TIMEOUT)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout
     reason = json.loads((repo / "out.json").read_text())["models"][0]["reason"]
     assert "input 'image': one sample would draw 1,073,741,824 elements (shape [64, 1, 4096, 4096])" in reason

@@ -434,7 +434,7 @@ def test_round_trip_build_ptq_static_gate_passes_and_registry_edited_minimally(r
     assert run_cli("validate", "--registry", reg, cwd=repo).returncode == 2  # the sidecar is not made yet
     ptq = run_cli("ptq-static", model, "--calibration", "models/cal/mlp.npz", cwd=repo)
     assert ptq.returncode == 0, ptq.stderr
-    gate = run_cli("gate", "mlp", "--registry", reg, "--out-json", "res.json", cwd=repo)
+    gate = run_cli("gate", "mlp", "--registry", reg, "--json-out", "res.json", cwd=repo)
     assert gate.returncode == 0, gate.stdout + gate.stderr
     row = json.loads((repo / "res.json").read_text())["models"][0]
     assert row["id"] == "mlp" and row["status"] == "pass" and row["drop"] <= 0.01

@@ -34,7 +34,7 @@ def test_cli_posts_from_event_payload(gh, results_file, tmp_path):
         "GITHUB_RUN_ID": "77",
     }
     outcome = tmp_path / "outcome.json"
-    p = run_cli("--results", results_file, "--outcome-json", outcome, env=env)
+    p = run_cli("--results", results_file, "--outcome-out", outcome, env=env)
     assert p.returncode == 0, p.stderr
     assert "comment created" in p.stdout
     [c] = gh.comments_on(REPO, PR)
@@ -57,7 +57,7 @@ def test_cli_fork_is_a_warning_and_exit_0(gh, results_file, tmp_path):
         PR,
         "--body-out",
         tmp_path / "body.md",
-        "--outcome-json",
+        "--outcome-out",
         outcome,
         env=env,
         cwd=tmp_path,
@@ -75,7 +75,7 @@ def test_cli_user_mistakes_exit_2_with_one_line(gh, results_file, tmp_path):
 
     env = {"GITHUB_API_URL": gh.base_url, "GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO}
     assert_one_line_error(
-        run_cli("--results", tmp_path / "missing.json", "--pr", 1, env=env), "missing.json", "quantgate gate --out-json"
+        run_cli("--results", tmp_path / "missing.json", "--pr", 1, env=env), "missing.json", "quantgate gate --json-out"
     )
     assert_one_line_error(run_cli("--results", results_file, env=env), "--pr", "pull request context")
     assert_one_line_error(

@@ -41,9 +41,9 @@ def test_pass_then_fail_when_budget_is_below_the_measured_drop(repo):
         reg,
         "--samples",
         "64",
-        "--out-json",
+        "--json-out",
         repo / "r.json",
-        "--markdown",
+        "--markdown-out",
         repo / "r.md",
         cwd=repo,
     )
@@ -160,7 +160,7 @@ def test_an_unlisted_static_sidecar_is_gated_as_static(repo):
     m = onnx.load(str(out))
     del m.metadata_props[:]  # as another tool would leave it
     onnx.save(m, str(out))
-    proc = run_cli("gate", fp32, "--budget", "0.5", "--registry", repo / "none.json", "--out-json", "-", cwd=repo)
+    proc = run_cli("gate", fp32, "--budget", "0.5", "--registry", repo / "none.json", "--json-out", "-", cwd=repo)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["models"][0]["mode"] == "static"
 
@@ -170,9 +170,9 @@ def test_report_paths_that_collide_or_loop_are_one_line(repo):
     quantize_dynamic(fp32)
     reg = write_registry(repo / "registry.json", [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic"}])
     same = repo / "same.json"
-    proc = run_cli("gate", "--registry", reg, "--out-json", same, "--markdown", same, cwd=repo)
-    assert_one_line_error(proc, f"--markdown {same}", "is also this run's --out-json file")
+    proc = run_cli("gate", "--registry", reg, "--json-out", same, "--markdown-out", same, cwd=repo)
+    assert_one_line_error(proc, f"--markdown-out {same}", "is also this run's --json-out file")
     assert not same.exists()
     (repo / "loop.json").symlink_to(repo / "loop.json")
-    proc = run_cli("gate", "--registry", reg, "--out-json", repo / "loop.json", cwd=repo)
-    assert_one_line_error(proc, "--out-json", "loop.json", "cannot be resolved")
+    proc = run_cli("gate", "--registry", reg, "--json-out", repo / "loop.json", cwd=repo)
+    assert_one_line_error(proc, "--json-out", "loop.json", "cannot be resolved")

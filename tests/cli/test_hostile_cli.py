@@ -176,7 +176,7 @@ def test_the_token_reaches_no_file_and_no_log(zoo, tmp_path, form):
 
 def test_markdown_output_escapes_like_the_comment(zoo):
     reg = _registry(zoo, ["a|b", "c`d`e", "f\ng"], name="reg4.json")
-    proc = run_cli("gate", "--registry", reg, "--samples", "16", "--markdown", "-", cwd=zoo)
+    proc = run_cli("gate", "--registry", reg, "--samples", "16", "--markdown-out", "-", cwd=zoo)
     assert proc.returncode == 0, proc.stderr
     table = [ln for ln in proc.stdout.splitlines() if ln.startswith("| ")]
     assert len(table) == 1 + 4
@@ -198,7 +198,7 @@ def test_a_sidecar_symlinked_out_of_the_repository_is_refused(zoo, tmp_path):
                 {"id": "linked", "onnx": "linked.onnx", "quant_mode": "dynamic"},
             ],
         )
-        proc = run_cli("gate", "--registry", reg, "--samples", "16", "--out-json", zoo / "r.5.json", cwd=zoo)
+        proc = run_cli("gate", "--registry", reg, "--samples", "16", "--json-out", zoo / "r.5.json", cwd=zoo)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         rows = {r["id"]: r for r in json.loads((zoo / "r.5.json").read_text())["models"]}
         assert rows["good"]["status"] == "pass"
@@ -211,7 +211,7 @@ def test_a_sidecar_symlinked_out_of_the_repository_is_refused(zoo, tmp_path):
         fp32.unlink()
 
 
-@pytest.mark.parametrize("option", ["--out-json", "--markdown"])
+@pytest.mark.parametrize("option", ["--json-out", "--markdown-out"])
 def test_outputs_never_land_in_dot_git(zoo, option):
     config = zoo / ".git" / "config"
     config.write_text("[core]\n")
@@ -236,7 +236,7 @@ def test_a_fifo_output_is_written_to_not_replaced(zoo, tmp_path):
     reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
     reader.start()
     proc = run_cli(
-        "gate", "--registry", _registry(zoo, [], name="reg7.json"), "--samples", "16", "--markdown", fifo, cwd=zoo
+        "gate", "--registry", _registry(zoo, [], name="reg7.json"), "--samples", "16", "--markdown-out", fifo, cwd=zoo
     )
     reader.join(timeout=30)
     assert proc.returncode == 0, proc.stderr
@@ -254,7 +254,7 @@ def test_a_read_only_output_folder_is_one_line(zoo, tmp_path):
         _registry(zoo, [], name="reg8.json"),
         "--samples",
         "16",
-        "--out-json",
+        "--json-out",
         ro / "r.json",
         cwd=zoo,
     )
@@ -267,7 +267,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(zoo, tmp_path):
         pytest.skip("NO /dev/full here: the full-disk case did NOT run")
     # /dev/full is a device: written to in place, and every write fails with ENOSPC
     proc = run_cli(
-        "gate", "--registry", _registry(zoo, [], name="reg9.json"), "--samples", "16", "--out-json", full, cwd=zoo
+        "gate", "--registry", _registry(zoo, [], name="reg9.json"), "--samples", "16", "--json-out", full, cwd=zoo
     )
     assert_one_line_error(proc, "/dev/full", "cannot be written")
 
@@ -318,7 +318,7 @@ def test_fifos_and_symlink_loops_where_the_runner_or_a_user_names_a_file(tmp_pat
             _registry(zoo, [], name="reg10.json"),
             "--samples",
             "16",
-            "--out-json",
+            "--json-out",
             results,
             cwd=zoo,
         ).returncode

@@ -223,8 +223,8 @@ def test_registry_id_records_the_digest_and_refuses_a_wrong_target_before_writin
     [
         ("ptq-dynamic", "--report-out", "registry.json", "is also this run's registry"),
         ("ptq-dynamic", "--report-out", "mlp.onnx", "named like a model or data file"),
-        ("gate", "--out-json", "registry.json", "is also this run's registry"),
-        ("gate", "--markdown", "mlp.int8.onnx", "named like a model or data file"),
+        ("gate", "--json-out", "registry.json", "is also this run's registry"),
+        ("gate", "--markdown-out", "mlp.int8.onnx", "named like a model or data file"),
     ],
 )
 def test_a_report_never_replaces_what_the_run_reads(repo, command, option, target, fragment):

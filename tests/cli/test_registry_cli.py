@@ -152,7 +152,7 @@ def test_a_misspelt_quantgate_field_is_a_warning_at_its_line_never_a_refusal(rep
     assert "models[1].quant_budget" in warned[1] and "'quant_accuracy_budget_plcc'" in warned[1]
     assert "models[2].int8_owner" in warned[2] and "another prefix" in warned[2]
 
-    gate = run_cli("gate", "--registry", reg, "--out-json", repo / "g.json", cwd=repo)
+    gate = run_cli("gate", "--registry", reg, "--json-out", repo / "g.json", cwd=repo)
     rows_out = {r["id"]: r for r in json.loads((repo / "g.json").read_text())["models"]}
     assert rows_out["typo"]["status"] == "skipped"
     line = _line_of(reg, "quant_mdoe")
@@ -186,7 +186,7 @@ def test_a_sidecar_gated_as_another_mode_or_shared_between_modes_is_refused(repo
     proc = run_cli("validate", "--quick", "--registry", reg, cwd=repo)
     assert proc.returncode == 2 and "models[1].onnx: sta: its sidecar mlp.int8.onnx is also 'dyn''s" in proc.stderr
     assert "models[2]" not in proc.stderr  # the same mode twice is two budgets on one file: allowed
-    gate = run_cli("gate", "--registry", reg, "--out-json", repo / "g.json", cwd=repo)
+    gate = run_cli("gate", "--registry", reg, "--json-out", repo / "g.json", cwd=repo)
     status = {r["id"]: r["status"] for r in json.loads((repo / "g.json").read_text())["models"]}
     assert status == {"dyn": "pass", "sta": "error", "dyn2": "pass"} and gate.returncode == 2
 

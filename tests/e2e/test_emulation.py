@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 def test_shipped_registry_same_verdicts_natively_and_as_avx2_computes_it(tmp_path):
     out = tmp_path / "r.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "quantgate", "gate", "--avx2-check", "-q", "--out-json", str(out)],
+        [sys.executable, "-m", "quantgate", "gate", "--avx2-check", "-q", "--json-out", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -43,7 +43,7 @@ def test_avx2_check_reports_both_figures(repo):
     quantize_dynamic(fp32)
     reg = write_registry(repo / "registry.json", [{"id": "mlp", "onnx": fp32.name, "quant_mode": "dynamic"}])
     proc = run_cli(
-        "gate", "--registry", reg, "--samples", "256", "--avx2-check", "--out-json", repo / "r.json", cwd=repo
+        "gate", "--registry", reg, "--samples", "256", "--avx2-check", "--json-out", repo / "r.json", cwd=repo
     )
     assert proc.returncode == 0, proc.stderr
     row = json.loads((repo / "r.json").read_text())["models"][0]

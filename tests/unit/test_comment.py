@@ -114,7 +114,7 @@ def test_reproduce_commands_keep_selection_and_drop_output_files(results):
         ["tight_mlp", "good_mlp"],
         samples=64,
         seed=0,
-        argv=["quantgate", "gate", "tight_mlp", "good_mlp", "--out-json", "/tmp/x.json"],
+        argv=["quantgate", "gate", "tight_mlp", "good_mlp", "--json-out", "/tmp/x.json"],
     )
     cmds = reproduce_commands(picked, image="ghcr.io/octo/quantgate:0.1.0")
     gate = next(c for c in cmds if c.startswith("pip install"))

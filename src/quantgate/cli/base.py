@@ -14,6 +14,7 @@ import click
 
 from ..errors import EXIT_ERROR, UserError, one_line
 from ..text import plain
+from . import streams
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
@@ -46,9 +47,30 @@ def echo(text: str = "", *, err: bool = False, level: int = 1) -> None:
     click.echo("\n".join(plain(line) for line in str(text).split("\n")), err=err)
 
 
+_COLOR = "quantgate.color"
+COLOR_CHOICES = ("auto", "always", "never")
+
+
 def use_color() -> bool | None:
-    """None lets click decide (colour on a terminal, none when piped); NO_COLOR turns it off."""
-    return False if os.environ.get("NO_COLOR") else None
+    """Whether to colour: `--color always|never` wins; else NO_COLOR (any value) turns colour
+    off, then FORCE_COLOR or CLICOLOR_FORCE (any value but 0) turns it on; else None lets click
+    decide (colour on a terminal, none when piped). NO_COLOR winning over FORCE_COLOR is pytest's
+    order too."""
+    ctx = click.get_current_context(silent=True)
+    choice = ctx.meta.get(_COLOR, "auto") if ctx is not None else "auto"
+    if choice != "auto":
+        return choice == "always"
+    env = os.environ
+    if env.get("NO_COLOR"):
+        return False
+    if env.get("FORCE_COLOR", "0") not in ("", "0") or env.get("CLICOLOR_FORCE", "0") not in ("", "0"):
+        return True
+    return None
+
+
+def _color(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta[_COLOR] = value
 
 
 def styled(text: str, **style: Any) -> str:
@@ -59,6 +81,79 @@ def echo_styled(text: str, *, err: bool = False) -> None:
     """A line already made safe (see `echo`) with colour codes of our own: printed as is, the
     codes dropped when the output is not a terminal or NO_COLOR is set."""
     click.echo(text, err=err, color=use_color())
+
+
+_ALIASES = "quantgate.aliases"
+_warned_aliases: set[str] = set()
+
+
+class Renamed(click.Option):
+    """An option's old name, kept working: hidden from `--help`, it sets the option now called
+    `new` (its parameter name) and says once per run that the name changed. Giving both is a
+    usage error."""
+
+    def __init__(self, param_decls: list[str], *, new: str, **kwargs: Any) -> None:
+        kwargs.setdefault("default", None)
+        # a name of its own: sharing the new option's would hand it that option's value
+        decls = [*param_decls, "renamed_" + param_decls[0].lstrip("-").replace("-", "_")]
+        super().__init__(decls, hidden=True, expose_value=False, callback=self._store, **kwargs)
+        self.new = new
+
+    def _store(self, ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value is None or value == () or value is False:
+            return
+        ctx.meta.setdefault(_ALIASES, []).append((self, value))
+
+
+def renamed(old: str | list[str], new: str, **kwargs: Any):
+    """Decorator: keep `old` (one name or several) as a hidden alias of the option `new`."""
+    names = [old] if isinstance(old, str) else list(old)
+    return click.option(*names, cls=Renamed, new=new, **kwargs)
+
+
+def apply_aliases(command: click.Command, ctx: click.Context) -> None:
+    """Move the values given under old option names to their new names (before the command runs)."""
+    from click.core import ParameterSource
+
+    for opt, value in ctx.meta.get(_ALIASES, []):
+        target = next((p for p in command.params if p.name == opt.new), None)
+        if target is None:  # a programming mistake in the declaration
+            raise RuntimeError(f"{opt.opts[0]} renames {opt.new}, which {command.name} does not have")
+        old_flag = opt.opts[0]
+        new_flag = flag_for(command, opt.new)
+        if ctx.get_parameter_source(opt.new) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            raise click.UsageError(f"{old_flag} is the old name of {new_flag}; give one of them", ctx=ctx)
+        ctx.params[opt.new] = value
+        if old_flag not in _warned_aliases:
+            _warned_aliases.add(old_flag)
+            echo(
+                f"quantgate: warning: {old_flag} is now {new_flag}; the old name still works and will be "
+                "removed in quantgate 1.0 (docs/cli.md#option-names)",
+                err=True,
+            )
+
+
+class Status:
+    """One line on standard error that says what is going on now (`[2/5] measuring nr_metric_v1…`),
+    rewritten in place and cleared before the next line is printed. Only on a terminal: in a log
+    or a pipe it prints nothing (the lines that follow say the same)."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def show(self, text: str) -> None:
+        stream = sys.stderr
+        if not stream.isatty():
+            return
+        stream.write("\r\x1b[K" + plain(text))
+        stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self.shown = False
 
 
 def fail(message: str) -> NoReturn:
@@ -87,7 +182,8 @@ class WordedError(click.ClickException):
 
 class Command(click.Command):
     """A command whose `UserError`s name its own options (`--samples`, not `samples`), with
-    `-q/--quiet` and `-v/--verbose` like every other command."""
+    `-q/--quiet`, `-v/--verbose` and `--color` like every other command, and old option names
+    kept as hidden aliases (`alias`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -106,11 +202,22 @@ class Command(click.Command):
                 callback=_verbose,
                 help="Print more detail (repeat for more).",
             ),
+            click.Option(
+                ["--color"],
+                type=click.Choice(COLOR_CHOICES),
+                default=None,
+                expose_value=False,
+                callback=_color,
+                metavar="WHEN",
+                help="Colour: auto (on a terminal), always, never. Default: auto; NO_COLOR, FORCE_COLOR and "
+                "CLICOLOR_FORCE are honoured.",
+            ),
         ]
 
     def invoke(self, ctx: click.Context) -> Any:
         from .. import progress
 
+        apply_aliases(self, ctx)
         if verbosity() >= 1:
             progress.enable()  # long loops (thousands of images) say how far they are, on stderr
         try:
@@ -151,6 +258,7 @@ class Main(Group):
     def main(self, args=None, prog_name=None, **kwargs):  # type: ignore[override]
         with contextlib.suppress(ValueError):  # only the main thread may set handlers
             signal.signal(signal.SIGTERM, _on_sigterm)
+        streams.guard()  # a reader that goes away never turns into exit 1 (see streams.py)
         try:
             rv = super().main(args=args, prog_name=prog_name or "quantgate", standalone_mode=False, **kwargs)
         except click.exceptions.Abort:
@@ -182,4 +290,7 @@ class Main(Group):
                 f"internal error ({type(e).__name__}: {one_line(e, 200)}); this is a bug in quantgate, please "
                 "report it (QUANTGATE_DEBUG=1 shows the traceback)"
             )
-        sys.exit(rv if isinstance(rv, int) else 0)
+        code = rv if isinstance(rv, int) else 0
+        # the run finished (every model measured, every file written) but its reader left: say so
+        # the way a shell does for a program the closed pipe killed, never with a verdict's code
+        sys.exit(streams.EXIT_BROKEN_PIPE if streams.broken() else code)

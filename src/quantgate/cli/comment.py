@@ -17,7 +17,7 @@ from .. import limits
 from ..errors import EXIT_PASS, UserError, param
 from ..github import context
 from ..github.comment import MODES
-from .base import Command, echo
+from .base import Command, echo, renamed
 
 
 def _client(token, env):
@@ -29,25 +29,29 @@ def _client(token, env):
         raise UserError(str(e)) from None
 
 
-def _report(outcome, outcome_json: Path | None) -> None:
-    from ..paths import write_json
+def _report(outcome, outcome_json: Path | None, *, body_on_stdout: bool = False) -> None:
+    """The outcome file, and one status line: on standard error when the body (or the outcome)
+    went to standard output, so that a pipe gets the document alone."""
+    from ..paths import STDOUT, write_json
 
     if outcome_json:
         write_json(outcome_json, outcome)
+    to_stderr = body_on_stdout or str(outcome_json) == STDOUT
     where = f" {outcome.url}" if outcome.url else ""
+    body = "standard output" if outcome.body_path == STDOUT else outcome.body_path
     if outcome.action == "off":
-        echo("quantgate: comment off" + (f"; body written to {outcome.body_path}" if outcome.body_path else ""))
+        echo("quantgate: comment off" + (f"; body written to {body}" if body else ""), err=to_stderr, level=0)
     elif outcome.posted:
-        echo(f"quantgate: comment {outcome.action}{where} ({outcome.repo}#{outcome.pr})")
+        echo(f"quantgate: comment {outcome.action}{where} ({outcome.repo}#{outcome.pr})", err=to_stderr, level=0)
     else:
-        echo(f"quantgate: warning: comment not posted ({outcome.action}): {outcome.message}", err=True)
+        echo(f"quantgate: warning: comment not posted ({outcome.action}): {outcome.message}", err=True, level=0)
 
 
 @click.command(cls=Command)
 @click.option(
     "--results",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The results document `quantgate gate --out-json` wrote.",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="The results document `quantgate gate --json-out` wrote; - reads it from standard input.",
 )
 @click.option("--repo", help="OWNER/NAME (default: GITHUB_REPOSITORY).")
 @click.option(
@@ -65,17 +69,24 @@ def _report(outcome, outcome_json: Path | None) -> None:
 )
 @click.option(
     "--body-out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     default=None,
-    help="Where the body goes when it cannot be posted (a fork's read-only token) "
-    "[default: quantgate-comment.md]; with --mode off, where to write it.",
+    help="Where the body goes when it is not posted: with --mode off, and when it cannot be posted "
+    "(a fork's read-only token) [default: quantgate-comment.md]; - for standard output.",
 )
 @click.option(
-    "--outcome-json",
-    type=click.Path(dir_okay=False, path_type=Path),
+    "--outcome-out",
+    "outcome_json",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     default=None,
     help="Write what happened as JSON: action (created, updated, recreated, unchanged, "
     "off, body_written, failed), posted, repo, pr, comment_id, url, body_path, message.",
+)
+@renamed("--outcome-json", "outcome_json", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option(
+    "--show-skipped",
+    is_flag=True,
+    help="List every fp32 entry (nothing to gate) in the table; by default they are one count line.",
 )
 @click.option(
     "--author",
@@ -102,13 +113,22 @@ def _report(outcome, outcome_json: Path | None) -> None:
     help="Find the PR from the workflow_run event at GITHUB_EVENT_PATH (head repository, "
     "branch, SHA of the triggering run). For the companion workflow.",
 )
-def comment(results, repo, pr, mode, body_out, outcome_json, author, image, from_artifact, workflow_run_event) -> int:
+def comment(
+    results, repo, pr, mode, body_out, outcome_json, show_skipped, author, image, from_artifact, workflow_run_event
+) -> int:
     """Post or update the sticky pull-request comment with a results document's table.
 
     Token: INPUT_GITHUB_TOKEN or GITHUB_TOKEN; API: GITHUB_API_URL (Enterprise Server too).
     A comment that cannot be posted is a warning and exit 0: the gate's verdict stands.
+
+    \b
+    Examples:
+      quantgate comment --results quantgate-results.json --repo acme/models --pr 12
+      quantgate comment --results r.json --mode off                  # render only, to quantgate-comment.md
+      quantgate gate --json-out - | quantgate comment --results - --mode off --body-out -
     """
     from ..github.comment import sanitise_artifact, sync_comment
+    from ..paths import STDOUT
     from ..report.comment import marker, render_comment
     from ..results import Results
 
@@ -146,7 +166,7 @@ def comment(results, repo, pr, mode, body_out, outcome_json, author, image, from
         outcome = sync_comment(
             client, repo, pr, lambda _n: body, marker=mark, mode=mode, author=author, body_out=body_out
         )
-        _report(outcome, outcome_json)
+        _report(outcome, outcome_json, body_on_stdout=str(body_out) == STDOUT)
         return EXIT_PASS
 
     doc = Results.read(results)
@@ -167,11 +187,11 @@ def comment(results, repo, pr, mode, body_out, outcome_json, author, image, from
         client,
         repo,
         pr,
-        lambda n: render_comment(doc, max_chars=n, env=env, image=image),
+        lambda n: render_comment(doc, max_chars=n, env=env, image=image, show_skipped=show_skipped),
         marker=marker(doc.registry),
         mode=mode,
         author=author,
         body_out=body_out,
     )
-    _report(outcome, outcome_json)
+    _report(outcome, outcome_json, body_on_stdout=str(body_out) == STDOUT)
     return EXIT_PASS

@@ -10,7 +10,7 @@ import click
 from ..errors import EXIT_ERROR, EXIT_PASS
 from ..gate.settings import DEFAULT_SEED, MAX_SAMPLES, MAX_SECONDS, MIN_SAMPLES
 from ..text import plain
-from .base import Command, echo, echo_styled, styled, verbosity
+from .base import Command, Status, echo, echo_styled, renamed, styled, verbosity
 from .options import registry_option, root_option
 
 
@@ -43,10 +43,18 @@ TAG_COLOUR = {"pass": "green", "fail": "red", "error": "yellow", "skipped": "bri
 )
 def validate(registry: Path, root: Path | None, quick: bool) -> int:
     """Check a registry against the schema, the files it names and the models themselves;
-    list every problem at its field's line."""
-    from ..registry import check_files, load_registry
+    list every problem at its field's line. -v also lists every entry checked.
+
+    \b
+    Examples:
+      quantgate validate                                  # the registry [tool.quantgate] or the default names
+      quantgate validate --registry models/registry.json --quick
+      cat registry.json | quantgate validate --registry -
+    """
+    from ..registry import check_files, load_registry, shown_name
 
     reg = load_registry(registry, root)
+    name = shown_name(registry)
     problems = reg.problems + check_files(reg)
     warnings = [
         f"{w.file}{f':{w.line}' if w.line else ''}: {w.where}: warning: {w.message}"
@@ -63,17 +71,22 @@ def validate(registry: Path, root: Path | None, quick: bool) -> int:
             found, warned = check_entry(e, reg.path, reg.root)
             problems += found
             typos = tuple(t.message for t in e.warnings)  # said above, at their line
-            warnings += [f"{registry}: {e.id}: warning: {w}" for w in warned if not w.endswith(typos)]
+            at = f"{name}:{e.line}" if e.line else name
+            warnings += [f"{at}: {e.id}: warning: {w}" for w in warned if not w.endswith(typos)]
     for p in sorted(problems, key=lambda p: p.line or 0):
         echo(str(p), err=True)
     for w in warnings if verbosity() >= 1 else ():  # -q: only the result and the errors
         echo_styled(styled(plain(w), fg="yellow"), err=True)
+    bad = {p.where.split(".", 1)[0] for p in problems}
+    for e in reg.entries if verbosity() >= 2 else ():
+        state = "problem" if f"models[{e.index}]" in bad else "ok"
+        echo(f"  {name}:{e.line or '?'}: {e.id} ({e.mode}): {state}", level=2)
     if problems:
-        echo(f"quantgate: {registry}: {len(problems)} problem(s)", err=True)
+        echo(f"quantgate: {name}: {len(problems)} problem(s)", err=True)
         return EXIT_ERROR
     gated = sum(e.mode != "fp32" for e in reg.entries)
     how = "schema and files" if quick else "schema, files and models"
-    echo(f"{registry}: ok ({how}) — {len(reg.entries)} model(s), {gated} with an int8 sidecar", level=0)
+    echo(f"{name}: ok ({how}) — {len(reg.entries)} model(s), {gated} with an int8 sidecar", level=0)
     return EXIT_PASS
 
 
@@ -83,14 +96,24 @@ def validate(registry: Path, root: Path | None, quick: bool) -> int:
 @registry_option
 @root_option
 @click.option(
-    "--out-json",
+    "--json-out",
+    "out_json",
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     help="Write the results document (schema: quantgate/schemas/results.schema.json); - for standard output.",
 )
+@renamed("--out-json", "out_json", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 @click.option(
-    "--markdown",
+    "--markdown-out",
+    "markdown",
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     help="Write the results as a markdown table; - for standard output.",
+)
+@renamed("--markdown", "markdown", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option(
+    "--show-skipped",
+    is_flag=True,
+    help="List every fp32 entry (nothing to gate) in the terminal and the markdown; by default they are "
+    "one count line.",
 )
 @click.option(
     "--samples",
@@ -155,6 +178,7 @@ def gate(
     root,
     out_json,
     markdown,
+    show_skipped,
     samples,
     max_samples,
     max_seconds,
@@ -167,37 +191,64 @@ def gate(
 ) -> int:
     """Run fp32 and int8 side by side and judge each model's drop against its budget.
 
-    MODELS are registry ids or .onnx paths; none (or --all) means every entry.
+    MODELS are registry ids or .onnx paths; none (or --all) means every entry. Exit code: 0 every
+    gated model within budget, 1 one over budget, 2 one could not be judged, 3 nothing gated.
+
+    \b
+    Examples:
+      quantgate gate                                   # every entry of the registry
+      quantgate gate nr_metric_v1 --samples 512        # one model, a fixed sample count
+      quantgate gate --json-out r.json --markdown-out r.md
+      quantgate gate --json-out - | jq .verdict        # the results document on standard output
     """
+    import time
+
     from ..gate.run import detail_lines, row_lines, run_gate, summary_line
     from ..paths import STDOUT, refuse_clobber, write_json, write_text
+    from ..registry import shown_name
     from ..report.markdown import render_markdown
 
     if all_ and models:
         raise click.UsageError("--all and named models exclude each other")
     if str(out_json) == STDOUT and str(markdown) == STDOUT:
-        raise click.UsageError("--out-json - and --markdown - would both write to standard output; pick one")
+        raise click.UsageError("--json-out - and --markdown-out - would both write to standard output; pick one")
     if plots is not None:
         from ..report.plots import check
 
         check(plots)
-    refuse_clobber(out_json, "--out-json", {"registry": registry})
-    refuse_clobber(markdown, "--markdown", {"registry": registry, "--out-json file": out_json})
+    refuse_clobber(out_json, "--json-out", {"registry": registry})
+    refuse_clobber(markdown, "--markdown-out", {"registry": registry, "--json-out file": out_json})
     # with a document on standard output, the lines for the reader go to standard error
     to_stderr = STDOUT in (str(out_json), str(markdown))
+    where = shown_name(registry)
+    status = Status()
+    shown = {"k": 0, "m": 0, "skipped": 0}
+
+    def starting(model_id: str, k: int, m: int) -> None:
+        shown["m"] = m
+        if verbosity() >= 1:
+            status.show(f"[{k}/{m}] measuring {plain(model_id)}…")
 
     def progress(row, i: int, n: int) -> None:
+        status.clear()
+        if row.status == "skipped" and not show_skipped:
+            shown["skipped"] += 1
+            return
         if verbosity() < 1:
             return
-        first, *more = row_lines(row)
+        first, *more = row_lines(row, where)
         tag, rest = first[:7], first[7:]
-        counter = f" [{i}/{n}]" if n > 1 else ""
+        counter = ""
+        if row.status != "skipped":
+            shown["k"] += 1
+            counter = f" [{shown['k']}/{shown['m']}]" if shown["m"] > 1 else ""
         echo_styled(styled(tag, fg=TAG_COLOUR.get(row.status), bold=True) + rest + counter, err=to_stderr)
         for line in more:  # the emulated figures, then the warnings (in yellow)
-            echo_styled(styled(line, fg="yellow") if line.lstrip().startswith("warning:") else line, err=to_stderr)
+            echo_styled(styled(line, fg="yellow") if "warning: " in line else line, err=to_stderr)
         for line in detail_lines(row) if verbosity() >= 2 else ():
             echo(line, err=to_stderr, level=2)
 
+    started = time.monotonic()
     results = run_gate(
         registry,
         list(models),
@@ -212,15 +263,27 @@ def gate(
         budget=budget,
         argv=sys.argv,
         progress=progress,
+        starting=starting,
     )
+    status.clear()
+    elapsed = time.monotonic() - started
+    if shown["skipped"] and verbosity() >= 1:
+        echo_styled(
+            styled("[SKIP ]", fg=TAG_COLOUR["skipped"], bold=True)
+            + f" {shown['skipped']} fp32 entr{'y' if shown['skipped'] == 1 else 'ies'} not gated "
+            "(nothing to compare; --show-skipped lists them)",
+            err=to_stderr,
+        )
     if out_json:
         write_json(out_json, results)
     if markdown:
-        write_text(markdown, render_markdown(results))
+        write_text(markdown, render_markdown(results, show_skipped=show_skipped))
     if plots is not None:
         from ..report.plots import gate_plots
 
         for p in gate_plots(results, registry, plots, seed=seed):
             echo(f"wrote {p}", err=to_stderr)
-    echo(summary_line(results), err=to_stderr, level=0)
+    written = [str(p) for p in (out_json, markdown) if p is not None and str(p) != STDOUT]
+    tail = f"; done in {elapsed:.1f}s" + (f"; results in {' and '.join(written)}" if written else "")
+    echo(summary_line(results) + tail, err=to_stderr, level=0)
     return results.exit_code

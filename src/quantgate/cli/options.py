@@ -14,8 +14,8 @@ registry_option = click.option(
     "registry",
     default=DEFAULT_REGISTRY,
     show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The model registry JSON.",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="The model registry JSON; - reads it from standard input (its paths then relative to the current folder).",
 )
 root_option = click.option(
     "--root",
@@ -40,6 +40,12 @@ def record_options(f):
         show_default=True,
         type=click.Path(dir_okay=False, path_type=Path),
         help="The registry --registry-id names an entry of.",
+    )(f)
+    f = click.option(
+        "--set-mode",
+        is_flag=True,
+        help="With --registry-id: also set the entry's quant_mode to this producer's mode (an fp32 entry "
+        "becomes an int8 one; ptq-static also records its --calibration set).",
     )(f)
     return click.option(
         "--registry-id",
@@ -101,28 +107,59 @@ def precheck(
     mode: str,
     fp32_written: bool = False,
     report_out: Path | None = None,
+    set_mode: bool = False,
+    calibration: Path | None = None,
 ) -> None:
     """Before a producer writes anything: `--report-out` would not replace the registry, and the
-    entry `--registry-id` names exists, ships `mode` and will be gated
-    against `sidecar` (a mistake is one line, and no file is written)."""
+    entry `--registry-id` names exists, ships `mode` (or `--set-mode` makes it so) and will be
+    gated against `sidecar` (a mistake is one line, and no file is written)."""
     from ..paths import refuse_clobber
 
     refuse_clobber(report_out, "--report-out", {"registry": registry})
     if registry_id is None:
+        if set_mode:
+            raise click.UsageError("--set-mode edits the entry --registry-id names; give --registry-id ID")
         return
     from ..registry_edit import check_target
 
-    check_target(registry, registry_id, model, sidecar, fp32_written=fp32_written, mode=mode)
+    check_target(
+        registry,
+        registry_id,
+        model,
+        sidecar,
+        fp32_written=fp32_written,
+        mode=mode,
+        set_mode=set_mode,
+        calibration=calibration,
+    )
 
 
 def record(
-    registry_id: str | None, registry: Path, model: Path, sidecar: Path, *, mode: str, fp32_written: bool = False
+    registry_id: str | None,
+    registry: Path,
+    model: Path,
+    sidecar: Path,
+    *,
+    mode: str,
+    fp32_written: bool = False,
+    set_mode: bool = False,
+    calibration: Path | None = None,
 ) -> None:
-    """After a producer: update the registry entry's digests when asked, and say so."""
+    """After a producer: update the registry entry's digests (and with `--set-mode` its mode) when
+    asked, and say so."""
     if registry_id is None:
         return
     from ..registry_edit import record_sidecar
 
-    changed = record_sidecar(registry, registry_id, model, sidecar, fp32_written=fp32_written, mode=mode)
+    changed = record_sidecar(
+        registry,
+        registry_id,
+        model,
+        sidecar,
+        fp32_written=fp32_written,
+        mode=mode,
+        set_mode=set_mode,
+        calibration=calibration,
+    )
     for key, value in changed.items():
-        echo(f"{registry}: set {registry_id}.{key} = {value}")
+        echo(f"{registry}: set {registry_id}.{key} = {value}", level=0)

@@ -80,15 +80,19 @@ def _config(name: str, mode: str, **options):
     return cfg
 
 
-def _echo_result(r) -> None:
+def _echo_result(r, report_out: Path | None) -> None:
+    """The result line (printed with -q too), the notes, and with -v the settings that made it."""
     from ..coverage import problems
 
     ops = ", ".join(f"{k}×{v}" for k, v in r.quantized_ops.items()) or "none"
     cov = f"; {r.coverage.describe()}" if r.coverage is not None else ""
     echo(
         f"wrote {r.output} ({r.mode}): {r.fp32_bytes} → {r.int8_bytes} bytes (×{r.size_ratio:.2f}); "
-        f"int8 ops: {ops}{cov}"
+        f"int8 ops: {ops}{cov}",
+        level=0,
     )
+    if report_out is not None:
+        echo(f"wrote {report_out} (report)")
     if r.coverage is not None and r.coverage.int8_share is not None:
         fix = "static PTQ quantises them (quantgate ptq-static, or quantgate auto to try every mode)"
         for w in problems(r.coverage, None, fix):
@@ -98,15 +102,44 @@ def _echo_result(r) -> None:
             "note: the int8 file is larger than fp32 (usual for models of a few KB: the "
             "quantisation parameters outweigh the saved weight bytes)"
         )
+    report = r.to_json()
+    cfg = report.get("config") or {}
+    echo("  settings: " + ", ".join(f"{k}={v}" for k, v in cfg.items()), level=2)
+    pre = report.get("preflight") or {}
+    if pre:
+        echo("  pre-flight: " + ", ".join(f"{k}={v}" for k, v in pre.items()), level=2)
+    if "wall_seconds" in report:
+        echo(f"  took {report['wall_seconds']:.2f}s", level=2)
 
 
-def _produce(mode: str, model: Path, output: Path | None, registry_id, registry: Path, report_out, run) -> int:
+def _produce(
+    mode: str,
+    model: Path,
+    output: Path | None,
+    registry_id,
+    registry: Path,
+    report_out,
+    run,
+    *,
+    set_mode: bool = False,
+    calibration: Path | None = None,
+) -> int:
     """One producer run: check the registry entry and report path first, then `run()` (which
-    writes the sidecar), say what it wrote, and record its digest when asked."""
-    precheck(registry_id, registry, model, output or sidecar_path(model), mode=mode, report_out=report_out)
+    writes the sidecar), say what it wrote, and record its digest (and mode) when asked."""
+    sidecar = output or sidecar_path(model)
+    precheck(
+        registry_id,
+        registry,
+        model,
+        sidecar,
+        mode=mode,
+        report_out=report_out,
+        set_mode=set_mode,
+        calibration=calibration,
+    )
     r = run()
-    _echo_result(r)
-    record(registry_id, registry, model, r.output, mode=mode)
+    _echo_result(r, report_out)
+    record(registry_id, registry, model, r.output, mode=mode, set_mode=set_mode, calibration=calibration)
     return EXIT_PASS
 
 
@@ -127,6 +160,7 @@ def _op_types(value: str | None):
 def ptq_dynamic(
     model,
     registry_id,
+    set_mode,
     registry,
     exclude_node,
     output,
@@ -138,7 +172,16 @@ def ptq_dynamic(
     report_out,
     op_types,
 ) -> int:
-    """Dynamic PTQ: int8 weights, activations quantised at run time; needs no data."""
+    """Dynamic PTQ: int8 weights, activations quantised at run time; needs no data.
+
+    Writes MODEL's sidecar, <stem>.int8.onnx beside it (or --output).
+
+    \b
+    Examples:
+      quantgate ptq-dynamic model/tiny/mlp_regressor_v1.onnx
+      quantgate ptq-dynamic models/scorer.onnx --registry-id scorer             # record its digest
+      quantgate ptq-dynamic models/scorer.onnx --registry-id scorer --set-mode  # fp32 entry -> dynamic
+    """
     from ..produce.dynamic import quantize_dynamic
 
     cfg = _config(
@@ -166,6 +209,7 @@ def ptq_dynamic(
             argv=sys.argv,
             input_spec=input_spec_of(registry_id, registry),
         ),
+        set_mode=set_mode,
     )
 
 
@@ -196,6 +240,7 @@ def ptq_dynamic(
 def ptq_static(
     model,
     registry_id,
+    set_mode,
     registry,
     exclude_node,
     output,
@@ -211,7 +256,15 @@ def ptq_static(
     activation_type,
     quant_format,
 ) -> int:
-    """Static PTQ (QDQ) calibrated on a calibration set."""
+    """Static PTQ (QDQ) calibrated on a calibration set.
+
+    Writes MODEL's sidecar, <stem>.int8.onnx beside it (or --output).
+
+    \b
+    Examples:
+      quantgate ptq-static model/tiny/conv_filter_v1.onnx -c model/tiny/calibration/conv_filter_v1.npz
+      quantgate ptq-static models/denoise.onnx -c cal/denoise.npz --registry-id denoise --set-mode
+    """
     from ..produce.static import quantize_static
 
     cfg = _config(
@@ -235,4 +288,6 @@ def ptq_static(
         registry,
         report_out,
         lambda: quantize_static(model, calibration, output, config=cfg, report_out=report_out, argv=sys.argv),
+        set_mode=set_mode,
+        calibration=calibration,
     )

@@ -59,11 +59,18 @@ def qat(
     keep_calibration,
     exporter,
     registry_id,
+    set_mode,
     registry,
 ) -> int:
     """Quantisation-aware training: fp32 warm start, fake-quant fine-tune, then static PTQ.
 
     Needs torch: pip install torch==2.13.0 onnxscript==0.7.2 (in a quantgate checkout: pip install '.[qat]').
+
+    \b
+    Examples:
+      quantgate qat --config model/qat/outlier_mlp_v1.yaml -o model/tiny/outlier_mlp_v1.int8.onnx
+      quantgate qat --config cfg.yaml -o models/m.int8.onnx --registry-id m --set-mode
+      quantgate qat --config cfg.yaml -o /tmp/m.int8.onnx --smoke      # the wiring, in seconds
     """
     from ..qat import require_torch
 
@@ -74,7 +81,9 @@ def qat(
     # the fp32 file the sidecar pairs with: the warm start when this run writes it, else <stem>.onnx beside it
     fp32 = keep_warm_fp32 or output.with_name(output.name.removesuffix(".int8.onnx") + ".onnx")
     written = keep_warm_fp32 is not None
-    precheck(registry_id, registry, fp32, output, mode="qat", fp32_written=written, report_out=report_out)
+    precheck(
+        registry_id, registry, fp32, output, mode="qat", fp32_written=written, report_out=report_out, set_mode=set_mode
+    )
     s = load_config(config).with_overrides(
         epochs_fp32=epochs_fp32,
         epochs_qat=epochs_qat,
@@ -100,8 +109,12 @@ def qat(
     echo(
         f"wrote {r.output} (qat{', smoke' if r.smoke else ''}): {r.parameter_count} parameters, "
         f"weights moved {r.weight_change['relative_l2']:.3g} (rel. L2) in QAT; "
-        f"fp32 {sec['fp32']:.1f}s + qat {sec['qat']:.1f}s + export/ptq {sec['export'] + sec['ptq']:.1f}s{ratio}"
+        f"fp32 {sec['fp32']:.1f}s + qat {sec['qat']:.1f}s + export/ptq {sec['export'] + sec['ptq']:.1f}s{ratio}",
+        level=0,
     )
+    losses = r.report.get("losses") or {}
+    if losses:
+        echo("  losses: " + ", ".join(f"{k} {v:.6g}" for k, v in losses.items() if isinstance(v, float)), level=2)
     for label, p in (
         ("conditioned fp32", r.fp32_path),
         ("warm-start fp32", r.warm_fp32_path),
@@ -110,5 +123,5 @@ def qat(
     ):
         if p is not None:
             echo(f"wrote {p} ({label})")
-    record(registry_id, registry, fp32, r.output, mode="qat", fp32_written=written)
+    record(registry_id, registry, fp32, r.output, mode="qat", fp32_written=written, set_mode=set_mode)
     return EXIT_PASS

@@ -19,6 +19,7 @@ from ..advice import better_command, reproduce_command
 from ..errors import UserError, one_line, param
 from ..inputs import InputPlan, plan_inputs, stream
 from ..int8_ops import quantized_op_types, saturation_risk
+from ..limits import STDIN
 from ..onnxio import data_digest, external_files_of, file_bytes, load_model, session, sig_from_session
 from ..paths import display, sha256_file, sidecar_path
 from ..registry import (
@@ -514,6 +515,7 @@ def run_gate(
     bench: bool = False,
     argv: list[str] | None = None,
     progress: Callable[[Row, int, int], None] | None = None,
+    starting: Callable[[str, int, int], None] | None = None,
 ) -> Results:
     """Gate the selected models (ids or .onnx paths; none = all) and return the results.
 
@@ -521,7 +523,8 @@ def run_gate(
     `max_samples` and `max_seconds` per model. `avx2_check` also measures each model as an
     AVX2-only x86 CPU computes it (under qemu-x86_64 -cpu Haswell). `bench` also times fp32
     against int8 on this machine (`gate.latency`). `progress(row, i, n)` is called
-    after each model, for a terminal line.
+    after each model, for a terminal line; `starting(id, k, m)` before each of the m models that
+    will be measured (not the fp32 entries skipped).
     """
     if budget is not None and not (isinstance(budget, (int, float)) and 0 <= budget <= 1):
         raise UserError(f"{budget} is outside [0, 1]", subject=param("budget"))
@@ -566,7 +569,10 @@ def run_gate(
     if avx2_check:
         emulate.qemu_path()  # before any model is measured: one line when qemu-user is missing
     rows = []
+    measured = [id(e) for e in selected if e.problems or e.mode != "fp32"]  # gate_entry skips the rest
     for e in selected:
+        if starting and id(e) in measured:
+            starting(e.id, measured.index(id(e)) + 1, len(measured))
         row = gate_entry(e, settings, root_p, reg.path if reg else None)
         rows.append(row)
         if progress and not avx2_check:
@@ -585,7 +591,7 @@ def run_gate(
         models=tuple(rows),
         settings={**settings.to_json(), "selection": ids},
         run_provenance=provenance.build(inputs=inputs, root=root_p, argv=argv),
-        registry=display(reg.path, root_p) if reg else None,
+        registry=(STDIN if str(reg.path) == STDIN else display(reg.path, root_p)) if reg else None,
     )
 
 
@@ -676,9 +682,10 @@ def line_for(row: Row) -> str:
     return f"[{tag:5}] {ident} ({plain(row.mode)}) {figs}{tail}"
 
 
-def row_lines(row: Row) -> list[str]:
+def row_lines(row: Row, registry: str | None = None) -> list[str]:
     """The row's line, its figures as an AVX2-only CPU computes them (with `--avx2-check`), then
-    one indented line per warning."""
+    one indented line per warning, at the entry's registry line (`registry:LINE: warning: ...`)
+    when `registry` is given."""
     lines = [line_for(row)]
     a = row.avx2
     if a:
@@ -697,7 +704,8 @@ def row_lines(row: Row) -> list[str]:
             lines.append(f"        adds error: {plain(str(n.get('node')))} ({plain(str(n.get('op_type')))}), {at}")
         if row.why.get("fix"):
             lines.append(f"        fix: {plain(str(row.why['fix']))}")
-    return lines + [f"        warning: {plain(w)}" for w in row.warnings]
+    at = f"{plain(registry)}:{row.registry_line}: " if registry and row.registry_line else ""
+    return lines + [f"        {at}warning: {plain(w)}" for w in row.warnings]
 
 
 def detail_lines(row: Row) -> list[str]:

@@ -133,7 +133,8 @@ def sync_comment(
         raise ValueError(f"mode must be one of {MODES}")
     body = render(DEFAULT_MAX)
     if mode == "off":
-        return Outcome("off", repo, pr, body_path=_save(body, body_out), message="comment mode is off")
+        path = _save(body, body_out or DEFAULT_BODY_OUT)
+        return Outcome("off", repo, pr, body_path=path, message="comment mode is off")
     if client is None or not client.token:
         path = _save(body, body_out or DEFAULT_BODY_OUT)
         return Outcome(

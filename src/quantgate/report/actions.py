@@ -120,7 +120,7 @@ OUTPUT_NAMES = (
     "results_path",
     "markdown_path",
 )
-# set by the entrypoint from `quantgate comment --outcome-json`: what happened, and the link
+# set by the entrypoint from `quantgate comment --outcome-out`: what happened, and the link
 COMMENT_OUTPUT_NAMES = ("comment", "comment_url")
 PLOTS_OUTPUT_NAMES = ("plots_path",)
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 from ..results import Interval, Results, Row
 from ..text import cell, code
-from .markdown import method_line, sorted_rows, why_lines
+from .markdown import method_line, skipped_line, sorted_rows, split_skipped, why_lines
 
 GITHUB_LIMIT = 65536
 # GitHub counts characters; we count UTF-8 bytes, which is never less, so we stay under.
@@ -250,15 +250,23 @@ def provenance_block(results: Results, image: str | None = None) -> str:
 
 
 def render_comment(
-    results: Results, *, max_chars: int = DEFAULT_MAX, env: Mapping[str, str] | None = None, image: str | None = None
+    results: Results,
+    *,
+    max_chars: int = DEFAULT_MAX,
+    env: Mapping[str, str] | None = None,
+    image: str | None = None,
+    show_skipped: bool = False,
 ) -> str:
-    """The whole comment, at most `max_chars` UTF-8 bytes."""
+    """The whole comment, at most `max_chars` UTF-8 bytes; fp32 entries are one count line
+    unless `show_skipped`."""
     url = run_url(env)
-    rows = sorted_rows(results)
+    rows, skipped = split_skipped(sorted_rows(results), show_skipped)
     top = [marker(results.registry), headline(results), ""]
     reg = results.registry
     if reg:
         top += [f"Registry {code(reg)}", ""]
+    if skipped:
+        top += [skipped_line(skipped), ""]
     tail = [provenance_block(results, image), ""]
     if url:
         tail.append(f"[Workflow run]({url}) · full table in its job summary")

@@ -1,4 +1,4 @@
-"""Markdown rendering of a results document (the gate's `--markdown`, the job summary); data in it
+"""Markdown rendering of a results document (the gate's `--markdown-out`, the job summary); data in it
 goes through `quantgate.text`, the same escaping as the pull-request comment."""
 
 from __future__ import annotations
@@ -116,9 +116,30 @@ def headline(results: Results) -> str:
     return f"{word} — {c.passed} passed, {c.failed} failed, {c.errored} errored, {c.skipped} skipped"
 
 
-def render_markdown(results: Results) -> str:
-    rows = sorted_rows(results)
-    parts = [f"### {headline(results)}", "", render_table(rows), ""]
+def skipped_line(skipped: list[Row]) -> str:
+    """The one line that stands for the fp32 entries (nothing to gate) unless they are listed."""
+    n = len(skipped)
+    return (
+        f"➖ {n} fp32 entr{'y' if n == 1 else 'ies'} not gated (nothing to compare); "
+        "`--show-skipped` (action input `show-skipped`) lists them."
+    )
+
+
+def split_skipped(rows: list[Row], show_skipped: bool) -> tuple[list[Row], list[Row]]:
+    """(rows to show, skipped rows folded into `skipped_line`)."""
+    if show_skipped:
+        return rows, []
+    return [r for r in rows if r.status != "skipped"], [r for r in rows if r.status == "skipped"]
+
+
+def render_markdown(results: Results, *, show_skipped: bool = False) -> str:
+    """The results as markdown; fp32 entries are one count line unless `show_skipped`."""
+    rows, skipped = split_skipped(sorted_rows(results), show_skipped)
+    parts = [f"### {headline(results)}", ""]
+    if skipped:
+        parts += [skipped_line(skipped), ""]
+    if rows:
+        parts += [render_table(rows), ""]
     reasons = [r for r in rows if r.reason and (r.status in ("fail", "error") or r.marginal)]
     if reasons:
         parts.append("**Why**")
