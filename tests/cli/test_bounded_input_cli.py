@@ -61,7 +61,7 @@ def test_bombs_as_calibration_sets_are_one_line(kind, zip_bomb, repo):
     bomb = zip_bomb if kind == "zip bomb" else hostile.header_bomb_npz(repo / "h.npz")
     fragment = "declares 3,221,225,600 bytes uncompressed" if kind == "zip bomb" else "array 'x': is 4,000,000,000,000"
     before = _snapshot(fp32, bomb)
-    for args in (["calibrate", "check", bomb, "-m", fp32], ["ptq-static", fp32, "-c", bomb]):
+    for args in (["calibrate", "check", fp32, bomb], ["ptq-static", fp32, "-c", bomb]):
         proc = run_cli(*args, cwd=repo, timeout=TIMEOUT)
         assert_one_line_error(
             proc, str(bomb), fragment, "over the limit of 1,073,741,824 bytes", "QUANTGATE_MAX_ARRAY_BYTES"
@@ -73,13 +73,10 @@ def test_bombs_as_calibration_sets_are_one_line(kind, zip_bomb, repo):
 def test_the_array_limit_moves_with_its_variable(repo):
     fp32 = modelzoo.mlp(repo)
     cal = modelzoo.write_npz(repo / "cal.npz", x=np.zeros((8, 1, 8), np.float32))  # 256 bytes
-    proc = run_cli("calibrate", "check", cal, "-m", fp32, cwd=repo, env={"QUANTGATE_MAX_ARRAY_BYTES": "255"})
+    proc = run_cli("calibrate", "check", fp32, cal, cwd=repo, env={"QUANTGATE_MAX_ARRAY_BYTES": "255"})
     assert_one_line_error(proc, "cal.npz", "array 'x'", "over the limit of 255 bytes", "QUANTGATE_MAX_ARRAY_BYTES=N")
-    assert (
-        run_cli("calibrate", "check", cal, "-m", fp32, cwd=repo, env={"QUANTGATE_MAX_ARRAY_BYTES": "256"}).returncode
-        == 0
-    )
-    proc = run_cli("calibrate", "check", cal, "-m", fp32, cwd=repo, env={"QUANTGATE_MAX_ARRAY_BYTES": "1 GiB"})
+    assert run_cli("calibrate", "check", fp32, cal, cwd=repo, env={"QUANTGATE_MAX_ARRAY_BYTES": "256"}).returncode == 0
+    proc = run_cli("calibrate", "check", fp32, cal, cwd=repo, env={"QUANTGATE_MAX_ARRAY_BYTES": "1 GiB"})
     assert_one_line_error(proc, "QUANTGATE_MAX_ARRAY_BYTES: '1 GiB' is not a positive whole number of bytes")
 
 
@@ -147,8 +144,8 @@ def test_named_pipes_never_hang(repo):
         (["comment", "--results", pipe, "--mode", "off"], "results"),
         (["ptq-dynamic", pipe], "model"),
         (["ptq-static", fp32, "-c", pipe], "calibration set"),
-        (["calibrate", "check", pipe, "-m", fp32], "calibration set"),
-        (["calibrate", "build", "-m", fp32, "--from", pipe, "-o", repo / "cal.npz"], "calibration source"),
+        (["calibrate", "check", fp32, pipe], "calibration set"),
+        (["calibrate", "build", fp32, "--from", pipe, "-o", repo / "cal.npz"], "calibration source"),
     ]
     for args, what in cases:
         proc = run_cli(*args, cwd=repo, timeout=TIMEOUT)

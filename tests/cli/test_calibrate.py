@@ -133,11 +133,10 @@ def test_parquet_scalar_columns_sampled_and_reported(repo):
     x = scalar_cache(repo / "feat.parquet")
     proc = build(
         repo,
-        "--model",
         model,
         "--from",
         "feat.parquet",
-        "--out",
+        "--output",
         "cal/set.npz",
         "--columns",
         "f5,f4",
@@ -168,7 +167,7 @@ def test_parquet_scalar_columns_sampled_and_reported(repo):
     assert rep["skipped"]["count"] == 0
     assert rep["run_provenance"]["inputs"]["source"]["sha256"] == rep["source"]["sha256"]
     assert rep["calibration_set"]["sha256"] == sha256_file(repo / "cal" / "set.npz")
-    chk = run_cli("calibrate", "check", "cal/set.npz", "--model", model, cwd=repo)
+    chk = run_cli("calibrate", "check", model, "cal/set.npz", cwd=repo)
     assert chk.returncode == 0 and "ok — 10 sample(s)" in chk.stdout, chk.stderr
 
 
@@ -177,11 +176,10 @@ def test_parquet_array_columns_feed_two_inputs_by_map(repo):
     ref, dist = array_cache(repo / "px.parquet")
     proc = build(
         repo,
-        "--model",
         model,
         "--from",
         "px.parquet",
-        "--out",
+        "--output",
         "two.npz",
         "--all",
         "--map",
@@ -205,7 +203,7 @@ def test_parquet_columns_named_after_inputs_map_themselves(repo):
     pq.write_table(
         pa.table({n: pa.array(rng.random((5, 8)).tolist()) for n in ("dist", "ref")}), repo / "named.parquet"
     )
-    proc = build(repo, "--model", model, "--from", "named.parquet", "--out", "s.npz", "--n", "5")
+    proc = build(repo, model, "--from", "named.parquet", "--output", "s.npz", "--n", "5")
     assert proc.returncode == 0, proc.stderr
     assert read_npz(repo / "s.npz")["ref"].shape == (5, 2, 4)
 
@@ -220,16 +218,15 @@ def test_nonfinite_and_null_rows_dropped_on_request_and_reported(repo):
     f5[11] = None
     cols["f5"] = pa.array(f5, type=pa.float64())
     pq.write_table(pa.table(cols), repo / "dirty.parquet")
-    refused = build(repo, "--model", model, "--from", "dirty.parquet", "--out", "s.npz", "--n", "8")
+    refused = build(repo, model, "--from", "dirty.parquet", "--output", "s.npz", "--n", "8")
     assert_one_line_error(refused, "dirty.parquet", "column 'f5'", "null", "row 11", "--drop-nonfinite")
     assert no_npz(repo) == []
     proc = build(
         repo,
-        "--model",
         model,
         "--from",
         "dirty.parquet",
-        "--out",
+        "--output",
         "s.npz",
         "--all",
         "--drop-nonfinite",
@@ -252,16 +249,15 @@ def test_npy_and_npz_sources(repo):
     model = mlp(repo)
     x = np.random.default_rng(5).random((20, 6))  # float64: cast to the input's float32
     np.save(repo / "x.npy", x)
-    assert build(repo, "--model", model, "--from", "x.npy", "--out", "a.npz", "--all").returncode == 0
+    assert build(repo, model, "--from", "x.npy", "--output", "a.npz", "--all").returncode == 0
     np.testing.assert_array_equal(read_npz(repo / "a.npz")["features"], x.astype(np.float32))
     np.savez(repo / "src.npz", feats=x, label=np.arange(20))
     proc = build(
         repo,
-        "--model",
         model,
         "--from",
         "src.npz",
-        "--out",
+        "--output",
         "b.npz",
         "--n",
         "4",
@@ -288,7 +284,7 @@ def test_image_folder_to_nchw_with_range_and_normalisation(repo):
         solid_png(imgs / f"im{i}.png", c)
     Image.new("RGB", (8, 8), (10, 20, 30)).save(imgs / "z.jpg", quality=100)
     (imgs / "notes.txt").write_text("not an image")
-    proc = build(repo, "--model", model, "--from", "imgs", "--out", "img.npz", "--all", "--report-out", "r.json")
+    proc = build(repo, model, "--from", "imgs", "--output", "img.npz", "--all", "--report-out", "r.json")
     assert proc.returncode == 0, proc.stderr
     a = read_npz(repo / "img.npz")["image"]
     assert a.shape == (5, 3, 4, 4) and a.dtype == np.float32
@@ -302,11 +298,10 @@ def test_image_folder_to_nchw_with_range_and_normalisation(repo):
     # mean/std apply per channel in --range units
     proc = build(
         repo,
-        "--model",
         model,
         "--from",
         "imgs",
-        "--out",
+        "--output",
         "norm.npz",
         "--all",
         "--range",
@@ -320,7 +315,7 @@ def test_image_folder_to_nchw_with_range_and_normalisation(repo):
     np.testing.assert_allclose(read_npz(repo / "norm.npz")["image"][3], 0.0, atol=1e-6)
     # a folder digest changes when a file's bytes change
     solid_png(imgs / "im0.png", (254, 0, 0))
-    build(repo, "--model", model, "--from", "imgs", "--out", "img2.npz", "--all", "--report-out", "r2.json")
+    build(repo, model, "--from", "imgs", "--output", "img2.npz", "--all", "--report-out", "r2.json")
     assert json.loads((repo / "r2.json").read_text())["source"]["sha256"] != rep["source"]["sha256"]
 
 
@@ -332,11 +327,10 @@ def test_image_crop_and_resize_crop_take_the_centre(repo):
     Image.fromarray(grad, "L").save(imgs / "g.png")
     proc = build(
         repo,
-        "--model",
         model,
         "--from",
         "imgs",
-        "--out",
+        "--output",
         "c.npz",
         "--all",
         "--size",
@@ -348,14 +342,12 @@ def test_image_crop_and_resize_crop_take_the_centre(repo):
     )
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(read_npz(repo / "c.npz")["image"][0, 0], np.tile([80, 100, 120, 140], (4, 1)))
-    proc = build(
-        repo, "--model", model, "--from", "imgs", "--out", "rc.npz", "--all", "--size", "3", "--fit", "resize-crop"
-    )
+    proc = build(repo, model, "--from", "imgs", "--output", "rc.npz", "--all", "--size", "3", "--fit", "resize-crop")
     assert proc.returncode == 0, proc.stderr
     assert read_npz(repo / "rc.npz")["image"].shape == (1, 1, 3, 3)
-    small = build(repo, "--model", model, "--from", "imgs", "--out", "x.npz", "--all", "--size", "8x8", "--fit", "crop")
+    small = build(repo, model, "--from", "imgs", "--output", "x.npz", "--all", "--size", "8x8", "--fit", "crop")
     assert_one_line_error(small, "g.png", "smaller than the 8x8 crop")
-    open_dims = build(repo, "--model", model, "--from", "imgs", "--out", "x.npz", "--all")
+    open_dims = build(repo, model, "--from", "imgs", "--output", "x.npz", "--all")
     assert_one_line_error(open_dims, "--size")
     assert no_npz(repo) == ["c.npz", "rc.npz"]
 
@@ -392,11 +384,10 @@ def test_round_trip_build_ptq_static_gate_passes_and_registry_edited_minimally(r
     reg.write_text(REGISTRY_TEXT)
     proc = build(
         repo,
-        "--model",
         model,
         "--from",
         "feat.parquet",
-        "--out",
+        "--output",
         "models/cal/mlp.npz",
         "--columns",
         "f0,f1,f2,f3,f4,f5",
@@ -415,11 +406,10 @@ def test_round_trip_build_ptq_static_gate_passes_and_registry_edited_minimally(r
     assert reg.read_text() == expected
     again = build(
         repo,
-        "--model",
         model,
         "--from",
         "feat.parquet",
-        "--out",
+        "--output",
         "models/cal/mlp.npz",
         "--columns",
         "f0,f1,f2,f3,f4,f5",
@@ -451,15 +441,12 @@ def test_same_seed_same_bytes_other_seed_other_rows(repo):
     digests = []
     for out, seed in (("a.npz", "7"), ("b.npz", "7"), ("c.npz", "8")):
         assert (
-            build(
-                repo, "--model", model, "--from", "feat.parquet", "--out", out, "--n", "16", "--seed", seed
-            ).returncode
-            == 0
+            build(repo, model, "--from", "feat.parquet", "--output", out, "--n", "16", "--seed", seed).returncode == 0
         )
         digests.append(sha256_file(repo / out))
     assert digests[0] == digests[1] != digests[2]
     for out in ("i1.npz", "i2.npz"):
-        assert build(repo, "--model", cmodel, "--from", "imgs", "--out", out, "--n", "4").returncode == 0
+        assert build(repo, cmodel, "--from", "imgs", "--output", out, "--n", "4").returncode == 0
     assert (repo / "i1.npz").read_bytes() == (repo / "i2.npz").read_bytes()
 
 
@@ -493,29 +480,27 @@ def test_bad_parquet_inputs(repo):
         (["--columns", "f0", "--map", "f1=features"], ["exclude each other"]),
     ]
     for extra, fragments in cases:
-        proc = build(repo, "--model", model, "--from", "feat.parquet", "--out", "s.npz", *extra)
+        proc = build(repo, model, "--from", "feat.parquet", "--output", "s.npz", *extra)
         assert_one_line_error(proc, *fragments)
     ragged = pa.table({"features": pa.array([[0.1] * 6, [0.2] * 6, [0.3] * 5])})
     pq.write_table(ragged, repo / "ragged.parquet")
     assert_one_line_error(
-        build(repo, "--model", model, "--from", "ragged.parquet", "--out", "s.npz", "--all"),
+        build(repo, model, "--from", "ragged.parquet", "--output", "s.npz", "--all"),
         "row 2 has 5 values",
         "same width",
     )
     pq.write_table(pa.table({"features": pa.array(["a", "b"])}), repo / "text.parquet")
     assert_one_line_error(
-        build(repo, "--model", model, "--from", "text.parquet", "--out", "s.npz", "--all"),
+        build(repo, model, "--from", "text.parquet", "--output", "s.npz", "--all"),
         "column 'features'",
         "numbers",
     )
     (repo / "fake.parquet").write_text("id,f0\n1,0.5\n")
     assert_one_line_error(
-        build(repo, "--model", model, "--from", "fake.parquet", "--out", "s.npz"), "fake.parquet: not a parquet file"
+        build(repo, model, "--from", "fake.parquet", "--output", "s.npz"), "fake.parquet: not a parquet file"
     )
     pq.write_table(pa.table({"features": pa.array([], type=pa.list_(pa.float32()))}), repo / "empty.parquet")
-    assert_one_line_error(
-        build(repo, "--model", model, "--from", "empty.parquet", "--out", "s.npz", "--all"), "no rows"
-    )
+    assert_one_line_error(build(repo, model, "--from", "empty.parquet", "--output", "s.npz", "--all"), "no rows")
     assert no_npz(repo) == []
 
 
@@ -547,18 +532,17 @@ def test_bad_array_image_and_output_inputs(repo):
         ),
     ]
     for m, extra, fragments in cases:
-        assert_one_line_error(build(repo, "--model", m, "--out", "s.npz", *extra), *fragments)
-    assert_one_line_error(build(repo, "--model", model, "--from", "ok.npy", "--out", "s.txt", "--all"), ".npz file")
-    assert_one_line_error(build(repo, "--model", "nope.onnx", "--from", "ok.npy", "--out", "s.npz"), "nope.onnx")
+        assert_one_line_error(build(repo, m, "--output", "s.npz", *extra), *fragments)
+    assert_one_line_error(build(repo, model, "--from", "ok.npy", "--output", "s.txt", "--all"), ".npz file")
+    assert_one_line_error(build(repo, "nope.onnx", "--from", "ok.npy", "--output", "s.npz"), "nope.onnx")
     (repo / "reg.json").write_text(json.dumps({"models": [{"id": "m", "onnx": "mlp.onnx"}]}))
     assert_one_line_error(
         build(
             repo,
-            "--model",
             model,
             "--from",
             "ok.npy",
-            "--out",
+            "--output",
             "s.npz",
             "--all",
             "--registry",
@@ -574,12 +558,12 @@ def test_bad_array_image_and_output_inputs(repo):
 def test_check_refuses_bad_sets(repo):
     model = mlp(repo)
     np.savez(repo / "k.npz", x=np.zeros((4, 6), np.float32))
-    assert_one_line_error(run_cli("calibrate", "check", "k.npz", "--model", model, cwd=repo), "missing 'features'")
+    assert_one_line_error(run_cli("calibrate", "check", model, "k.npz", cwd=repo), "missing 'features'")
     np.savez(repo / "d.npz", features=np.zeros((4, 6), np.float64))
-    assert_one_line_error(run_cli("calibrate", "check", "d.npz", "--model", model, cwd=repo), "float64")
+    assert_one_line_error(run_cli("calibrate", "check", model, "d.npz", cwd=repo), "float64")
     np.savez(repo / "few.npz", features=np.zeros((4, 6), np.float32))
     assert_one_line_error(
-        run_cli("calibrate", "check", "few.npz", "--model", model, "--min-samples", "8", cwd=repo),
+        run_cli("calibrate", "check", model, "few.npz", "--min-samples", "8", cwd=repo),
         "holds 4 sample(s)",
         "--min-samples 8",
     )
@@ -603,11 +587,10 @@ def test_missing_extra_is_a_one_line_hint(repo, module, source, fragment):
     proc = run_cli(
         "calibrate",
         "build",
-        "--model",
         model,
         "--from",
         source,
-        "--out",
+        "--output",
         "s.npz",
         "--all",
         cwd=repo,
@@ -624,7 +607,7 @@ def test_an_image_or_a_parquet_cache_over_its_limit_is_one_line_before_it_is_dec
     imgs = repo / "imgs"
     imgs.mkdir()
     Image.new("RGB", (16, 8), (10, 20, 30)).save(imgs / "wide.png")
-    args = ("calibrate", "build", "--model", model, "--from", "imgs", "--out", "img.npz", "--all")
+    args = ("calibrate", "build", model, "--from", "imgs", "--output", "img.npz", "--all")
     env = {"QUANTGATE_MAX_IMAGE_PIXELS": "127"}
     line = assert_one_line_error(run_cli(*args, cwd=repo, env=env), "wide.png", "16x8 (WxH), 128 pixels")
     assert "over the limit of 127 pixels" in line and "QUANTGATE_MAX_IMAGE_PIXELS" in line
@@ -632,7 +615,7 @@ def test_an_image_or_a_parquet_cache_over_its_limit_is_one_line_before_it_is_dec
     assert run_cli(*args, cwd=repo, env={"QUANTGATE_MAX_IMAGE_PIXELS": "128"}).returncode == 0
 
     scalar_cache(repo / "feat.parquet", rows=1000)  # 1,000 float64 rows per column: over 8,000 bytes each
-    args = ("calibrate", "build", "--model", mlp(repo), "--from", "feat.parquet", "--out", "s.npz", "--n", "4")
+    args = ("calibrate", "build", mlp(repo), "--from", "feat.parquet", "--output", "s.npz", "--n", "4")
     args += ("--columns", "f0,f1,f2,f3,f4,f5")
     env = {"QUANTGATE_MAX_ARRAY_BYTES": "20000"}
     line = assert_one_line_error(run_cli(*args, cwd=repo, env=env), "feat.parquet", "bytes uncompressed")

@@ -124,13 +124,19 @@ def apply_aliases(command: click.Command, ctx: click.Context) -> None:
         if ctx.get_parameter_source(opt.new) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
             raise click.UsageError(f"{old_flag} is the old name of {new_flag}; give one of them", ctx=ctx)
         ctx.params[opt.new] = value
-        if old_flag not in _warned_aliases:
-            _warned_aliases.add(old_flag)
-            echo(
-                f"quantgate: warning: {old_flag} is now {new_flag}; the old name still works and will be "
-                "removed in quantgate 1.0 (docs/cli.md#option-names)",
-                err=True,
-            )
+        warn_renamed(old_flag, new_flag)
+
+
+def warn_renamed(old: str, new: str) -> None:
+    """Say once per run that an option's name changed."""
+    if old in _warned_aliases:
+        return
+    _warned_aliases.add(old)
+    echo(
+        f"quantgate: warning: {old} is now {new}; the old name still works and will be "
+        "removed in quantgate 1.0 (docs/cli.md#option-names)",
+        err=True,
+    )
 
 
 class Status:

@@ -11,7 +11,7 @@ import click
 from ..calibrate.images import FITS, RANGES
 from ..errors import EXIT_PASS
 from ..registry import DEFAULT_REGISTRY
-from .base import Group, echo
+from .base import Group, echo, renamed, warn_renamed
 from .options import split_list
 
 
@@ -33,7 +33,8 @@ def calibrate() -> None:
 
 
 @calibrate.command()
-@click.option("--model", "-m", required=True, type=click.Path(path_type=Path), help="The fp32 ONNX model.")
+@click.argument("model", required=False, type=click.Path(path_type=Path))
+@renamed(["--model", "-m"], "model", type=click.Path(path_type=Path))
 @click.option(
     "--from",
     "source",
@@ -41,9 +42,8 @@ def calibrate() -> None:
     type=click.Path(path_type=Path),
     help="Source: a .parquet feature cache, a .npy/.npz file, or a folder of PNG/JPEG images.",
 )
-@click.option(
-    "--out", "-o", required=True, type=click.Path(path_type=Path), help="The calibration set to write (.npz)."
-)
+@click.option("--output", "-o", "out", type=click.Path(path_type=Path), help="The calibration set to write (.npz).")
+@renamed("--out", "out", type=click.Path(path_type=Path))
 @click.option(
     "--n",
     "n",
@@ -144,10 +144,22 @@ def build(
     mean,
     std,
 ) -> int:
-    """Build a calibration set for MODEL from a parquet cache, arrays or images."""
+    """Build a calibration set for MODEL (the fp32 .onnx) from a parquet cache, arrays or images.
+
+    \b
+    Examples:
+      quantgate calibrate build model/tiny/nr_metric_v1.onnx --from frames/ -o cal/nr.npz --n 64
+      quantgate calibrate build m.onnx --from features.parquet --columns f0,f1,f2 -o cal/m.npz
+      quantgate calibrate build m.onnx --from arrays.npz -o cal/m.npz --registry-id m
+    """
     from ..calibrate import BuildOptions, ImageOptions, build_set
     from ..calibrate.images import parse_floats, parse_size
     from ..calibrate.layout import parse_dims
+
+    if model is None:
+        raise click.UsageError("name the fp32 model: quantgate calibrate build MODEL --from SOURCE -o SET.npz")
+    if out is None:
+        raise click.UsageError("name the set to write: -o/--output SET.npz")
 
     if take_all and n is not None:
         raise click.UsageError("--all takes every row; drop --n (or drop --all)")
@@ -183,8 +195,12 @@ def build(
     s = r["source"]
     echo(
         f"wrote {out}: {r['calibration_set']['samples']} sample(s) from {s['kind']} {source} "
-        f"({s['rows']} rows, sha256 {s['sha256'][:12]}), " + ("every usable row" if take_all else f"seed {seed}")
+        f"({s['rows']} rows, sha256 {s['sha256'][:12]}), " + ("every usable row" if take_all else f"seed {seed}"),
+        level=0,
     )
+    echo(f"  source sha256 {s['sha256']}", level=2)
+    if report_out is not None:
+        echo(f"wrote {report_out} (report)")
     _echo_inputs(r["inputs"])
     sk = r["skipped"]
     if sk["count"]:
@@ -204,22 +220,35 @@ def build(
 
 
 @calibrate.command()
-@click.argument("set_path", metavar="SET.npz", type=click.Path(path_type=Path))
-@click.option("--model", "-m", required=True, type=click.Path(path_type=Path), help="The fp32 ONNX model.")
+@click.argument("paths", nargs=-1, metavar="MODEL SET.npz", type=click.Path(path_type=Path))
+@click.option("--model", "-m", "old_model", hidden=True, type=click.Path(path_type=Path))
 @click.option(
     "--min-samples", type=click.IntRange(min=1), default=1, show_default=True, help="Fewest samples the set may hold."
 )
 @click.option("--report-out", type=click.Path(dir_okay=False, path_type=Path), help="Write the check as JSON.")
-def check(set_path, model, min_samples, report_out) -> int:
-    """Validate SET.npz against MODEL: keys, dtypes, shapes, finite values, sample count."""
+def check(paths, old_model, min_samples, report_out) -> int:
+    """Validate SET.npz against MODEL: keys, dtypes, shapes, finite values, sample count.
+
+    \b
+    Examples:
+      quantgate calibrate check model/tiny/nr_metric_v1.onnx model/tiny/calibration/nr_metric_v1.npz
+      quantgate calibrate check m.onnx cal/m.npz --min-samples 64
+    """
     from ..calibrate import check_set
     from ..paths import refuse_clobber, write_json
+
+    if old_model is not None:  # the old form: check SET.npz --model MODEL
+        warn_renamed("--model", "the first argument (quantgate calibrate check MODEL SET.npz)")
+        paths = (old_model, *paths)
+    if len(paths) != 2:
+        raise click.UsageError("give the model and the set: quantgate calibrate check MODEL SET.npz")
+    model, set_path = paths
 
     refuse_clobber(report_out, "--report-out", {"calibration set": set_path, "model": model})
     checked = check_set(set_path, model, min_samples=min_samples)
     if report_out:
         write_json(report_out, checked)
     r = checked.report
-    echo(f"{set_path}: ok — {r['calibration_set']['samples']} sample(s) for {model}")
+    echo(f"{set_path}: ok — {r['calibration_set']['samples']} sample(s) for {model}", level=0)
     _echo_inputs(r["inputs"])
     return EXIT_PASS
