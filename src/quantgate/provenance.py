@@ -98,24 +98,83 @@ def scrub_command(argv: list[str], env: Mapping[str, str] | None = None) -> list
     return out
 
 
-# Where quantgate itself comes from: it is not on the package index yet (the name there is not
-# ours), so a reproduce line installs it from its repository at a tag or commit.
-DEFAULT_SOURCE = "quantgate/quantgate"
+# Where quantgate itself comes from. It is not on the package index (a package of that name there
+# is not this one), so a reproduce line or a workflow pins its repository and commit, read from
+# how this copy was built, never assumed.
 _REPO_RE = re.compile(r"[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+")
 _REF_RE = re.compile(r"[A-Za-z0-9_.\-/]{1,100}")
+_SHA_RE = re.compile(r"[0-9a-f]{40}")
+_GITHUB_URL_RE = re.compile(
+    r"(?:https://|ssh://git@|git@|git\+https://)github\.com[/:]([A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+?)(?:\.git)?/?$"
+)
+
+
+def _ok_repo(repo: str | None) -> bool:
+    return bool(repo) and _REPO_RE.fullmatch(repo or "") is not None and ".." not in (repo or "")
+
+
+def _ok_ref(ref: str | None) -> bool:
+    return bool(ref) and _REF_RE.fullmatch(ref or "") is not None and ".." not in (ref or "")
+
+
+def github_repository(url: str | None) -> str | None:
+    """OWNER/NAME of a GitHub clone or install URL, else None."""
+    m = _GITHUB_URL_RE.match((url or "").strip())
+    return m.group(1) if m and _ok_repo(m.group(1)) else None
+
+
+def _installed_from() -> dict | None:
+    """What pip recorded about this install (PEP 610 direct_url.json): a git URL and the commit it
+    resolved to, or the folder of an editable checkout (then its git remote and HEAD)."""
+    import json
+    from importlib import metadata
+
+    try:
+        raw = metadata.distribution("quantgate").read_text("direct_url.json")
+        info = json.loads(raw) if raw else None
+    except (metadata.PackageNotFoundError, ValueError, OSError):
+        return None
+    if not isinstance(info, dict):
+        return None
+    url = str(info.get("url") or "")
+    vcs = info.get("vcs_info") if isinstance(info.get("vcs_info"), dict) else None
+    if vcs and vcs.get("vcs") == "git":
+        repo, commit = github_repository(url), str(vcs.get("commit_id") or "")
+        if repo and _SHA_RE.fullmatch(commit):
+            ref = str(vcs.get("requested_revision") or "")
+            return {"repository": repo, "ref": ref if _ok_ref(ref) else commit, "commit": commit, "from": "pip"}
+    if url.startswith("file://"):
+        folder = Path(url.removeprefix("file://"))
+        repo = github_repository(_git(folder, "remote", "get-url", "origin"))
+        commit = _git(folder, "rev-parse", "HEAD") or ""
+        if repo and _SHA_RE.fullmatch(commit):
+            return {"repository": repo, "ref": commit, "commit": commit, "from": "checkout"}
+    return None
 
 
 def quantgate_source(env: Mapping[str, str] | None = None) -> dict:
-    """The repository and ref quantgate ran from: the action's own (GITHUB_ACTION_REPOSITORY and
-    GITHUB_ACTION_REF, set by the runner for a step that uses it), else this version's tag in
-    the project's repository."""
+    """The repository and ref (and commit, where known) quantgate ran from, first found of:
+    the action's own (GITHUB_ACTION_REPOSITORY and GITHUB_ACTION_REF, set by the runner for a
+    step that uses it); the image's (QUANTGATE_SOURCE_REPOSITORY and QUANTGATE_SOURCE_REF, set
+    by the release build); what pip recorded when it installed this copy (a git URL and commit,
+    or an editable checkout's origin and HEAD). Else the repository is None: unknown, and said so."""
     from . import __version__
 
     env = os.environ if env is None else env
-    repo, ref = (env.get("GITHUB_ACTION_REPOSITORY") or "").strip(), (env.get("GITHUB_ACTION_REF") or "").strip()
-    if _REPO_RE.fullmatch(repo) and _REF_RE.fullmatch(ref) and ".." not in repo + ref:
-        return {"repository": repo, "ref": ref, "from": "action"}
-    return {"repository": DEFAULT_SOURCE, "ref": f"v{__version__}", "from": "version"}
+    for repo_var, ref_var, origin in (
+        ("GITHUB_ACTION_REPOSITORY", "GITHUB_ACTION_REF", "action"),
+        ("QUANTGATE_SOURCE_REPOSITORY", "QUANTGATE_SOURCE_REF", "image"),
+    ):
+        repo, ref = (env.get(repo_var) or "").strip(), (env.get(ref_var) or "").strip()
+        if _ok_repo(repo) and _ok_ref(ref):
+            out = {"repository": repo, "ref": ref, "from": origin}
+            if _SHA_RE.fullmatch(ref):
+                out["commit"] = ref
+            return out
+    found = _installed_from()
+    if found is not None:
+        return found
+    return {"repository": None, "ref": f"v{__version__}", "from": "unknown"}
 
 
 def build(

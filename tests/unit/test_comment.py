@@ -46,7 +46,12 @@ def test_body_layout_from_real_results(results):
         "⚠️ **quantgate: error** — 1 over budget, 1 could not be judged, 1 within budget, 1 skipped"
     )
     rows = [ln for ln in lines if ln.startswith("| ") and "`" in ln]
-    assert [r.split("`")[1] for r in rows] == ["tight_mlp", "lost_mlp", "good_mlp", "float_mlp"]
+    # the fp32 entry is one count line, not a row; --show-skipped lists it
+    assert [r.split("`")[1] for r in rows] == ["tight_mlp", "lost_mlp", "good_mlp"]
+    assert "➖ 1 fp32 entry not gated (nothing to compare); `--show-skipped`" in body and "float_mlp" not in body
+    listed = render_comment(results, env=env, show_skipped=True)
+    every = [ln.split("`")[1] for ln in listed.splitlines() if ln.startswith("| ") and "`" in ln]
+    assert every == ["tight_mlp", "lost_mlp", "good_mlp", "float_mlp"] and "fp32 entry not gated" not in listed
     assert rows[0].startswith("| ❌ |") and rows[1].startswith("| ⚠️ |") and rows[2].startswith("| ✅ |")
     tight = results.row("tight_mlp")
     with pytest.raises(KeyError, match="no row for 'nope'; rows: good_mlp, tight_mlp, lost_mlp, float_mlp"):
@@ -117,7 +122,7 @@ def test_reproduce_commands_keep_selection_and_drop_output_files(results):
         argv=["quantgate", "gate", "tight_mlp", "good_mlp", "--json-out", "/tmp/x.json"],
     )
     cmds = reproduce_commands(picked, image="ghcr.io/octo/quantgate:0.1.0")
-    gate = next(c for c in cmds if c.startswith("pip install"))
+    gate = next(c for c in cmds if c.startswith(("pip install", "quantgate gate")))
     assert gate.endswith("quantgate gate --registry model/registry.json --samples 64 --seed 0 tight_mlp good_mlp")
     assert cmds[-1] == (
         'docker run --rm -v "$PWD:/github/workspace" -w /github/workspace '
@@ -428,16 +433,27 @@ def test_reproduce_installs_quantgate_from_where_it_ran(results):
         "ref": "v1",
         "from": "action",
     }
+    # the image's build metadata, when the runner does not name the action (docker run)
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    assert quantgate_source({"QUANTGATE_SOURCE_REPOSITORY": "acme/qg", "QUANTGATE_SOURCE_REF": sha}) == {
+        "repository": "acme/qg",
+        "ref": sha,
+        "commit": sha,
+        "from": "image",
+    }
     version = results.run_provenance["versions"]["quantgate"]
-    assert quantgate_source({"GITHUB_ACTION_REF": "v1; rm -rf /"})["ref"] == f"v{version}"  # not a ref: ignored
+    hostile = quantgate_source({"GITHUB_ACTION_REPOSITORY": "acme/quantgate", "GITHUB_ACTION_REF": "v1; rm -rf /"})
+    assert hostile["from"] != "action" and hostile["ref"] != "v1; rm -rf /"  # not a ref: ignored
     doc = results.to_json()
     doc["run_provenance"]["quantgate_source"] = {"repository": "acme/quantgate", "ref": "v1", "from": "action"}
     cmds = reproduce_commands(Results.from_json(doc))
     assert "pip install 'quantgate @ git+https://github.com/acme/quantgate@v1' && quantgate gate" in cmds[-2]
     assert " ghcr.io/acme/quantgate:v1 " in cmds[-1]  # the image the release workflow pushed for that tag
-    default = reproduce_commands(results)
-    assert f"git+https://github.com/quantgate/quantgate@v{version}'" in default[-2]
-    assert f" ghcr.io/quantgate/quantgate:v{version} " in default[-1] and "quantgate==" not in " ".join(default)
+    # nothing recorded: no repository is made up (never quantgate/quantgate), and the lines say so
+    doc["run_provenance"]["quantgate_source"] = {"repository": None, "ref": f"v{version}", "from": "unknown"}
+    unknown = "\n".join(reproduce_commands(Results.from_json(doc)))
+    assert "github.com" not in unknown and "ghcr.io" not in unknown and "quantgate/quantgate" not in unknown
+    assert "was not recorded" in unknown and "\nquantgate gate --registry" in unknown
 
 
 def test_warnings_reach_the_comment_at_most_ten_lines_then_a_pointer(results):

@@ -20,6 +20,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 
 _VERBOSITY = "quantgate.verbosity"
+CONFIG = "quantgate.config"  # the pyproject.toml the defaults came from
 
 
 def verbosity() -> int:
@@ -224,6 +225,8 @@ class Command(click.Command):
         from .. import progress
 
         apply_aliases(self, ctx)
+        if ctx.meta.get(CONFIG) is not None:
+            echo(f"quantgate: defaults from [tool.quantgate] in {ctx.meta[CONFIG]}", err=True, level=2)
         if verbosity() >= 1:
             progress.enable()  # long loops (thousands of images) say how far they are, on stderr
         try:
@@ -260,6 +263,17 @@ class Main(Group):
     """The top-level group: turns user mistakes (bad options, UserError) into one line and exit
     code 2, an interrupt into 130, SIGTERM into 143 after cleaning up, and a bug into one line
     and exit 2 ("could not judge"), never 1 ("over budget")."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        """`[tool.quantgate]` of the nearest pyproject.toml as the commands' defaults."""
+        from . import config
+
+        found = config.load(self)
+        if found is not None:
+            extra.setdefault("default_map", found.default_map)
+        ctx = super().make_context(info_name, args, parent=parent, **extra)
+        ctx.meta[CONFIG] = found.path if found is not None else None
+        return ctx
 
     def main(self, args=None, prog_name=None, **kwargs):  # type: ignore[override]
         with contextlib.suppress(ValueError):  # only the main thread may set handlers

@@ -181,23 +181,34 @@ def _cut(text: str | None, limit: int) -> str:
 
 def reproduce_commands(results: Results, image: str | None = None) -> list[str]:
     """`git checkout`, `quantgate gate ...` and `docker run ...` for this run. quantgate is not
-    on the package index: the pip line installs it from its repository at the ref that ran."""
+    on the package index: the pip line installs it from the repository the run recorded
+    (`run_provenance.quantgate_source`) at the ref that ran; where that was not recorded the
+    lines say so instead of naming a repository."""
     args, selection = _gate_args(results)
     prov = results.run_provenance
     version = (prov.get("versions") or {}).get("quantgate") or "0.0.0"
-    source = prov.get("quantgate_source") or {"repository": "quantgate/quantgate", "ref": f"v{version}"}
-    repo, ref = str(source.get("repository")), str(source.get("ref"))
+    source = prov.get("quantgate_source") or {}
+    repo = source.get("repository")
+    repo = str(repo) if isinstance(repo, str) and re.fullmatch(r"[\w.\-]+/[\w.\-]+", repo) else None
+    ref = str(source.get("ref") or f"v{version}")
     tag = ref if re.fullmatch(r"v\d+(\.\d+\.\d+)?", ref) else f"v{version}"  # what the release workflow pushes
-    image = image or os.environ.get("QUANTGATE_IMAGE") or f"ghcr.io/{repo.lower()}:{tag}"
+    image = image or os.environ.get("QUANTGATE_IMAGE") or (f"ghcr.io/{repo.lower()}:{tag}" if repo else None)
     cmds = []
     commit = (prov.get("git") or {}).get("commit")
     if isinstance(commit, str) and re.fullmatch(r"[0-9a-f]{7,40}", commit):
         cmds.append(f"git checkout {commit}")
     gate = " ".join(shlex.quote(a) for a in ["gate", *args, *selection])
-    pkg = shlex.quote(f"quantgate @ git+https://github.com/{repo}@{ref}")
-    cmds.append(f"pip install {pkg} && quantgate {gate}")
+    if repo:
+        pkg = shlex.quote(f"quantgate @ git+https://github.com/{repo}@{ref}")
+        cmds.append(f"pip install {pkg} && quantgate {gate}")
+    else:
+        cmds.append(f"# quantgate {version}; where this copy was installed from was not recorded")
+        cmds.append(f"quantgate {gate}")
     # The image's entrypoint takes the action's inputs as options (no `gate` word, --models).
     action = [*args, *(["--models", ",".join(selection)] if selection else [])]
+    if image is None:
+        cmds.append(f"# the image: docker build -t quantgate . in a quantgate {version} checkout")
+        image = "quantgate"
     cmds.append(
         f'docker run --rm -v "$PWD:/github/workspace" -w /github/workspace '
         f"{shlex.quote(image)} {' '.join(shlex.quote(a) for a in action)}"
