@@ -13,6 +13,7 @@ from .base import CONTEXT_SETTINGS, Main
 from .calibrate import calibrate
 from .comment import comment
 from .core import gate, validate
+from .init import init
 from .produce import ptq_dynamic, ptq_static
 from .qat import qat
 
@@ -53,7 +54,7 @@ def main() -> None:
     """
 
 
-for _command in (validate, ptq_dynamic, ptq_static, qat, calibrate, gate, auto, explain, comment, action):
+for _command in (init, validate, ptq_dynamic, ptq_static, qat, calibrate, gate, auto, explain, comment, action):
     main.add_command(_command)
 
 __all__ = ["main"]
