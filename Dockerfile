@@ -57,13 +57,21 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log
 
-# The image the pull-request comment names in its `docker run` reproduce line (release builds
-# pass their own tag; empty means quantgate's default).
+# Build metadata: the image the pull-request comment names in its `docker run` reproduce line,
+# and the repository and commit quantgate was built from (its pip line). The release workflow
+# passes all three; a local build leaves them empty, and the comment then says it does not know
+# rather than naming a repository (GITHUB_ACTION_REPOSITORY, set by the runner, wins anyway).
 ARG QUANTGATE_IMAGE=""
-ENV QUANTGATE_IMAGE=${QUANTGATE_IMAGE}
+ARG QUANTGATE_SOURCE_REPOSITORY=""
+ARG QUANTGATE_SOURCE_REF=""
+ENV QUANTGATE_IMAGE=${QUANTGATE_IMAGE} \
+    QUANTGATE_SOURCE_REPOSITORY=${QUANTGATE_SOURCE_REPOSITORY} \
+    QUANTGATE_SOURCE_REF=${QUANTGATE_SOURCE_REF}
 
 COPY --from=build /opt/quantgate /opt/quantgate
-COPY entrypoint/entrypoint.sh /opt/quantgate/entrypoint.sh
 
 WORKDIR /github/workspace
-ENTRYPOINT ["/opt/quantgate/entrypoint.sh"]
+# The GitHub Action is one command of the CLI, started directly: no shell in between, because
+# dash (Debian's /bin/sh) drops environment variables whose names hold a hyphen, and the runner
+# passes kebab-case inputs as INPUT_JSON-OUT and the like.
+ENTRYPOINT ["/opt/quantgate/bin/quantgate", "action"]

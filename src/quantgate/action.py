@@ -44,7 +44,12 @@ DEFAULTS = {
     "auto": "false",
     "plots": "",
     "working_directory": ".",
+    "show_skipped": "false",
 }
+# How action.yml names each input: kebab-case, as GitHub's own actions do, and the CLI's option
+# scheme (`json-out`, `markdown-out`). The snake_case ids of quantgate 0.1 are still read.
+INPUT_NAMES = {name: name.replace("_", "-") for name in DEFAULTS} | {"out_json": "json-out"}
+OLD_INPUT_NAMES = {name: name for name in DEFAULTS if "_" in name and name != "show_skipped"}
 COMMENT_TIMEOUT_S = 180
 COMMENT_BODY_FILE = "quantgate-comment.md"
 
@@ -53,18 +58,41 @@ _FALSE = {"false", "no", "n", "off", "0"}
 
 
 def input_name(name: str) -> str:
-    """How the action words a library parameter in an error line."""
-    return f"input {name}"
+    """How the action words a library parameter in an error line (its kebab-case input id)."""
+    return f"input {INPUT_NAMES.get(name, name)}"
 
 
 def input_env_name(name: str) -> str:
-    """The variable the runner sets for an input id: upper-cased, spaces turned into '_'."""
+    """The variable the runner sets for an input id: upper-cased, spaces turned into '_' (hyphens
+    stay: `json-out` arrives as INPUT_JSON-OUT, which Python reads and a shell cannot)."""
     return "INPUT_" + name.replace(" ", "_").upper()
 
 
-def read_input(env: Mapping[str, str], name: str) -> str:
-    """An input's raw value, stripped; '' when unset (the runner sends '' for unset inputs too)."""
-    return (env.get(input_env_name(name)) or "").strip()
+def read_input(env: Mapping[str, str], name: str, old_used: list[str] | None = None) -> str:
+    """An input's raw value, stripped; '' when unset (the runner sends '' for unset inputs too).
+
+    `name` is the library's name; the value comes from the kebab-case input, else from the
+    snake_case id quantgate 0.1 declared (then noted in `old_used`). On a runner the kebab-case
+    input always arrives, holding its default when not given, so an old id that is given wins
+    over a new one that holds its default (for github-token, whose default is the workflow's
+    token, the old id given always wins); both given with different values is a mistake."""
+    new_name = INPUT_NAMES.get(name, name)
+    value = (env.get(input_env_name(new_name)) or "").strip()
+    old_name = OLD_INPUT_NAMES.get(name)
+    if old_name is None or old_name == new_name:
+        return value
+    old = (env.get(input_env_name(old_name)) or "").strip()
+    if not old:
+        return value
+    if old_used is not None:
+        old_used.append(old_name)
+    if not value or value == DEFAULTS.get(name) or name == "github_token" or value == old:
+        return old
+    raise UserError(
+        f"both {new_name} and its old name {old_name} are set, to different values",
+        subject=input_name(name),
+        fix=f"keep {new_name} only",
+    )
 
 
 def parse_bool(raw: str, *, name: str, default: bool) -> bool:
@@ -137,15 +165,18 @@ class Settings:
     bench: bool = False  # also time fp32 against int8 on the runner
     auto: bool = False  # for each failing model, what `quantgate auto` would ship (a dry run)
     plots: Path | None = None  # a folder for the pictures (scatter, error histogram per model)
+    show_skipped: bool = False  # list fp32 entries in the summary and comment (else one count line)
+    old_inputs: list[str] = field(default_factory=list)  # snake_case input ids given (renamed)
 
     @classmethod
     def load(cls, options: Mapping[str, str | None], env: Mapping[str, str]) -> Settings:
         """Options win over `INPUT_*`, which win over the defaults; '' means 'not given'."""
         raw = {}
+        old_used: list[str] = []
         for name, default in DEFAULTS.items():
             value = options.get(name)
             if value is None or not value.strip():
-                value = read_input(env, name)
+                value = read_input(env, name, old_used)
             raw[name] = value.strip() if value and value.strip() else default
 
         ws_raw = options.get("workspace") or env.get("GITHUB_WORKSPACE") or os.getcwd()
@@ -183,6 +214,8 @@ class Settings:
             bench=parse_bool(raw["bench"], name="bench", default=False),
             auto=parse_bool(raw["auto"], name="auto", default=False),
             plots=path("plots") if raw["plots"] else None,
+            show_skipped=parse_bool(raw["show_skipped"], name="show_skipped", default=False),
+            old_inputs=old_used,
         )
 
 
@@ -271,7 +304,8 @@ def post_comment(results_file: Path, s: Settings, env: Mapping[str, str]) -> dic
         return {**none, "comment": "failed"}
     child_env = dict(env)
     if s.github_token:
-        child_env["GITHUB_TOKEN"] = child_env["INPUT_GITHUB_TOKEN"] = s.github_token
+        for name in context.TOKEN_VARIABLES:  # the one chosen, under every name the command reads
+            child_env[name] = s.github_token
     with tempfile.TemporaryDirectory(prefix="quantgate-comment-") as tmp:
         outcome_file = Path(tmp) / "outcome.json"
         try:
@@ -282,6 +316,7 @@ def post_comment(results_file: Path, s: Settings, env: Mapping[str, str]) -> dic
                     str(results_file),
                     "--outcome-out",
                     str(outcome_file),
+                    *(["--show-skipped"] if s.show_skipped else []),
                     "--body-out",
                     str(s.workspace / COMMENT_BODY_FILE),
                 ],
@@ -333,12 +368,17 @@ def _plots(results, s: Settings, env: Mapping[str, str]) -> str:
 def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list[str] | None = None) -> int:
     """One action run; `options` are the caller's values by input name (None: not given)."""
     token = (options.get("github_token") or read_input(env, "github_token") or "").strip()
-    if token and in_actions(env):
-        emit(f"::add-mask::{token}")  # the runner then hides it in every log line of the job
+    # the token under either input name, even the one not used, is hidden in every log line of the job
+    old_token = (env.get(input_env_name("github_token")) or "").strip()
+    for secret in dict.fromkeys(t for t in (token, old_token) if t):
+        if in_actions(env):
+            emit(f"::add-mask::{secret}")
     try:
         s = Settings.load(options, env)
     except UserError as e:
         return report_error(e.render(input_name), env)
+    for old in s.old_inputs:
+        say(f"quantgate: warning: input {old} is now {INPUT_NAMES[old]}; the old name still works", err=True)
 
     if s.plots is not None:  # before any work: a run never ends in an error after the gate
         from .report.plots import check
@@ -379,7 +419,7 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
     results_path = relative_to_workspace(s.out_json, s.workspace)
     markdown_path = relative_to_workspace(s.markdown_out, s.workspace)
     try:
-        markdown = render_markdown(results)
+        markdown = render_markdown(results, show_skipped=s.show_skipped)
         if suggested:
             markdown += "\n**quantgate auto** (a dry run for each failing model; nothing was written)\n\n"
             markdown += "\n".join(suggested) + "\n"
@@ -411,7 +451,7 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
     say(f"{summary_line(results)}; results in {results_path}", level=0)
     code = results.exit_code
     if code == EXIT_FAIL and not s.fail_on_violation:
-        say("quantgate: fail_on_violation is false: the step passes despite the violations", level=0)
+        say("quantgate: fail-on-violation is false: the step passes despite the violations", level=0)
         return EXIT_PASS
     return code
 

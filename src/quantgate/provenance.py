@@ -64,6 +64,7 @@ def _versions() -> dict:
 SECRET_OPTIONS = ("--github-token", "--token")
 SECRET_VARIABLES = (
     "GITHUB_TOKEN",
+    "INPUT_GITHUB-TOKEN",
     "INPUT_GITHUB_TOKEN",
     "GH_TOKEN",
     "ACTIONS_RUNTIME_TOKEN",

@@ -165,6 +165,28 @@ def test_settings_options_win_over_env(ws):
     assert s.github_token == "tok"
 
 
+def test_inputs_are_kebab_case_and_the_snake_case_ids_still_work(ws):
+    (ws / "sub").mkdir(exist_ok=True)
+    # as the runner sends them: every declared kebab-case input, holding its default when not given
+    runner = {f"INPUT_{ep.INPUT_NAMES[n].upper()}": v for n, v in ep.DEFAULTS.items()}
+    runner |= {"GITHUB_WORKSPACE": str(ws), "INPUT_GITHUB-TOKEN": "job-token"}
+    new = ep.Settings.load({}, {**runner, "INPUT_JSON-OUT": "r/new.json", "INPUT_FAIL-ON-VIOLATION": "false"})
+    assert new.out_json == ws.resolve() / "r/new.json" and new.fail_on_violation is False and not new.old_inputs
+    assert new.github_token == "job-token"
+    # quantgate 0.1's ids: given, they win over the new name's default (the token over the job's)
+    old = {"INPUT_OUT_JSON": "r/old.json", "INPUT_WORKING_DIRECTORY": "sub", "INPUT_GITHUB_TOKEN": "pat"}
+    s = ep.Settings.load({}, {**runner, **old})
+    assert s.out_json == (ws / "sub" / "r/old.json").resolve() and s.working_directory == (ws / "sub").resolve()
+    assert s.github_token == "pat" and sorted(s.old_inputs) == ["github_token", "out_json", "working_directory"]
+    # docker run -e INPUT_OUT_JSON=... (no runner, no kebab-case variable at all)
+    bare = ep.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), "INPUT_MARKDOWN_OUT": "t.md"})
+    assert bare.markdown_out == ws.resolve() / "t.md"
+    # both names, two values: one line that names the input as it is documented
+    with pytest.raises(UserError) as e:
+        ep.Settings.load({}, {**runner, "INPUT_JSON-OUT": "a.json", "INPUT_OUT_JSON": "b.json"})
+    assert e.value.render(ep.input_name).startswith("input json-out: both json-out and its old name out_json")
+
+
 def test_settings_accept_absolute_inside_workspace(ws):
     s = ep.Settings.load({"registry": str(ws / "sub" / "r.json")}, {"GITHUB_WORKSPACE": str(ws)})
     assert s.registry == (ws / "sub" / "r.json").resolve()
@@ -304,11 +326,17 @@ def test_action_yml_declares_what_the_entrypoint_reads_and_writes():
 
     meta = yaml.safe_load((REPO / "action.yml").read_text())
     assert meta["runs"] == {"using": "docker", "image": "Dockerfile"}
-    assert set(meta["inputs"]) == set(ep.DEFAULTS)
+    kebab = {ep.INPUT_NAMES[n] for n in ep.DEFAULTS}
+    assert set(meta["inputs"]) == kebab | set(ep.OLD_INPUT_NAMES.values())
     for name, spec in meta["inputs"].items():
-        assert name == name.lower() and "-" not in name, name
-        assert str(spec["default"]) == ep.DEFAULTS[name] or name == "github_token", name
-    assert meta["inputs"]["github_token"]["default"] == "${{ github.token }}"
+        assert name == name.lower(), name
+        if name in kebab:  # the documented names: kebab-case, with the defaults the code applies
+            assert "_" not in name, name
+            library = next(n for n in ep.DEFAULTS if ep.INPUT_NAMES[n] == name)
+            assert str(spec["default"]) == ep.DEFAULTS[library] or name == "github-token", name
+        else:  # quantgate 0.1's names: no default (the new one holds it), a deprecation message
+            assert "default" not in spec and spec["deprecationMessage"].startswith(name), name
+    assert meta["inputs"]["github-token"]["default"] == "${{ github.token }}"
     assert set(meta["outputs"]) == (
         set(actions.OUTPUT_NAMES) | set(actions.COMMENT_OUTPUT_NAMES) | set(actions.PLOTS_OUTPUT_NAMES)
     )

@@ -7,20 +7,24 @@ import sys
 
 import click
 
-from ..action import DEFAULTS
-from .base import Command, verbosity
+from ..action import DEFAULTS, INPUT_NAMES, input_env_name
+from .base import Command, renamed, verbosity
 
 
 def _action_options(f):
     for name in reversed(list(DEFAULTS)):
         shown = "the workflow's token" if name == "github_token" else (DEFAULTS[name] or "none")
+        flag = INPUT_NAMES[name]
         f = click.option(
-            "--" + name.replace("_", "-"),
+            "--" + flag,
             name,
             default=None,
             metavar="VALUE",
-            help=f"(default: INPUT_{name.upper()}, else {shown})",
+            help=f"(default: {input_env_name(flag)}, else {shown})",
         )(f)
+        old = "--" + name.replace("_", "-")
+        if old != "--" + flag:  # quantgate 0.1's name of the same input
+            f = renamed(old, name, metavar="VALUE")(f)
     return click.option(
         "--workspace",
         default=None,
@@ -36,7 +40,8 @@ def action(**options) -> int:
     """Run the gate as the GitHub Action does: results JSON and markdown, job summary, step
     outputs, annotations and (on a pull request) the comment.
 
-    Every option can also come from the runner's INPUT_<NAME> variable (e.g. INPUT_REGISTRY).
+    Every option can also come from the runner's INPUT_<NAME> variable (e.g. INPUT_REGISTRY,
+    INPUT_JSON-OUT; quantgate 0.1's snake_case names such as INPUT_OUT_JSON are still read).
     """
     from ..action import main
 

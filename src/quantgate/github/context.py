@@ -13,11 +13,12 @@ from ..errors import UserError, param
 
 _REPO_RE = re.compile(r"[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+")
 # Environment variables a token may arrive in; the action's explicit input wins.
-TOKEN_VARIABLES = ("INPUT_GITHUB_TOKEN", "GITHUB_TOKEN")
+TOKEN_VARIABLES = ("INPUT_GITHUB-TOKEN", "INPUT_GITHUB_TOKEN", "GITHUB_TOKEN")
 
 
 def token(env: Mapping[str, str]) -> str | None:
-    """The token to post with: the action's `github_token` input, else an ambient GITHUB_TOKEN."""
+    """The token to post with: the action's `github-token` input (or its old name `github_token`),
+    else an ambient GITHUB_TOKEN."""
     for name in TOKEN_VARIABLES:
         v = (env.get(name) or "").strip()
         if v:
