@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from quantgate.action import input_env_name
 
@@ -44,6 +45,16 @@ def docker_client() -> tuple[str | None, dict]:
     return None, env
 
 
+def engine_error(stderr: str) -> str:
+    """Why the client could not reach an engine, in its own words: with `--format`, some clients
+    also print the Go template's failure on the empty answer (`template: :1:2: executing ...`),
+    which says nothing to the reader, so that line is left out."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.lstrip().startswith("template:")]
+    return next(
+        (ln for ln in lines if "daemon" in ln.lower() or "connect" in ln.lower()), lines[0] if lines else "no answer"
+    )
+
+
 @pytest.fixture(scope="module")
 def engine() -> tuple[str, dict]:
     client, env = docker_client()
@@ -58,7 +69,7 @@ def engine() -> tuple[str, dict]:
     except subprocess.TimeoutExpired:
         proc = None
     if proc is None or proc.returncode != 0:
-        why = "timed out" if proc is None else (proc.stderr.strip().splitlines() or ["no answer"])[-1]
+        why = "timed out" if proc is None else engine_error(proc.stderr)
         pytest.skip(
             f"NO DOCKER ENGINE ({why}): the container tests did NOT run; start one with "
             "`bash scripts/docker-engine.sh start`"
@@ -145,18 +156,11 @@ def run_action(
     (files / "set_output").write_text("")
     (files / "step_summary").write_text("")
     (workflow / "event.json").write_text(json.dumps(event or {}))
-    declared = {
-        "registry": SHIPPED_REGISTRY,
-        "models": "",
-        "fail_on_violation": "true",
-        "out_json": "quantgate-results.json",
-        "markdown_out": "quantgate-results.md",
-        "comment": "true",
-        "github_token": "ghs_not_a_real_token",
-        "samples": "auto",
-        "seed": "0",
-        "working_directory": ".",
-    }
+    # every input action.yml declares with a default arrives, as the runner sends it: the
+    # kebab-case ids as INPUT_JSON-OUT and the like (which a shell in between would drop)
+    meta = yaml.safe_load((REPO / "action.yml").read_text(encoding="utf-8"))
+    declared = {k: str(v["default"]) for k, v in meta["inputs"].items() if "default" in v}
+    declared.update({"registry": SHIPPED_REGISTRY, "github-token": "ghs_not_a_real_token"})
     declared.update(inputs)
     run_env = {input_env_name(k): v for k, v in declared.items()}
     run_env.update(
@@ -255,8 +259,7 @@ def test_violated_budget_on_a_pull_request(engine, image, shipped_models, tmp_pa
         tmp_path,
         event_name="pull_request",
         event=event,
-        out_json="reports/results.json",
-        markdown_out="reports/results.md",
+        **{"json-out": "reports/results.json", "markdown-out": "reports/results.md"},
     )
     assert r.code == 1, r
     o = r.outputs
@@ -278,8 +281,10 @@ def test_violated_budget_on_a_pull_request(engine, image, shipped_models, tmp_pa
     # only, and the exit code stays the gate's
     assert "::warning title=quantgate comment::" in r.stdout, r
 
+    # quantgate 0.1's snake_case id, beside the kebab-case one holding its default: still read
     r2 = run_action(engine, image, ws, tmp_path, fail_on_violation="false", comment="false")
     assert r2.code == 0, r2
+    assert "input fail_on_violation is now fail-on-violation" in r2.stderr, r2
     assert r2.outputs["verdict"] == "fail" and r2.outputs["failed"] == o["failed"]
 
 
@@ -359,3 +364,83 @@ def test_image_draws_the_pictures(engine, image, shipped_models, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for name in ("nr_metric_v1.scatter.png", "nr_metric_v1.error.png"):
         assert (ws / "plots" / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), name
+
+
+def test_a_skip_for_a_missing_engine_reads_as_a_reason_not_a_template_error():
+    """What a skipped container test says when no engine answers: the client's own words, never
+    the Go template error some clients add for `--format` (this runs with or without an engine)."""
+    both = (
+        'template: :1:2: executing "" at <.ServerVersion>: reflect: indirection through nil pointer to embedded '
+        "struct field Info\nCannot connect to the Docker daemon at unix:///tmp/x.sock. Is the docker daemon running?\n"
+    )
+    assert (
+        engine_error(both) == "Cannot connect to the Docker daemon at unix:///tmp/x.sock. Is the docker daemon running?"
+    )
+    assert engine_error("template: only this\n") == "no answer" and engine_error("") == "no answer"
+
+
+def test_release_dry_run_builds_smoke_tests_and_makes_the_release_commit(engine, image, tmp_path):
+    """scripts/release.sh --dry-run, in a fresh clone of this commit: the tag is checked against
+    pyproject.toml and CHANGELOG.md, the image is built with its build metadata and smoke-tested
+    as the runner starts it, and the release commit pointing action.yml at the image is made in a
+    scratch clone; nothing is pushed and the checkout is left as it was."""
+    client, env = engine
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", "--no-local", str(REPO), str(clone)], check=True)
+    # the working tree as it is (the clone holds the last commit; the test may run before a commit)
+    for rel in subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split():
+        if (REPO / rel).is_file():
+            (clone / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, clone / rel)
+    subprocess.run(["git", "add", "-A"], cwd=clone, check=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "--allow-empty", "-m", "wt"],
+        cwd=clone,
+        check=True,
+    )
+    import tomllib
+
+    version = "v" + tomllib.loads((clone / "pyproject.toml").read_text())["project"]["version"]
+    run_env = {**env, "DOCKER": client, "GITHUB_REPOSITORY": "Acme/QuantGate"}
+    run_env.pop("GH_TOKEN", None)
+    before = (clone / "action.yml").read_text()
+    tag = f"ghcr.io/acme/quantgate:{version}"
+    try:
+        proc = subprocess.run(
+            ["bash", "scripts/release.sh", "--dry-run", version],
+            cwd=clone,
+            env=run_env,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        out = proc.stdout
+        assert f"would push {tag} and ghcr.io/acme/quantgate:{version.split('.')[0]}" in out
+        assert "smoke test passed (verdict=pass" in out and "nothing was pushed" in out
+        assert f"action.yml: image: docker://{tag})" in out
+        inspect = subprocess.run(
+            [client, "image", "inspect", "--format", "{{json .Config.Labels}} {{json .Config.Env}}", tag],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert '"org.opencontainers.image.source":"https://github.com/Acme/QuantGate"' in inspect
+        assert f'"org.opencontainers.image.version":"{version}"' in inspect
+        assert "QUANTGATE_SOURCE_REPOSITORY=Acme/QuantGate" in inspect and f"QUANTGATE_SOURCE_REF={version}" in inspect
+        assert (clone / "action.yml").read_text() == before  # the commit went to a scratch clone
+        assert "v0" not in subprocess.run(["git", "tag"], cwd=clone, capture_output=True, text=True).stdout.split()
+
+        # a tag that is not the package's version is refused before anything is built
+        wrong = subprocess.run(
+            ["bash", "scripts/release.sh", "--dry-run", "v9.9.9"],
+            cwd=clone,
+            env=run_env,
+            capture_output=True,
+            text=True,
+        )
+        assert wrong.returncode == 2 and "pyproject.toml says version" in wrong.stderr, wrong.stderr
+    finally:
+        for t in (tag, f"ghcr.io/acme/quantgate:{version.split('.')[0]}"):
+            subprocess.run([client, "rmi", "--force", t], env=env, capture_output=True)
