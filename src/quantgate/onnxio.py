@@ -153,6 +153,23 @@ def external_files_of(path: Path) -> list[Path]:
     return kept
 
 
+def missing_external_files(path: Path) -> list[str] | None:
+    """The external-data files the model at `path` names that are not there (a weights blob left
+    out of a commit, an LFS file not pulled); None for a file onnx cannot parse."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return None
+    out = []
+    for p in external_data_files(model, path):
+        try:
+            if not p.is_file():
+                out.append(p.name)
+        except (OSError, ValueError):
+            out.append(p.name)
+    return out
+
+
 def file_bytes(path: Path, external: list[Path] | None = None) -> int:
     """What a model takes on disk: the .onnx file and the external-data files it names."""
     files = external_files_of(path) if external is None else external

@@ -494,8 +494,10 @@ def _not_a_file(path: Path) -> str | None:
 
 
 def check_files(reg: Registry) -> list[Problem]:
-    """Problems a `validate` run adds beyond the schema: files that should exist and do not."""
+    """Problems a `validate` run adds beyond the schema: files that should exist and do not
+    (the external weights an fp32 file names included)."""
     from .advice import reproduce_command  # advice builds on this module
+    from .onnxio import missing_external_files
 
     out = []
     shown = shown_name(reg.path)
@@ -512,6 +514,16 @@ def check_files(reg: Registry) -> list[Problem]:
                     f"{where}.onnx",
                     wrong,
                     "fix the path (it is relative to the registry's folder)",
+                    e.line_of("onnx"),
+                )
+            )
+        elif e.onnx_path is not None and (gone := missing_external_files(e.onnx_path)):
+            out.append(
+                Problem(
+                    shown,
+                    f"{where}.onnx",
+                    f"{e.onnx_path.name} keeps its weights in {', '.join(gone)}, which is missing",
+                    "restore it beside the model (a file left out of the commit, or a Git LFS file not pulled)",
                     e.line_of("onnx"),
                 )
             )

@@ -84,25 +84,15 @@ def _sha256(path: Path) -> str:
 
 def _notes(root: Path, rel: Path) -> list[str]:
     """What a newcomer should know about one model file: weights missing, a sidecar already there."""
+    from .onnxio import missing_external_files
+
     notes = []
     p = root / rel
-    try:
-        import onnx
-
-        model = onnx.load(str(p), load_external_data=False)
-        missing = sorted(
-            {
-                d.value
-                for t in model.graph.initializer
-                if t.data_location == onnx.TensorProto.EXTERNAL
-                for d in t.external_data
-                if d.key == "location" and not (p.parent / d.value).is_file()
-            }
-        )
-        if missing:
-            notes.append(f"its external weights {', '.join(missing)} are missing (validate will say so too)")
-    except Exception as e:  # any model onnx cannot read is still listed; validate says what is wrong
-        notes.append(f"onnx cannot read it ({type(e).__name__}); validate will say what is wrong")
+    missing = missing_external_files(p)
+    if missing is None:
+        notes.append("onnx cannot read it; validate will say what is wrong")
+    elif missing:
+        notes.append(f"its external weights {', '.join(missing)} are missing (validate will say so too)")
     sidecar = p.with_name(p.name[: -len(".onnx")] + INT8_SUFFIX)
     if sidecar.is_file():
         notes.append(
@@ -112,7 +102,7 @@ def _notes(root: Path, rel: Path) -> list[str]:
     return notes
 
 
-def _ids(paths: list[Path]) -> list[str]:
+def model_ids(paths: list[Path]) -> list[str]:
     """A model's id is its file's stem; where stems repeat, its path with '/' as '_'."""
     stems = [p.name[: -len(".onnx")] for p in paths]
     return [
@@ -130,7 +120,7 @@ def registry_text(models: list[Found], registry: Path) -> str:
             "quant_mode": "fp32",
             "sha256": f.sha256,
         }
-        for model_id, f in zip(_ids([f.path for f in models]), models, strict=True)
+        for model_id, f in zip(model_ids([f.path for f in models]), models, strict=True)
     ]
     return json.dumps({"schema_version": 1, "models": entries}, indent=2) + "\n"
 

@@ -79,7 +79,7 @@ def init(root: Path, registry: Path | None, action: str | None, no_workflow: boo
         verb = "added to" if p in plan.appends else "wrote"
         echo(f"{verb} {shown[p]}" + (f" ({what})" if what else ""), level=0)
     first = plan.models[0].path.as_posix() if plan.models else "MODEL.onnx"
-    first_id = scaffold._ids([plan.models[0].path])[0] if plan.models else "ID"
+    first_id = scaffold.model_ids([f.path for f in plan.models])[0] if plan.models else "ID"
     echo(
         "next:\n"
         "  quantgate validate                                      # the registry, its files and models\n"
