@@ -206,7 +206,7 @@ def gate(
     from ..gate.run import detail_lines, row_lines, run_gate, summary_line
     from ..paths import STDOUT, refuse_clobber, write_json, write_text
     from ..registry import shown_name
-    from ..report.markdown import render_markdown
+    from ..report.markdown import folded, render_markdown
 
     if all_ and models:
         raise click.UsageError("--all and named models exclude each other")
@@ -231,7 +231,7 @@ def gate(
 
     def progress(row, i: int, n: int) -> None:
         status.clear()
-        if row.status == "skipped" and not show_skipped:
+        if folded(row) and not show_skipped:
             shown["skipped"] += 1
             return
         if verbosity() < 1:

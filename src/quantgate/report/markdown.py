@@ -125,11 +125,17 @@ def skipped_line(skipped: list[Row]) -> str:
     )
 
 
+def folded(row: Row) -> bool:
+    """A skipped row that says nothing more than "fp32": one with a warning (a misspelt
+    `quant_mode`, say, which is why it is skipped) is always shown."""
+    return row.status == "skipped" and not row.warnings
+
+
 def split_skipped(rows: list[Row], show_skipped: bool) -> tuple[list[Row], list[Row]]:
     """(rows to show, skipped rows folded into `skipped_line`)."""
     if show_skipped:
         return rows, []
-    return [r for r in rows if r.status != "skipped"], [r for r in rows if r.status == "skipped"]
+    return [r for r in rows if not folded(r)], [r for r in rows if folded(r)]
 
 
 def render_markdown(results: Results, *, show_skipped: bool = False) -> str:
