@@ -57,3 +57,22 @@ def test_workflows_match_github_schema(workflow):
         text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_workflows_that_install_torch_take_the_cpu_build():
+    """On GitHub's runners PyPI's torch==2.13.0 is the CUDA build (gigabytes); every step that
+    installs the qat extra (scripts/test.sh does) must point pip at PyTorch's CPU-only index."""
+    import yaml
+
+    installing = 0
+    for workflow in WORKFLOWS:
+        doc = yaml.safe_load(workflow.read_text())
+        for job in doc["jobs"].values():
+            for step in job.get("steps", []):
+                run = step.get("run", "")
+                if "scripts/test.sh" in run or "[qat]" in run or "torch" in run:
+                    installing += 1
+                    env = {**doc.get("env", {}), **job.get("env", {}), **step.get("env", {})}
+                    index = env.get("PIP_EXTRA_INDEX_URL", "") + " " + env.get("PIP_INDEX_URL", "")
+                    assert "https://download.pytorch.org/whl/cpu" in index, (workflow.name, step.get("name"))
+    assert installing >= 1  # ci.yml's test step
