@@ -210,6 +210,9 @@ def test_quiet_and_verbose_mean_the_same_on_every_command(repo):
     v = run_cli("validate", "--registry", "registry.json", "-vv", cwd=repo)
     assert "  registry.json:5: m (dynamic): ok" in v.stdout, v.stdout
     assert "(dynamic): ok" not in run_cli("validate", "--registry", reg, cwd=repo).stdout
+    (repo / "mlp.int8.onnx").unlink()
+    broken = run_cli("validate", "--registry", reg, "-q", cwd=repo)  # -q keeps the errors
+    assert broken.returncode == 2 and "models[0].quant_mode: mode 'dynamic' ships mlp.int8.onnx" in broken.stderr
 
     cal = modelzoo.write_npz(repo / "src.npz", x=np.random.default_rng(0).random((8, 8), dtype=np.float32))
     build = run_cli("calibrate", "build", fp32, "--from", cal, "-o", repo / "cal.npz", "--all", "-q", cwd=repo)

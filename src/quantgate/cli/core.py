@@ -74,7 +74,7 @@ def validate(registry: Path, root: Path | None, quick: bool) -> int:
             at = f"{name}:{e.line}" if e.line else name
             warnings += [f"{at}: {e.id}: warning: {w}" for w in warned if not w.endswith(typos)]
     for p in sorted(problems, key=lambda p: p.line or 0):
-        echo(str(p), err=True)
+        echo(str(p), err=True, level=0)  # errors print whatever the verbosity
     for w in warnings if verbosity() >= 1 else ():  # -q: only the result and the errors
         echo_styled(styled(plain(w), fg="yellow"), err=True)
     bad = {p.where.split(".", 1)[0] for p in problems}
@@ -82,7 +82,7 @@ def validate(registry: Path, root: Path | None, quick: bool) -> int:
         state = "problem" if f"models[{e.index}]" in bad else "ok"
         echo(f"  {name}:{e.line or '?'}: {e.id} ({e.mode}): {state}", level=2)
     if problems:
-        echo(f"quantgate: {name}: {len(problems)} problem(s)", err=True)
+        echo(f"quantgate: {name}: {len(problems)} problem(s)", err=True, level=0)
         return EXIT_ERROR
     gated = sum(e.mode != "fp32" for e in reg.entries)
     how = "schema and files" if quick else "schema, files and models"
