@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 from ..results import Interval, Results, Row
 from ..text import cell, code
-from .markdown import method_line, skipped_line, sorted_rows, split_skipped, why_lines
+from .markdown import at_line, method_line, skipped_line, sorted_rows, split_skipped, why_lines
 
 GITHUB_LIMIT = 65536
 # GitHub counts characters; we count UTF-8 bytes, which is never less, so we stay under.
@@ -171,7 +171,7 @@ MAX_WARNINGS = 10  # warning lines in the comment; the job summary has every one
 
 
 def warning_line(r: Row, warning: str, limit: int = 300) -> str:
-    return f"- ⚠️ {code(r.id[:80])}: {cell(_cut(warning, limit))}"
+    return f"- ⚠️ {code(r.id[:80])}{at_line(r)}: {cell(_cut(warning, limit))}"
 
 
 def _cut(text: str | None, limit: int) -> str:

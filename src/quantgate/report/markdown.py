@@ -116,6 +116,12 @@ def headline(results: Results) -> str:
     return f"{word} — {c.passed} passed, {c.failed} failed, {c.errored} errored, {c.skipped} skipped"
 
 
+def at_line(r: Row) -> str:
+    """` (registry line N)` after a model's id in a warning, when the row has its entry's line."""
+    line = r.registry_line
+    return f" (registry line {line})" if isinstance(line, int) and line > 0 else ""
+
+
 def skipped_line(skipped: list[Row]) -> str:
     """The one line that stands for the fp32 entries (nothing to gate) unless they are listed."""
     n = len(skipped)
@@ -158,7 +164,7 @@ def render_markdown(results: Results, *, show_skipped: bool = False) -> str:
             parts += [f"**{code(r.id)}: the nodes that add the most error, and the fix**", "", *lines, ""]
     warned = [(r, w) for r in rows for w in r.warnings]
     if warned:
-        parts += ["**Warnings**", "", *(f"- {code(r.id)}: {cell(w)}" for r, w in warned), ""]
+        parts += ["**Warnings**", "", *(f"- {code(r.id)}{at_line(r)}: {cell(w)}" for r, w in warned), ""]
     speed = render_speed(rows)
     if speed:
         parts += [speed, ""]
