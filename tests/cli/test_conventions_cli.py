@@ -154,7 +154,7 @@ def test_fp32_entries_are_one_count_line_unless_show_skipped(repo, mixed):
     assert "fp32_0" not in proc.stdout
     md = (repo / "r.md").read_text()
     assert "➖ 3 fp32 entries not gated" in md and "fp32_0" not in md
-    line_a = json.loads(mixed.read_text()) and mixed.read_text().splitlines().index('      "id": "a",') + 1
+    line_a = mixed.read_text().splitlines().index('      "id": "a",') + 1
     assert f"- `a` (registry line {line_a}): the int8 file is" in md  # a warning names its entry's line
 
     listed = run_cli("gate", "--samples", "16", "--markdown-out", "r.md", "--show-skipped", cwd=repo)
