@@ -167,6 +167,13 @@ def test_pyproject_configuration(repo):
     assert json.loads((deep / "r.json").read_text())["settings"]["samples"] == 8
     assert "[default: ../conf/registry.json]" in " ".join(run_cli("gate", "--help", cwd=deep).stdout.split())
 
+    # a command's own table wins over the top-level key, whichever comes first in the file
+    (repo / "conf" / "empty.json").write_text(json.dumps({"models": []}))
+    py.write_text(
+        '[tool.quantgate.gate]\nregistry = "conf/empty.json"\n\n[tool.quantgate]\nregistry = "conf/registry.json"\n'
+    )
+    assert run_cli("gate", cwd=deep).stdout.startswith("quantgate: NOTHING GATED — no entry selected")
+    assert run_cli("validate", cwd=deep).stdout.startswith("../conf/registry.json: ok")
     py.write_text("[tool.quantgate.gate]\nsampels = 24\n")
     assert_one_line_error(
         run_cli("gate", cwd=deep), "pyproject.toml: [tool.quantgate.gate] sampels: is not an option of quantgate gate"
