@@ -77,7 +77,7 @@ def test_auto_report_plots_and_usage_errors(ol_repo, tmp_path):
 
 def test_explain_ranks_the_outlier_layer_first(ol_repo, tmp_path):
     proc = run_cli(
-        "explain", "ol", "--registry", "m/registry.json", "--mode", "dynamic", "--out-json", "ex.json",
+        "explain", "ol", "--registry", "m/registry.json", "--mode", "dynamic", "--json-out", "ex.json",
         "--plots", tmp_path, cwd=ol_repo, check_rc=0,
     )  # fmt: skip
     table = proc.stdout.splitlines()
@@ -116,7 +116,7 @@ def test_exclude_node_against_the_registry_and_unknown_names(ol_repo):
 def test_a_failing_row_says_why_in_the_terminal_the_summary_and_the_comment(repo):
     shutil.copy(TINY / "outlier_mlp_v1.onnx", repo / "o.onnx")
     run_cli("ptq-static", repo / "o.onnx", "-c", TINY / "calibration" / "outlier_mlp_v1.npz", check_rc=0)
-    proc = run_cli("gate", repo / "o.onnx", "--out-json", repo / "r.json", "--samples", "256", cwd=repo)
+    proc = run_cli("gate", repo / "o.onnx", "--json-out", repo / "r.json", "--samples", "256", cwd=repo)
     assert proc.returncode == 1
     assert "adds error: /fc" in proc.stdout and "fix: quantgate auto" in proc.stdout
     from quantgate.results import Results

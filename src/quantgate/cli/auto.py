@@ -13,7 +13,7 @@ from ..diagnose import PROBE_SAMPLES
 from ..errors import EXIT_ERROR, EXIT_PASS
 from ..gate.settings import DEFAULT_SEED
 from ..text import plain
-from .base import Command, echo, echo_styled, styled, verbosity
+from .base import Command, echo, echo_styled, renamed, styled, verbosity
 from .core import complete_ids
 from .options import registry_option, root_option
 
@@ -163,8 +163,13 @@ def auto(models, registry, root, prefer, dry_run, max_minutes, max_float_nodes, 
     help="Stop re-making nodes in float after this long (the nodes left get the cheap figure only).",
 )
 @click.option(
-    "--out-json", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the figures as JSON."
+    "--json-out",
+    "out_json",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the figures as JSON.",
 )
+@renamed("--out-json", "out_json", type=click.Path(dir_okay=False, path_type=Path))
 @plots_option
 def explain(model, registry, root, top, mode, samples, seed, max_seconds, out_json, plots) -> int:
     """Which quantised nodes add the error: each weight node's error at its output, and the drop
