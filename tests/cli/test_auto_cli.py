@@ -138,7 +138,7 @@ def test_a_plots_folder_that_cannot_be_written_stops_every_command_before_any_wo
     for args in (
         ("auto", "ol", "--registry", reg),
         ("explain", "ol", "--registry", reg),
-        ("gate", "--registry", reg, "--out-json", ol_repo / "r.json"),
+        ("gate", "--registry", reg, "--json-out", ol_repo / "r.json"),
     ):
         assert_one_line_error(run_cli(*args, "--plots", bad, cwd=ol_repo), "--plots", "afile/pics")
     assert reg.read_bytes() == before and not (ol_repo / "m" / "ol.int8.onnx").exists()
