@@ -136,6 +136,117 @@ def refuse_clobber(out: str | os.PathLike | None, subject: str, reads: Mapping[s
             )
 
 
+def check_writable(path: str | os.PathLike | None, subject: str | None = None) -> None:
+    """Before any work: one `UserError` line when `path` (a report or output file) cannot be
+    written, for what can be known without writing: inside `.git`, a folder, a name longer than its
+    file system allows, below a regular file, or in a folder that is read-only or not ours to
+    write. A device, FIFO or socket that exists is written to in place (`write_text`): left alone.
+    Writing can still fail later (a full disk); the writers say so in one line too."""
+    if path is None or os.fspath(path) == STDOUT:
+        return
+    p = Path(path)
+    shown = subject or str(p)
+    refuse_git(p)
+    try:
+        _check_writable(p, shown)
+    except OSError as e:  # what a stat of the path or its folders says (a name too long, say)
+        raise UserError(f"cannot be written ({_os_reason(e)})", subject=shown, fix=_WRITABLE) from None
+
+
+def _check_writable(p: Path, shown: str) -> None:
+    here = p.parent if str(p.parent) else Path(".")
+    names = [p.name]
+    while not here.exists() and not here.is_symlink():
+        names.append(here.name)
+        if here.parent == here:
+            break
+        here = here.parent
+    if here.exists() and not here.is_dir():
+        raise UserError(f"cannot be written ({here} is a file, not a folder)", subject=shown, fix=_WRITABLE)
+    with contextlib.suppress(OSError, ValueError):
+        most = os.pathconf(here, "PC_NAME_MAX")
+        for name in names:
+            if len(os.fsencode(name)) > most:
+                raise UserError(
+                    f"cannot be written (a name of {len(os.fsencode(name))} bytes, over the {most} its file "
+                    "system allows)",
+                    subject=shown,
+                    fix="use a shorter name",
+                )
+    if p.is_dir():
+        raise UserError("is a folder", subject=shown, fix="name a file in it")
+    if p.exists() and not p.is_file():
+        return
+    if not os.access(here, os.W_OK | os.X_OK):
+        why = "read-only file system" if _read_only(here) else "permission denied"
+        raise UserError(f"cannot be written ({why}: {here})", subject=shown, fix=_WRITABLE)
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
+
+
+@contextlib.contextmanager
+def all_or_nothing(*paths: str | os.PathLike | None):
+    """Files written inside the block are all kept, or, when the block raises, every one of them
+    is as it was before: a file that existed is put back (from a hard link made on entry, a copy
+    where links are refused), one that did not is removed. For a run that writes several files that
+    must agree (a sidecar, its report, the registry digest of it). Standard output, and devices
+    or FIFOs (written in place), are not covered; None is skipped."""
+    saved: list[tuple[Path, Path | None]] = []
+    try:
+        for raw in paths:
+            if raw is None or os.fspath(raw) == STDOUT:
+                continue
+            p = Path(raw)
+            if p.exists() and not p.is_file():
+                continue
+            saved.append((p, _backup(p) if p.is_file() else None))
+    except BaseException:
+        for _, backup in saved:
+            _unlink(None if backup is None else str(backup))
+        raise
+    try:
+        yield
+    except BaseException:
+        for p, backup in reversed(saved):
+            with contextlib.suppress(OSError):
+                if backup is not None:
+                    os.replace(backup, p)  # does nothing when both already name one file (a nested block
+                    _unlink(str(backup))  # put it back first): the backup name goes either way
+                elif p.is_file():
+                    os.unlink(p)
+        raise
+    else:
+        for _, backup in saved:
+            _unlink(None if backup is None else str(backup))
+
+
+def _backup(p: Path) -> Path:
+    """A second name for `p`'s current content beside it (`.<name>.<random>.keep`)."""
+    for _ in range(100):
+        name = p.with_name(f".{p.name}.{os.urandom(4).hex()}.keep")
+        try:
+            os.link(p, name)
+            return name
+        except FileExistsError:
+            continue
+        except OSError:  # a file system without hard links
+            import shutil
+
+            try:
+                shutil.copy2(p, name)
+            except OSError as e:
+                raise UserError(
+                    f"cannot be kept while it is replaced ({_os_reason(e)})", subject=str(p), fix="free some space"
+                ) from None
+            return name
+    raise UserError("cannot be kept while it is replaced (no free backup name)", subject=str(p))
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write via a temporary file in the same folder and rename: readers see old or new, never
     half; an interruption leaves no temporary file behind. A path that cannot be written is one
@@ -154,9 +265,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as e:
         _unlink(tmp)
-        raise UserError(
-            f"cannot be written ({_os_reason(e)})", subject=str(path), fix="pick a writable path with room on its disk"
-        ) from None
+        raise UserError(f"cannot be written ({_os_reason(e)})", subject=str(path), fix=_WRITABLE) from None
     except BaseException:
         _unlink(tmp)
         raise
@@ -169,6 +278,9 @@ def _mode_of(path: Path) -> int:
         return stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o644
     except OSError:
         return 0o644
+
+
+_WRITABLE = "pick a writable path with room on its disk"
 
 
 def _unlink(tmp: str | None) -> None:
@@ -193,7 +305,11 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         sys.stdout.flush()
         return
     p = Path(path)
-    if p.exists() and not p.is_file():
+    try:
+        special = p.exists() and not p.is_file()
+    except OSError as e:  # a name too long, say
+        raise UserError(f"cannot be written ({_os_reason(e)})", subject=str(p), fix=_WRITABLE) from None
+    if special:
         refuse_git(p)
         try:
             with open(p, "w", encoding="utf-8") as f:

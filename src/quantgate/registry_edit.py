@@ -4,16 +4,76 @@ The registry belongs to its repository: its indentation, key order, line endings
 quantgate does not know stay as they are. Only the value of the field is replaced, or one
 member is inserted after `quant_mode` (else after the row's last member) with the row's own
 indentation. The edited text must parse to the original document with that one field set.
+
+Every read-modify-write of a registry holds `locked(registry)`, so two quantgate runs editing
+one registry (two producers with `--registry-id`, say) never lose each other's update.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError, param
+
+# How long an edit waits for another quantgate run to finish editing the same registry.
+LOCK_WAIT_S = 300.0
+
+
+@contextlib.contextmanager
+def locked(
+    registry: str | Path, *, wait: float = LOCK_WAIT_S, waiting: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """Hold `registry`'s edit lock: read the registry, change it and write it inside the block.
+
+    The lock is an advisory `flock` on the registry's folder, so no lock file is left in the
+    repository and an atomic rename of the registry (a new inode) does not escape it; every
+    registry in that folder shares it. When another process holds it, `waiting()` is called once
+    and the edit waits up to `wait` seconds, then stops with one line. Where the system has no
+    `flock` (not POSIX) the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    folder = Path(registry).resolve().parent
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise UserError(
+            f"cannot lock the registry's folder for the edit ({e.strerror or type(e).__name__})",
+            subject=str(registry),
+            fix="check that the folder exists and is readable",
+        ) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            deadline = time.monotonic() + wait
+            while True:
+                time.sleep(0.05)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise UserError(
+                            f"another process has been editing the registry for over {wait:g} s",
+                            subject=str(registry),
+                            fix="let it finish (or stop it), then run this again",
+                        ) from None
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
 
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
@@ -232,39 +292,42 @@ def record_sidecar(
     mode: str | None = None,
     set_mode: bool = False,
     calibration: Path | None = None,
+    waiting: Callable[[], None] | None = None,
 ) -> dict[str, str]:
     """Set the entry's `int8_sha256` to the digest of the sidecar just produced (and its `sha256`
     when this run also wrote the fp32 file), editing only those values. With `set_mode`, also
     its `quant_mode` to `mode`, and for static its `quant_calibration_set` to `calibration` (the
-    set this run was calibrated on). Returns what changed."""
+    set this run was calibrated on). All under the registry's lock (`waiting()` is called when
+    another edit holds it). Returns what changed."""
     from .paths import atomic_write_text, sha256_file
 
-    reg, e = check_target(
-        registry,
-        registry_id,
-        model,
-        sidecar,
-        root=root,
-        fp32_written=fp32_written,
-        mode=mode,
-        set_mode=set_mode,
-        calibration=calibration,
-    )
-    assert e.onnx_path is not None
-    values: dict[str, str] = {}
-    if set_mode and mode is not None and (e.mode != mode or "quant_mode" not in e.raw):
-        values["quant_mode"] = mode
-    if set_mode and calibration is not None:
-        cal = calibration_value(reg.root, calibration, what=f"{param('calibration')} {calibration}")
-        if e.raw.get("quant_calibration_set") != cal:
-            values["quant_calibration_set"] = cal
-    values["int8_sha256"] = sha256_file(sidecar)
-    if fp32_written or (e.sha256 is None and "sha256" in e.raw):
-        values["sha256"] = sha256_file(e.onnx_path)
-    text = reg.path.read_bytes().decode("utf-8")  # bytes: CRLF line ends stay CRLF
-    for key, value in values.items():
-        _, text = _checked(reg.path, text, e.index, key, value)
-    atomic_write_text(reg.path, text)
+    with locked(registry, waiting=waiting):  # read, change and write as one step
+        reg, e = check_target(
+            registry,
+            registry_id,
+            model,
+            sidecar,
+            root=root,
+            fp32_written=fp32_written,
+            mode=mode,
+            set_mode=set_mode,
+            calibration=calibration,
+        )
+        assert e.onnx_path is not None
+        values: dict[str, str] = {}
+        if set_mode and mode is not None and (e.mode != mode or "quant_mode" not in e.raw):
+            values["quant_mode"] = mode
+        if set_mode and calibration is not None:
+            cal = calibration_value(reg.root, calibration, what=f"{param('calibration')} {calibration}")
+            if e.raw.get("quant_calibration_set") != cal:
+                values["quant_calibration_set"] = cal
+        values["int8_sha256"] = sha256_file(sidecar)
+        if fp32_written or (e.sha256 is None and "sha256" in e.raw):
+            values["sha256"] = sha256_file(e.onnx_path)
+        text = reg.path.read_bytes().decode("utf-8")  # bytes: CRLF line ends stay CRLF
+        for key, value in values.items():
+            _, text = _checked(reg.path, text, e.index, key, value)
+        atomic_write_text(reg.path, text)
     return values
 
 

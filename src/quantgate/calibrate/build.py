@@ -8,6 +8,7 @@ validate against the model with `produce.calibration.validate`, and only then wr
 
 from __future__ import annotations
 
+import contextlib
 import io
 import zipfile
 from dataclasses import dataclass, field
@@ -20,8 +21,10 @@ from .. import provenance
 from ..errors import UserError, param
 from ..onnxio import graph_inputs, load_model
 from ..paths import (
+    all_or_nothing,
     atomic_write_bytes,
     atomic_write_text,
+    check_writable,
     display,
     find_repo_root,
     refuse_clobber,
@@ -29,7 +32,7 @@ from ..paths import (
     write_json,
 )
 from ..produce import calibration as cal
-from ..registry_edit import write_field
+from ..registry_edit import locked, write_field
 from ..results import Produced
 from .images import ImageOptions
 from .layout import slot_for
@@ -217,6 +220,8 @@ def build_set(
         raise UserError(f"{param('out')} {out}: is a folder; give the .npz file's path")
     reads = {"model": model, "source": source, "registry": registry, "calibration set": out}
     refuse_clobber(report_out, param("report_out"), reads)
+    check_writable(out, f"{param('out')} {out}")  # before any source is read, not after
+    check_writable(report_out, f"{param('report_out')} {report_out}")
     sigs = graph_inputs(load_model(model), model)
     if not sigs:
         raise UserError(f"{model}: the model has no inputs, so it needs no calibration set")
@@ -286,22 +291,27 @@ def build_set(
     if not source.is_file():
         report["run_provenance"]["inputs"]["source"] = {"path": str(source), "sha256": src.sha256}
 
-    atomic_write_bytes(out, data)
-    if reg_plan:
-        old, new = write_field(reg_plan["path"], reg_plan["index"], REGISTRY_FIELD, reg_plan["value"])
-        if new != old:
+    # All or nothing: the set, then the report, then the registry (last, under its edit lock); a
+    # failure on the way puts the set and the report back as they were.
+    with all_or_nothing(out, report_out), locked(reg_plan["path"]) if reg_plan else contextlib.nullcontext():
+        atomic_write_bytes(out, data)
+        new = old = None
+        if reg_plan:
+            old, new = write_field(reg_plan["path"], reg_plan["index"], REGISTRY_FIELD, reg_plan["value"])
+            report["registry"] = {
+                "path": str(reg_plan["path"]),
+                "id": reg_plan["id"],
+                "field": REGISTRY_FIELD,
+                "value": reg_plan["value"],
+                "changed": new != old,
+                "quant_mode": reg_plan["mode"],
+            }
+        result = Produced(output=out, report=report)
+        if report_out:
+            write_json(report_out, result)
+        if reg_plan and new != old:
+            assert new is not None
             atomic_write_text(reg_plan["path"], new)
-        report["registry"] = {
-            "path": str(reg_plan["path"]),
-            "id": reg_plan["id"],
-            "field": REGISTRY_FIELD,
-            "value": reg_plan["value"],
-            "changed": new != old,
-            "quant_mode": reg_plan["mode"],
-        }
-    result = Produced(output=out, report=report)
-    if report_out:
-        write_json(report_out, result)
     return result
 
 

@@ -110,12 +110,15 @@ def precheck(
     set_mode: bool = False,
     calibration: Path | None = None,
 ) -> None:
-    """Before a producer writes anything: `--report-out` would not replace the registry, and the
-    entry `--registry-id` names exists, ships `mode` (or `--set-mode` makes it so) and will be
-    gated against `sidecar` (a mistake is one line, and no file is written)."""
-    from ..paths import refuse_clobber
+    """Before a producer writes anything: `--report-out` can be written and would not replace the
+    registry, the sidecar can be written, and the entry `--registry-id` names exists, ships `mode`
+    (or `--set-mode` makes it so) and will be gated against `sidecar` (a mistake is one line, and
+    no file is written)."""
+    from ..paths import check_writable, refuse_clobber
 
     refuse_clobber(report_out, "--report-out", {"registry": registry})
+    check_writable(report_out, f"--report-out {report_out}")
+    check_writable(sidecar)
     if registry_id is None:
         if set_mode:
             raise click.UsageError("--set-mode edits the entry --registry-id names; give --registry-id ID")
@@ -132,6 +135,7 @@ def precheck(
         set_mode=set_mode,
         calibration=calibration,
     )
+    check_writable(registry, f"--registry {registry}")  # the digest is recorded last: it must be writable
 
 
 def record(
@@ -144,12 +148,15 @@ def record(
     fp32_written: bool = False,
     set_mode: bool = False,
     calibration: Path | None = None,
-) -> None:
+) -> list[str]:
     """After a producer: update the registry entry's digests (and with `--set-mode` its mode) when
-    asked, and say so."""
+    asked; the lines that say so (printed by the caller once every file is in place)."""
     if registry_id is None:
-        return
+        return []
     from ..registry_edit import record_sidecar
+
+    def waiting() -> None:
+        echo(f"{registry}: another quantgate run is editing it; waiting", err=True)
 
     changed = record_sidecar(
         registry,
@@ -160,6 +167,6 @@ def record(
         mode=mode,
         set_mode=set_mode,
         calibration=calibration,
+        waiting=waiting,
     )
-    for key, value in changed.items():
-        echo(f"{registry}: set {registry_id}.{key} = {value}", level=0)
+    return [f"{registry}: set {registry_id}.{key} = {value}" for key, value in changed.items()]

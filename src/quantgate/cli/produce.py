@@ -124,8 +124,12 @@ def _produce(
     set_mode: bool = False,
     calibration: Path | None = None,
 ) -> int:
-    """One producer run: check the registry entry and report path first, then `run()` (which
-    writes the sidecar), say what it wrote, and record its digest (and mode) when asked."""
+    """One producer run: check the registry entry and the paths first, then `run()` (which writes
+    the sidecar and its report) and record its digest (and mode) when asked, all or nothing: when
+    the report or the registry cannot be written, the sidecar is put back as it was. Then say
+    what was written."""
+    from ..paths import all_or_nothing
+
     sidecar = output or sidecar_path(model)
     precheck(
         registry_id,
@@ -137,9 +141,12 @@ def _produce(
         set_mode=set_mode,
         calibration=calibration,
     )
-    r = run()
+    with all_or_nothing(sidecar, report_out):
+        r = run()
+        recorded = record(registry_id, registry, model, r.output, mode=mode, set_mode=set_mode, calibration=calibration)
     _echo_result(r, report_out)
-    record(registry_id, registry, model, r.output, mode=mode, set_mode=set_mode, calibration=calibration)
+    for line in recorded:
+        echo(line, level=0)
     return EXIT_PASS
 
 

@@ -93,17 +93,22 @@ def qat(
         exporter=exporter,
         nodes_to_exclude=exclusions(registry_id, registry, ()) or None,
     )
-    r = run(
-        s,
-        output,
-        smoke=smoke,
-        keep_fp32=keep_fp32,
-        keep_warm_fp32=keep_warm_fp32,
-        keep_calibration=keep_calibration,
-        report_out=report_out,
-        progress=Progress(stream=sys.stderr, enabled=verbosity() >= 1),
-        argv=sys.argv,
-    )
+    from ..paths import all_or_nothing
+
+    # all or nothing: a report or registry that cannot be written puts every file back as it was
+    with all_or_nothing(output, report_out, keep_fp32, keep_warm_fp32, keep_calibration):
+        r = run(
+            s,
+            output,
+            smoke=smoke,
+            keep_fp32=keep_fp32,
+            keep_warm_fp32=keep_warm_fp32,
+            keep_calibration=keep_calibration,
+            report_out=report_out,
+            progress=Progress(stream=sys.stderr, enabled=verbosity() >= 1),
+            argv=sys.argv,
+        )
+        recorded = record(registry_id, registry, fp32, r.output, mode="qat", fp32_written=written, set_mode=set_mode)
     sec = r.seconds
     ratio = f", QAT/fp32 training time x{r.training_time_ratio:.2f}" if r.training_time_ratio else ""
     echo(
@@ -123,5 +128,6 @@ def qat(
     ):
         if p is not None:
             echo(f"wrote {p} ({label})")
-    record(registry_id, registry, fp32, r.output, mode="qat", fp32_written=written, set_mode=set_mode)
+    for line in recorded:
+        echo(line, level=0)
     return EXIT_PASS

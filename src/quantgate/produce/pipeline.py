@@ -21,7 +21,16 @@ from .. import coverage, provenance
 from ..errors import UserError, one_line, param
 from ..int8_ops import quantized_op_types
 from ..onnxio import data_digest, file_bytes, graph_inputs, session, sig_from_session
-from ..paths import atomic_write_bytes, find_repo_root, refuse_clobber, sha256_file, sidecar_path, write_json
+from ..paths import (
+    all_or_nothing,
+    atomic_write_bytes,
+    check_writable,
+    find_repo_root,
+    refuse_clobber,
+    sha256_file,
+    sidecar_path,
+    write_json,
+)
 from ..results import Coverage, Produced
 from .preflight import Prepared, prepare
 
@@ -142,6 +151,8 @@ def produce(
     if output.suffix != ".onnx":
         raise UserError("must end in .onnx", subject=f"{param('output')} {output}")
     refuse_clobber(report_out, param("report_out"), {"model": model_path, "int8 output": output})
+    check_writable(output, f"{param('output')} {output}")  # before the work, not after it
+    check_writable(report_out, f"{param('report_out')} {report_out}")
     started = time.perf_counter()
     prepared = prepare(model_path)
     if exclude:
@@ -172,44 +183,45 @@ def produce(
     stamp_source(q, mode, model_path, prepared.external_files, exclude)
     data = q.SerializeToString()
     run_once(data, f"{output} (produced from {model_path})", sample_feed(prepared))
-    atomic_write_bytes(output, data)
-    fp32_bytes = file_bytes(model_path, prepared.external_files)
-    inputs = {"model": model_path, **(extra_inputs or {})}
-    result = ProduceResult(
-        mode=mode,
-        model=model_path,
-        output=output,
-        fp32_bytes=fp32_bytes,
-        int8_bytes=len(data),
-        quantized_ops=ops,
-        config=config,
-        details=details,
-        coverage=cov,
-    )
-    assert result.coverage is not None
-    result.report = {
-        "schema_version": 1,
-        "kind": f"ptq-{mode}" if mode in ("dynamic", "static") else mode,
-        "model": str(model_path),
-        "output": str(output),
-        "fp32_bytes": result.fp32_bytes,
-        "int8_bytes": result.int8_bytes,
-        "size_ratio": round(result.size_ratio, 6),
-        "quantized_op_types": ops,
-        "coverage": result.coverage.to_json(),
-        "config": config,
-        "preflight": {
-            "dropped_value_info": prepared.dropped_value_info,
-            "opset": prepared.opset,
-            "inlined_external_data": prepared.external_data,
-        },
-        **details,
-        "wall_seconds": round(time.perf_counter() - started, 3),
-        "run_provenance": provenance.build(inputs=inputs, root=find_repo_root(model_path), argv=argv),
-    }
-    if report_out is not None:
-        write_json(report_out, result)
-    return result
+    with all_or_nothing(output, report_out):  # a report that cannot be written takes the sidecar back
+        atomic_write_bytes(output, data)
+        fp32_bytes = file_bytes(model_path, prepared.external_files)
+        inputs = {"model": model_path, **(extra_inputs or {})}
+        result = ProduceResult(
+            mode=mode,
+            model=model_path,
+            output=output,
+            fp32_bytes=fp32_bytes,
+            int8_bytes=len(data),
+            quantized_ops=ops,
+            config=config,
+            details=details,
+            coverage=cov,
+        )
+        assert result.coverage is not None
+        result.report = {
+            "schema_version": 1,
+            "kind": f"ptq-{mode}" if mode in ("dynamic", "static") else mode,
+            "model": str(model_path),
+            "output": str(output),
+            "fp32_bytes": result.fp32_bytes,
+            "int8_bytes": result.int8_bytes,
+            "size_ratio": round(result.size_ratio, 6),
+            "quantized_op_types": ops,
+            "coverage": result.coverage.to_json(),
+            "config": config,
+            "preflight": {
+                "dropped_value_info": prepared.dropped_value_info,
+                "opset": prepared.opset,
+                "inlined_external_data": prepared.external_data,
+            },
+            **details,
+            "wall_seconds": round(time.perf_counter() - started, 3),
+            "run_provenance": provenance.build(inputs=inputs, root=find_repo_root(model_path), argv=argv),
+        }
+        if report_out is not None:
+            write_json(report_out, result)
+        return result
 
 
 def _quantised_anyway(lost: list[str], weighted: dict, exclude: tuple[str, ...], path: Path) -> UserError:
