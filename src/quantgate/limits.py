@@ -31,6 +31,9 @@ MAX_RESULTS_BYTES = 256 << 20
 MAX_JSON_DEPTH = 64
 # Pixels of one calibration image (8192 x 8192), checked from its header before it is decoded.
 MAX_IMAGE_PIXELS = 1 << 26
+# Activations a histogram calibration (static PTQ, entropy or percentile) holds at once: every
+# calibrated tensor of every sample (measured on one sample, times the samples).
+MAX_CALIBRATION_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ REGISTRY_BYTES = Limit("MAX_REGISTRY_BYTES", "QUANTGATE_MAX_REGISTRY_BYTES", "by
 REGISTRY_ENTRIES = Limit("MAX_REGISTRY_ENTRIES", "QUANTGATE_MAX_REGISTRY_ENTRIES", "entries")
 RESULTS_BYTES = Limit("MAX_RESULTS_BYTES", "QUANTGATE_MAX_RESULTS_BYTES", "bytes")
 IMAGE_PIXELS = Limit("MAX_IMAGE_PIXELS", "QUANTGATE_MAX_IMAGE_PIXELS", "pixels")
+CALIBRATION_BYTES = Limit("MAX_CALIBRATION_BYTES", "QUANTGATE_MAX_CALIBRATION_BYTES", "bytes")
 
 _KINDS = (
     (stat.S_ISFIFO, "a named pipe (FIFO)"),

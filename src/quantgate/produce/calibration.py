@@ -84,15 +84,15 @@ def validate(arrays: dict[str, np.ndarray], inputs: list[TensorSig], *, label: s
     return next(iter(counts.values()))
 
 
-def feeds(arrays: dict[str, np.ndarray], inputs: list[TensorSig]):
-    """Yield one feed dict per sample."""
+def feeds(arrays: dict[str, np.ndarray], inputs: list[TensorSig], start: int = 0, stop: int | None = None):
+    """Yield one feed dict per sample (samples `start` to `stop`, all by default)."""
     n = None
     layout = {}
     for s in inputs:
         cnt, whole = feed_shape(s, arrays[s.name])
         layout[s.name] = whole
         n = cnt
-    for i in range(n or 0):
+    for i in range(start, (n or 0) if stop is None else min(stop, n or 0)):
         # arrays[name][i] of a [N] array is a numpy scalar; ONNX Runtime takes a 0-d array for a scalar input
         yield {
             name: (np.asarray(arrays[name][i]) if whole else arrays[name][i : i + 1]) for name, whole in layout.items()
@@ -104,10 +104,17 @@ def load(path: str | Path, inputs: list[TensorSig]) -> tuple[dict[str, np.ndarra
     return arrays, validate(arrays, inputs, label=str(path))
 
 
-def reader(arrays: dict[str, np.ndarray], inputs: list[TensorSig]):
+def reader(arrays: dict[str, np.ndarray], inputs: list[TensorSig], *, chunk: int | None = None):
     """An onnxruntime `CalibrationDataReader` over a validated set. It is consumed once:
-    make a fresh one for every pass."""
+    make a fresh one for every pass.
+
+    With `chunk`, it also serves ONNX Runtime's strided calibration (`CalibStridedMinMax`:
+    `quantize_static` asks for `len(reader)` samples `chunk` at a time, through `set_range`, and
+    the calibrator merges each chunk's ranges before the next). ONNX Runtime wants a length that
+    `chunk` divides: the length is rounded up and the last range cut at the set's end."""
     from onnxruntime.quantization import CalibrationDataReader
+
+    n = feed_shape(inputs[0], arrays[inputs[0].name])[0] if chunk and inputs else 0  # a validated set
 
     class _Reader(CalibrationDataReader):
         def __init__(self):
@@ -115,5 +122,12 @@ def reader(arrays: dict[str, np.ndarray], inputs: list[TensorSig]):
 
         def get_next(self):
             return next(self._it, None)
+
+        def __len__(self) -> int:
+            assert chunk
+            return -(-n // chunk) * chunk
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self._it = feeds(arrays, inputs, start_index, min(end_index, n))
 
     return _Reader()

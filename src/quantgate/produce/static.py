@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..coverage import quantiser_names
-from ..errors import UserError, one_line
+from ..errors import UserError, one_line, param
 from . import calibration as cal
 from .config import QuantConfig, preset
 from .pipeline import ProduceResult, inputs_of, preprocess, produce
@@ -28,6 +28,54 @@ def _ort_settings(cfg: QuantConfig):
 
 
 PER_CHANNEL_OPSET = 13
+# Samples ONNX Runtime's MinMax calibrator holds at once. Left alone it keeps every sample's
+# per-tensor ranges as separate small arrays until the end: about 10 KB a sample for a 5-node MLP,
+# 440 times a set of 6 floats a sample (4 GB for a 9 MB set). In chunks (its CalibStridedMinMax)
+# it merges each chunk into the running min and max, which gives the same ranges, bytes for bytes.
+CALIBRATION_CHUNK = 64
+# Methods whose calibrator keeps every calibrated activation of every sample to build histograms;
+# they are not chunked (a later chunk with a wider range regrows the histogram without bound), so
+# what they would hold is measured first and refused over limits.CALIBRATION_BYTES.
+HISTOGRAM_METHODS = ("entropy", "percentile")
+
+
+def activation_bytes(model: Path, feed: dict[str, np.ndarray]) -> int:
+    """Bytes of every floating-point tensor the model computes for one sample (`feed`): what a
+    histogram calibrator keeps of each sample, or a little more."""
+    import onnx
+    from onnx import helper
+
+    from ..onnxio import session
+
+    m = onnx.load(str(model))
+    names = {o.name for o in m.graph.output}
+    for node in m.graph.node:
+        for out in node.output:
+            if out and out not in names:
+                m.graph.output.append(helper.make_empty_tensor_value_info(out))
+                names.add(out)
+    sess = session(m.SerializeToString(), label=f"{model} (every activation)")
+    return sum(int(a.nbytes) for a in sess.run(None, feed) if isinstance(a, np.ndarray) and a.dtype.kind == "f")
+
+
+def _refuse_unbounded(model: Path, feed: dict, n: int, method: str, label: str) -> None:
+    """One line, before calibrating, when a histogram calibration would hold more activations than
+    `limits.CALIBRATION_BYTES` (one sample's activations measured, times the samples)."""
+    from .. import limits
+
+    try:
+        per = activation_bytes(model, feed)
+    except UserError:
+        return  # the quantiser's own run says what is wrong with the model
+    cap = limits.CALIBRATION_BYTES.value()
+    if per * n > cap:
+        raise UserError(
+            f"{method} calibration keeps every activation of every sample: {n:,} samples x {per:,} bytes = "
+            f"{per * n:,} bytes, over the limit of {cap:,}",
+            subject=label,
+            fix=f"calibrate on at most {max(cap // max(per, 1), 1):,} samples, use {param('method')} minmax "
+            f"(which streams), or {limits.CALIBRATION_BYTES.fix()}",
+        )
 
 
 def quantize_static(
@@ -71,11 +119,17 @@ def quantize_static(
         pre: dict = {}
         if cfg.preprocess:
             src, pre["preprocess"] = preprocess(src, model)
+        chunk = None
+        if cfg.method in HISTOGRAM_METHODS:
+            _refuse_unbounded(src, next(cal.feeds(arrays, ins)), n, cfg.method, label)
+        else:  # MinMax: chunk by chunk, in bounded memory
+            chunk = CALIBRATION_CHUNK
+            extra = {**extra, "CalibStridedMinMax": chunk}
         try:
             ort_quantize_static(
                 str(src),
                 str(dst),
-                cal.reader(arrays, ins),
+                cal.reader(arrays, ins, chunk=chunk),
                 quant_format=QuantFormat.QOperator if cfg.quant_format == "qoperator" else QuantFormat.QDQ,
                 op_types_to_quantize=list(cfg.op_types) if cfg.op_types else None,
                 per_channel=cfg.per_channel,
@@ -88,6 +142,11 @@ def quantize_static(
             )
         except UserError:
             raise
+        except MemoryError:
+            raise UserError(
+                f"{model}: static quantisation ran out of memory calibrating on {n} samples of {label}",
+                fix="calibrate on fewer samples",
+            ) from None
         except Exception as e:
             raise UserError(f"{model}: static quantisation failed: {one_line(e, 300)}") from None
         return {
