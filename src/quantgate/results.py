@@ -302,7 +302,9 @@ class Results:
     @classmethod
     def read(cls, path: str | Path) -> Results:
         """Read a results file, or one `UserError` line naming it and the fix. Only a regular file
-        of at most `limits.MAX_RESULTS_BYTES` is read, as strict JSON (`strictjson`)."""
+        of at most `limits.MAX_RESULTS_BYTES` is read, as strict JSON (`strictjson`). A lone
+        surrogate (an id a registry may hold, written as its `\\ud800` escape) is kept: every
+        renderer shows it escaped."""
         from . import limits, strictjson
 
         p = Path(path)
@@ -321,10 +323,11 @@ class Results:
         except (OSError, UnicodeDecodeError) as e:
             raise UserError(f"not a readable results file ({type(e).__name__})", subject=shown, fix=fix) from None
         try:
-            doc = strictjson.loads(text)
+            doc = strictjson.loads(text, surrogates=True)  # an id the gate wrote escaped is shown escaped
         except strictjson.BadJSON as e:
             where = f"{shown}:{e.lineno}:{e.colno}" if e.lineno else shown
-            raise UserError(f"not JSON ({one_line(e.msg, 120)})", subject=where, field=e.where, fix=fix) from None
+            what = e.msg if e.fix else f"not JSON ({one_line(e.msg, 120)})"  # refused JSON says why itself
+            raise UserError(what, subject=where, field=e.where, fix=f"{e.fix}; {fix}" if e.fix else fix) from None
         return cls.from_json(doc, source=shown)
 
 

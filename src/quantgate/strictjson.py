@@ -2,9 +2,10 @@
 
 Python's `json.loads` accepts `NaN`, `Infinity` and `-Infinity`, reads `1e999` as infinity, raises
 a bare `ValueError` for an integer of more than 4300 digits, a `RecursionError` for deep nesting,
-and hands back strings holding lone surrogates (`"\\ud800"`) that cannot be printed or written
-as UTF-8. `loads` refuses each of them with a `BadJSON` that says where: line, column and, when
-the value was kept, its JSON path (`models[3].quant_accuracy_budget_plcc`).
+keeps the last of duplicate keys in an object (where another reader, or a person, takes the
+first), and hands back strings holding lone surrogates (`"\\ud800"`) that cannot be printed or
+written as UTF-8. `loads` refuses each of them with a `BadJSON` that says where: line, column
+and, when the value was kept, its JSON path (`models[3].quant_accuracy_budget_plcc`).
 """
 
 from __future__ import annotations
@@ -73,9 +74,10 @@ def _line_col(text: str, pos: int) -> tuple[int, int]:
     return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
 
 
-def loads(text: str, *, max_depth: int | None = None) -> Any:
-    """The JSON value of `text`, or `BadJSON` (a `ValueError`) saying what and where."""
-    data, bad = loads_keeping(text, max_depth=max_depth, surrogates=False)
+def loads(text: str, *, max_depth: int | None = None, surrogates: bool = False) -> Any:
+    """The JSON value of `text`, or `BadJSON` (a `ValueError`) saying what and where. Lone
+    surrogates are refused unless `surrogates` (then kept, for the caller to show escaped)."""
+    data, bad = loads_keeping(text, max_depth=max_depth, surrogates=surrogates)
     if bad:
         raise bad[0]
     return data
@@ -84,8 +86,10 @@ def loads(text: str, *, max_depth: int | None = None) -> Any:
 def loads_keeping(text: str, *, max_depth: int | None = None, surrogates: bool = True) -> tuple[Any, list[BadJSON]]:
     """Like `loads`, but a refused value (NaN, an infinity, a huge integer) does not refuse the
     whole text: it is left out of its object (or list) and comes back as a `BadJSON` with its
-    path, so a caller can refuse only the part that holds it (one registry entry, say). Syntax
-    errors and nesting still raise. Lone surrogates are kept (`surrogates=True`) or refused."""
+    path, so a caller can refuse only the part that holds it (one registry entry, say). A key
+    repeated in one object comes back the same way, at the repeat (the value kept is the last,
+    as in every Python reader). Syntax errors and nesting still raise. Lone surrogates are kept
+    (`surrogates=True`) or refused."""
     depth_cap = limits.MAX_JSON_DEPTH if max_depth is None else max_depth
     refused: list[_Refused] = []
     counts = {"constant": 0, "float": 0, "int": 0}
@@ -117,8 +121,16 @@ def loads_keeping(text: str, *, max_depth: int | None = None, surrogates: bool =
             refused.append(r)
             return r
 
+    repeated = []
+
+    def obj(pairs: list) -> dict:
+        d = dict(pairs)
+        if len(d) != len(pairs):
+            repeated.append(True)
+        return d
+
     try:
-        data = json.loads(text, parse_constant=constant, parse_float=number, parse_int=integer)
+        data = json.loads(text, parse_constant=constant, parse_float=number, parse_int=integer, object_pairs_hook=obj)
     except json.JSONDecodeError as e:
         raise BadJSON(e.msg, e.lineno, e.colno) from None
     except RecursionError:
@@ -137,6 +149,8 @@ def loads_keeping(text: str, *, max_depth: int | None = None, surrogates: bool =
         if where is None or not where:
             return data, bad  # a refused value that is the document itself: nothing to keep
         data = _without(data, where)
+    if repeated:
+        bad += _repeated_keys(text)
     issue = None if surrogates else _find(data, _lone_surrogate, depth_cap)
     if issue is not None:
         parts, value = issue
@@ -151,6 +165,55 @@ def loads_keeping(text: str, *, max_depth: int | None = None, surrogates: bool =
             "write the character itself, or both halves of its \\u pair",
         )
     return data, bad
+
+
+_SCAN = re.compile(_STRING + r"|[{}\[\],]")
+
+
+def _repeated_keys(text: str) -> list[BadJSON]:
+    """Every key repeated in its object, at the repeat, in document order (one pass over text
+    the decoder has accepted, so it is well formed)."""
+    found: list[BadJSON] = []
+    # one frame per open container: [is_object, path, keys seen (key -> line), expecting a key, index]
+    stack: list[list] = []
+    pending: Any = None  # the key (or index) the next value goes under
+    for m in _SCAN.finditer(text):
+        tok = m.group(0)
+        top = stack[-1] if stack else None
+        if tok in "{[":
+            path = [] if top is None else [*top[1], pending]
+            stack.append([tok == "{", path, {}, True, 0])
+        elif tok in "]}":
+            stack.pop()
+        elif tok == ",":
+            if top is not None:
+                top[3] = True
+                top[4] += 1
+                if not top[0]:
+                    pending = top[4]
+        elif top is not None and top[0] and top[3]:  # a key
+            key = json.loads(tok)
+            line, col = _line_col(text, m.start())
+            if key in top[2]:
+                where = [*top[1], key]
+                found.append(
+                    BadJSON(
+                        f"the key '{plain(key)}' is repeated (first at line {top[2][key]}); JSON readers "
+                        "disagree on which value counts",
+                        line,
+                        col,
+                        json_path(where),
+                        "keep one of them",
+                        where,
+                    )
+                )
+            else:
+                top[2][key] = line
+            top[3] = False
+            pending = key
+        if tok == "[":
+            pending = 0  # the array's first element
+    return found
 
 
 def _without(data: Any, path: list) -> Any:

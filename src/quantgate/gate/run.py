@@ -584,6 +584,8 @@ def run_gate(
                 progress(row, i + 1, len(rows))
     inputs: dict[str, Path] = {"registry": reg.path} if reg else {}
     for e in selected:
+        if e.problems:  # a refused entry's files are never read, not even to be digested
+            continue
         for key, p in (("fp32", e.onnx_path), ("int8", e.int8_path)):
             if p is not None and p.is_file():
                 inputs[f"{e.id}:{key}"] = p
