@@ -9,16 +9,23 @@ What it promises:
   a bounded number of times and never longer than `max_wait` per wait;
 - 5xx and timeouts back off exponentially, a bounded number of times; a POST is not resent
   after a timeout or 5xx (it may have landed): the caller decides (see `Transient`);
+- every request, its retries and waits included, ends within the client's `deadline` (seconds
+  from its first request): a server that answers a byte at a time, or never finishes its
+  headers, has its connection shut down then (a per-read timeout alone would wait for ever);
+  an answer over `MAX_ANSWER_BYTES` is refused, and an answer that is not HTTP is one line too;
 - the token never appears in an exception, a log line or a JSON document: errors carry the
   method, the path, the status and GitHub's own message, scrubbed of the token.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
 import re
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -33,6 +40,12 @@ DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 _LINK_RE = re.compile(r'<([^>]+)>\s*;\s*rel="?([^";]+)"?')
 _RETRY_5XX = {500, 502, 503, 504}
+# All the requests of one client (one `quantgate comment`) end within this many seconds; the
+# action stops the comment command at 180 s, so this comes first. QUANTGATE_GITHUB_DEADLINE sets it.
+DEFAULT_DEADLINE = 120.0
+DEADLINE_VARIABLE = "QUANTGATE_GITHUB_DEADLINE"
+# The largest answer read: a page of 100 comments of 65,536 characters is under 27 MB as JSON.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 class GitHubError(Exception):
@@ -129,7 +142,70 @@ class _SameOriginAuth(urllib.request.HTTPRedirectHandler):
         return new
 
 
-_OPENER = urllib.request.build_opener(_SameOriginAuth)
+class _Watch:
+    """The sockets one request opens, shut down once its deadline passes: the read blocked on
+    them returns at once, however slowly the server was sending."""
+
+    def __init__(self, seconds: float):
+        self.fired = False
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watch:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._socks.append(sock)
+            late = self.fired
+        if late:
+            _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            socks = list(self._socks)
+        for sock in socks:
+            _shut(sock)
+
+    def connect(self, *args, **kwargs) -> socket.socket:
+        """`socket.create_connection`, the socket watched from the start (before any TLS)."""
+        sock = socket.create_connection(*args, **kwargs)
+        self.add(sock)
+        return sock
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched(handler: type[urllib.request.AbstractHTTPHandler], watch: _Watch) -> urllib.request.BaseHandler:
+    """`handler` (urllib's HTTP or HTTPS handler) whose connections open their socket through
+    `watch`."""
+
+    class Watched(handler):  # type: ignore[valid-type,misc]
+        def do_open(self, http_class: type[http.client.HTTPConnection], req, **kwargs):
+            class Connection(http_class):  # type: ignore[valid-type,misc]
+                def __init__(self, *a, **kw):
+                    super().__init__(*a, **kw)
+                    self._create_connection = watch.connect
+
+            return super().do_open(Connection, req, **kwargs)
+
+    return Watched()
+
+
+def _opener(watch: _Watch) -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(
+        _SameOriginAuth, _watched(urllib.request.HTTPHandler, watch), _watched(urllib.request.HTTPSHandler, watch)
+    )
 
 
 @dataclass
@@ -148,7 +224,9 @@ class GitHubClient:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
     user_agent: str = "quantgate"
+    deadline: float = DEFAULT_DEADLINE
     waits: list[float] = field(default_factory=list)
+    _ends: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.base_url = (self.base_url or DEFAULT_API_URL).rstrip("/")
@@ -158,8 +236,29 @@ class GitHubClient:
 
     @classmethod
     def from_env(cls, token: str | None, env: Mapping[str, str] | None = None, **kw) -> GitHubClient:
+        """The API at `GITHUB_API_URL`; the deadline from `QUANTGATE_GITHUB_DEADLINE` (seconds)
+        when set. A value that is not a positive number raises `ValueError` naming it."""
         env = os.environ if env is None else env
+        raw = (env.get(DEADLINE_VARIABLE) or "").strip()
+        if raw and "deadline" not in kw:
+            try:
+                kw["deadline"] = float(raw)
+            except ValueError:
+                kw["deadline"] = -1.0
+            if not 0 < kw["deadline"] < float("inf"):
+                raise ValueError(f"{DEADLINE_VARIABLE}: '{raw}' is not a positive number of seconds")
         return cls(token=token, base_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL, **kw)
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (which starts with the first request)."""
+        if self._ends is None:
+            self._ends = time.monotonic() + self.deadline
+        return self._ends - time.monotonic()
+
+    def _late(self, method: str, shown: str) -> Transient:
+        return Transient(
+            method, shown, None, f"no complete answer within the {self.deadline:g} s quantgate gives GitHub"
+        )
 
     # -- helpers ---------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
@@ -223,51 +322,68 @@ class GitHubClient:
         attempt = 0
         while True:
             attempt += 1
+            left = self.remaining()
+            if left <= 0:
+                raise self._late(method, shown)
             req = urllib.request.Request(url, data=data, method=method, headers=headers)
-            try:
-                with _OPENER.open(req, timeout=self.timeout) as resp:
-                    raw = resp.read()
-                    status, rh = resp.status, {k.lower(): v for k, v in resp.headers.items()}
-            except urllib.error.HTTPError as e:
-                raw = e.read() or b""
-                status, rh = e.code, {k.lower(): v for k, v in (e.headers or {}).items()}
-            except (TimeoutError, urllib.error.URLError, ConnectionError) as e:
-                reason = getattr(e, "reason", e)
-                msg = self._scrub(
-                    f"no response ({type(reason).__name__}: {reason})"
-                    if not isinstance(e, (TimeoutError, socket.timeout))
-                    else f"no response within {self.timeout:g} s"
-                )
-                if resend_ok and attempt < self.max_attempts:
-                    self._pause(self.backoff * 2 ** (attempt - 1))
-                    continue
-                raise Transient(method, shown, None, msg) from None
+            with _Watch(left) as watch:
+                try:
+                    with _opener(watch).open(req, timeout=min(self.timeout, left)) as resp:
+                        raw = resp.read(MAX_ANSWER_BYTES + 1)
+                        status, rh = resp.status, {k.lower(): v for k, v in resp.headers.items()}
+                except urllib.error.HTTPError as e:
+                    try:
+                        raw = e.read(MAX_ANSWER_BYTES + 1) or b""
+                    except (OSError, http.client.HTTPException):
+                        raw = b""
+                    status, rh = e.code, {k.lower(): v for k, v in (e.headers or {}).items()}
+                except (TimeoutError, urllib.error.URLError, ConnectionError, http.client.HTTPException) as e:
+                    if watch.fired:
+                        raise self._late(method, shown) from None
+                    reason = getattr(e, "reason", e)
+                    if isinstance(e, http.client.HTTPException) and not isinstance(e, ConnectionError):
+                        msg = f"not an HTTP answer ({type(e).__name__}: {one_line(e, 120)})"
+                    elif isinstance(e, (TimeoutError, socket.timeout)):
+                        msg = f"no response within {self.timeout:g} s"
+                    else:
+                        msg = f"no response ({type(reason).__name__}: {reason})"
+                    msg = self._scrub(msg)
+                    if resend_ok and attempt < self.max_attempts:
+                        self._pause(self.backoff * 2 ** (attempt - 1), method, shown)
+                        continue
+                    raise Transient(method, shown, None, msg) from None
+            if watch.fired:  # the answer was cut off at the deadline, not finished
+                raise self._late(method, shown)
+            if len(raw) > MAX_ANSWER_BYTES:
+                raise GitHubError(method, shown, status, f"an answer over {MAX_ANSWER_BYTES:,} bytes; not reading it")
             parsed = None
             if raw:
                 try:
                     parsed = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, ValueError):
+                except (UnicodeDecodeError, ValueError, RecursionError):
                     parsed = None
             if status < 400:
                 return Response(status, rh, parsed, url)
             message = self._scrub(_message(parsed, raw))
             if is_rate_limited(status, rh, message):
                 wait = self._wait_for_limit(rh)
-                if attempt >= self.max_attempts or wait > self.max_wait:
+                if attempt >= self.max_attempts or wait > self.max_wait or wait > self.remaining():
                     raise RateLimited(
                         method, shown, status, f"{message} (rate limited; retry in {wait:.0f} s)", parsed, rh
                     )
-                self._pause(wait)
+                self._pause(wait, method, shown)
                 continue
             if status in _RETRY_5XX:
                 if resend_ok and attempt < self.max_attempts:
-                    self._pause(self.backoff * 2 ** (attempt - 1))
+                    self._pause(self.backoff * 2 ** (attempt - 1), method, shown)
                     continue
                 raise Transient(method, shown, status, message, parsed, rh)
             raise GitHubError(method, shown, status, message, parsed, rh)
 
-    def _pause(self, seconds: float) -> None:
+    def _pause(self, seconds: float, method: str, shown: str) -> None:
         seconds = min(seconds, self.max_wait)
+        if seconds >= self.remaining():
+            raise self._late(method, shown)
         self.waits.append(seconds)
         self.sleep(seconds)
 
@@ -277,8 +393,14 @@ class GitHubClient:
         resp = self.request("GET", path, params=params)
         pages = 1
         while True:
-            items = resp.data if isinstance(resp.data, list) else []
-            yield from items
+            if not isinstance(resp.data, list):
+                raise GitHubError(
+                    "GET",
+                    self._display(resp.url),
+                    resp.status,
+                    "malformed answer: not a JSON list, as GitHub lists are",
+                )
+            yield from resp.data
             nxt = resp.link("next")
             if not nxt:
                 return

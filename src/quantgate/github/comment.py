@@ -25,7 +25,7 @@ from pathlib import Path
 from ..errors import UserError, param
 from ..paths import write_text
 from ..report.comment import DEFAULT_MAX, GITHUB_LIMIT, MARKER_RE, size
-from ..text import neutralise_mentions
+from ..text import neutralise_mentions, plain
 from . import context
 from .client import GitHubClient, GitHubError, RateLimited, Transient
 
@@ -68,6 +68,26 @@ class Identity:
     source: str  # "user" (GET /user), "github-actions" (installation token), "given"
 
 
+def _dict(v: object) -> dict:
+    """A JSON object from an answer or a payload, else {}: a field of another type is missing."""
+    return v if isinstance(v, dict) else {}
+
+
+def _str(v: object) -> str:
+    return v if isinstance(v, str) else ""
+
+
+def _id(comment: dict, repo: str, pr: int) -> int:
+    """A listed comment's id, which goes into the next request's path: a positive integer, or
+    the answer is malformed (a string id could point the token at another endpoint)."""
+    cid = comment.get("id")
+    if isinstance(cid, int) and not isinstance(cid, bool) and cid > 0:
+        return cid
+    raise GitHubError(
+        "GET", f"/repos/{repo}/issues/{pr}/comments", None, "malformed answer: a comment without a numeric id"
+    )
+
+
 def whoami(client: GitHubClient, given: str | None = None) -> Identity:
     if given:
         return Identity(given, "given")
@@ -79,20 +99,19 @@ def whoami(client: GitHubClient, given: str | None = None) -> Identity:
         if e.status == 403 and not isinstance(e, RateLimited):
             return Identity(ACTIONS_BOT, "github-actions")
         raise
-    login = data.get("login") if isinstance(data, dict) else None
+    login = _str(_dict(data).get("login"))
     if not login:
         return Identity(ACTIONS_BOT, "github-actions")
     return Identity(login, "user")
 
 
 def is_ours(comment: dict, marker: str, login: str) -> bool:
-    body = comment.get("body") or ""
-    author = (comment.get("user") or {}).get("login") or ""
-    return body.split("\n", 1)[0].strip() == marker and author.lower() == login.lower()
+    author = _str(_dict(_dict(comment).get("user")).get("login"))
+    return has_marker(comment, marker) and author.lower() == login.lower()
 
 
 def has_marker(comment: dict, marker: str) -> bool:
-    return (comment.get("body") or "").split("\n", 1)[0].strip() == marker
+    return _str(_dict(comment).get("body")).split("\n", 1)[0].strip() == marker
 
 
 def find_ours(client: GitHubClient, repo: str, pr: int, marker: str, login: str) -> tuple[list[dict], int]:
@@ -100,6 +119,7 @@ def find_ours(client: GitHubClient, repo: str, pr: int, marker: str, login: str)
     ours, foreign = [], 0
     for c in client.paginate(f"/repos/{repo}/issues/{pr}/comments"):
         if is_ours(c, marker, login):
+            _id(c, repo, pr)
             ours.append(c)
         elif has_marker(c, marker):
             foreign += 1
@@ -147,7 +167,7 @@ def sync_comment(
     try:
         who = whoami(client, author)
         return _sync(client, repo, pr, body, render, marker, mode, who.login)
-    except GitHubError as e:
+    except GitHubError as e:  # malformed answers included: one line, never a traceback
         if e.not_accessible:
             path = _save(body, body_out or DEFAULT_BODY_OUT)
             return Outcome(
@@ -167,39 +187,33 @@ def _sync(client, repo, pr, body, render, marker, mode, login) -> Outcome:
     ours, _foreign = find_ours(client, repo, pr, marker, login)
     if mode == "recreate":
         for c in ours:
-            client.request("DELETE", f"/repos/{repo}/issues/comments/{c['id']}")
+            client.request("DELETE", f"/repos/{repo}/issues/comments/{_id(c, repo, pr)}")
         created = _create(client, repo, pr, body, render, marker, login)
-        return Outcome(
-            "recreated" if ours else "created",
-            repo,
-            pr,
-            created.get("id"),
-            created.get("html_url"),
-            message=f"as {login}",
-        )
+        return Outcome("recreated" if ours else "created", repo, pr, *_where(created), message=f"as {login}")
     if ours:
         keep, extra = ours[0], ours[1:]
         # Duplicates of ours (an earlier run that raced us) go; the oldest keeps its place.
         for c in extra:
-            client.request("DELETE", f"/repos/{repo}/issues/comments/{c['id']}")
-        if (keep.get("body") or "") == body:
-            return Outcome("unchanged", repo, pr, keep.get("id"), keep.get("html_url"), message=f"as {login}")
+            client.request("DELETE", f"/repos/{repo}/issues/comments/{_id(c, repo, pr)}")
+        if _str(keep.get("body")) == body:
+            return Outcome("unchanged", repo, pr, *_where(keep), message=f"as {login}")
         updated = _with_shorter(
-            lambda b: client.request("PATCH", f"/repos/{repo}/issues/comments/{keep['id']}", json_body={"body": b}),
+            lambda b: client.request(
+                "PATCH", f"/repos/{repo}/issues/comments/{_id(keep, repo, pr)}", json_body={"body": b}
+            ),
             body,
             render,
         )
-        data = updated.data or {}
-        return Outcome(
-            "updated",
-            repo,
-            pr,
-            data.get("id", keep.get("id")),
-            data.get("html_url", keep.get("html_url")),
-            message=f"as {login}",
-        )
+        return Outcome("updated", repo, pr, *_where({**keep, **_dict(updated.data)}), message=f"as {login}")
     created = _create(client, repo, pr, body, render, marker, login)
-    return Outcome("created", repo, pr, created.get("id"), created.get("html_url"), message=f"as {login}")
+    return Outcome("created", repo, pr, *_where(created), message=f"as {login}")
+
+
+def _where(comment: dict) -> tuple[int | None, str | None]:
+    """(id, link) of a comment as GitHub answered it; a field of the wrong type is left out."""
+    cid, url = comment.get("id"), comment.get("html_url")
+    ok_id = isinstance(cid, int) and not isinstance(cid, bool)
+    return (cid if ok_id else None), (url if isinstance(url, str) and url.startswith("https://") else None)
 
 
 def _with_shorter(send, body: str, render: Callable[[int], str]):
@@ -216,7 +230,7 @@ def _create(client, repo, pr, body, render, marker, login) -> dict:
     for attempt in range(2):
         try:
             resp = _with_shorter(lambda b: client.request("POST", path, json_body={"body": b}), body, render)
-            return resp.data or {}
+            return _dict(resp.data)
         except Transient:
             # The POST may have landed although no answer came: look before posting again.
             ours, _ = find_ours(client, repo, pr, marker, login)
@@ -288,27 +302,33 @@ def pr_for_workflow_run(client: GitHubClient, repo: str, wr: dict) -> tuple[int 
 
     Returns (number, how) or (None, why). The artifact is never asked.
     """
-    if wr.get("event") not in ("pull_request",):
-        return None, f"the triggering run was a '{wr.get('event')}' event, not pull_request"
-    sha = wr.get("head_sha") or ""
-    head_repo = (wr.get("head_repository") or {}).get("full_name") or ""
-    branch = wr.get("head_branch") or ""
-    if not re.fullmatch(r"[0-9a-f]{40}", sha) or "/" not in head_repo:
-        return None, "the triggering run has no head SHA or head repository"
+    event = wr.get("event")
+    if event != "pull_request":
+        return None, f"the triggering run was a '{plain(str(event))[:40]}' event, not pull_request"
+    sha = _str(wr.get("head_sha"))
+    head_repo = _str(_dict(wr.get("head_repository")).get("full_name"))
+    branch = _str(wr.get("head_branch"))
+    if not re.fullmatch(r"[0-9a-f]{40}", sha) or not context.REPO_RE.fullmatch(head_repo):
+        return None, "the triggering run has no head SHA or head repository (workflow_run.head_sha, head_repository)"
     owner = head_repo.split("/", 1)[0]
 
-    def matches(p: dict) -> bool:
-        head = p.get("head") or {}
-        return head.get("sha") == sha and ((head.get("repo") or {}).get("full_name") or "") == head_repo
+    def number(p: object) -> int | None:
+        head = _dict(_dict(p).get("head"))
+        if head.get("sha") != sha or _str(_dict(head.get("repo")).get("full_name")) != head_repo:
+            return None
+        n = _dict(p).get("number")
+        if not (isinstance(n, int) and not isinstance(n, bool) and n > 0):
+            raise GitHubError("GET", f"/repos/{repo}/pulls", None, "malformed answer: a pull request without a number")
+        return n
 
     if branch:
         for p in client.paginate(f"/repos/{repo}/pulls", {"state": "open", "head": f"{owner}:{branch}"}):
-            if matches(p):
-                return int(p["number"]), f"head {head_repo}:{branch} at {sha[:12]}"
+            if (n := number(p)) is not None:
+                return n, f"head {head_repo}:{plain(branch)} at {sha[:12]}"
     for p in client.paginate(f"/repos/{repo}/pulls", {"state": "open"}):
-        if matches(p):
-            return int(p["number"]), f"head SHA {sha[:12]} of {head_repo}"
+        if (n := number(p)) is not None:
+            return n, f"head SHA {sha[:12]} of {head_repo}"
     return None, (
-        f"no open pull request of {repo} has head {head_repo}:{branch} at {sha[:12]} "
+        f"no open pull request of {repo} has head {head_repo}:{plain(branch)} at {sha[:12]} "
         "(closed, or pushed again since: the newer run will comment)"
     )

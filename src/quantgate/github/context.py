@@ -11,19 +11,34 @@ from typing import Any
 from .. import limits
 from ..errors import UserError, param
 
-_REPO_RE = re.compile(r"[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+")
+REPO_RE = re.compile(r"[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+")
 # Environment variables a token may arrive in; the action's explicit input wins.
 TOKEN_VARIABLES = ("INPUT_GITHUB-TOKEN", "INPUT_GITHUB_TOKEN", "GITHUB_TOKEN")
 
 
 def token(env: Mapping[str, str]) -> str | None:
     """The token to post with: the action's `github-token` input (or its old name `github_token`),
-    else an ambient GITHUB_TOKEN."""
+    else an ambient GITHUB_TOKEN; refused (without showing it) when it is not one (`check_token`)."""
     for name in TOKEN_VARIABLES:
         v = (env.get(name) or "").strip()
         if v:
-            return v
+            return check_token(v, name)
     return None
+
+
+def check_token(value: str, source: str) -> str:
+    """`value` when it can be a token: printable ASCII without white space, as every GitHub
+    token is. A line break in it would split the `::add-mask::` that hides it (its second line
+    printed in clear, a third run as a workflow command) and the Authorization header that sends
+    it. The error line never shows the value."""
+    if value.isascii() and value.isprintable() and not any(ch.isspace() for ch in value):
+        return value
+    what = "a line break" if any(ch in value for ch in "\r\n") else "white space or a character no token has"
+    raise UserError(
+        f"holds {what}, so it is not a token (not shown here)",
+        subject=source,
+        fix="pass the token alone on one line (check the secret the workflow gives it)",
+    )
 
 
 def repository(given: str | None, env: Mapping[str, str]) -> str:
@@ -33,7 +48,7 @@ def repository(given: str | None, env: Mapping[str, str]) -> str:
         raise UserError(
             "not given and GITHUB_REPOSITORY is not set", subject=param("repo"), fix=f"pass {param('repo')} OWNER/NAME"
         )
-    if not _REPO_RE.fullmatch(repo) or repo.startswith(".") or ".." in repo:
+    if not REPO_RE.fullmatch(repo) or repo.startswith(".") or ".." in repo:
         raise UserError(
             f"'{repo}' is not OWNER/NAME", subject=param("repo"), fix=f"pass e.g. {param('repo')} octo-org/models"
         )
