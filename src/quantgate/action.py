@@ -10,6 +10,7 @@ fail_on_violation is false; a crash exits 2 ("could not judge"), never 1 ("over 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -27,7 +28,7 @@ from .github import context
 from .paths import confine, refuse_clobber, write_json, write_text
 from .registry import DEFAULT_REGISTRY
 from .report import actions
-from .text import plain
+from .text import log_line, plain
 
 # The action's inputs and their defaults, as action.yml declares them.
 DEFAULTS = {
@@ -120,8 +121,28 @@ def parse_int(raw: str, *, name: str, default: int, minimum: int | None = None) 
 
 
 def parse_ids(raw: str) -> list[str]:
-    """Model ids separated by commas, spaces or new lines (a YAML block scalar works too)."""
-    return [part for part in re.split(r"[\s,]+", raw.strip()) if part]
+    """Model ids separated by commas, spaces or new lines (a YAML block scalar works too), or a
+    JSON array of strings (`["my model", "a,b"]`) for ids that hold a space or a comma."""
+    text = raw.strip()
+    if text.startswith("["):
+        try:
+            ids = json.loads(text)
+        except ValueError:
+            ids = None
+        if not (isinstance(ids, list) and ids and all(isinstance(i, str) and i for i in ids)):
+            raise UserError(
+                "starts with '[' but is not a JSON array of ids",
+                subject=input_name("models"),
+                fix='write e.g. ["my model", "a,b"], or the ids separated by commas',
+            )
+        return ids
+    return [part for part in re.split(r"[\s,]+", text) if part]
+
+
+# Characters no path input may hold: line breaks and other controls, shown on a line of their own
+# or taken for a workflow command wherever the path is printed.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+PATH_INPUTS = ("registry", "out_json", "markdown_out", "plots", "working_directory")
 
 
 def confine_to_workspace(raw: str, base: Path, workspace: Path, *, what: str) -> Path:
@@ -179,6 +200,13 @@ class Settings:
                 value = read_input(env, name, old_used)
             raw[name] = value.strip() if value and value.strip() else default
 
+        for name in PATH_INPUTS:
+            if _CONTROL.search(raw[name]):
+                raise UserError(
+                    "holds a line break or another control character",
+                    subject=input_name(name),
+                    fix="name a path without one",
+                )
         ws_raw = options.get("workspace") or env.get("GITHUB_WORKSPACE") or os.getcwd()
         workspace = Path(ws_raw).resolve()
         if not workspace.is_dir():
@@ -195,8 +223,9 @@ class Settings:
 
         # a model may be named by its .onnx file; that file must stay inside the workspace too
         models = [str(path("models", m)) if m.endswith(".onnx") else m for m in parse_ids(raw["models"])]
-        for name in ("out_json", "markdown_out"):
-            refuse_clobber(path(name), input_name(name), {"registry": path("registry")})
+        refuse_clobber(path("out_json"), input_name("out_json"), {"registry": path("registry")})
+        reads = {"registry": path("registry"), "out_json file": path("out_json")}  # as the CLI refuses it
+        refuse_clobber(path("markdown_out"), input_name("markdown_out"), reads)
         return cls(
             workspace=workspace,
             working_directory=wd,
@@ -206,7 +235,9 @@ class Settings:
             out_json=path("out_json"),
             markdown_out=path("markdown_out"),
             comment=parse_bool(raw["comment"], name="comment", default=True),
-            github_token=raw["github_token"],
+            github_token=context.check_token(raw["github_token"], input_name("github_token"))
+            if raw["github_token"]
+            else "",
             samples=None
             if raw["samples"].lower() == "auto"
             else parse_int(raw["samples"], name="samples", default=1, minimum=1),
@@ -232,7 +263,7 @@ def say(text: str, *, err: bool = False, level: int = 1) -> None:
     own: the runner obeys any line that starts with `::`. Errors and level-0 lines always print."""
     if not err and level > VERBOSITY["level"]:
         return
-    shown = "\n".join(plain(line) for line in str(text).split("\n"))
+    shown = "\n".join(log_line(line) for line in str(text).split("\n"))
     print(shown, file=sys.stderr if err else sys.stdout, flush=True)
 
 
@@ -243,7 +274,7 @@ def emit(line: str) -> None:
 
 def report_error(message: str, env: Mapping[str, str], *, file: str | None = None) -> int:
     """A run that produced no results: one line, an annotation, outputs and summary say so."""
-    say(f"quantgate: error: {message}", err=True)
+    say(f"quantgate: error: {plain(message)}", err=True)
     if in_actions(env):
         emit(actions.workflow_command("error", message, file=file, title="quantgate could not run"))
     _sinks(env, actions.outputs_from_results(None), actions.error_summary(message), None)
@@ -292,7 +323,7 @@ def post_comment(results_file: Path, s: Settings, env: Mapping[str, str]) -> dic
     if not s.comment:
         return none
     if context.pull_request_number(context.load_event(env.get("GITHUB_EVENT_PATH"), strict=False)) is None:
-        say(f"quantgate: no pull request in this run ({event_name or 'no event'}); no comment")
+        say(f"quantgate: no pull request in this run ({plain(event_name or 'no event')}); no comment")
         return none
     cmd = comment_command()
     if not cmd:
@@ -368,11 +399,14 @@ def _plots(results, s: Settings, env: Mapping[str, str]) -> str:
 def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list[str] | None = None) -> int:
     """One action run; `options` are the caller's values by input name (None: not given)."""
     token = (options.get("github_token") or read_input(env, "github_token") or "").strip()
-    # the token under either input name, even the one not used, is hidden in every log line of the job
+    # The token under either input name, even the one not used, is hidden in every log line of the
+    # job. One mask per line: a mask is one line, so a token with a line break (refused below) would
+    # leave its next lines in clear.
     old_token = (env.get(input_env_name("github_token")) or "").strip()
     for secret in dict.fromkeys(t for t in (token, old_token) if t):
         if in_actions(env):
-            emit(f"::add-mask::{secret}")
+            for part in sorted({p.strip() for p in re.split(r"[\r\n]+", secret)} - {""}):
+                emit(f"::add-mask::{actions.escape_data(part)}")
     try:
         s = Settings.load(options, env)
     except UserError as e:
@@ -416,17 +450,29 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
             said = f"auto could not run: {e.render(input_name)}"
             emit(actions.workflow_command("warning", said, title="quantgate auto"))
     assert s.out_json is not None and s.markdown_out is not None
-    results_path = relative_to_workspace(s.out_json, s.workspace)
-    markdown_path = relative_to_workspace(s.markdown_out, s.workspace)
-    try:
-        markdown = render_markdown(results, show_skipped=s.show_skipped)
-        if suggested:
-            markdown += "\n**quantgate auto** (a dry run for each failing model; nothing was written)\n\n"
-            markdown += "\n".join(suggested) + "\n"
-        write_json(s.out_json, results)
-        write_text(s.markdown_out, markdown)
-    except OSError as e:
-        return report_error(f"could not write the results: {e}", env)
+    markdown = render_markdown(results, show_skipped=s.show_skipped)
+    if suggested:
+        markdown += "\n**quantgate auto** (a dry run for each failing model; nothing was written)\n\n"
+        markdown += "\n".join(suggested) + "\n"
+    # Each results file on its own: one that cannot be written (a read-only mount, a path below a
+    # file or inside .git, a name too long, a full disk) is one line, and everything else still
+    # happens: the other file, the annotations, the job summary, the outputs, the comment.
+    paths: dict[str, str] = {}
+    unwritten: list[str] = []
+    for name, target, write in (
+        ("out_json", s.out_json, lambda p: write_json(p, results)),
+        ("markdown_out", s.markdown_out, lambda p: write_text(p, markdown)),
+    ):
+        try:
+            write(target)
+            paths[name] = relative_to_workspace(target, s.workspace)
+        except (UserError, OSError) as e:
+            why = e.render(input_name) if isinstance(e, UserError) else f"{target}: cannot be written ({e})"
+            unwritten.append(f"{input_name(name)}: {why}")
+    for why in unwritten:
+        say(f"quantgate: error: {why}", err=True)
+        if in_actions(env):
+            emit(actions.workflow_command("error", why, title="quantgate could not write a results file"))
 
     plots_path = ""
     if s.plots is not None:
@@ -436,19 +482,21 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
             emit(line)
     else:
         say(markdown)
-    comment = post_comment(s.out_json, s, env)
-    _sinks(
-        env,
-        {
-            **actions.outputs_from_results(results, results_path=results_path, markdown_path=markdown_path),
-            **comment,
-            "plots_path": plots_path,
-        },
-        markdown,
-        markdown_path,
+    with tempfile.TemporaryDirectory(prefix="quantgate-results-") as tmp:
+        results_file = s.out_json
+        if "out_json" not in paths:  # the comment still gets the results
+            results_file = Path(tmp) / "results.json"
+            write_json(results_file, results)
+        comment = post_comment(results_file, s, env)
+    outputs = actions.outputs_from_results(
+        results, results_path=paths.get("out_json", ""), markdown_path=paths.get("markdown_out", "")
     )
+    _sinks(env, {**outputs, **comment, "plots_path": plots_path}, markdown, paths.get("markdown_out"))
 
-    say(f"{summary_line(results)}; results in {results_path}", level=0)
+    where = f"results in {plain(paths['out_json'])}" if "out_json" in paths else "the results JSON was not written"
+    say(f"{summary_line(results)}; {where}", level=0)
+    if unwritten:
+        return EXIT_ERROR
     code = results.exit_code
     if code == EXIT_FAIL and not s.fail_on_violation:
         say("quantgate: fail-on-violation is false: the step passes despite the violations", level=0)

@@ -7,6 +7,8 @@ would hide a `[FAIL ]` tag on a terminal, a `|` would add a column to a markdown
 
 - `plain`: one terminal or log line: control, bidi and other invisible characters, and lone
   surrogates, become visible escapes (`\\n`, `\\x1b`, `\\u202e`), so data can never start a line;
+- `log_line`: a line as printed: `plain`, and nothing in it the Actions runner reads as a
+  workflow command (a `::` at the start, a `##[` anywhere);
 - `cell` / `code`: one markdown table cell or inline code span, escaped and mention-free;
 - `neutralise_mentions`: `@name` that pings nobody.
 """
@@ -45,6 +47,25 @@ def plain(text: object) -> str:
     if s.isprintable():
         return s
     return "".join(_visible(ch) if _hidden(ch) else ch for ch in s)
+
+
+def log_line(text: object) -> str:
+    """One printed line that the Actions runner cannot take for a workflow command: `plain`,
+    then `no_command`."""
+    return no_command(plain(text))
+
+
+def no_command(line: str) -> str:
+    """`line` with what the Actions runner would obey shown escaped. The runner takes a line that
+    starts with `::` once leading white space is dropped for a workflow command, and a line
+    holding `##[` anywhere (the older form): `\\x3a:`, `#\\x23[` instead. quantgate's own commands
+    are printed apart (`quantgate.action.emit`)."""
+    s = line.replace("##[", "#\\x23[")
+    body = s.lstrip()
+    if body.startswith("::"):
+        lead = len(s) - len(body)
+        s = s[:lead] + "\\x3a" + s[lead + 1 :]
+    return s
 
 
 def neutralise_mentions(text: str) -> str:

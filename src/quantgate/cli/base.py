@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from ..errors import EXIT_ERROR, UserError, one_line
-from ..text import plain
+from ..text import log_line, no_command, plain
 from . import streams
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
@@ -45,7 +45,7 @@ def echo(text: str = "", *, err: bool = False, level: int = 1) -> None:
     Lines of a `level` above the verbosity are not printed."""
     if verbosity() < level:
         return
-    click.echo("\n".join(plain(line) for line in str(text).split("\n")), err=err)
+    click.echo("\n".join(log_line(line) for line in str(text).split("\n")), err=err)
 
 
 _COLOR = "quantgate.color"
@@ -81,7 +81,7 @@ def styled(text: str, **style: Any) -> str:
 def echo_styled(text: str, *, err: bool = False) -> None:
     """A line already made safe (see `echo`) with colour codes of our own: printed as is, the
     codes dropped when the output is not a terminal or NO_COLOR is set."""
-    click.echo(text, err=err, color=use_color())
+    click.echo("\n".join(no_command(line) for line in text.split("\n")), err=err, color=use_color())
 
 
 _ALIASES = "quantgate.aliases"
@@ -165,7 +165,7 @@ class Status:
 
 def fail(message: str) -> NoReturn:
     """One line on stderr, exit 2: how every user mistake ends (whatever the verbosity)."""
-    click.echo(plain(f"quantgate: error: {message}"), err=True)
+    click.echo(log_line(f"quantgate: error: {message}"), err=True)
     sys.exit(EXIT_ERROR)
 
 

@@ -14,6 +14,7 @@ output, so a comment never pings anybody.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -21,7 +22,7 @@ import shlex
 from collections.abc import Mapping
 
 from ..results import Interval, Results, Row
-from ..text import cell, code
+from ..text import cell, code, plain
 from .markdown import at_line, method_line, skipped_line, sorted_rows, split_skipped, why_lines
 
 GITHUB_LIMIT = 65536
@@ -180,13 +181,14 @@ def _cut(text: str | None, limit: int) -> str:
 
 
 def reproduce_commands(results: Results, image: str | None = None) -> list[str]:
-    """`git checkout`, `quantgate gate ...` and `docker run ...` for this run. quantgate is not
-    on the package index: the pip line installs it from the repository the run recorded
+    """`git checkout`, `quantgate gate ...` and `docker run ...` for this run, one line each
+    (`shell_word`: a name with a line break cannot end the code block they sit in). quantgate is
+    not on the package index: the pip line installs it from the repository the run recorded
     (`run_provenance.quantgate_source`) at the ref that ran; where that was not recorded the
     lines say so instead of naming a repository."""
     args, selection = _gate_args(results)
     prov = results.run_provenance
-    version = (prov.get("versions") or {}).get("quantgate") or "0.0.0"
+    version = plain((prov.get("versions") or {}).get("quantgate") or "0.0.0")  # one line, like every word here
     source = prov.get("quantgate_source") or {}
     repo = source.get("repository")
     repo = str(repo) if isinstance(repo, str) and re.fullmatch(r"[\w.\-]+/[\w.\-]+", repo) else None
@@ -197,23 +199,59 @@ def reproduce_commands(results: Results, image: str | None = None) -> list[str]:
     commit = (prov.get("git") or {}).get("commit")
     if isinstance(commit, str) and re.fullmatch(r"[0-9a-f]{7,40}", commit):
         cmds.append(f"git checkout {commit}")
-    gate = " ".join(shlex.quote(a) for a in ["gate", *args, *selection])
+    gate = " ".join(shell_word(a) for a in ["gate", *args, *selection])
     if repo:
-        pkg = shlex.quote(f"quantgate @ git+https://github.com/{repo}@{ref}")
+        pkg = shell_word(f"quantgate @ git+https://github.com/{repo}@{ref}")
         cmds.append(f"pip install {pkg} && quantgate {gate}")
     else:
         cmds.append(f"# quantgate {version}; where this copy was installed from was not recorded")
         cmds.append(f"quantgate {gate}")
     # The image's entrypoint takes the action's inputs as options (no `gate` word, --models).
-    action = [*args, *(["--models", ",".join(selection)] if selection else [])]
+    action = [*args, *(["--models", models_input(selection)] if selection else [])]
     if image is None:
         cmds.append(f"# the image: docker build -t quantgate . in a quantgate {version} checkout")
         image = "quantgate"
     cmds.append(
         f'docker run --rm -v "$PWD:/github/workspace" -w /github/workspace '
-        f"{shlex.quote(image)} {' '.join(shlex.quote(a) for a in action)}"
+        f"{shell_word(image)} {' '.join(shell_word(a) for a in action)}"
     )
     return cmds
+
+
+def models_input(ids: list[str]) -> str:
+    """The action's `models` input (`--models`) that selects exactly `ids`: separated by commas,
+    or a JSON array when an id holds a separator (a space, a comma) or starts like one
+    (`quantgate.action.parse_ids` reads both)."""
+    if all(i and not re.search(r"[\s,\[\]\"]", i) for i in ids):
+        return ",".join(ids)
+    return json.dumps(ids)
+
+
+def shell_word(arg: str) -> str:
+    """`arg` as one shell word on one line: `shlex.quote`, or, for text holding characters that
+    do not print (a line break, an escape, a bidi override, a lone surrogate), bash's `$'...'`
+    with each of them written as its escape, so that a command never spans lines."""
+    if arg.isprintable():
+        return shlex.quote(arg)
+    out = []
+    for ch in arg:
+        code = ord(ch)
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ch in _SHELL_ESCAPES:
+            out.append(_SHELL_ESCAPES[ch])
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "$'" + "".join(out) + "'"
+
+
+_SHELL_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def _gate_args(results: Results) -> tuple[list[str], list[str]]:
