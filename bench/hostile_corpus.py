@@ -1,7 +1,9 @@
 """Robustness run: every single-operator model of the onnx package's backend test cases through
-the producers and the gate, counting how each ends.
+the producers and the gate, counting how each ends; with --tests, the size of the hostile-input
+corpus of the test suite instead (the cases docs/cli.md counts, file by file).
 
     python bench/hostile_corpus.py [--limit N] [--show-bugs]
+    python bench/hostile_corpus.py --tests
 
 Each model is (1) quantised dynamically with a broad op list, (2) quantised statically on a
 two-sample calibration set drawn by the gate's own input rules, and (3) gated against a copy of
@@ -16,6 +18,8 @@ import argparse
 import collections
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -51,6 +55,31 @@ BROAD_OPS = (
 )
 
 
+REPO = Path(__file__).resolve().parents[1]
+# The test files of the hostile-input corpus, as docs/cli.md lists them.
+CORPUS_TESTS = (
+    "tests/cli/test_hostile_cli.py",
+    "tests/cli/test_hostile_action_cli.py",
+    "tests/cli/test_hostile_files_cli.py",
+    "tests/cli/test_bounded_input_cli.py",
+    "tests/unit/test_bounded_input.py",
+    "tests/unit/test_hostile_parts.py",
+)
+
+
+def count_tests() -> dict[str, int]:
+    """Cases per corpus file, as pytest collects them (each parametrised case counts once)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *CORPUS_TESTS],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    counts = collections.Counter(ln.split("::", 1)[0] for ln in proc.stdout.splitlines() if "::" in ln)
+    return {f: counts[f] for f in CORPUS_TESTS}
+
+
 def _step(fn):
     try:
         fn()
@@ -65,7 +94,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=0, help="only the first N cases")
     ap.add_argument("--show-bugs", action="store_true", help="print every BUG line")
+    ap.add_argument("--tests", action="store_true", help="count the hostile-input test cases instead")
     args = ap.parse_args()
+    if args.tests:
+        counts = count_tests()
+        for f, n in counts.items():
+            print(f"{f}: {n} cases")
+        print(f"total: {sum(counts.values())} cases")
+        return 0
     warnings.simplefilter("ignore")
     from onnx.backend.test.case.node import collect_testcases
 

@@ -14,7 +14,10 @@ included, and records every request (method, path, query, JSON body, Authorizati
 - 401 "Bad credentials" without a known token
 
 Faults are scripted with `fault(method, path_regex, status, ...)` (429 with retry-after, a 500
-then success, a slow answer that still does the work, ...).
+then success, a slow answer that still does the work, ...). A fault with `raw` bytes answers
+with exactly those bytes instead of an HTTP answer of its own (a body that is not JSON, a status
+line that is not HTTP); with `trickle`, one byte every `trickle` seconds after the first `trickle_from` (a slow-loris
+server, which keeps sending until the client hangs up or `trickle_for` seconds have passed).
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ class Fault:
     headers: dict = field(default_factory=dict)
     times: int = 1
     delay: float = 0.0
+    raw: bytes | None = None
+    trickle: float = 0.0
+    trickle_from: int = 0  # bytes of `raw` sent at once before the trickle starts
+    trickle_for: float = 300.0
 
 
 @dataclass
@@ -148,8 +155,13 @@ class FakeGitHub:
         headers: dict | None = None,
         times: int = 1,
         delay: float = 0.0,
+        raw: bytes | None = None,
+        trickle: float = 0.0,
+        trickle_from: int = 0,
     ) -> None:
-        self.faults.append(Fault(method, path_re, status, body, headers or {}, times, delay))
+        self.faults.append(
+            Fault(method, path_re, status, body, headers or {}, times, delay, raw, trickle, trickle_from)
+        )
 
     def calls(self, method: str | None = None) -> list[Recorded]:
         return [r for r in self.requests if method is None or r.method == method]
@@ -187,6 +199,24 @@ def _handler_for(gh: FakeGitHub):
             if raw:
                 self.wfile.write(raw)
 
+        def _send_raw(self, f: Fault):
+            """`f.raw` as the whole answer (trickled when asked), then the connection closes."""
+            self.close_connection = True
+            self._rec.status = -1
+            ends = time.monotonic() + f.trickle_for
+            try:
+                self.wfile.write(f.raw if not f.trickle else f.raw[: f.trickle_from])
+                if not f.trickle:
+                    return
+                for i in range(f.trickle_from, len(f.raw)):
+                    if time.monotonic() > ends:
+                        return
+                    self.wfile.write(f.raw[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(f.trickle)
+            except OSError:  # the client hung up: what a slow-loris answer waits for
+                return
+
         def _serve(self, method: str):
             split = urllib.parse.urlsplit(self.path)
             query = dict(urllib.parse.parse_qsl(split.query))
@@ -202,6 +232,8 @@ def _handler_for(gh: FakeGitHub):
             for f in gh.faults:
                 if f.times > 0 and f.method == method and re.search(f.path_re, split.path):
                     f.times -= 1
+                    if f.raw is not None:
+                        return self._send_raw(f)
                     if f.status is None:
                         delay = f.delay
                         break

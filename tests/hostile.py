@@ -95,3 +95,79 @@ def big_registry(path: Path, n: int, onnx: str = "m.onnx") -> Path:
     models = [{"id": f"model_{i:06d}", "onnx": onnx, "quant_mode": "dynamic"} for i in range(n)]
     path.write_text(json.dumps({"schema_version": 1, "models": models}, indent=2) + "\n")
     return path
+
+
+# --- round 3: the action's environment, the runner's log, memory and mounts -----------------
+
+
+def forged_lines(text: str) -> list[str]:
+    """Lines of a log that the Actions runner would obey although quantgate did not mean them: a
+    line that starts with `::` (after white space) and is not one of quantgate's own commands (an
+    annotation titled `quantgate...`, or a mask), or any other line holding `##[` (the runner's
+    older form, obeyed anywhere in a line), a raw CR or an ESC."""
+    bad = []
+    for line in text.split("\n"):
+        body = line.lstrip()
+        if body.startswith("::"):
+            ours = body.startswith("::add-mask::") or (
+                body.startswith(("::error ", "::warning ", "::notice ")) and "title=quantgate" in body
+            )
+            if not ours:
+                bad.append(line)
+        elif "##[" in line or "\r" in line or "\x1b" in line:
+            bad.append(line)
+    return bad
+
+
+def slow_loris_answer(body_bytes: int = 100_000) -> bytes:
+    """An HTTP answer that, sent a byte at a time, takes hours: headers, then a long JSON body."""
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {body_bytes}\r\n\r\n"
+    ).encode()
+    return head + b"[" + b" " * (body_bytes - 2) + b"]"
+
+
+def limit_data(nbytes: int):
+    """A `preexec_fn` that caps the child's data segment and anonymous memory (RLIMIT_DATA): an
+    allocation past it fails in the child, so a test never takes the machine's memory."""
+    import resource
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_DATA, (nbytes, nbytes))
+
+    return apply
+
+
+_NS: list[list[str] | None] = []
+
+
+def mount_namespace() -> list[str] | None:
+    """The `unshare` prefix that runs a command in a mount namespace of its own (where a test may
+    mount a read-only or tiny tmpfs without touching the machine's mounts), or None where this
+    system does not allow it (no `unshare`, no user namespaces)."""
+    import shutil
+    import subprocess
+
+    if not _NS:
+        found = None
+        exe = shutil.which("unshare")
+        for prefix in ([exe, "-m"], [exe, "-r", "-m"]) if exe else ():
+            probe = [
+                *prefix,
+                "sh",
+                "-c",
+                "mount -t tmpfs -o size=64k none /mnt 2>/dev/null || mount -t tmpfs none /tmp",
+            ]
+            if subprocess.run(probe, capture_output=True, timeout=30).returncode == 0:
+                found = prefix
+                break
+        _NS.append(found)
+    return _NS[0]
+
+
+def with_tmpfs(prefix: list[str], folder: Path, options: str, argv: list[str]) -> list[str]:
+    """`argv` run with a tmpfs mounted on `folder` (`options`: e.g. "ro" or "size=8k")."""
+    import shlex
+
+    mount = f"mount -t tmpfs -o {shlex.quote(options)} quantgate-test {shlex.quote(str(folder))}"
+    return [*prefix, "sh", "-c", f"{mount} && exec {' '.join(shlex.quote(a) for a in argv)}"]

@@ -204,3 +204,8 @@ def read_npz(
         raise UserError(f"{path}: not a readable {kinds} ({one_line(e, 200)}); save it with {save}") from None
     except (OSError, zipfile.BadZipFile, EOFError) as e:
         raise UserError(f"{path}: not a readable {kinds} ({type(e).__name__}); save it with {save}") from None
+    except MemoryError:  # within the bounds, but not within this machine's (or container's) memory
+        raise UserError(
+            f"{path}: the {what}'s arrays do not fit in the memory this process may use",
+            fix="use a smaller set, or run where more memory is free",
+        ) from None

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+import hostile
 import modelzoo
 from conftest import assert_one_line_error, run_cli, write_registry
 from quantgate.produce.dynamic import quantize_dynamic
@@ -41,6 +42,7 @@ HOSTILE_IDS = [
     "t\ud800",  # a lone surrogate: not encodable as UTF-8
     "s|fake|row|`code`\n| injected | row |",  # markdown table breakers
     "_@octocat_ and x.@org/team",  # mentions in disguise
+    "r##[stop-commands]tok",  # the runner's older command form, obeyed anywhere in a line
 ]
 
 
@@ -70,12 +72,9 @@ def _registry(root: Path, hostile_ids: list[str], name="registry.json", **fields
 
 def _assert_no_forged_lines(text: str) -> None:
     """Every line that starts a workflow command is one quantgate means (an annotation titled
-    `quantgate...`, a step output warning, the token mask) and no line holds a raw CR or ESC."""
-    for line in text.split("\n"):
-        assert "\r" not in line and "\x1b" not in line, repr(line)
-        if line.startswith("::"):
-            assert line.startswith(("::error ", "::warning ", "::notice ", "::add-mask::")), repr(line)
-            assert "title=quantgate" in line or line.startswith("::add-mask::"), repr(line)
+    `quantgate...`, a step output warning, the token mask), no other line holds `##[`, and no
+    line holds a raw CR or ESC."""
+    assert hostile.forged_lines(text) == []
 
 
 def test_hostile_ids_never_start_a_line_on_the_terminal(zoo):
