@@ -153,3 +153,17 @@ def test_docs_count_the_hostile_corpus_as_the_script_prints_it():
     for name, count in printed.items():
         shown = f"{count}" if name == "total" else f"`{name}`, {count}"
         assert shown in docs, (name, count)
+
+
+def test_auto_does_not_write_over_a_registry_edited_since_it_read_it(tmp_path):
+    from quantgate.auto import apply
+
+    reg = tmp_path / "registry.json"
+    old = '{"models": [{"id": "a", "onnx": "a.onnx"}]}\n'
+    new = old.replace('"a.onnx"', '"a.onnx", "quant_mode": "dynamic"')
+    reg.write_text(old.replace('"a"', '"a", "owner": "another edit"'))  # landed after auto read `old`
+    with pytest.raises(UserError, match="changed while quantgate auto ran"):
+        apply.write([], reg, new, old)
+    assert "another edit" in reg.read_text()
+    reg.write_text(old)
+    assert apply.write([], reg, new, old) == [reg] and reg.read_text() == new

@@ -10,6 +10,7 @@ names a file it does not describe.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import io
 from dataclasses import dataclass, field
@@ -18,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UserError
 from ..paths import atomic_write_bytes, atomic_write_text, display, sha256_file
-from ..registry_edit import REMOVE, patch
+from ..registry_edit import REMOVE, locked, patch
 from .search import Outcome
 
 
@@ -93,7 +95,21 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 def write(plans: list[Plan], registry: Path, new_text: str, old_text: str) -> list[Path]:
     """Write the calibration sets, the sidecars, then the registry; when a write fails, put back
-    every sidecar it replaced and remove the sets it made. Returns the files written."""
+    every sidecar it replaced and remove the sets it made. Returns the files written. The registry's
+    edit lock is held throughout, and a registry that changed since `old_text` was read (another
+    edit landed meanwhile) is one line before anything is written: its update is never lost."""
+    edits = new_text != old_text
+    with locked(registry) if edits else contextlib.nullcontext():
+        if edits and registry.read_text(encoding="utf-8") != old_text:
+            raise UserError(
+                "changed while quantgate auto ran (another edit landed); nothing was written",
+                subject=str(registry),
+                fix="run quantgate auto again",
+            )
+        return _write(plans, registry, new_text, old_text)
+
+
+def _write(plans: list[Plan], registry: Path, new_text: str, old_text: str) -> list[Path]:
     written: list[Path] = []
     restore: list[tuple[Path, bytes | None]] = []
     try:
