@@ -353,7 +353,7 @@ def test_strict_loads_accepts_what_json_accepts():
 def test_results_documents_are_bounded_and_strict(tmp_path, monkeypatch):
     path = tmp_path / "results.json"
     path.write_text('{"schema_version": 1, "models": [], "worst_drop": NaN}')
-    with pytest.raises(UserError, match=r"results\.json:1:51: worst_drop: not JSON \(NaN is not a JSON number\)"):
+    with pytest.raises(UserError, match=r"results\.json:1:51: worst_drop: NaN is not a JSON number; write a finite"):
         Results.read(path)
     monkeypatch.setenv("QUANTGATE_MAX_RESULTS_BYTES", "10")
     with pytest.raises(UserError, match=r"over the limit of 10 bytes.*QUANTGATE_MAX_RESULTS_BYTES"):
