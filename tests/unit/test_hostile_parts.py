@@ -159,11 +159,11 @@ def test_auto_does_not_write_over_a_registry_edited_since_it_read_it(tmp_path):
     from quantgate.auto import apply
 
     reg = tmp_path / "registry.json"
-    old = '{"models": [{"id": "a", "onnx": "a.onnx"}]}\n'
+    old = '{"models": [\r\n {"id": "a", "onnx": "a.onnx"}]}\r\n'  # CRLF line ends, as auto keeps them
     new = old.replace('"a.onnx"', '"a.onnx", "quant_mode": "dynamic"')
-    reg.write_text(old.replace('"a"', '"a", "owner": "another edit"'))  # landed after auto read `old`
+    reg.write_bytes(old.replace('"a"', '"a", "owner": "another edit"').encode())  # landed after auto read
     with pytest.raises(UserError, match="changed while quantgate auto ran"):
         apply.write([], reg, new, old)
-    assert "another edit" in reg.read_text()
-    reg.write_text(old)
-    assert apply.write([], reg, new, old) == [reg] and reg.read_text() == new
+    assert b"another edit" in reg.read_bytes()
+    reg.write_bytes(old.encode())
+    assert apply.write([], reg, new, old) == [reg] and reg.read_bytes() == new.encode()

@@ -100,7 +100,7 @@ def write(plans: list[Plan], registry: Path, new_text: str, old_text: str) -> li
     edit landed meanwhile) is one line before anything is written: its update is never lost."""
     edits = new_text != old_text
     with locked(registry) if edits else contextlib.nullcontext():
-        if edits and registry.read_text(encoding="utf-8") != old_text:
+        if edits and registry.read_bytes().decode("utf-8") != old_text:  # as registry_text read it
             raise UserError(
                 "changed while quantgate auto ran (another edit landed); nothing was written",
                 subject=str(registry),
