@@ -170,4 +170,5 @@ def with_tmpfs(prefix: list[str], folder: Path, options: str, argv: list[str]) -
     import shlex
 
     mount = f"mount -t tmpfs -o {shlex.quote(options)} quantgate-test {shlex.quote(str(folder))}"
-    return [*prefix, "sh", "-c", f"{mount} && exec {' '.join(shlex.quote(a) for a in argv)}"]
+    # bash, not sh: dash drops variables whose names hold a hyphen (the runner's INPUT_JSON-OUT)
+    return [*prefix, "bash", "-c", f"{mount} && exec {' '.join(shlex.quote(a) for a in argv)}"]

@@ -224,7 +224,7 @@ class Settings:
         # a model may be named by its .onnx file; that file must stay inside the workspace too
         models = [str(path("models", m)) if m.endswith(".onnx") else m for m in parse_ids(raw["models"])]
         refuse_clobber(path("out_json"), input_name("out_json"), {"registry": path("registry")})
-        reads = {"registry": path("registry"), "out_json file": path("out_json")}  # as the CLI refuses it
+        reads = {"registry": path("registry"), f"{INPUT_NAMES['out_json']} file": path("out_json")}  # as the CLI does
         refuse_clobber(path("markdown_out"), input_name("markdown_out"), reads)
         return cls(
             workspace=workspace,

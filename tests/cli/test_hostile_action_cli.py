@@ -25,6 +25,7 @@ import hostile
 from action_support import parse_output_file, runner_env
 from comment_support import APP_TOKEN, REPO, SHA, TOKEN, _wr_event
 from conftest import assert_one_line_error, write_registry
+from quantgate import action as ep
 from quantgate.produce.dynamic import quantize_dynamic
 
 QUANTGATE = [sys.executable, "-m", "quantgate"]
@@ -47,9 +48,15 @@ def _registry(w: Path, name: str, ids: list[str]) -> str:
     return name
 
 
+def _input(name: str) -> str:
+    """The variable the runner sets for the input the library calls `name` (`INPUT_JSON-OUT`)."""
+    return ep.input_env_name(ep.INPUT_NAMES.get(name, name))
+
+
 def _env(w: Path, tmp_path: Path, event: str = "push", **inputs) -> dict:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_", "RUNNER_"))}
-    env = {**base, **runner_env(w, tmp_path, event_name=event, **inputs)}
+    named = {ep.INPUT_NAMES.get(k, k): v for k, v in inputs.items()}  # the kebab-case ids action.yml declares
+    env = {**base, **runner_env(w, tmp_path, event_name=event, **named)}
     env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
     return env
 
@@ -83,7 +90,7 @@ def _errors(proc) -> list[str]:
 def test_a_token_with_line_breaks_is_masked_line_by_line_then_refused(ws, tmp_path):
     lines = ["ghs_FIRSTlineOFtheTOKEN0123", "secondLINEwouldBEinCLEAR", "::error file=x.json,line=1::forged"]
     env = _env(ws, tmp_path, "pull_request", registry=_registry(ws, "r.token.json", ["good"]))
-    env["INPUT_GITHUB_TOKEN"] = "\n".join(lines)
+    env[_input("github_token")] = "\n".join(lines)
     env["GITHUB_API_URL"] = "http://127.0.0.1:9"
     proc = _action(ws, env)
     assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
@@ -92,7 +99,7 @@ def test_a_token_with_line_breaks_is_masked_line_by_line_then_refused(ws, tmp_pa
     assert sorted(m.removeprefix("::add-mask::") for m in masks) == sorted(lines)  # every line hidden
     assert out[: len(masks)] == masks  # before anything else is printed
     (error,) = _errors(proc)
-    assert "input github_token" in error and "line break" in error and "not shown" in error
+    assert "input github-token" in error and "line break" in error and "not shown" in error
     rest = "\n".join(ln for ln in (proc.stdout + proc.stderr).splitlines() if not ln.startswith("::add-mask::"))
     for line in lines:
         assert line not in rest and line[:12] not in rest
@@ -115,11 +122,11 @@ def test_comment_refuses_a_token_that_is_not_one_without_showing_it(tmp_path, re
 def test_a_path_input_with_a_line_break_is_refused_and_never_starts_a_line(ws, tmp_path, name):
     value = "r.json\n::stop-commands::deadbeef\n::error file=a,line=1::forged ##[error]legacy"
     env = _env(ws, tmp_path, registry=_registry(ws, "r.lines.json", ["good"]), comment="false")
-    env[f"INPUT_{name.upper()}"] = value
+    env[_input(name)] = value
     proc = _action(ws, env)
     assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
     (error,) = _errors(proc)
-    assert f"input {name}" in error and "line break" in error
+    assert ep.input_name(name) in error and "line break" in error
     assert hostile.forged_lines(proc.stdout + proc.stderr) == []
     assert not any(p.name.startswith("r.json") for p in ws.iterdir())
 
@@ -127,11 +134,11 @@ def test_a_path_input_with_a_line_break_is_refused_and_never_starts_a_line(ws, t
 def test_ids_that_look_like_workflow_commands_never_start_a_line(ws, tmp_path):
     reg = _registry(ws, "r.cmd.json", ["good", "##[stop-commands]tok", " ::error::indented"])
     env = _env(ws, tmp_path, registry=reg, comment="false", samples="8", out_json="r.cmd.out.json")
-    env["INPUT_MODELS"] = "good\n::stop-commands::deadbeef"  # a line break separates ids; the second is unknown
+    env[_input("models")] = "good\n::stop-commands::deadbeef"  # a line break separates ids; the second is unknown
     proc = _action(ws, env)
     assert proc.returncode == 2 and "no model with id '::stop-commands::deadbeef'" in proc.stderr
     assert hostile.forged_lines(proc.stdout + proc.stderr) == []
-    env["INPUT_MODELS"] = ""  # every model: the two hostile ids are printed in rows and annotations
+    env[_input("models")] = ""  # every model: the two hostile ids are printed in rows and annotations
     proc = _action(ws, env)
     assert proc.returncode == 0, proc.stderr
     assert hostile.forged_lines(proc.stdout + proc.stderr) == []
@@ -167,14 +174,14 @@ def test_a_results_file_that_cannot_be_written_is_one_line_and_the_rest_is_kept(
     if prefix is not None:  # a tmpfs on mnt/: read-only, or a few KB that the results overfill
         options = "ro" if kind == "read-only mount" else "size=4k"
         if kind == "full disk":
-            env["INPUT_OUT_JSON"] = "mnt/r.json"
-            argv = ["sh", "-c", "head -c 4096 /dev/zero > mnt/filler; exec " + shlex.join(argv)]
+            env[_input("out_json")] = "mnt/r.json"
+            argv = ["bash", "-c", "head -c 4096 /dev/zero > mnt/filler; exec " + shlex.join(argv)]
         argv = hostile.with_tmpfs(prefix, ws / "mnt", options, argv)
     proc = _action(ws, env, argv)
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stdout + proc.stderr and "crashed" not in proc.stdout + proc.stderr
     (error,) = _errors(proc)
-    assert "input out_json" in error and ("cannot be written" in error or "never writes to" in error), error
+    assert "input json-out" in error and ("cannot be written" in error or "never writes to" in error), error
     # everything else happened: the markdown, the annotation, the summary, the outputs
     assert "| `good` |" in (ws / "r.write.md").read_text()
     assert any(ln.startswith("::error ") and "could not write a results file" in ln for ln in proc.stdout.splitlines())
@@ -188,11 +195,11 @@ def test_a_results_file_that_cannot_be_written_is_one_line_and_the_rest_is_kept(
 
 def test_out_json_and_markdown_out_naming_one_file_is_refused(ws, tmp_path):
     env = _env(ws, tmp_path, registry=_registry(ws, "r.same.json", ["good"]), comment="false")
-    env.update(INPUT_OUT_JSON="same.out", INPUT_MARKDOWN_OUT="./same.out")
+    env.update({_input("out_json"): "same.out", _input("markdown_out"): "./same.out"})
     proc = _action(ws, env)
     assert proc.returncode == 2
     (error,) = _errors(proc)
-    assert "input markdown_out" in error and "also this run's out_json file" in error
+    assert "input markdown-out" in error and "also this run's json-out file" in error
     assert not (ws / "same.out").exists()
 
 
@@ -202,7 +209,7 @@ def test_out_json_and_markdown_out_naming_one_file_is_refused(ws, tmp_path):
 def test_ids_with_a_space_or_a_comma_are_selected_and_the_docker_line_reproduces_them(ws, tmp_path):
     reg = _registry(ws, "r.space.json", ["my model", "a,b", "other"])
     env = _env(ws, tmp_path, registry=reg, comment="false", samples="8", out_json="r.space.out.json")
-    env["INPUT_MODELS"] = '["my model", "a,b"]'
+    env[_input("models")] = '["my model", "a,b"]'
     proc = _action(ws, env)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((ws / "r.space.out.json").read_text())
@@ -224,7 +231,7 @@ def test_ids_with_a_space_or_a_comma_are_selected_and_the_docker_line_reproduces
 
 def test_a_models_input_that_starts_like_json_but_is_not_is_one_line(ws, tmp_path):
     env = _env(ws, tmp_path, registry=_registry(ws, "r.json-bad.json", ["good"]), comment="false")
-    env["INPUT_MODELS"] = '["good", 3]'
+    env[_input("models")] = '["good", 3]'
     proc = _action(ws, env)
     assert proc.returncode == 2
     (error,) = _errors(proc)
@@ -254,7 +261,7 @@ def test_names_with_a_line_break_and_a_fence_cannot_leave_the_reproduce_block(ws
     evil_reg = "reg\n```\n@octocat.json"
     write_registry(ws / evil_reg, [{"id": evil_id, "onnx": "good.onnx", "quant_mode": "dynamic"}])
     out = tmp_path / "r.json"
-    proc = _cli("gate", evil_id, "--registry", evil_reg, "--samples", "8", "--out-json", out, cwd=ws)
+    proc = _cli("gate", evil_id, "--registry", evil_reg, "--samples", "8", "--json-out", out, cwd=ws)
     assert proc.returncode == 0, proc.stderr
     body = tmp_path / "body.md"
     proc = _cli("comment", "--results", out, "--mode", "off", "--body-out", body, cwd=ws)
@@ -262,11 +269,11 @@ def test_names_with_a_line_break_and_a_fence_cannot_leave_the_reproduce_block(ws
     text = body.read_text(encoding="utf-8")
     assert sum(ln.startswith("```") for ln in text.split("\n")) == 2  # the block's own fences only
     inside, outside = _fenced(text)
-    assert [ln.split(" ", 1)[0] for ln in inside if ln] == ["pip", "docker"]
+    assert {ln.split(" ", 1)[0] for ln in inside if ln} <= {"git", "pip", "quantgate", "docker", "#"}
     prose = re.sub(r"(?<!`)(`+)(?!`).+?(?<!`)\1(?!`)", "", "\n".join(outside))  # inline code spans out
     assert "@octocat" not in prose and "**fake**" not in prose
-    pip = next(ln for ln in inside if ln.startswith("pip "))
-    gate_words = _bash_words(pip.split(" && ", 1)[1])
+    gate = next(ln for ln in inside if ln.startswith(("pip ", "quantgate ")))
+    gate_words = _bash_words(gate.split(" && ", 1)[-1])
     assert gate_words[gate_words.index("--registry") + 1] == evil_reg and gate_words[-1] == evil_id
     (docker,) = [ln for ln in inside if ln.startswith("docker ")]
     words = _bash_words(docker)
@@ -286,7 +293,10 @@ def test_a_lone_surrogate_id_reaches_the_comment(ws, tmp_path, gh):
     event.write_text(json.dumps({"pull_request": {"number": 7}}))
     env = _env(ws, tmp_path, "pull_request", registry="r.sur.json", samples="8", out_json="r.sur.out.json")
     env.update(
-        GITHUB_EVENT_PATH=str(event), GITHUB_REPOSITORY=REPO, GITHUB_API_URL=gh.base_url, INPUT_GITHUB_TOKEN=APP_TOKEN
+        GITHUB_EVENT_PATH=str(event),
+        GITHUB_REPOSITORY=REPO,
+        GITHUB_API_URL=gh.base_url,
+        **{_input("github_token"): APP_TOKEN},
     )
     proc = _action(ws, env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -305,7 +315,7 @@ def test_a_lone_surrogate_id_reaches_the_comment(ws, tmp_path, gh):
 def _comment(results_file, tmp_path, gh, *extra, env=None, timeout=60):
     env = {"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO, "GITHUB_API_URL": gh.base_url, **(env or {})}
     out = tmp_path / "outcome.json"
-    proc = _cli("comment", "--results", results_file, "--pr", "7", "--outcome-json", out, *extra, env=env,
+    proc = _cli("comment", "--results", results_file, "--pr", "7", "--outcome-out", out, *extra, env=env,
                 cwd=tmp_path, timeout=timeout)  # fmt: skip
     return proc, (json.loads(out.read_text()) if out.is_file() else None)
 
