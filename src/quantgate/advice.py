@@ -9,28 +9,28 @@ budget, a QAT entry without a QAT config.
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 from .coverage import MIN_SHARE
 from .paths import display
 from .registry import DEFAULT_REGISTRY, Entry
 from .results import Coverage
+from .text import shell_word
 
 
 def _shown(path: Path | None, fallback: str) -> str:
-    return shlex.quote(display(path, Path.cwd())) if path is not None else fallback
+    return shell_word(display(path, Path.cwd())) if path is not None else fallback
 
 
 def _registry_args(e: Entry, registry: Path | None) -> str:
-    reg = "" if registry is None or str(registry) == DEFAULT_REGISTRY else f" --registry {shlex.quote(str(registry))}"
-    return f" --registry-id {shlex.quote(e.id)}{reg}"
+    reg = "" if registry is None or str(registry) == DEFAULT_REGISTRY else f" --registry {shell_word(str(registry))}"
+    return f" --registry-id {shell_word(e.id)}{reg}"
 
 
 def auto_command(e: Entry, registry: Path | None) -> str:
     """`quantgate auto ID`: tries every mode and keeps the cheapest that meets the budget."""
-    reg = "" if registry is None or str(registry) == DEFAULT_REGISTRY else f" --registry {shlex.quote(str(registry))}"
-    return f"quantgate auto {shlex.quote(e.id)}{reg}"
+    reg = "" if registry is None or str(registry) == DEFAULT_REGISTRY else f" --registry {shell_word(str(registry))}"
+    return f"quantgate auto {shell_word(e.id)}{reg}"
 
 
 def reproduce_command(e: Entry, registry: Path | None, cov: Coverage | None = None) -> str:

@@ -16,6 +16,7 @@ would hide a `[FAIL ]` tag on a terminal, a `|` would add a column to a markdown
 from __future__ import annotations
 
 import re
+import shlex
 import unicodedata
 
 ZWSP = "\u200b"
@@ -90,3 +91,30 @@ def code(text: object) -> str:
     fence = "`" * (run + 1)
     pad = " " if s.startswith("`") or s.endswith("`") else ""
     return f"{fence}{pad}{s}{pad}{fence}"
+
+
+_SHELL_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def shell_word(arg: str) -> str:
+    """`arg` as one shell word on one line: `shlex.quote`, or, for text holding characters that
+    do not print (a line break, an escape, a bidi override, a lone surrogate), bash's `$'...'`
+    with each of them written as its escape, so that a command never spans lines."""
+    if arg.isprintable():
+        return shlex.quote(arg)
+    out = []
+    for ch in arg:
+        code = ord(ch)
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ch in _SHELL_ESCAPES:
+            out.append(_SHELL_ESCAPES[ch])
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "$'" + "".join(out) + "'"

@@ -19,8 +19,8 @@ from quantgate.action import parse_ids
 from quantgate.errors import UserError
 from quantgate.paths import all_or_nothing, atomic_write_text
 from quantgate.registry_edit import locked
-from quantgate.report.comment import models_input, shell_word
-from quantgate.text import log_line
+from quantgate.report.comment import models_input
+from quantgate.text import log_line, shell_word
 
 # Text as a registry or an input may hold it: any code point but NUL (no file name, argument or
 # environment variable holds one) and lone surrogates (kept escaped elsewhere: test_bounded_input).

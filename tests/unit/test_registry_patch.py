@@ -78,3 +78,15 @@ def test_hints_are_whole_commands_for_the_entry(tmp_path):
     assert better_command(s, reg) == f"quantgate auto s --registry {shlex.quote(str(reg))}"
     (tmp_path / "cal" / "s.npz").unlink()  # no set yet: auto makes one
     assert shlex.split(reproduce_command(s, reg))[:3] == ["quantgate", "auto", "s"]
+
+
+def test_a_hint_for_a_name_with_a_line_break_is_one_runnable_line(tmp_path):
+    import subprocess
+
+    (tmp_path / ".git").mkdir()
+    reg = tmp_path / "reg.json"
+    reg.write_text(json.dumps({"models": [{"id": "x\ny", "onnx": "m.onnx", "quant_mode": "dynamic"}]}))
+    cmd = reproduce_command(load_registry(reg).get("x\ny"), reg)
+    assert "\n" not in cmd
+    words = subprocess.run(["bash", "-c", f"printf '%s\\0' {cmd}"], capture_output=True, text=True).stdout.split("\0")
+    assert words[words.index("--registry-id") + 1] == "x\ny"  # bash reads the id back as it is

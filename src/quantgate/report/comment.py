@@ -18,11 +18,10 @@ import json
 import math
 import os
 import re
-import shlex
 from collections.abc import Mapping
 
 from ..results import Interval, Results, Row
-from ..text import cell, code, plain
+from ..text import cell, code, plain, shell_word
 from .markdown import at_line, method_line, skipped_line, sorted_rows, split_skipped, why_lines
 
 GITHUB_LIMIT = 65536
@@ -225,33 +224,6 @@ def models_input(ids: list[str]) -> str:
     if all(i and not re.search(r"[\s,\[\]\"]", i) for i in ids):
         return ",".join(ids)
     return json.dumps(ids)
-
-
-def shell_word(arg: str) -> str:
-    """`arg` as one shell word on one line: `shlex.quote`, or, for text holding characters that
-    do not print (a line break, an escape, a bidi override, a lone surrogate), bash's `$'...'`
-    with each of them written as its escape, so that a command never spans lines."""
-    if arg.isprintable():
-        return shlex.quote(arg)
-    out = []
-    for ch in arg:
-        code = ord(ch)
-        if ch in "\\'":
-            out.append("\\" + ch)
-        elif ch.isprintable():
-            out.append(ch)
-        elif ch in _SHELL_ESCAPES:
-            out.append(_SHELL_ESCAPES[ch])
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    return "$'" + "".join(out) + "'"
-
-
-_SHELL_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def _gate_args(results: Results) -> tuple[list[str], list[str]]:
