@@ -57,6 +57,7 @@ class OutputFigures:
     drop_ci: Interval | None = None
     max_abs_error: float | None = None
     max_abs_error_rel: float | None = None  # relative to the fp32 output's range
+    worst_sample: int | None = None  # the gate input (0-based sample index) with the worst error
     sqnr_db: float | None = None  # None when int8 equals fp32 exactly (infinite)
     sqnr_db_ci: Interval | None = None
     nmse: float | None = None
@@ -114,6 +115,28 @@ class Coverage:
 
 
 @dataclass(frozen=True)
+class LoopTiming:
+    """How long fp32 and int8 took per sample inside the gate's own measuring loop: a rough
+    speed figure at no extra cost (`--bench` is the careful one). Not the same on every run."""
+
+    fp32_ms: float  # mean wall time per sample
+    int8_ms: float
+    ratio: float  # int8 / fp32: above 1, int8 is slower
+    samples: int  # samples the times are over
+    batch: int = 1  # samples per ONNX Runtime call
+
+    def to_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, d: Any) -> LoopTiming | None:
+        return cls(**_known(cls, d)) if isinstance(d, dict) else None
+
+
+MARGINAL_POLICIES = ("fail", "warn", "pass")
+
+
+@dataclass(frozen=True)
 class Row:
     """One model's verdict and figures. `drop`, `plcc`, `max_abs_error` and `sqnr_db` are those of
     the judged output that did worst (`judged_output`)."""
@@ -131,6 +154,10 @@ class Row:
     sqnr_db: float | None = None
     judged_output: str | None = None
     marginal: bool = False  # a budget's interval still straddled its threshold when sampling stopped
+    on_marginal: str | None = None  # for a marginal row, the policy that set its status (MARGINAL_POLICIES)
+    time_capped: bool = False  # the time cap stopped sampling (the count depends on the machine's speed)
+    worst_sample: int | None = None  # the sample index of `max_abs_error`
+    loop_timing: LoopTiming | None = None  # fp32 and int8 time per sample in the measuring loop
     fp32_path: str | None = None
     int8_path: str | None = None
     fp32_bytes: int | None = None
@@ -163,6 +190,7 @@ class Row:
         d["warnings"] = list(self.warnings)
         d["inputs"] = copy.deepcopy([dict(i) for i in self.inputs])
         d["outputs"] = [o.to_json() for o in self.outputs]
+        d["loop_timing"] = self.loop_timing.to_json() if self.loop_timing is not None else None
         if self.samples is None:  # not measured: the key is left out, as the schema allows
             del d["samples"]
         return d
@@ -175,7 +203,19 @@ class Row:
         kw["warnings"] = tuple(d.get("warnings") or ())
         kw["inputs"] = tuple(d.get("inputs") or ())
         kw["outputs"] = tuple(OutputFigures.from_json(o) for o in d.get("outputs") or ())
+        kw["loop_timing"] = LoopTiming.from_json(d.get("loop_timing"))
         return cls(**kw)
+
+    @property
+    def outcome(self) -> str:
+        """In one word: "passed", "failed", "marginal" (the interval never cleared the budget;
+        `status` is what `on_marginal` made of it), "time-capped" (stopped by the time cap before
+        the verdict was decided), "error" or "skipped"."""
+        if self.status in ("error", "skipped"):
+            return self.status
+        if self.marginal:
+            return "time-capped" if self.time_capped else "marginal"
+        return "passed" if self.status == "pass" else "failed"
 
 
 @dataclass(frozen=True)

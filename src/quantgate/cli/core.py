@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import EXIT_ERROR, EXIT_PASS
-from ..gate.settings import DEFAULT_SEED, MAX_SAMPLES, MAX_SECONDS, MIN_SAMPLES
+from ..gate.settings import DEFAULT_SEED, MARGINAL_POLICIES, MAX_SAMPLES, MAX_SECONDS, MIN_SAMPLES, MODEL_TIMEOUT
 from ..text import plain
 from .base import Command, Status, echo, echo_styled, renamed, styled, verbosity
 from .options import registry_option, root_option
@@ -119,8 +119,9 @@ def validate(registry: Path, root: Path | None, quick: bool) -> int:
     "--samples",
     type=click.IntRange(min=1),
     default=None,
-    help=f"Measure every model at exactly N samples. Default: adaptive, from {MIN_SAMPLES} samples "
-    "doubling until each budget is decided and the drop known to 5 %, at most --max-samples.",
+    help=f"Measure every model at exactly N samples (never time-capped; fewer than {MIN_SAMPLES} are marginal). "
+    f"Default: adaptive: a pilot of {MIN_SAMPLES} plans the first look, looks double until every budget is "
+    "decided (and a pass's drop known to 5 % of its budget), at most --max-samples.",
 )
 @click.option(
     "--max-samples",
@@ -134,8 +135,8 @@ def validate(registry: Path, root: Path | None, quick: bool) -> int:
     type=click.FloatRange(min=0, min_open=True),
     default=MAX_SECONDS,
     show_default=True,
-    help="Adaptive sampling stops after this much run time per model "
-    "(recorded: the only stop that depends on the machine's speed).",
+    help="Adaptive sampling takes no step predicted to end past this much time per model; the row is "
+    "then marked time-capped (the only stop that depends on the machine's speed).",
 )
 @click.option(
     "--seed",
@@ -158,6 +159,22 @@ def validate(registry: Path, root: Path | None, quick: bool) -> int:
 )
 @click.option(
     "--budget", type=float, default=None, help="Budget for a MODEL.onnx that no registry lists (default 0.01)."
+)
+@click.option(
+    "--on-marginal",
+    type=click.Choice(MARGINAL_POLICIES),
+    default=None,
+    help="What a marginal row (its interval still straddles a budget when sampling stops) counts as: "
+    "fail (default: a budget not shown to be met is not met), warn (the point estimate decides, with a "
+    "warning) or pass (the point estimate decides). --reference-compat defaults to pass.",
+)
+@click.option(
+    "--model-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=MODEL_TIMEOUT,
+    show_default=True,
+    help="Seconds one model may take; a model still running then (ONNX Runtime stuck in a loop) becomes "
+    "an error row and the others are measured.",
 )
 @click.option(
     "--reference-compat",
@@ -186,6 +203,8 @@ def gate(
     avx2_check,
     bench,
     budget,
+    on_marginal,
+    model_timeout,
     reference_compat,
     plots,
 ) -> int:
@@ -261,6 +280,8 @@ def gate(
         bench=bench,
         reference_compat=reference_compat,
         budget=budget,
+        on_marginal=on_marginal,
+        model_timeout=model_timeout,
         argv=sys.argv,
         progress=progress,
         starting=starting,

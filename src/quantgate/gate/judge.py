@@ -4,7 +4,8 @@ A budget is a threshold on one figure: the PLCC drop (always), and, when the reg
 them, the SQNR in dB and the RMSE. With neither of those set, a sanity floor stands in for
 them: `rel_rmse` at most 1, i.e. int8's error no larger than the fp32 output's own spread —
 the gain or offset error that 1 - PLCC cannot see. A budget is *decided* when the figure's
-95 % interval lies wholly on one side of its threshold.
+interval (at the confidence the look schedule needs, 95 % over all looks) lies wholly on one side
+of its threshold; a row whose budgets are not all decided when sampling stops is *marginal*.
 """
 
 from __future__ import annotations
@@ -75,8 +76,11 @@ def worst_output(outputs: list[OutputFigures], judged: set[str]) -> OutputFigure
     return min(pool, key=lambda o: (_RANK[o.verdict], -(o.drop or 0.0)))
 
 
-def verdict(measured, judged: set[str], budgets: tuple[Budget, ...], budget: float) -> dict:
-    """The row's status, reason and headline figures from what `measure` found."""
+def verdict(measured, judged: set[str], budgets: tuple[Budget, ...], budget: float, on_marginal: str = "fail") -> dict:
+    """The row's status, reason and headline figures from what `measure` found. A row whose
+    budgets were not all decided is marginal; `on_marginal` says what it counts as: "fail" (a
+    budget not shown to be met is not met), "warn" or "pass" (the point estimate decides; "warn"
+    adds a warning)."""
     worst = worst_output(measured.outputs, judged)
     row = {
         "outputs": tuple(measured.outputs),
@@ -85,7 +89,9 @@ def verdict(measured, judged: set[str], budgets: tuple[Budget, ...], budget: flo
         "drop": worst.drop,
         "drop_ci": worst.drop_ci,
         "max_abs_error": worst.max_abs_error,
+        "worst_sample": worst.worst_sample,
         "sqnr_db": worst.sqnr_db,
+        "time_capped": measured.sampling.time_capped,
     }
     if worst.verdict != "ok":
         return {
@@ -95,7 +101,7 @@ def verdict(measured, judged: set[str], budgets: tuple[Budget, ...], budget: flo
         }
     assert worst.drop is not None
     row["headroom"] = budget - worst.drop
-    over, straddling = [], []
+    over = []
     for o in measured.outputs:
         if o.name not in judged or o.verdict != "ok":
             continue
@@ -106,24 +112,29 @@ def verdict(measured, judged: set[str], budgets: tuple[Budget, ...], budget: flo
             where = f" on output '{o.name}'" if len(judged) > 1 else ""
             if not b.within(value):
                 over.append(b.describe(value) + where)
-            if b.side(_interval(o, b.figure)) == "straddles":
-                straddling.append((b, o))
-    marginal = bool(straddling) and not measured.decided
     status = "fail" if over else "pass"
     reason = "; ".join(over) if over else worst.note
-    if marginal:
-        b, o = straddling[0]
-        ci = _interval(o, b.figure)
-        shown = f"[{ci.low:.6g}, {ci.high:.6g}]" if ci else "undefined"
-        n = measured.sampling.samples
+    if measured.decided:
+        return {**row, "status": status, "reason": reason, "marginal": False}
+    s = measured.sampling
+    n = s.samples
+    if s.mode == "eval set":
+        settle = "a larger eval set (quant_eval_set)"
+        if s.available is not None and n < s.available:
+            settle = f"all {s.available:,} rows of the eval set (--max-samples)"
+    elif s.time_capped:
         settle = (
-            "a larger eval set"
-            if measured.sampling.mode == "eval set"
-            else "an eval set (quant_eval_set) or more samples (quant_gate_samples)"
+            f"more time (--max-seconds), or a count pinned with quant_gate_samples (e.g. {2 * n}), which is "
+            "measured the same on any machine"
         )
-        note = (
-            f"marginal: the 95% interval of the {b.figure} {shown} straddles {b.threshold:g} at {n} samples; "
-            f"judged by the point estimate; {settle} would settle it"
-        )
-        reason = f"{reason}; {note}" if reason else note
-    return {**row, "status": status, "reason": reason, "marginal": marginal}
+    else:
+        settle = "more samples (--max-samples, quant_gate_samples) or an eval set (quant_eval_set)"
+    capped = f"time-capped at {n} samples ({s.seconds:.0f} s); " if s.time_capped else ""
+    note = f"marginal: {capped}{measured.undecided} at {n} samples; {settle} would settle it"
+    if status == "pass" and on_marginal == "fail":
+        note += "; counted as over budget (on-marginal fail)"
+        status = "fail"
+    else:
+        note += f"; judged by the point estimate (on-marginal {on_marginal})"
+    reason = f"{reason}; {note}" if reason else note
+    return {**row, "status": status, "reason": reason, "marginal": True, "on_marginal": on_marginal}

@@ -35,7 +35,8 @@ from ..text import plain
 from . import emulate, latency
 from .judge import Budget, budgets_of, verdict
 from .measure import CONSTANT_EXACT, measure
-from .settings import DEFAULT_SEED, MAX_SAMPLES, MAX_SECONDS, MIN_SAMPLES, GateSettings
+from .runner import PairRunner, Watchdog, describe_failure
+from .settings import DEFAULT_SEED, MAX_SAMPLES, MAX_SECONDS, MIN_SAMPLES, MODEL_TIMEOUT, GateSettings
 
 
 def _base_row(e: Entry, root: Path | None) -> Row:
@@ -138,6 +139,23 @@ class Prepared:
     def feeds(self) -> Iterator[dict]:
         return iter(self.eval_feeds) if self.eval_feeds is not None else stream(self.plans, self.seed)
 
+    @property
+    def available(self) -> int | None:
+        """Rows of the eval set; None for drawn samples."""
+        return len(self.eval_feeds) if self.eval_feeds is not None else None
+
+    def runner(self, watchdog: Watchdog | None = None) -> PairRunner:
+        hint = _shape_hint(self.plans)
+        return PairRunner(
+            self.s_fp,
+            self.s_q,
+            self.names,
+            (self.fp32_label, self.int8_label),
+            self.batchable,
+            lambda label, e, feed, i: describe_failure(label, e, feed, i, hint),
+            watchdog,
+        )
+
     def run_fp32(self, feed: dict, i: int) -> list:
         return _run(self.s_fp, self.names, feed, self.fp32_label, self.plans, i)
 
@@ -147,28 +165,36 @@ class Prepared:
 
 def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -> None:
     p = prepare(e, s, m, registry)
-    measured = measure(
-        lambda feed, i: (p.run_fp32(feed, i), p.run_int8(feed, i)),
-        p.names,
-        p.judged,
-        p.feeds(),
-        p.budgets,
-        s,
-        fixed=p.fixed,
-        mode=p.mode,
-        keep_values=s.reference_compat,
-    )
+    policy = s.marginal_policy
+    with Watchdog(s.model_timeout) as dog:
+        runner = p.runner(dog)
+        measured = measure(
+            runner.run,
+            p.names,
+            p.judged,
+            p.feeds(),
+            p.budgets,
+            s,
+            fixed=p.fixed,
+            mode=p.mode,
+            keep_values=s.reference_compat,
+            batch=1 if s.reference_compat else runner.batch_for,
+            available=p.available,
+        )
     m.add(
         samples=measured.sampling.samples,
         sampling=measured.sampling.to_json(),
         budgets={b.figure: b.threshold for b in p.budgets},
+        loop_timing=runner.timing(),
     )
-    m.add(**verdict(measured, p.judged, p.budgets, e.budget))
+    m.add(**verdict(measured, p.judged, p.budgets, e.budget, policy))
     _coverage_budget(e, m)
+    if m.row.marginal and policy == "warn" and m.row.status == "pass":
+        m.add(warnings=(*m.row.warnings, f"passed on its point estimate alone: {m.row.reason}"))
     if m.row.status == "fail":
         m.add(why=_why(e, p, registry))
     judged = [o for o in measured.outputs if o.name in p.judged]
-    if judged and all(o.note == CONSTANT_EXACT for o in judged):  # a pass that measured nothing
+    if judged and all((o.note or "").startswith(CONSTANT_EXACT) for o in judged):  # a pass that measured nothing
         said = (
             f"every judged output is the same on all {measured.sampling.samples} gate inputs, so int8 matches "
             "fp32 trivially: the inputs may not exercise the model; set the quant_inputs ranges it is meant "
@@ -307,7 +333,7 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
                 for i in ins
             )
         )
-        fixed: int | None = len(eval_feeds)
+        fixed: int | None = None
         mode = "eval set"
     else:
         with about("quant_inputs"):
@@ -442,13 +468,13 @@ def _run(sess, names, feed, label, plans, i):
     try:
         return sess.run(names, feed)
     except Exception as e:
-        shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in feed.items())
-        hint = (
-            "; symbolic dims default to 1 — set quant_inputs.<input>.dims or .shape in the registry"
-            if any(p.source == "signature" for p in plans)
-            else ""
-        )
-        raise UserError(f"{label}: fails on sample {i} with inputs {shapes}: {one_line(e, 240)}{hint}") from None
+        raise describe_failure(label, e, feed, i, _shape_hint(plans)) from None
+
+
+def _shape_hint(plans: list[InputPlan]) -> str:
+    if any(p.source == "signature" for p in plans):
+        return "; symbolic dims default to 1 — set quant_inputs.<input>.dims or .shape in the registry"
+    return ""
 
 
 def adhoc_entry(path: Path, budget: float | None, mode: str | None = None) -> Entry:
@@ -513,6 +539,8 @@ def run_gate(
     max_seconds: float = MAX_SECONDS,
     avx2_check: bool = False,
     bench: bool = False,
+    on_marginal: str | None = None,
+    model_timeout: float = MODEL_TIMEOUT,
     argv: list[str] | None = None,
     progress: Callable[[Row, int, int], None] | None = None,
     starting: Callable[[str, int, int], None] | None = None,
@@ -522,9 +550,11 @@ def run_gate(
     `samples` fixes the sample count of every model; None samples adaptively, up to
     `max_samples` and `max_seconds` per model. `avx2_check` also measures each model as an
     AVX2-only x86 CPU computes it (under qemu-x86_64 -cpu Haswell). `bench` also times fp32
-    against int8 on this machine (`gate.latency`). `progress(row, i, n)` is called
-    after each model, for a terminal line; `starting(id, k, m)` before each of the m models that
-    will be measured (not the fp32 entries skipped).
+    against int8 on this machine (`gate.latency`). `on_marginal` ("fail", "warn", "pass") says
+    what a row whose interval still straddles a budget counts as (default fail; pass under
+    `reference_compat`); `model_timeout` (seconds) turns a model still running into an error
+    row. `progress(row, i, n)` is called after each model, for a terminal line; `starting(id, k,
+    m)` before each of the m models that will be measured (not the fp32 entries skipped).
     """
     if budget is not None and not (isinstance(budget, (int, float)) and 0 <= budget <= 1):
         raise UserError(f"{budget} is outside [0, 1]", subject=param("budget"))
@@ -537,6 +567,8 @@ def run_gate(
         max_seconds=max_seconds,
         avx2_check=avx2_check,
         bench=bench,
+        on_marginal=on_marginal,
+        model_timeout=model_timeout,
     )
     ids = [str(i) for i in (ids or [])]
     reg = None
@@ -641,8 +673,12 @@ def _emulated_row(e: Entry, native: Row, p: Prepared, outputs: dict | str, setti
         return base.with_(status="error", reason=outputs)
     n = native.samples or 0
 
-    def run_pair(feed: dict, i: int) -> tuple[list, list]:
-        return p.run_fp32(feed, i), [outputs[name][i] for name in p.names]
+    def run_pair(feeds: list[dict], first: int) -> tuple[list[list], list[list]]:
+        fp = [p.run_fp32(feed, first + j) for j, feed in enumerate(feeds)]
+        return (
+            [[f[k] for f in fp] for k in range(len(p.names))],
+            [[outputs[name][first + j] for j in range(len(feeds))] for name in p.names],
+        )
 
     measured = measure(
         run_pair,
@@ -654,8 +690,10 @@ def _emulated_row(e: Entry, native: Row, p: Prepared, outputs: dict | str, setti
         fixed=n,
         mode=p.mode,
         keep_values=settings.reference_compat,
+        level=(native.sampling or {}).get("look_confidence"),
     )
-    return base.with_(samples=measured.sampling.samples, **verdict(measured, p.judged, p.budgets, e.budget))
+    judged = verdict(measured, p.judged, p.budgets, e.budget, settings.marginal_policy)
+    return base.with_(samples=measured.sampling.samples, **judged)
 
 
 STATUS_TAG = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "SKIP"}
