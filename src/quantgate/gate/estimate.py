@@ -29,8 +29,8 @@ The simulation in tests/unit/test_coverage.py (and bench/coverage.py, with more 
 measures what this covers; docs/measurement.md has the table. Plain BCa covered the drop of
 heavy-tailed errors (t(3), kurtosis 45) in only 55-85 % of runs.
 
-Rows are kept per sample up to 2 * `ROW_CAP`; past that, neighbouring rows are summed pairwise
-(blocks of 2, 4, ... consecutive samples, still independent of each other). The blocks at n
+Rows are kept per sample up to 2 * `ROW_CAP` (4,096); past that, neighbouring rows are summed
+pairwise (blocks of 2, 4, ... consecutive samples, still independent of each other). The blocks at n
 samples depend on n only, so the same samples give the same figures however they were reached,
 and neither memory nor the bootstrap's cost grows past `ROW_CAP` rows.
 """
@@ -218,6 +218,8 @@ class OutputSums:
         """Add per-sample rows in order, summing `block` consecutive samples per kept row."""
         i = 0
         while i < len(rows):
+            if self._count == 2 * ROW_CAP:
+                self._merge()
             if self._partial_n or (self.block > 1 and len(rows) - i < self.block):
                 take = min(self.block - self._partial_n, len(rows) - i)
                 self._partial += rows[i : i + take].sum(axis=0)
@@ -245,11 +247,15 @@ class OutputSums:
             self._rows = grown
         self._rows[self._count : self._count + len(rows)] = rows
         self._count += len(rows)
-        if self._count == 2 * ROW_CAP:  # sum neighbouring pairs: half the rows, blocks twice as long
-            self._rows[:ROW_CAP] = self._rows[0::2] + self._rows[1::2]
-            self._rows[ROW_CAP:] = 0.0
-            self._count = ROW_CAP
-            self.block *= 2
+
+    def _merge(self) -> None:
+        """Sum neighbouring pairs of rows: half the rows, blocks twice as long (only once all
+        2 * ROW_CAP rows are full and another sample comes: n samples, n a power of two, are
+        min(n, 2 * ROW_CAP) rows)."""
+        self._rows[:ROW_CAP] = self._rows[0::2] + self._rows[1::2]
+        self._rows[ROW_CAP:] = 0.0
+        self._count = ROW_CAP
+        self.block *= 2
 
     # -- reading ------------------------------------------------------------------------------
     @property

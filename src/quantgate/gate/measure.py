@@ -31,6 +31,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from statistics import NormalDist
 
 import numpy as np
 
@@ -41,14 +42,23 @@ from .estimate import Estimate, OutputSums
 from .judge import Budget
 from .settings import GateSettings
 
-# A pass is precise enough when the drop's interval half-width is at most this share of the budget.
-PRECISION = 0.05
+# A pass is precise enough when the drop's 95 % half-width is at most this share of the budget
+# (the reported drop then moves with the seed by about half that, one standard deviation).
+PRECISION = 0.1
+# A pass is decided only from as many samples as put this many input and output elements through
+# the model (a power of two from min_samples to PASS_FLOOR_MAX): a cheap scalar model is checked
+# against failures on 1 input in a few hundred, a 224x224 image model after tens of samples.
+PASS_FLOOR_ELEMENTS = 1 << 22
+PASS_FLOOR_MAX = 2048
 # The fewest samples an interval is computed from (a time-capped row may stop here).
 MIN_FOR_INTERVAL = 16
 # A step that runs past this many times the time cap is abandoned (the last boundary's figures stand).
 OVERRUN = 2.0
 # The pilot's guess of the first look assumes about this many looks' worth of confidence.
 _PLAN_Z = 2.5
+
+_NORMAL = NormalDist()
+_Z95 = _NORMAL.inv_cdf(0.975)
 
 RunPair = Callable[[list[dict], int], tuple[list[list], list[list]]]
 
@@ -172,6 +182,7 @@ def measure(
         cap = min(cap, available)
     clock = _Clock(settings, capped=fixed is None)
     done = 0
+    elements: list[int] = []  # input and output elements of one sample, once seen
 
     def advance(target: int) -> str:
         """Run samples up to `target`: "ok", "exhausted" (the feeds ran out) or "overrun"."""
@@ -188,6 +199,8 @@ def measure(
                     break
                 chunk.append(feed)
             fp, q = run_pair(chunk, done)
+            if not elements:
+                elements.append(sum(int(np.size(v)) for v in chunk[0].values()) + sum(int(np.size(v[0])) for v in fp))
             for k, n in enumerate(names):
                 s = sums[n]
                 for j, (a, b) in enumerate(zip(fp[k], q[k], strict=True)):
@@ -220,10 +233,12 @@ def measure(
 
     # the pilot (adaptive sampling only) plans the looks
     short = ""
+    floors = (settings.min_samples, settings.min_samples)
     if adaptive:
         pilot = min(settings.min_samples, cap)
         short = walk(pilot)
-        planned = _plan(sums, names, judged, budgets, done, cap) if not short else [done]
+        floors = (settings.min_samples, pass_floor(elements[0] if elements else 1, settings.min_samples))
+        planned = _plan(sums, names, judged, budgets, done, cap, floors[1]) if not short else [done]
     else:
         planned = [cap]
     level = level or estimate.look_level(tuple(planned))
@@ -234,8 +249,10 @@ def measure(
         short = short or walk(target)
         if done == 0:
             break
+        if fixed is not None and elements:  # a pinned count is held to the same floor as adaptive sampling
+            floors = (settings.min_samples, pass_floor(elements[0], settings.min_samples))
         if last is None or last[0] != done:
-            last = (done, *_evaluate(sums, kept, names, judged, budgets, boot_seed, level, settings.min_samples))
+            last = (done, *_evaluate(sums, kept, names, judged, budgets, boot_seed, level, floors))
             sampling.steps.append(done)
         _, _outputs, decision, precise, final, _why = last
         if final:
@@ -244,7 +261,7 @@ def measure(
             sampling.stopped = "time cap"
         elif short == "exhausted":
             sampling.stopped = "eval set" if available is not None else "feeds ran out"
-        elif adaptive and (decision == "over" or (decision == "within" and precise)):
+        elif adaptive and stops(decision, precise):
             sampling.stopped = "decided"
         if sampling.stopped:
             break
@@ -262,12 +279,14 @@ def measure(
     sampling.samples = at
     outputs = [_settle(o, at) for o in outputs]
     if sampling.stopped in ("sample cap", "fixed", "eval set"):  # no more samples were to come
-        decision, _, _, why = _decide(outputs, judged, budgets, level, at, settings.min_samples, settled=True)
+        if available is not None and at >= available:  # the whole eval set: nothing rarer left to see
+            floors = (floors[0], min(floors[1], at))
+        decision, _, _, why = decide(outputs, judged, budgets, level, at, floors, settled=True)
     decided = decision in ("over", "within")
     return Measured(outputs, sampling, decided, None if decided else why)
 
 
-def _plan(sums, names, judged, budgets, pilot: int, cap: int) -> list[int]:
+def _plan(sums, names, judged, budgets, pilot: int, cap: int, floor: int) -> list[int]:
     """The looks after the pilot (`plan_looks` on the pilot's judged outputs)."""
     lins: list[estimate.Linear | None] = []
     for n in names:
@@ -276,19 +295,25 @@ def _plan(sums, names, judged, budgets, pilot: int, cap: int) -> list[int]:
             continue  # not judged, or a verdict already: the first look says it
         constant = s.fp32_max == s.fp32_min or s.int8_max == s.int8_min
         lins.append(None if constant else estimate.linear(s))
-    return plan_looks(lins, budgets, pilot, cap)
+    return plan_looks(lins, budgets, pilot, cap, floor)
 
 
-def plan_looks(lins: list[estimate.Linear | None], budgets, pilot: int, cap: int) -> list[int]:
+def plan_looks(
+    lins: list[estimate.Linear | None], budgets, pilot: int, cap: int, floor: int | None = None
+) -> list[int]:
     """The looks after a pilot of `pilot` samples whose judged outputs gave `lins` (None: constant
-    so far, which samples to the cap): the first at the count the figures say a verdict needs,
-    rounded up to a power of two times the pilot, then doubling to the cap."""
+    so far, which samples to the cap): the first at the count the figures say a verdict needs
+    (for a pass, at least `floor`), rounded up to a power of two times the pilot, then doubling to
+    the cap."""
     need = float(pilot)
     for lin in lins:
         if lin is None:
             return [cap]  # a difference on one input in thousands shows only late
         for b in budgets:
-            need = max(need, _needed(b, lin.point[b.figure], lin.se[b.figure], lin.allowance[b.figure], pilot))
+            value = lin.point[b.figure]
+            need = max(need, _needed(b, value, lin.se[b.figure], lin.allowance[b.figure], pilot))
+            if floor and np.isfinite(value) and b.within(value):
+                need = max(need, floor)
     first = pilot
     while first < need and first < cap:
         first *= 2
@@ -319,7 +344,7 @@ def _needed(b: Budget, value: float, se: float, allowance: tuple[float, float], 
 CONSTANT_EXACT = "constant output, int8 identical to fp32"
 
 
-def _evaluate(sums, kept, names, judged, budgets, boot_seed, level, min_decided):
+def _evaluate(sums, kept, names, judged, budgets, boot_seed, level, floors):
     """(figures of every output, decision, precise, final, why undecided): decision is "over",
     "within" or ""; `final` when a verdict needs no more samples (NaN/inf, sizes that differ)."""
     outputs = []
@@ -328,12 +353,15 @@ def _evaluate(sums, kept, names, judged, budgets, boot_seed, level, min_decided)
         est = estimate.estimate(s, boot_seed, level) if _has_figures(s) else None
         outputs.append(_output_figures(n, n in judged, s, est, kept.get(n)))
     n_samples = max((s.samples for s in sums.values()), default=0)
-    return (outputs, *_decide(outputs, judged, budgets, level, n_samples, min_decided))
+    return (outputs, *decide(outputs, judged, budgets, level, n_samples, floors))
 
 
-def _decide(outputs, judged, budgets, level, n_samples, min_decided, *, settled=False):
-    """(decision, precise, final, why undecided) for the judged outputs' figures. Until the
-    outputs are `settled` (the last look), a constant-looking output decides nothing."""
+def decide(outputs, judged, budgets, level, n_samples, floors: tuple[int, int], *, settled=False):
+    """(decision, precise, final, why undecided) for the judged outputs' figures at `level`.
+    `floors`: the fewest samples any verdict, and a pass, is decided on. Until the outputs are
+    `settled` (the last look), a constant-looking output decides nothing."""
+    min_decided, min_pass = floors
+    widen95 = _Z95 / _z(level)
     sides, precise, final, why = [], True, False, ""
     drop_budget = next(b.threshold for b in budgets if b.figure == "drop")
     for fig in outputs:
@@ -361,7 +389,7 @@ def _decide(outputs, judged, budgets, level, n_samples, min_decided, *, settled=
                 if len(judged) > 1:
                     why += f" on output '{fig.name}'"
         ci = fig.drop_ci
-        if ci is None or ci.half_width > PRECISION * drop_budget:
+        if ci is None or ci.half_width * widen95 > PRECISION * drop_budget:
             precise = False
     if n_samples < min_decided:
         return "", precise, final, f"{n_samples} samples are fewer than the {min_decided} a verdict needs"
@@ -369,8 +397,38 @@ def _decide(outputs, judged, budgets, level, n_samples, min_decided, *, settled=
     if "over" in sides:
         return "over", precise, final, ""
     if sides and all(side == "within" for side in sides):
+        if n_samples < min_pass:
+            horizon = f"1 input in {math.ceil(n_samples / 3):,}"
+            return (
+                "",
+                precise,
+                final,
+                (
+                    f"a pass of a model this size needs {min_pass:,} samples ({n_samples:,} see failures on "
+                    f"{horizon} or more)"
+                ),
+            )
         return "within", precise, final, ""
     return "", precise, final, why or "no judged figure"
+
+
+def pass_floor(elements: int, least: int) -> int:
+    """The fewest samples a pass is decided on for a model whose sample has `elements` input and
+    output elements: a power of two from `least` to `PASS_FLOOR_MAX`."""
+    n = least
+    while n < PASS_FLOOR_MAX and (2 * n) * max(elements, 1) <= PASS_FLOOR_ELEMENTS:
+        n *= 2
+    return n
+
+
+def _z(level: float) -> float:
+    return _NORMAL.inv_cdf(0.5 + level / 2.0)
+
+
+def stops(decision: str, precise: bool) -> bool:
+    """Whether adaptive sampling stops at a look: a fail as soon as one budget is firmly over, a
+    pass once every budget is firmly within and the drop is precise."""
+    return decision == "over" or (decision == "within" and precise)
 
 
 def _has_figures(s: OutputSums) -> bool:

@@ -95,6 +95,8 @@ class PairRunner:
         self.mode = "unknown" if batchable else "single"  # "single", "batched"
         self.seconds = [0.0, 0.0]
         self.timed = 0
+        self._warm = [False, False]
+        self._cold = 0  # first calls left out of the timing
 
     # -- one call ---------------------------------------------------------------------------------
     def _call(self, side: int, feed: dict, first: int, *, batched: bool = False) -> list:
@@ -109,7 +111,11 @@ class PairRunner:
             if batched:  # the model does not take this batch after all: one at a time
                 raise _NoBatch from None
             raise self.on_failure(self.labels[side], e, feed, first) from None
-        self.seconds[side] += time.perf_counter() - t0
+        if self._warm[side]:
+            self.seconds[side] += time.perf_counter() - t0
+        else:  # the first call of a session pays for its allocations: not part of the figure
+            self._warm[side] = True
+            self._cold += 1
         return out
 
     def _single(self, feeds: list[dict], first: int) -> tuple[list[list], list[list]]:
@@ -199,7 +205,10 @@ class PairRunner:
         return self._single(feeds, first)
 
     def timing(self) -> LoopTiming | None:
-        if self.timed == 0 or self.seconds[0] <= 0:
+        if self._cold:  # the sample (or batch) whose calls warmed the sessions up is not counted
+            self.timed -= 1
+            self._cold = 0
+        if self.timed <= 0 or self.seconds[0] <= 0:
             return None
         fp = self.seconds[0] / self.timed * 1e3
         q = self.seconds[1] / self.timed * 1e3
