@@ -154,18 +154,20 @@ def test_constant_output_identical_passes_and_differing_fails(repo):
     onnx.save(m, str(fp32))
     modelzoo.int8_standin(fp32)
     reg = write_registry(repo / "registry.json", [{"id": "k", "onnx": fp32.name, "quant_mode": "dynamic"}])
-    row = run_gate(reg).to_json()["models"][0]
+    row = run_gate(reg, max_samples=4096).to_json()["models"][0]
     assert row["status"] == "pass" and "constant" in row["reason"]
-    # exact agreement is decided at once: not marginal, no sampling up to the cap
-    assert not row.get("marginal") and row["samples"] == MIN_SAMPLES and row["drop_ci"] == [0.0, 0.0]
-    assert any(f"every judged output is the same on all {MIN_SAMPLES} gate inputs" in w for w in row["warnings"])
+    # exact agreement is decided only at the cap (a difference on one input in thousands shows late),
+    # then it is decided: not marginal, with how rare a difference could still be
+    assert not row.get("marginal") and row["samples"] == 4096 and row["drop_ci"] == [0.0, 0.0]
+    assert "fewer than 1 input in 1,366" in row["reason"]
+    assert any("every judged output is the same on all 4096 gate inputs" in w for w in row["warnings"])
     m = onnx.load(str(fp32))
     for t in m.graph.initializer:
         if t.name == "c":
             t.CopyFrom(numpy_helper.from_array(np.full(4, 0.75, np.float32), "c"))
     onnx.save(m, str(repo / "other.onnx"))
     modelzoo.int8_standin(repo / "other.onnx", repo / (fp32.name[:-5] + ".int8.onnx"))
-    row = run_gate(reg).to_json()["models"][0]
+    row = run_gate(reg, max_samples=4096).to_json()["models"][0]
     assert row["status"] == "fail" and "constant output differs" in row["reason"]
 
 
@@ -193,6 +195,7 @@ def test_same_inputs_same_figures(repo):
     a, b = run_gate(reg).to_json(), run_gate(reg).to_json()
     for doc in (a, b):
         doc.pop("run_provenance")
+        assert doc["models"][0].pop("loop_timing")["samples"] > 0  # the one figure timed, not computed
     assert a == b
     c = run_gate(reg, seed=1).to_json()
     assert c["models"][0]["drop"] != a["models"][0]["drop"]
@@ -218,7 +221,7 @@ def test_eval_set_replaces_the_random_draws(repo):
     rng = np.random.default_rng(5)
     (repo / "eval").mkdir()
     modelzoo.write_npz(
-        repo / "eval" / "two.npz", a=rng.random((5, 8), dtype=np.float32) * 3, b=rng.random((5, 8), dtype=np.float32)
+        repo / "eval" / "two.npz", a=rng.random((40, 8), dtype=np.float32) * 3, b=rng.random((40, 8), dtype=np.float32)
     )
     reg = write_registry(
         repo / "registry.json",
@@ -228,7 +231,23 @@ def test_eval_set_replaces_the_random_draws(repo):
     _validate_results(results)
     row = results["models"][0]
     assert row["status"] == "pass", row["reason"]
-    assert row["samples"] == 5 and row["inputs"][0]["source"] == "eval set eval/two.npz"
+    assert row["samples"] == 40 and row["inputs"][0]["source"] == "eval set eval/two.npz"
+    assert row["sampling"]["stopped"] == "eval set" and not row["marginal"]  # the whole set: decided
+    # the same caps as drawn samples: its first 32 rows (--max-samples 32), and the row says so
+    capped = run_gate(reg, max_samples=32).to_json()["models"][0]
+    assert capped["samples"] == 32 and capped["sampling"]["stopped"] == "sample cap"
+    assert capped["marginal"] and "all 40 rows of the eval set" in capped["reason"]
+    # five rows are too few for any verdict: marginal by construction, counted as a fail by default
+    modelzoo.write_npz(
+        repo / "eval" / "two.npz", a=rng.random((5, 8), dtype=np.float32), b=rng.random((5, 8), dtype=np.float32)
+    )
+    row = run_gate(reg).to_json()["models"][0]
+    assert row["status"] == "fail" and row["marginal"] and row["on_marginal"] == "fail"
+    assert "5 samples are fewer than the 32 a verdict needs" in row["reason"]
+    assert run_gate(reg, on_marginal="warn").to_json()["models"][0]["status"] == "pass"
+    modelzoo.write_npz(
+        repo / "eval" / "two.npz", a=rng.random((40, 8), dtype=np.float32) * 3, b=rng.random((40, 8), dtype=np.float32)
+    )
     assert (
         row["drop"]
         != run_gate(

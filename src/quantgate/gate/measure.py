@@ -249,7 +249,7 @@ def measure(
         short = short or walk(target)
         if done == 0:
             break
-        if fixed is not None and elements:  # a pinned count is held to the same floor as adaptive sampling
+        if not adaptive and elements:  # a pinned count or an eval set: held to the same floor
             floors = (settings.min_samples, pass_floor(elements[0], settings.min_samples))
         if last is None or last[0] != done:
             last = (done, *_evaluate(sums, kept, names, judged, budgets, boot_seed, level, floors))
@@ -305,15 +305,18 @@ def plan_looks(
     so far, which samples to the cap): the first at the count the figures say a verdict needs
     (for a pass, at least `floor`), rounded up to a power of two times the pilot, then doubling to
     the cap."""
-    need = float(pilot)
+    within_need, over_need = float(pilot), math.inf
     for lin in lins:
         if lin is None:
             return [cap]  # a difference on one input in thousands shows only late
         for b in budgets:
             value = lin.point[b.figure]
-            need = max(need, _needed(b, value, lin.se[b.figure], lin.allowance[b.figure], pilot))
-            if floor and np.isfinite(value) and b.within(value):
-                need = max(need, floor)
+            need = _needed(b, value, lin.se[b.figure], lin.allowance[b.figure], pilot)
+            if np.isfinite(value) and not b.within(value):
+                over_need = min(over_need, need)  # one budget shown over is a verdict
+            else:
+                within_need = max(within_need, need, floor or pilot)  # a pass needs every one
+    need = over_need if math.isfinite(over_need) else within_need
     first = pilot
     while first < need and first < cap:
         first *= 2
@@ -331,7 +334,10 @@ def _needed(b: Budget, value: float, se: float, allowance: tuple[float, float], 
         margin = min(margin, PRECISION * b.threshold)
     if margin <= 0:
         return math.inf
-    k_a = estimate.TAIL_ALLOWANCE * max(allowance)
+    # the side of the interval that must clear the threshold: toward it
+    down, up = allowance
+    toward_up = within == b.higher_is_worse
+    k_a = estimate.TAIL_ALLOWANCE * (up if toward_up else down)
     # solve z se u + k_a u^2 <= margin for u = sqrt(n/m)
     zse = _PLAN_Z * se
     if k_a > 0:
