@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, UserError
-from .gate.settings import DEFAULT_SEED
+from .gate.settings import DEFAULT_ON_MARGINAL, DEFAULT_SEED, MARGINAL_POLICIES
 from .github import context
 from .paths import confine, refuse_clobber, write_json, write_text
 from .registry import DEFAULT_REGISTRY
@@ -44,13 +44,15 @@ DEFAULTS = {
     "bench": "false",
     "auto": "false",
     "plots": "",
+    "on_marginal": DEFAULT_ON_MARGINAL,
     "working_directory": ".",
     "show_skipped": "false",
 }
 # How action.yml names each input: kebab-case, as GitHub's own actions do, and the CLI's option
 # scheme (`json-out`, `markdown-out`). The snake_case ids of quantgate 0.1 are still read.
 INPUT_NAMES = {name: name.replace("_", "-") for name in DEFAULTS} | {"out_json": "json-out"}
-OLD_INPUT_NAMES = {name: name for name in DEFAULTS if "_" in name and name != "show_skipped"}
+# (show_skipped and on_marginal came after the rename: they never had a snake_case id)
+OLD_INPUT_NAMES = {name: name for name in DEFAULTS if "_" in name and name not in ("show_skipped", "on_marginal")}
 COMMENT_TIMEOUT_S = 180
 COMMENT_BODY_FILE = "quantgate-comment.md"
 
@@ -118,6 +120,15 @@ def parse_int(raw: str, *, name: str, default: int, minimum: int | None = None) 
     if minimum is not None and n < minimum:
         raise UserError(f"{n} is below {minimum}", subject=input_name(name), fix=f"e.g. {default}")
     return n
+
+
+def parse_choice(raw: str, choices: tuple[str, ...], *, name: str) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise UserError(
+            f"'{raw}' is not one of {', '.join(choices)}", subject=input_name(name), fix=f"use {choices[0]}"
+        )
+    return value
 
 
 def parse_ids(raw: str) -> list[str]:
@@ -188,6 +199,7 @@ class Settings:
     plots: Path | None = None  # a folder for the pictures (scatter, error histogram per model)
     show_skipped: bool = False  # list fp32 entries in the summary and comment (else one count line)
     old_inputs: list[str] = field(default_factory=list)  # snake_case input ids given (renamed)
+    on_marginal: str = DEFAULT_ON_MARGINAL  # what a marginal row counts as
 
     @classmethod
     def load(cls, options: Mapping[str, str | None], env: Mapping[str, str]) -> Settings:
@@ -247,6 +259,7 @@ class Settings:
             plots=path("plots") if raw["plots"] else None,
             show_skipped=parse_bool(raw["show_skipped"], name="show_skipped", default=False),
             old_inputs=old_used,
+            on_marginal=parse_choice(raw["on_marginal"], MARGINAL_POLICIES, name="on_marginal"),
         )
 
 
@@ -434,6 +447,7 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
             samples=s.samples,
             seed=s.seed,
             bench=s.bench,
+            on_marginal=s.on_marginal,
             argv=argv if argv is not None else ["quantgate", "action"],
             progress=lambda row, i, n: say("\n".join(row_lines(row))),
         )

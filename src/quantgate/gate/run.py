@@ -697,26 +697,37 @@ def _emulated_row(e: Entry, native: Row, p: Prepared, outputs: dict | str, setti
 
 
 STATUS_TAG = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "SKIP"}
+# A marginal row's own tag (its status, what --on-marginal made of it, follows in the line).
+MARGINAL_TAG = "MARG"
+
+
+def tag_for(row: Row) -> str:
+    return MARGINAL_TAG if row.marginal else STATUS_TAG[row.status]
 
 
 def line_for(row: Row) -> str:
     """The one-line terminal summary of a row (data in it shown as one visible line)."""
-    tag = STATUS_TAG[row.status]
+    tag = tag_for(row)
     ident = plain(row.id)
     if row.status == "skipped":
         return f"[{tag:5}] {ident}: {plain(row.reason)}"
     if row.drop is not None:
         ci = f" (95% {row.drop_ci.low:.6f}-{row.drop_ci.high:.6f})" if row.drop_ci else ""
+        capped = " time-capped" if row.time_capped else ""
         figs = (
-            f"drop={row.drop:.6f}{ci} budget={row.budget:g} n={row.samples} PLCC={row.plcc:.6f} "
+            f"drop={row.drop:.6f}{ci} budget={row.budget:g} n={row.samples}{capped} PLCC={row.plcc:.6f} "
             f"max_abs={row.max_abs_error:.4g}"
         )
         sq = row.sqnr_db
         figs += f" SQNR={'inf' if sq is None else f'{sq:.1f}'}dB"
         if row.coverage is not None and row.coverage.int8_share is not None:
             figs += f" int8w={row.coverage.int8_share:.0%}"
+        if row.loop_timing is not None:
+            figs += f" int8/fp32≈{row.loop_timing.ratio:.2f}x"
     else:
         figs = f"budget={row.budget:g}"
+    if row.marginal:
+        figs += f" → {row.status.upper()}"
     shown = row.status in ("fail", "error") or row.marginal
     tail = f" — {plain(row.reason)}" if shown and row.reason else ""
     return f"[{tag:5}] {ident} ({plain(row.mode)}) {figs}{tail}"
@@ -770,7 +781,19 @@ def detail_lines(row: Row) -> list[str]:
         )
     if row.sampling:
         steps = " -> ".join(str(n) for n in row.sampling.get("steps", []))
-        out.append(f"        sampled ({row.sampling.get('mode')}): {steps}; stopped: {row.sampling.get('stopped')}")
+        level = row.sampling.get("look_confidence")
+        looks = f", each look at {level:.1%} (95% over all looks)" if level and level != 0.95 else ""
+        out.append(
+            f"        sampled ({row.sampling.get('mode')}): {steps}; stopped: {row.sampling.get('stopped')}{looks}"
+        )
+    if row.worst_sample is not None and row.max_abs_error:
+        out.append(f"        worst single error {row.max_abs_error:.4g} on gate input (sample) {row.worst_sample}")
+    t = row.loop_timing
+    if t is not None:
+        out.append(
+            f"        measuring loop: fp32 {t.fp32_ms:.4g} ms, int8 {t.int8_ms:.4g} ms per sample over {t.samples} "
+            f"samples (batch {t.batch}), int8/fp32 {t.ratio:.2f}x (rough; --bench times it carefully)"
+        )
     if row.budgets:
         out.append("        budgets: " + ", ".join(f"{k} {v:g}" for k, v in row.budgets.items()))
     for t in (row.latency or {}).get("timings", []):
@@ -789,7 +812,15 @@ def summary_line(results: Results) -> str:
     if results.verdict == "nothing":
         what = f"{c.skipped} entry(ies) selected, every one fp32" if c.total else "no entry selected"
         return f"quantgate: NOTHING GATED — {what}; exit code 3"
+    marginal = sum(r.marginal for r in results.models)
+    capped = sum(r.time_capped for r in results.models)
+    policy = results.settings.get("on_marginal", "fail")
+    counted = "counted as failed" if policy == "fail" else f"judged by the point estimate (--on-marginal {policy})"
+    extra = [f"{marginal} marginal, {counted}"] if marginal else []
+    extra += [f"{capped} time-capped"] if capped else []
     return (
         f"quantgate: {results.verdict.upper()} — {c.passed} passed, {c.failed} failed, "
-        f"{c.errored} errored, {c.skipped} skipped" + (f"; worst drop {worst:.6f}" if worst is not None else "")
+        f"{c.errored} errored, {c.skipped} skipped"
+        + (f" ({', '.join(extra)})" if extra else "")
+        + (f"; worst drop {worst:.6f}" if worst is not None else "")
     )

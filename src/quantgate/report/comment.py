@@ -22,7 +22,17 @@ from collections.abc import Mapping
 
 from ..results import Interval, Results, Row
 from ..text import cell, code, plain, shell_word
-from .markdown import at_line, method_line, skipped_line, sorted_rows, split_skipped, why_lines
+from .markdown import (
+    MARGINAL_MARK,
+    TIME_CAP_MARK,
+    at_line,
+    loop_speed,
+    method_line,
+    skipped_line,
+    sorted_rows,
+    split_skipped,
+    why_lines,
+)
 
 GITHUB_LIMIT = 65536
 # GitHub counts characters; we count UTF-8 bytes, which is never less, so we stay under.
@@ -117,35 +127,45 @@ def headline(results: Results) -> str:
         )
         if c.get(k)
     ]
+    marginal = sum(r.marginal for r in results.models)
+    if marginal:  # not shown within budget nor over it: what --on-marginal counted them as is above
+        parts.append(f"{marginal} marginal {MARGINAL_MARK}")
+    capped = sum(r.time_capped for r in results.models)
+    if capped:
+        parts.append(f"{capped} time-capped {TIME_CAP_MARK}")
     worst = results.worst_drop
     tail = f"; worst drop {num(worst)}" if worst is not None else ""
     return f"{head} — {', '.join(parts) or 'no models'}{tail}"
 
 
-TABLE_HEAD = "| | model | mode | drop | 95% CI | n | budget | max err | KiB fp32→int8 | int8 w. |"
-TABLE_RULE = "|:-:|---|---|--:|--:|--:|--:|--:|--:|--:|"
-# with `--bench`: the int8/fp32 time at 1 thread, batch 1
-SPEED_HEAD, SPEED_RULE = " int8/fp32 time |", "--:|"
+TABLE_HEAD = "| | model | mode | drop | 95% CI | n | budget | max err | KiB fp32→int8 | int8 w. | int8/fp32 time |"
+TABLE_RULE = "|:-:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
 
 
-def table_head(timed: bool) -> str:
-    return TABLE_HEAD + (SPEED_HEAD if timed else "") + "\n" + TABLE_RULE + (SPEED_RULE if timed else "")
+def table_head(timed: bool = False) -> str:
+    return TABLE_HEAD + "\n" + TABLE_RULE
 
 
 def speed_str(r: Row) -> str:
+    """With `--bench`, its careful figure (1 thread, batch 1); else ≈ the measuring loop's."""
     from ..gate.latency import headline
 
     t = headline((r.latency or {}).get("timings", []))
-    return "—" if t is None else f"{t['ratio']:.2f}×"
+    return loop_speed(r) if t is None else f"{t['ratio']:.2f}×"
+
+
+def icon(r: Row) -> str:
+    """✅ ❌ ⚠️ ➖; ❔ before it for a marginal row, ⏱ for one the time cap stopped."""
+    return (TIME_CAP_MARK if r.time_capped else "") + (MARGINAL_MARK if r.marginal else "") + ICON.get(r.status, "?")
 
 
 def table_row(r: Row, timed: bool = False) -> str:
-    icon = ICON.get(r.status, "?") + ("?" if r.marginal else "")
+    n = f"{r.samples}" if r.samples else "—"
     return (
-        f"| {icon} | {code(r.id[:80])} | "
-        f"{cell(r.mode)} | {num(r.drop)} | {interval_str(r.drop_ci)} | {r.samples or '—'} | "
+        f"| {icon(r)} | {code(r.id[:80])} | "
+        f"{cell(r.mode)} | {num(r.drop)} | {interval_str(r.drop_ci)} | {n} | "
         f"{budget_str(r.budget)} | {err_str(r.max_abs_error)} | "
-        f"{size_str(r.fp32_bytes, r.int8_bytes)} | {_share(r)} |" + (f" {speed_str(r)} |" if timed else "")
+        f"{size_str(r.fp32_bytes, r.int8_bytes)} | {_share(r)} | {speed_str(r)} |"
     )
 
 
@@ -164,7 +184,7 @@ def why_block(r: Row) -> list[str]:
 
 
 def reason_line(r: Row, limit: int = 300) -> str:
-    return f"- {ICON.get(r.status, '')} {code(r.id[:80])}: {cell(_cut(r.reason, limit))}"
+    return f"- {icon(r)} {code(r.id[:80])}: {cell(_cut(r.reason, limit))}"
 
 
 MAX_WARNINGS = 10  # warning lines in the comment; the job summary has every one
@@ -235,6 +255,8 @@ def _gate_args(results: Results) -> tuple[list[str], list[str]]:
     if s.get("samples"):
         args += ["--samples", str(s["samples"])]
     args += ["--seed", str(s.get("seed", 0))]
+    if s.get("on_marginal") not in (None, "fail") and not s.get("reference_compat"):
+        args += ["--on-marginal", str(s["on_marginal"])]
     return args, [str(x) for x in s.get("selection") or []]
 
 
@@ -324,9 +346,8 @@ def _pointer(cut: int, rows: list[Row], url: str | None) -> str:
 def _assemble(top: list[str], rows: list[Row], n: int, tail: list[str], url: str | None) -> str:
     shown = rows[:n]
     parts = list(top)
-    timed = any(r.latency and r.latency.get("timings") for r in rows)
     if shown:
-        parts += [table_head(timed), *(table_row(r, timed) for r in shown)]
+        parts += [table_head(), *(table_row(r) for r in shown)]
     if n < len(rows):
         parts += ["", _pointer(len(rows) - n, rows[n:], url)]
     reasons = [r for r in shown if (r.status in ("fail", "error") or r.marginal) and r.reason]

@@ -7,6 +7,28 @@ from ..results import Results, Row
 from ..text import cell, code
 
 STATUS_ICON = {"fail": "❌ fail", "error": "⚠️ error", "pass": "✅ pass", "skipped": "➖ skipped"}
+# A marginal row (its interval never cleared a budget) and a time-capped one carry their own mark
+# before the status --on-marginal gave them.
+MARGINAL_MARK, TIME_CAP_MARK = "❔", "⏱"
+
+
+def status_mark(r: Row, *, words: bool = True) -> str:
+    """The row's status with its marks: "❔ marginal → ❌ fail", "⏱ ✅ pass", or just "❌" (no words)."""
+    icon = STATUS_ICON.get(r.status, r.status)
+    shown = icon if words else icon.split(" ")[0]
+    if r.marginal:
+        shown = (f"{MARGINAL_MARK} marginal → " if words else MARGINAL_MARK) + shown
+    if r.time_capped:
+        shown = TIME_CAP_MARK + (" time-capped, " if words else "") + shown
+    return shown
+
+
+def loop_speed(r: Row) -> str:
+    """The int8/fp32 time per sample the measuring loop saw (rough: `--bench` is the careful one)."""
+    t = r.loop_timing
+    return "—" if t is None else f"≈{t.ratio:.2f}×"
+
+
 _ORDER = {"fail": 0, "error": 1, "pass": 2, "skipped": 3}
 
 
@@ -32,19 +54,19 @@ def sorted_rows(results: Results) -> list[Row]:
 def render_table(rows: list[Row]) -> str:
     head = (
         "| model | status | mode | drop | 95% interval | samples | budget | headroom | PLCC | worst abs err | "
-        "SQNR dB | size fp32 → int8 | int8 weights |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
+        "SQNR dB | size fp32 → int8 | int8 weights | int8/fp32 time |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
     )
     lines = [head]
     for r in rows:
         sqnr = "∞" if r.sqnr_db is None and r.drop == 0.0 else fmt_num(r.sqnr_db, ".1f")
-        status = STATUS_ICON.get(r.status, r.status) + (" (marginal)" if r.marginal else "")
+        status = status_mark(r)
         ci = f"{r.drop_ci.low:.6f}–{r.drop_ci.high:.6f}" if r.drop_ci else "—"
         lines.append(
             f"| {code(r.id)} | {status} | {cell(r.mode)} | "
             f"{fmt_num(r.drop)} | {ci} | {r.samples or '—'} | {fmt_num(r.budget, '.4f')} | {fmt_num(r.headroom)} | "
             f"{fmt_num(r.plcc)} | {fmt_num(r.max_abs_error, '.4g')} | {sqnr} | "
-            f"{fmt_bytes(r.fp32_bytes)} → {fmt_bytes(r.int8_bytes)} | {share_str(r)} |"
+            f"{fmt_bytes(r.fp32_bytes)} → {fmt_bytes(r.int8_bytes)} | {share_str(r)} | {loop_speed(r)} |"
         )
     return "\n".join(lines)
 
@@ -113,7 +135,9 @@ def headline(results: Results) -> str:
         "error": "⚠️ quantgate: a model could not be judged",
         "nothing": "➖ quantgate: nothing was gated (no entry selected, or every one ships fp32)",
     }[results.verdict]
-    return f"{word} — {c.passed} passed, {c.failed} failed, {c.errored} errored, {c.skipped} skipped"
+    marginal = sum(r.marginal for r in results.models)
+    failed = f"{c.failed} failed" + (f" ({marginal} marginal)" if marginal else "")
+    return f"{word} — {c.passed} passed, {failed}, {c.errored} errored, {c.skipped} skipped"
 
 
 def at_line(r: Row) -> str:
@@ -189,7 +213,14 @@ def method_line(results: Results) -> str:
     where = f"{drawn} (seed {s.get('seed', '?')})"
     if eval_sets:
         where += f", or its eval set for {', '.join(eval_sets)}"
+    policy = s.get("on_marginal", "fail")
+    marginal = {
+        "fail": "a marginal row (❔: its interval never cleared the budget) counts as a fail",
+        "warn": "a marginal row (❔) is judged by its point estimate, with a warning",
+        "pass": "a marginal row (❔) is judged by its point estimate",
+    }.get(policy, "")
     return (
-        f"drop = 1 − PLCC of fp32 vs int8 outputs over {cell(where)}, with its 95% bootstrap interval; "
-        "a model fails when a figure is over its budget"
+        f"drop = 1 − PLCC of fp32 vs int8 outputs over {cell(where)}, with its 95% bootstrap interval "
+        f"(over all looks); a model fails when a figure is over its budget; {marginal}; ⏱ marks a row the "
+        "time cap stopped; int8/fp32 time ≈ from the measuring loop (rough)"
     )
