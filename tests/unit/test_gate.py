@@ -14,7 +14,6 @@ from gate_support import (
     perturbed_sidecar,
 )
 from quantgate.gate import run_gate
-from quantgate.gate.settings import MIN_SAMPLES
 from quantgate.paths import sha256_file
 from quantgate.produce.dynamic import quantize_dynamic
 
