@@ -393,3 +393,45 @@ def slowed(
     onnx.checker.check_model(m)
     onnx.save(m, str(dst))
     return dst
+
+
+def hanging(tmp_dir: Path, name: str = "hanging") -> Path:
+    """A model that never returns: a Loop of 2^62 iterations adding 1 to its input ([1] -> [1]).
+    Its sidecar (<stem>.int8.onnx) quantises the input first, so it holds a quantised operator."""
+
+    def build(quantise: bool) -> onnx.ModelProto:
+        body = helper.make_graph(
+            [
+                helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+                helper.make_node("Add", ["v_in", "one"], ["v_out"]),
+            ],
+            "body",
+            [
+                helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                _f32("v_in", [1]),
+            ],
+            [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), _f32("v_out", [1])],
+            [numpy_helper.from_array(np.ones(1, np.float32), "one")],
+        )
+        inits = [
+            numpy_helper.from_array(np.array(2**62, np.int64), "trips"),
+            numpy_helper.from_array(np.array(True), "go"),
+        ]
+        nodes, src = [], "x"
+        if quantise:
+            inits += [
+                numpy_helper.from_array(np.array(0.01, np.float32), "s"),
+                numpy_helper.from_array(np.array(0, np.uint8), "z"),
+            ]
+            nodes += [
+                helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+                helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+            ]
+            src = "xd"
+        nodes.append(helper.make_node("Loop", ["trips", "go", src], ["y"], body=body))
+        return _model(helper.make_graph(nodes, name, [_f32("x", [1])], [_f32("y", [1])], inits))
+
+    path = _save(build(False), tmp_dir, name)
+    onnx.save(build(True), str(path.with_name(f"{name}.int8.onnx")))
+    return path

@@ -176,3 +176,23 @@ def test_report_paths_that_collide_or_loop_are_one_line(repo):
     (repo / "loop.json").symlink_to(repo / "loop.json")
     proc = run_cli("gate", "--registry", reg, "--json-out", repo / "loop.json", cwd=repo)
     assert_one_line_error(proc, "--json-out", "loop.json", "cannot be resolved")
+
+
+def test_a_model_that_hangs_onnx_runtime_becomes_an_error_row_and_the_others_finish(repo):
+    hang = modelzoo.hanging(repo)
+    good = modelzoo.mlp(repo, name="good")
+    quantize_dynamic(good)
+    reg = write_registry(
+        repo / "registry.json",
+        [
+            {"id": "hang", "onnx": hang.name, "quant_mode": "dynamic"},
+            {"id": "good", "onnx": good.name, "quant_mode": "dynamic", "quant_accuracy_budget_plcc": 0.5},
+        ],
+    )
+    proc = run_cli("gate", "--registry", reg, "--model-timeout", "2", "--json-out", repo / "r.json", cwd=repo)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    rows = {r["id"]: r for r in json.loads((repo / "r.json").read_text())["models"]}
+    assert rows["hang"]["status"] == "error" and "timed out: still running after 2 s" in rows["hang"]["reason"]
+    assert "--model-timeout" in rows["hang"]["reason"]
+    assert rows["good"]["status"] == "pass"
+    assert "Traceback" not in proc.stderr and "terminate flag" not in proc.stdout + proc.stderr

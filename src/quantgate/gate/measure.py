@@ -108,6 +108,7 @@ class Measured:
     sampling: Sampling
     decided: bool  # every judged budget's interval on one side of its threshold
     undecided: str | None = None  # why not, in words (None when decided)
+    note: str | None = None  # what else the row should say (a pinned count below the pass floor)
 
 
 def schedule(settings: GateSettings, fixed: int | None) -> list[int]:
@@ -249,7 +250,7 @@ def measure(
         short = short or walk(target)
         if done == 0:
             break
-        if not adaptive and elements:  # a pinned count or an eval set: held to the same floor
+        if available is not None and elements:  # an eval set cut short: held to the same floor
             floors = (settings.min_samples, pass_floor(elements[0], settings.min_samples))
         if last is None or last[0] != done:
             last = (done, *_evaluate(sums, kept, names, judged, budgets, boot_seed, level, floors))
@@ -283,7 +284,15 @@ def measure(
             floors = (floors[0], min(floors[1], at))
         decision, _, _, why = decide(outputs, judged, budgets, level, at, floors, settled=True)
     decided = decision in ("over", "within")
-    return Measured(outputs, sampling, decided, None if decided else why)
+    note = None
+    if fixed is not None and elements and decision == "within":
+        floor = pass_floor(elements[0], settings.min_samples)
+        if at < floor:  # the user's choice, said: what those samples cannot see
+            note = (
+                f"pinned at {at} samples, a pass can miss a failure on fewer than 1 input in "
+                f"{math.ceil(at / 3):,} (adaptive sampling decides a pass of this model from {floor:,})"
+            )
+    return Measured(outputs, sampling, decided, None if decided else why, note)
 
 
 def _plan(sums, names, judged, budgets, pilot: int, cap: int, floor: int) -> list[int]:

@@ -189,6 +189,8 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
     )
     m.add(**verdict(measured, p.judged, p.budgets, e.budget, policy))
     _coverage_budget(e, m)
+    if measured.note:
+        m.add(warnings=(*m.row.warnings, measured.note))
     if m.row.marginal and policy == "warn" and m.row.status == "pass":
         m.add(warnings=(*m.row.warnings, f"passed on its point estimate alone: {m.row.reason}"))
     if m.row.status == "fail":
