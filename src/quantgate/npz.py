@@ -19,6 +19,7 @@ import math
 import os
 import stat
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -38,9 +39,10 @@ _HEADER_SLACK = 16 << 10
 class _Header:
     """What a `.npy` header promises: shape, dtype, and where its data starts."""
 
-    def __init__(self, shape: tuple, dtype: np.dtype, data_offset: int):
-        self.shape, self.dtype, self.data_offset = shape, dtype, data_offset
+    def __init__(self, shape: tuple, dtype: np.dtype, data_offset: int, fortran: bool = False):
+        self.shape, self.dtype, self.data_offset, self.fortran = shape, dtype, data_offset, fortran
         self.nbytes = math.prod(shape) * dtype.itemsize
+        self.ndim = len(shape)
 
     def describe(self) -> str:
         return f"shape {list(self.shape)}, {self.dtype}"
@@ -59,16 +61,16 @@ def _read_header(f: IO[bytes], path: Path, member: str | None, save: str) -> _He
     except ValueError:
         raise UserError(f"{path}: {where}not a .npy array; save it with {save}") from None
     if version == (1, 0):
-        shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
     elif version == (2, 0):
-        shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
     else:
         raise UserError(f"{path}: {where}a .npy format version {version[0]}.{version[1]} header; save it with {save}")
     if dtype.hasobject:
         raise _pickled(path)
     if any(d < 0 for d in shape):
         raise UserError(f"{path}: {where}a negative dimension in shape {list(shape)}; save it with {save}")
-    return _Header(tuple(shape), dtype, f.tell())
+    return _Header(tuple(shape), dtype, f.tell(), bool(fortran) and len(shape) > 1)
 
 
 def _field(key: str | None) -> str | None:
@@ -121,42 +123,49 @@ def _read_npy(f: IO[bytes], path: Path, cap: int, save: str) -> np.ndarray:
 
 def _read_zip(f: IO[bytes], path: Path, cap: int, save: str) -> dict[str, np.ndarray]:
     with zipfile.ZipFile(f) as z:
-        infos = z.infolist()
-        most = limits.NPZ_MEMBERS.value()
-        if len(infos) > most:
-            raise UserError(
-                f"holds {len(infos):,} members, over the limit of {most:,}",
-                subject=str(path),
-                fix=f"save one array per input with {save}, or {limits.NPZ_MEMBERS.fix()}",
-            )
-        declared = sum(i.file_size for i in infos)
-        if declared > cap + _HEADER_SLACK * len(infos):
-            raise UserError(
-                f"declares {declared:,} bytes uncompressed, over the limit of {cap:,} bytes per file",
-                subject=str(path),
-                fix=limits.ARRAY_BYTES.fix(),
-            )
-        plan: list[tuple[str, zipfile.ZipInfo]] = []
-        seen: set[str] = set()
-        total = 0
-        for info in infos:
-            name = info.filename
-            key = name[:-4] if name.endswith(".npy") else name  # numpy's key for the member
-            if key in seen:
-                raise UserError(f"{path}: holds two arrays named {key!r}; save it again with {save}")
-            seen.add(key)
-            with z.open(info) as m:
-                h = _read_header(m, path, name, save)
-            total += h.nbytes
-            _check_size(path, key, h, total, cap)
-            if info.file_size - h.data_offset < h.nbytes:
-                raise _truncated(path, key, h, max(info.file_size - h.data_offset, 0), save)
-            plan.append((key, info))
+        plan = _plan_zip(z, path, cap, save)
         out: dict[str, np.ndarray] = {}
-        for key, info in plan:
+        for key, (info, _h) in plan.items():
             with z.open(info) as m:
                 out[key] = np.lib.format.read_array(m, allow_pickle=False)
         return out
+
+
+def _plan_zip(z: zipfile.ZipFile, path: Path, cap: int, save: str) -> dict[str, tuple[zipfile.ZipInfo, _Header]]:
+    """Every member's key, zip entry and `.npy` header, checked against the bounds before any
+    array is read."""
+    infos = z.infolist()
+    most = limits.NPZ_MEMBERS.value()
+    if len(infos) > most:
+        raise UserError(
+            f"holds {len(infos):,} members, over the limit of {most:,}",
+            subject=str(path),
+            fix=f"save one array per input with {save}, or {limits.NPZ_MEMBERS.fix()}",
+        )
+    declared = sum(i.file_size for i in infos)
+    if declared > cap + _HEADER_SLACK * len(infos):
+        raise UserError(
+            f"declares {declared:,} bytes uncompressed, over the limit of {cap:,} bytes per file",
+            subject=str(path),
+            fix=limits.ARRAY_BYTES.fix(),
+        )
+    plan: dict[str, tuple[zipfile.ZipInfo, _Header]] = {}
+    seen: set[str] = set()
+    total = 0
+    for info in infos:
+        name = info.filename
+        key = name[:-4] if name.endswith(".npy") else name  # numpy's key for the member
+        if key in seen:
+            raise UserError(f"{path}: holds two arrays named {key!r}; save it again with {save}")
+        seen.add(key)
+        with z.open(info) as m:
+            h = _read_header(m, path, name, save)
+        total += h.nbytes
+        _check_size(path, key, h, total, cap)
+        if info.file_size - h.data_offset < h.nbytes:
+            raise _truncated(path, key, h, max(info.file_size - h.data_offset, 0), save)
+        plan[key] = (info, h)
+    return plan
 
 
 def read_npz(
@@ -209,3 +218,82 @@ def read_npz(
             f"{path}: the {what}'s arrays do not fit in the memory this process may use",
             fix="use a smaller set, or run where more memory is free",
         ) from None
+
+
+def _unreadable(path: Path, e: Exception) -> UserError:
+    return UserError(f"{path}: not a readable .npz ({type(e).__name__}); save it with numpy.savez")
+
+
+class NpzRows:
+    """An `.npz` read one row (index along the first axis) at a time, so a set of any length is
+    never held whole: `headers` (each array's shape and dtype, checked against the bounds as
+    `read_npz` checks them) before anything is read, then `rows()`. Use it as a context manager."""
+
+    def __init__(self, path: str | Path, *, what: str, missing_fix: str):
+        self.path = Path(path)
+        kind = file_kind(self.path)
+        if kind in ("missing", "folder"):
+            raise UserError(f"{self.path}: {what} not found; {missing_fix}")
+        if kind != "file":
+            raise not_regular(self.path, kind, what)
+        self._f = _open_regular(self.path, what)
+        try:
+            if not self._f.read(6).startswith(ZIP_MAGIC):
+                raise UserError(f"{self.path}: not a readable .npz (no zip header); save it with numpy.savez")
+            self._f.seek(0)
+            self._z = zipfile.ZipFile(self._f)
+            self._plan = _plan_zip(self._z, self.path, limits.ARRAY_BYTES.value(), "numpy.savez")
+        except UserError:
+            self._f.close()
+            raise
+        except (OSError, zipfile.BadZipFile, EOFError, ValueError) as e:
+            self._f.close()
+            raise _unreadable(self.path, e) from None
+        self.headers = {k: h for k, (_i, h) in self._plan.items()}
+
+    def __enter__(self) -> NpzRows:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._z.close()
+        self._f.close()
+
+    def rows(self, keys: list[str]) -> Iterator[dict[str, np.ndarray]]:
+        """Row i of each array in `keys`, for i = 0, 1, ... (an array of shape [N, ...] gives N
+        rows of shape [...]; every array must have the same N)."""
+        streams: dict[str, tuple[IO[bytes] | None, np.ndarray | None, _Header]] = {}
+        try:
+            for k in keys:
+                info, h = self._plan[k]
+                if h.fortran or not h.shape:  # not row-contiguous: this array is read whole
+                    whole = np.lib.format.read_array(self._z.open(info), allow_pickle=False)
+                    streams[k] = (None, whole, h)
+                    continue
+                handle = self._z.open(info)
+                handle.read(h.data_offset)
+                streams[k] = (handle, None, h)
+            n = min((h.shape[0] if h.shape else 0) for _m, _a, h in streams.values()) if streams else 0
+            for i in range(n):
+                row = {}
+                for k, (src, arr, h) in streams.items():
+                    if arr is not None:
+                        row[k] = arr[i]
+                        continue
+                    assert src is not None
+                    size = math.prod(h.shape[1:]) * h.dtype.itemsize
+                    raw = src.read(size)
+                    if len(raw) != size:
+                        raise _truncated(self.path, k, h, h.data_offset + i * size + len(raw), "numpy.savez")
+                    row[k] = np.frombuffer(raw, dtype=h.dtype).reshape(h.shape[1:]).copy()
+                yield row
+        except UserError:
+            raise
+        except (OSError, zipfile.BadZipFile, EOFError, ValueError) as e:
+            raise _unreadable(self.path, e) from None
+        finally:
+            for src, _a, _h in streams.values():
+                if src is not None:
+                    src.close()

@@ -105,7 +105,11 @@ def check_entry(e: Entry, registry: Path, root: Path) -> tuple[list[Problem], tu
         return [], ()
     m = _Measurement(_base_row(e, root))
     try:
-        prepare(e, GateSettings(), m, registry)
+        p = prepare(e, GateSettings(), m, registry)
+        if p.eval_set is not None:  # its values too, read a row at a time as the gate reads them
+            with about("quant_eval_set"):
+                for _ in p.eval_set.feeds():
+                    pass
     except UserError as err:
         key = getattr(err, "registry_field", "onnx")
         text = str(err)
@@ -126,7 +130,7 @@ class Prepared:
     judged: set[str]
     budgets: tuple[Budget, ...]
     plans: list[InputPlan]
-    eval_feeds: list[dict] | None
+    eval_set: EvalSet | None
     fixed: int | None
     mode: str
     seed: int
@@ -137,12 +141,12 @@ class Prepared:
     batchable: bool  # every input's first axis is free: the model takes a batch
 
     def feeds(self) -> Iterator[dict]:
-        return iter(self.eval_feeds) if self.eval_feeds is not None else stream(self.plans, self.seed)
+        return self.eval_set.feeds() if self.eval_set is not None else stream(self.plans, self.seed)
 
     @property
     def available(self) -> int | None:
         """Rows of the eval set; None for drawn samples."""
-        return len(self.eval_feeds) if self.eval_feeds is not None else None
+        return self.eval_set.rows if self.eval_set is not None else None
 
     def runner(self, watchdog: Watchdog | None = None) -> PairRunner:
         hint = _shape_hint(self.plans)
@@ -324,15 +328,14 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
             f"model ({', '.join(o.name for o in outs)})",
         )
     plans: list[InputPlan] = []
-    eval_feeds = None
+    eval_set = None
     if e.eval_path is not None:
         with about("quant_eval_set"):
-            eval_feeds = _eval_set_feeds(e, ins)
+            eval_set = EvalSet.open(e, ins)
         source = f"eval set {e.raw['quant_eval_set']}"
         m.add(
             inputs=tuple(
-                {"name": i.name, "dtype": str(i.dtype), "source": source, "shape": list(eval_feeds[0][i.name].shape)}
-                for i in ins
+                {"name": i.name, "dtype": str(i.dtype), "source": source, "shape": eval_set.shape(i)} for i in ins
             )
         )
         fixed: int | None = None
@@ -351,7 +354,7 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
         judged,
         budgets,
         plans,
-        eval_feeds,
+        eval_set,
         fixed,
         mode,
         s.seed,
@@ -450,20 +453,48 @@ def _check_made_as(e: Entry, row: Row, stamp: dict[str, str], reg: Path) -> None
         )
 
 
-def _eval_set_feeds(e: Entry, ins) -> list[dict]:
-    """Every sample of the entry's eval set, checked against the model like a calibration set."""
-    from ..produce import calibration as cal
+@dataclass
+class EvalSet:
+    """The entry's eval set, checked against the model from its headers and read a row at a time
+    whenever its feeds are asked for: never held whole, whatever its length."""
 
-    if e.input_spec:
-        raise UserError(f"{e.id}: quant_eval_set and quant_inputs exclude each other; keep one")
-    assert e.eval_path is not None
-    arrays = cal.read_npz(
-        e.eval_path,
-        what="eval set",
-        missing_fix="fix the path (it is relative to the repository root) or save the inputs with numpy.savez",
-    )
-    cal.validate(arrays, ins, label=str(e.raw["quant_eval_set"]))
-    return list(cal.feeds(arrays, ins))
+    path: Path
+    label: str
+    inputs: list
+    headers: dict
+    rows: int
+
+    @classmethod
+    def open(cls, e: Entry, ins) -> EvalSet:
+        from ..npz import NpzRows
+        from ..produce import calibration as cal
+
+        if e.input_spec:
+            raise UserError(f"{e.id}: quant_eval_set and quant_inputs exclude each other; keep one")
+        assert e.eval_path is not None
+        label = str(e.raw["quant_eval_set"])
+        fix = "fix the path (it is relative to the repository root) or save the inputs with numpy.savez"
+        with NpzRows(e.eval_path, what="eval set", missing_fix=fix) as z:
+            headers = dict(z.headers)
+        rows = cal.validate(headers, ins, label=label, values=False)
+        return cls(e.eval_path, label, list(ins), headers, rows)
+
+    def shape(self, sig) -> list[int]:
+        """One sample's shape of input `sig` as fed."""
+        from ..produce import calibration as cal
+
+        h = self.headers[sig.name]
+        _n, whole = cal.feed_shape(sig, h)
+        return list(h.shape[1:]) if whole else [1, *h.shape[1:]]
+
+    def feeds(self) -> Iterator[dict]:
+        from ..npz import NpzRows
+        from ..produce import calibration as cal
+
+        with NpzRows(self.path, what="eval set", missing_fix="") as z:
+            names = [s.name for s in self.inputs]
+            for i, row in enumerate(z.rows(names)):
+                yield cal.row_feed(row, self.headers, self.inputs, label=self.label, i=i)
 
 
 def _run(sess, names, feed, label, plans, i):
@@ -643,9 +674,9 @@ def _with_avx2(
             continue
         p = prepare(e, replace(settings, samples=r.samples), _Measurement(_base_row(e, root)), registry)
         prepared[i] = p
-        if p.eval_feeds is not None:
+        if p.eval_set is not None:
             assert e.eval_path is not None
-            feeds = {"kind": "eval", "path": str(e.eval_path), "inputs": [n for n in p.eval_feeds[0]]}
+            feeds = {"kind": "eval", "path": str(e.eval_path), "inputs": [i.name for i in p.eval_set.inputs]}
         else:
             feeds = {"kind": "drawn", "plans": [pl.to_json() for pl in p.plans]}
         plan.append(

@@ -30,8 +30,10 @@ def feed_shape(sig: TensorSig, arr: np.ndarray) -> tuple[int, bool]:
     )
 
 
-def validate(arrays: dict[str, np.ndarray], inputs: list[TensorSig], *, label: str) -> int:
-    """Check a set against the model's inputs; return the sample count."""
+def validate(arrays: dict, inputs: list[TensorSig], *, label: str, values: bool = True) -> int:
+    """Check a set against the model's inputs; return the sample count. `arrays` may hold only
+    what a `.npy` header says (shape, ndim, dtype: `npz.NpzRows.headers`); then, or without
+    `values`, the values are left to whoever reads them (`check_row`)."""
     names = [s.name for s in inputs]
     missing = [n for n in names if n not in arrays]
     extra = sorted(set(arrays) - set(names))
@@ -72,7 +74,7 @@ def validate(arrays: dict[str, np.ndarray], inputs: list[TensorSig], *, label: s
                 f"{where}: the input's first dim is fixed at {s.dims[0]}; store N whole "
                 f"inputs as an array of shape [N, {', '.join(map(str, s.dims))}]"
             )
-        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        if values and arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
             raise UserError(f"{where} holds {bad} NaN/inf values; drop or replace those samples")
         counts[s.name] = n
@@ -97,6 +99,19 @@ def feeds(arrays: dict[str, np.ndarray], inputs: list[TensorSig], start: int = 0
         yield {
             name: (np.asarray(arrays[name][i]) if whole else arrays[name][i : i + 1]) for name, whole in layout.items()
         }
+
+
+def row_feed(row: dict[str, np.ndarray], headers: dict, inputs: list[TensorSig], *, label: str, i: int) -> dict:
+    """One sample's feed from row i of each array (`npz.NpzRows.rows`), laid out as `feeds`
+    lays them out, its float values checked finite."""
+    feed = {}
+    for s in inputs:
+        v = row[s.name]
+        if v.dtype.kind == "f" and not np.all(np.isfinite(v)):
+            raise UserError(f"{label}: '{s.name}' holds NaN/inf values in sample {i}; drop or replace those samples")
+        _n, whole = feed_shape(s, headers[s.name])
+        feed[s.name] = np.asarray(v) if whole else v[None, ...]
+    return feed
 
 
 def load(path: str | Path, inputs: list[TensorSig]) -> tuple[dict[str, np.ndarray], int]:
