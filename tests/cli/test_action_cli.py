@@ -23,7 +23,7 @@ def test_action_command_runs_as_a_process(mlp_workspace, tmp_path):
     # not the CI job's own runner files: this run must not write to them
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_", "RUNNER_"))}
     proc = subprocess.run(
-        [sys.executable, "-m", "quantgate", "action", "--registry", reg, "--comment", "false", "--samples", "4"],
+        [sys.executable, "-m", "quantgate", "action", "--registry", reg, "--comment", "false", "--samples", "32"],
         cwd=mlp_workspace,
         env=env,
         capture_output=True,

@@ -80,7 +80,7 @@ def _assert_no_forged_lines(text: str) -> None:
 def test_hostile_ids_never_start_a_line_on_the_terminal(zoo):
     reg = _registry(zoo, HOSTILE_IDS)
     before = _digest_tree(zoo)
-    proc = run_cli("gate", "--registry", reg, "--samples", "16", cwd=zoo)
+    proc = run_cli("gate", "--registry", reg, "--samples", "32", cwd=zoo)
     assert proc.returncode in (0, 1), proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     _assert_no_forged_lines(proc.stdout + proc.stderr)
@@ -105,7 +105,7 @@ def test_hostile_ids_in_the_action_annotations_summary_and_outputs(zoo, tmp_path
         "GITHUB_OUTPUT": str(files / "out"),
         "GITHUB_STEP_SUMMARY": str(files / "summary"),
         "INPUT_REGISTRY": "reg2.json",
-        "INPUT_SAMPLES": "16",
+        "INPUT_SAMPLES": "32",
         "INPUT_COMMENT": "false",
         "INPUT_OUT_JSON": "r.action.json",
         "INPUT_MARKDOWN_OUT": "r.action.md",
@@ -147,7 +147,7 @@ def test_the_token_reaches_no_file_and_no_log(zoo, tmp_path, form):
         "GITHUB_REPOSITORY": "octo/models",
         "GITHUB_API_URL": "http://127.0.0.1:9",  # nothing listens: the comment fails, the verdict stands
         "INPUT_REGISTRY": "reg3.json",
-        "INPUT_SAMPLES": "16",
+        "INPUT_SAMPLES": "32",
         "INPUT_OUT_JSON": "r.token.json",
         "INPUT_MARKDOWN_OUT": "r.token.md",
     }
@@ -175,7 +175,7 @@ def test_the_token_reaches_no_file_and_no_log(zoo, tmp_path, form):
 
 def test_markdown_output_escapes_like_the_comment(zoo):
     reg = _registry(zoo, ["a|b", "c`d`e", "f\ng"], name="reg4.json")
-    proc = run_cli("gate", "--registry", reg, "--samples", "16", "--markdown-out", "-", cwd=zoo)
+    proc = run_cli("gate", "--registry", reg, "--samples", "32", "--markdown-out", "-", cwd=zoo)
     assert proc.returncode == 0, proc.stderr
     table = [ln for ln in proc.stdout.splitlines() if ln.startswith("| ")]
     assert len(table) == 1 + 4
@@ -197,7 +197,7 @@ def test_a_sidecar_symlinked_out_of_the_repository_is_refused(zoo, tmp_path):
                 {"id": "linked", "onnx": "linked.onnx", "quant_mode": "dynamic"},
             ],
         )
-        proc = run_cli("gate", "--registry", reg, "--samples", "16", "--json-out", zoo / "r.5.json", cwd=zoo)
+        proc = run_cli("gate", "--registry", reg, "--samples", "32", "--json-out", zoo / "r.5.json", cwd=zoo)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         rows = {r["id"]: r for r in json.loads((zoo / "r.5.json").read_text())["models"]}
         assert rows["good"]["status"] == "pass"
@@ -219,7 +219,7 @@ def test_outputs_never_land_in_dot_git(zoo, option):
         "--registry",
         _registry(zoo, [], name="reg6.json"),
         "--samples",
-        "16",
+        "32",
         option,
         zoo / ".git" / "config",
         cwd=zoo,
@@ -235,7 +235,7 @@ def test_a_fifo_output_is_written_to_not_replaced(zoo, tmp_path):
     reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
     reader.start()
     proc = run_cli(
-        "gate", "--registry", _registry(zoo, [], name="reg7.json"), "--samples", "16", "--markdown-out", fifo, cwd=zoo
+        "gate", "--registry", _registry(zoo, [], name="reg7.json"), "--samples", "32", "--markdown-out", fifo, cwd=zoo
     )
     reader.join(timeout=30)
     assert proc.returncode == 0, proc.stderr
@@ -252,7 +252,7 @@ def test_a_read_only_output_folder_is_one_line(zoo, tmp_path):
         "--registry",
         _registry(zoo, [], name="reg8.json"),
         "--samples",
-        "16",
+        "32",
         "--json-out",
         ro / "r.json",
         cwd=zoo,
@@ -266,7 +266,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(zoo, tmp_path):
         pytest.skip("NO /dev/full here: the full-disk case did NOT run")
     # /dev/full is a device: written to in place, and every write fails with ENOSPC
     proc = run_cli(
-        "gate", "--registry", _registry(zoo, [], name="reg9.json"), "--samples", "16", "--json-out", full, cwd=zoo
+        "gate", "--registry", _registry(zoo, [], name="reg9.json"), "--samples", "32", "--json-out", full, cwd=zoo
     )
     assert_one_line_error(proc, "/dev/full", "cannot be written")
 
@@ -316,7 +316,7 @@ def test_fifos_and_symlink_loops_where_the_runner_or_a_user_names_a_file(tmp_pat
             "--registry",
             _registry(zoo, [], name="reg10.json"),
             "--samples",
-            "16",
+            "32",
             "--json-out",
             results,
             cwd=zoo,

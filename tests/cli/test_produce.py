@@ -247,7 +247,7 @@ def test_a_scalar_input_calibrates_and_gates_from_sets(repo):
 
     fp32 = modelzoo.scalar_input(repo)
     rng = np.random.default_rng(0)
-    arrays = {"x": rng.random((16, 1, 8), dtype=np.float32), "gain": rng.random(16, dtype=np.float32) + 0.5}
+    arrays = {"x": rng.random((40, 1, 8), dtype=np.float32), "gain": rng.random(40, dtype=np.float32) + 0.5}
     cal = modelzoo.write_npz(repo / "cal.npz", **arrays)
     r = quantize_static(fp32, cal)
     assert r.report["quantized_op_types"].get("MatMul") == 1
@@ -255,7 +255,7 @@ def test_a_scalar_input_calibrates_and_gates_from_sets(repo):
     row = {"id": "s", "onnx": fp32.name, "quant_mode": "static", "quant_calibration_set": "cal.npz"}
     reg.write_text(json.dumps({"models": [{**row, "quant_eval_set": "cal.npz"}]}))
     got = run_gate(reg).to_json()["models"][0]
-    assert got["status"] == "pass" and got["samples"] == 16, got["reason"]
+    assert got["status"] == "pass" and got["samples"] == 40, got["reason"]
 
 
 def _graph_model(repo, name, nodes, inits, opset, out_shape=(1, 4)):

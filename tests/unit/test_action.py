@@ -152,7 +152,7 @@ def test_settings_options_win_over_env(ws):
     env = {
         "GITHUB_WORKSPACE": str(ws),
         "INPUT_REGISTRY": "env.json",
-        "INPUT_SAMPLES": "4",
+        "INPUT_SAMPLES": "32",
         "INPUT_FAIL_ON_VIOLATION": "false",
         "INPUT_MODELS": "a,b",
         "INPUT_WORKING_DIRECTORY": "sub",
@@ -161,7 +161,7 @@ def test_settings_options_win_over_env(ws):
     s = ep.Settings.load({"registry": "cli.json", "samples": None, "seed": "3"}, env)
     assert s.working_directory == (ws / "sub").resolve()
     assert s.registry == (ws / "sub" / "cli.json").resolve()
-    assert (s.samples, s.seed, s.fail_on_violation, s.models) == (4, 3, False, ["a", "b"])
+    assert (s.samples, s.seed, s.fail_on_violation, s.models) == (32, 3, False, ["a", "b"])
     assert s.github_token == "tok"
 
 
@@ -219,13 +219,13 @@ def test_settings_refuse_symlink_out_of_workspace(ws, tmp_path):
 
 def test_entrypoint_pass(mlp_workspace, tmp_path, capsys, keep_cwd):
     reg = write_mlp_registry(mlp_workspace, budget=1.0)
-    env = runner_env(mlp_workspace, tmp_path, registry=reg, comment="true", samples="8")
+    env = runner_env(mlp_workspace, tmp_path, registry=reg, comment="true", samples="32")
     assert ep.run({}, env) == 0
     out = parse_output_file((tmp_path / "file_commands" / "out").read_text())
     assert out["verdict"] == "pass" and out["passed"] == "1" and out["failed"] == "0"
     assert out["results_path"] == "quantgate-results.json"
     results = json.loads((mlp_workspace / out["results_path"]).read_text())
-    assert results["settings"]["samples"] == 8 and results["models"][0]["status"] == "pass"
+    assert results["settings"]["samples"] == 32 and results["models"][0]["status"] == "pass"
     summary = (tmp_path / "file_commands" / "summary").read_text()
     assert "`mlp`" in summary and summary == (mlp_workspace / out["markdown_path"]).read_text()
     printed = capsys.readouterr().out

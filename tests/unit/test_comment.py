@@ -78,7 +78,7 @@ def test_table_is_phone_narrow(results):
     for ln in body.splitlines():
         if ln.startswith("| ") and "`" in ln:
             cells = ln.strip("|").split("|")
-            assert len(cells) == 10  # icon, model, mode, drop, CI, n, budget, max err, KiB, int8 weights
+            assert len(cells) == 11  # icon, model, mode, drop, CI, n, budget, max err, KiB, int8 weights, int8/fp32 time
             assert max(len(c.strip()) for c in cells[2:]) <= 14, ln  # numbers stay short
 
 

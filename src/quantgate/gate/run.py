@@ -193,8 +193,8 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
     )
     m.add(**verdict(measured, p.judged, p.budgets, e.budget, policy))
     _coverage_budget(e, m)
-    if measured.note:
-        m.add(warnings=(*m.row.warnings, measured.note))
+    if measured.note:  # said under -v and in the sampling block, not as a warning on every pinned row
+        m.add(sampling={**(m.row.sampling or {}), "note": measured.note})
     if m.row.marginal and policy == "warn" and m.row.status == "pass":
         m.add(warnings=(*m.row.warnings, f"passed on its point estimate alone: {m.row.reason}"))
     if m.row.status == "fail":
@@ -819,6 +819,8 @@ def detail_lines(row: Row) -> list[str]:
         out.append(
             f"        sampled ({row.sampling.get('mode')}): {steps}; stopped: {row.sampling.get('stopped')}{looks}"
         )
+    if row.sampling and row.sampling.get("note"):
+        out.append(f"        {plain(row.sampling['note'])}")
     if row.worst_sample is not None and row.max_abs_error:
         out.append(f"        worst single error {row.max_abs_error:.4g} on gate input (sample) {row.worst_sample}")
     t = row.loop_timing

@@ -9,7 +9,7 @@ exactly the same outputs, timed as it goes, and stopped when it hangs.
   from there on, that batch included. So batching never changes a figure. A batch holds at most
   `BATCH_ELEMENTS` input and output elements (`MAX_BATCH` samples): a 224x224 image model runs
   one sample at a time and its memory does not grow.
-- **Timing.** Each ONNX Runtime call is timed; `timing()` is the mean wall time per sample of
+- **Timing.** Each ONNX Runtime call is timed; `timing()` is the median wall time per sample of
   each side and their ratio (`results.LoopTiming`), a rough speed figure at no extra cost.
 - **Hangs.** A `Watchdog` sets ONNX Runtime's `RunOptions.terminate` on both sessions once the
   model's time is up; the call returns with an error and the model becomes an error row.
@@ -30,6 +30,7 @@ from ..results import LoopTiming
 BATCH_ELEMENTS = 1 << 16
 MAX_BATCH = 256
 _PROBE = 8  # samples in the first batch, run both ways
+MIN_TIMED = 8  # fewer timed samples give no loop timing
 
 
 class Watchdog:
@@ -95,8 +96,7 @@ class PairRunner:
         self.mode = "unknown" if batchable else "single"  # "single", "batched"
         self.seconds = [0.0, 0.0]
         self.timed = 0
-        self._warm = [False, False]
-        self._cold = 0  # first calls left out of the timing
+        self._per_sample: tuple[list[float], list[float]] = ([], [])  # each call's time per sample
 
     # -- one call ---------------------------------------------------------------------------------
     def _call(self, side: int, feed: dict, first: int, *, batched: bool = False) -> list:
@@ -111,11 +111,10 @@ class PairRunner:
             if batched:  # the model does not take this batch after all: one at a time
                 raise _NoBatch from None
             raise self.on_failure(self.labels[side], e, feed, first) from None
-        if self._warm[side]:
-            self.seconds[side] += time.perf_counter() - t0
-        else:  # the first call of a session pays for its allocations: not part of the figure
-            self._warm[side] = True
-            self._cold += 1
+        took = time.perf_counter() - t0
+        self.seconds[side] += took
+        rows = next((int(np.shape(v)[0]) for v in feed.values() if np.ndim(v)), 1) if self.mode == "batched" else 1
+        self._per_sample[side].append(took / max(rows, 1))
         return out
 
     def _single(self, feeds: list[dict], first: int) -> tuple[list[list], list[list]]:
@@ -154,11 +153,12 @@ class PairRunner:
         self.timed += len(feeds)
         return out
 
-    def _state(self) -> tuple[int, list[float]]:
-        return self.timed, list(self.seconds)
+    def _state(self) -> tuple:
+        return self.timed, list(self.seconds), len(self._per_sample[0]), len(self._per_sample[1])
 
-    def _reset(self, state: tuple[int, list[float]]) -> None:
+    def _reset(self, state: tuple) -> None:
         self.timed, self.seconds = state[0], list(state[1])
+        del self._per_sample[0][state[2] :], self._per_sample[1][state[3] :]
 
     # -- what measure calls -------------------------------------------------------------------------
     def batch_for(self, feed: dict) -> int:
@@ -205,19 +205,20 @@ class PairRunner:
         return self._single(feeds, first)
 
     def timing(self) -> LoopTiming | None:
-        if self._cold:  # the sample (or batch) whose calls warmed the sessions up is not counted
-            self.timed -= 1
-            self._cold = 0
-        if self.timed <= 0 or self.seconds[0] <= 0:
+        """Median time per sample of each side's calls (the first calls of a session, which pay
+        for its allocations, and the odd hiccup of a shared machine do not move a median)."""
+        fp, q = self._per_sample
+        if self.timed < MIN_TIMED or len(fp) < 3 or len(q) < 3:
             return None
-        fp = self.seconds[0] / self.timed * 1e3
-        q = self.seconds[1] / self.timed * 1e3
+        fp_ms, q_ms = float(np.median(fp)) * 1e3, float(np.median(q)) * 1e3
+        if fp_ms <= 0:
+            return None
         return LoopTiming(
-            fp32_ms=round(fp, 6),
-            int8_ms=round(q, 6),
-            ratio=round(q / fp, 4),
+            fp32_ms=round(fp_ms, 6),
+            int8_ms=round(q_ms, 6),
+            ratio=round(q_ms / fp_ms, 4),
             samples=self.timed,
-            batch=self.batch if self.mode == "batched" else 1,
+            batch=min(self.batch, self.timed) if self.mode == "batched" else 1,
         )
 
 
