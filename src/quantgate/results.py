@@ -41,7 +41,7 @@ class Interval:
         return cls(float(v[0]), float(v[1])) if v is not None else None
 
 
-_INTERVALS = ("drop_ci", "sqnr_db_ci", "rmse_ci", "rel_rmse_ci")
+_INTERVALS = ("drop_ci", "sqnr_db_ci", "rmse_ci", "rel_rmse_ci", "gain_offset_ci")
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,8 @@ class OutputFigures:
     rmse_ci: Interval | None = None
     rel_rmse: float | None = None  # RMSE against the fp32 output's spread (see gate/estimate.py)
     rel_rmse_ci: Interval | None = None
+    gain_offset: float | None = None  # the gain and offset part of the error, on rel_rmse's scale
+    gain_offset_ci: Interval | None = None
     samples: int | None = None
 
     def to_json(self) -> dict:

@@ -152,7 +152,7 @@ def test_rows_stay_bounded_and_depend_only_on_the_count():
     for n in (4096, 8192, 16384):  # a power of two is min(n, 4096) rows of n/4096 samples
         s = OutputSums()
         s.add_many(x[:n], y[:n])
-        assert s.matrix().shape == (4096, 8) and s.block == max(1, n // 4096)
+        assert s.matrix().shape == (4096, estimate.COLUMNS) and s.block == max(1, n // 4096)
     # the totals, and so the point figures, are those of every sample
     assert linear(bulk).point["drop"] == pytest.approx(1 - np.corrcoef(x.ravel(), y.ravel())[0, 1], rel=1e-9)
 

@@ -6,7 +6,9 @@ not the element, is the unit of resampling). The figures come from the column to
 - drop = 1 - PLCC of the fp32 and int8 values of every sample, pooled;
 - SQNR (dB) = 10 log10(sum fp32^2 / sum (int8 - fp32)^2), RMSE, NMSE;
 - rel_rmse = RMSE / max(std of fp32, 5 % of its RMS): how large the error is against the output's
-  own spread (the gain or offset error PLCC cannot see shows here);
+  own spread;
+- gain_offset: the RMS of the error's affine part (int8 = c + g fp32 + noise, fitted by least
+  squares: the gain and offset error 1 - PLCC cannot see) on the same scale;
 - the worst single error, and the sample that caused it.
 
 Every figure is a smooth function f(T) of the column totals T, unchanged when T is scaled, so a
@@ -48,9 +50,9 @@ from ..results import Interval
 
 # Columns of a row of sums. Values are centred on a reference (the first sample's means) so that
 # the pooled variance is not the small difference of two large numbers.
-N, SX, SY, SXX, SYY, SXY, SX2, SEE = range(8)
-COLUMNS = 8
-FIGURES = ("drop", "sqnr_db", "rmse", "rel_rmse")
+N, SX, SY, SXX, SYY, SXY, SX2, SEE, SE = range(9)
+COLUMNS = 9
+FIGURES = ("drop", "sqnr_db", "rmse", "rel_rmse", "gain_offset")
 BOOTSTRAP_REPLICATES = 1000
 REPLICATE_CHUNK = 100
 CONFIDENCE = 0.95
@@ -195,6 +197,7 @@ class OutputSums:
         rows[:, N] = x.shape[1]
         rows[:, SX2] = np.einsum("ij,ij->i", x, x)
         rows[:, SEE] = np.einsum("ij,ij->i", e, e)
+        rows[:, SE] = e.sum(1)
         del e
         x -= cx
         y -= cy
@@ -208,7 +211,7 @@ class OutputSums:
     def _rescale(self, f: float) -> None:
         """Multiply every value seen so far by `f` (a power of two)."""
         for a in (self._rows[: self._count], self._partial[None, :]):
-            a[:, [SX, SY]] *= f
+            a[:, [SX, SY, SE]] *= f
             a[:, [SXX, SYY, SXY, SX2, SEE]] *= f * f
         if self.ref is not None:
             self.ref = (self.ref[0] * f, self.ref[1] * f)
@@ -315,7 +318,17 @@ def figures(t: np.ndarray, scale: float = 1.0) -> dict[str, np.ndarray]:
             "rmse": np.sqrt(mse) / scale,
             "nmse": t[..., SEE] / t[..., SX2],
             "rel_rmse": np.sqrt(mse) / scale_,
+            "gain_offset": np.sqrt(_affine_ms(t, n, a, bx)) / scale_,
         }
+
+
+def _affine_ms(t, n, a, bx):
+    """Mean square of the error's affine part: int8 = c + g fp32 + noise fitted by least squares,
+    the part (c + (g - 1) fp32) of int8 - fp32 that 1 - PLCC cannot see: (mean error)^2 +
+    (g - 1)^2 var(fp32), with g - 1 = (A - B) / B."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        d = t[..., SE] / n
+        return d * d + np.where(bx > 0, (a - bx) ** 2 / (bx * n * n), 0.0)
 
 
 def gradients(t: np.ndarray, scale: float = 1.0) -> dict[str, np.ndarray]:
@@ -326,19 +339,19 @@ def gradients(t: np.ndarray, scale: float = 1.0) -> dict[str, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rho = a / np.sqrt(bx * cy)
         # d rho = rho (dA/A - dB/2B - dC/2C); d drop = -d rho
-        da = np.stack([t[..., SXY], -sy, -sx, z, z, n, z, z], axis=-1)
-        db = np.stack([t[..., SXX], -2 * sx, z, n, z, z, z, z], axis=-1)
-        dc = np.stack([t[..., SYY], z, -2 * sy, z, n, z, z, z], axis=-1)
+        da = np.stack([t[..., SXY], -sy, -sx, z, z, n, z, z, z], axis=-1)
+        db = np.stack([t[..., SXX], -2 * sx, z, n, z, z, z, z, z], axis=-1)
+        dc = np.stack([t[..., SYY], z, -2 * sy, z, n, z, z, z, z], axis=-1)
         g["drop"] = -rho[..., None] * (da / a[..., None] - db / (2 * bx[..., None]) - dc / (2 * cy[..., None]))
         # rho = 0 exactly (no correlation) makes the form above 0/0; its derivative is dA / sqrt(BC)
         g["drop"] = np.where((a == 0)[..., None], -da / np.sqrt(bx * cy)[..., None], g["drop"])
-        unit = np.zeros(t.shape)
-        d_see = unit.copy()
-        d_see[..., SEE] = 1.0
-        d_x2 = unit.copy()
-        d_x2[..., SX2] = 1.0
-        d_n = unit.copy()
-        d_n[..., N] = 1.0
+
+        def unit(col: int) -> np.ndarray:
+            u = np.zeros(t.shape)
+            u[..., col] = 1.0
+            return u
+
+        d_see, d_x2, d_n, d_se = unit(SEE), unit(SX2), unit(N), unit(SE)
         see, x2 = t[..., SEE][..., None], t[..., SX2][..., None]
         nn = n[..., None]
         g["sqnr_db"] = (10.0 / np.log(10.0)) * (d_x2 / x2 - d_see / see)
@@ -350,6 +363,15 @@ def gradients(t: np.ndarray, scale: float = 1.0) -> dict[str, np.ndarray]:
         dlog_scale = np.where(by_sd, db / (2 * bx[..., None]) - d_n / nn, 0.5 * (d_x2 / x2 - d_n / nn))
         rel = (np.sqrt(t[..., SEE] / n) / np.maximum(sd, rms_part))[..., None]
         g["rel_rmse"] = rel * (0.5 * (d_see / see - d_n / nn) - dlog_scale)
+        # gain_offset = sqrt(u + w) / scale, u = (SE/n)^2, w = (A - B)^2 / (B n^2)
+        se_ = t[..., SE][..., None]
+        bb, amb = bx[..., None], (a - bx)[..., None]
+        du = 2 * se_ / nn**2 * (d_se - se_ * d_n / nn)
+        w = amb**2 / (bb * nn**2)
+        dw = 2 * amb * (da - db) / (bb * nn**2) - w * (db / bb + 2 * d_n / nn)
+        ms = _affine_ms(t, n, a, bx)[..., None]
+        go = np.sqrt(ms) / np.maximum(sd, rms_part)[..., None]
+        g["gain_offset"] = np.where(ms > 0, go * (0.5 * (du + dw) / ms - dlog_scale), 0.0)
     return g
 
 
@@ -374,7 +396,7 @@ class Estimate:
     samples: int
 
 
-_LOWER_BOUND = {"drop": 0.0, "rmse": 0.0, "rel_rmse": 0.0}
+_LOWER_BOUND = {"drop": 0.0, "rmse": 0.0, "rel_rmse": 0.0, "gain_offset": 0.0}
 _UPPER_BOUND = {"drop": 2.0}
 
 

@@ -451,7 +451,7 @@ def _has_figures(s: OutputSums) -> bool:
 
 
 def _ci(fig: OutputFigures, figure: str) -> Interval | None:
-    return {"drop": fig.drop_ci, "sqnr_db": fig.sqnr_db_ci, "rmse": fig.rmse_ci, "rel_rmse": fig.rel_rmse_ci}[figure]
+    return getattr(fig, f"{figure}_ci")
 
 
 def _output_figures(name: str, judged: bool, s: OutputSums, est: Estimate | None, kept) -> OutputFigures:
@@ -488,6 +488,8 @@ def _output_figures(name: str, judged: bool, s: OutputSums, est: Estimate | None
         rmse_ci=iv["rmse"],
         rel_rmse=_finite(p["rel_rmse"]),
         rel_rmse_ci=iv["rel_rmse"],
+        gain_offset=_finite(p["gain_offset"]),
+        gain_offset_ci=iv["gain_offset"],
         samples=s.samples,
     )
     fp_const, q_const = fp_range == 0.0, s.int8_max == s.int8_min

@@ -810,7 +810,8 @@ def detail_lines(row: Row) -> list[str]:
         out.append(
             f"        output '{plain(o.name)}'{judged}: drop={fig(o.drop)}{ci(o.drop_ci)} "
             f"SQNR={fig(o.sqnr_db, '.2f')}dB{ci(o.sqnr_db_ci)} RMSE={fig(o.rmse)} "
-            f"error/spread={fig(o.rel_rmse, '.3g')} max_abs={fig(o.max_abs_error, '.4g')}"
+            f"error/spread={fig(o.rel_rmse, '.3g')} gain/offset={fig(o.gain_offset, '.3g')}{ci(o.gain_offset_ci)} "
+            f"max_abs={fig(o.max_abs_error, '.4g')}"
         )
     if row.sampling:
         steps = " -> ".join(str(n) for n in row.sampling.get("steps", []))
