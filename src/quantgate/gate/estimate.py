@@ -54,7 +54,7 @@ N, SX, SY, SXX, SYY, SXY, SX2, SEE, SE = range(9)
 COLUMNS = 9
 FIGURES = ("drop", "sqnr_db", "rmse", "rel_rmse", "gain_offset")
 BOOTSTRAP_REPLICATES = 1000
-REPLICATE_CHUNK = 100
+REPLICATE_CHUNK = 25
 CONFIDENCE = 0.95
 TAIL_ALLOWANCE = 5.0
 # At most 2 * ROW_CAP rows per output; then pairs are summed (see the module docstring).
@@ -533,8 +533,10 @@ def look_level(steps: tuple[int, ...], confidence: float = CONFIDENCE) -> float:
         return confidence
     n = np.asarray(steps, dtype=np.float64)
     rng = np.random.default_rng(0x5E0)
-    draws = 200_000
-    inc = rng.standard_normal((draws, len(n))) * np.sqrt(np.diff(n, prepend=0.0))
-    z = np.abs(np.cumsum(inc, axis=1) / np.sqrt(n)).max(axis=1)
+    chunks, per = 20, 10_000  # 200,000 random walks, 10,000 at a time: a few MB at most
+    z = np.empty(chunks * per)
+    for c in range(chunks):
+        inc = rng.standard_normal((per, len(n))) * np.sqrt(np.diff(n, prepend=0.0))
+        z[c * per : (c + 1) * per] = np.abs(np.cumsum(inc, axis=1) / np.sqrt(n)).max(axis=1)
     crit = float(np.quantile(z, confidence))
     return 1.0 - 2.0 * (1.0 - _NORMAL.cdf(crit))

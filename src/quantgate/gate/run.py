@@ -347,6 +347,8 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
         fixed = s.fixed_samples(e.gate_samples)
         mode = "adaptive" if fixed is None else "fixed"
     budgets = budgets_of(e.budget, e.budget_sqnr_db, e.budget_rmse)
+    if s.reference_compat:  # the reference method judged the PLCC drop alone
+        budgets = budgets[:1]
     return Prepared(
         s_fp,
         s_q,

@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import UserError, one_line
 from ..results import LoopTiming
 
-BATCH_ELEMENTS = 1 << 16
+BATCH_ELEMENTS = 1 << 14
 MAX_BATCH = 256
 _PROBE = 8  # samples in the first batch, run both ways
 MIN_TIMED = 8  # fewer timed samples give no loop timing
