@@ -59,12 +59,11 @@ def cost(name: str, registry: Path, cwd: Path, rounds: int) -> None:
     d, r = arms["default"], arms["reference"]
     wall_ratio = statistics.median(a[0] / b[0] for a, b in zip(d, r, strict=True))
     mem_ratio = statistics.median(a[1] / b[1] for a, b in zip(d, r, strict=True))
-    print(
-        f"{name:<12} {'default':<10} wall s {spread([x[0] for x in d])}  peak MiB {spread([x[1] for x in d])}  exit {d[0][2]}"
-    )
-    print(
-        f"{'':<12} {'reference':<10} wall s {spread([x[0] for x in r])}  peak MiB {spread([x[1] for x in r])}  exit {r[0][2]}"
-    )
+    for label, arm, shown in (("default", d, name), ("reference", r, "")):
+        print(
+            f"{shown:<12} {label:<10} wall s {spread([x[0] for x in arm])}  "
+            f"peak MiB {spread([x[1] for x in arm])}  exit {arm[0][2]}"
+        )
     print(f"{'':<12} {'ratio':<10} wall {wall_ratio:.2f}x  memory {mem_ratio:.2f}x")
 
 
@@ -91,9 +90,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seeds", type=int, default=10)
     args = ap.parse_args()
-    from quantgate.cpu import cpu_info, int8_kernels
-
     import cost_models
+    from quantgate.cpu import cpu_info, int8_kernels
 
     repo = HERE.parent
     print(f"# CPU: {cpu_info()['model']}; int8 kernels: {int8_kernels()['family']}; {os.cpu_count()} logical cores")
