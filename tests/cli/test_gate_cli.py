@@ -196,3 +196,14 @@ def test_a_model_that_hangs_onnx_runtime_becomes_an_error_row_and_the_others_fin
     assert "--model-timeout" in rows["hang"]["reason"]
     assert rows["good"]["status"] == "pass"
     assert "Traceback" not in proc.stderr and "terminate flag" not in proc.stdout + proc.stderr
+
+
+def test_a_pinned_count_past_what_a_runner_can_hold_is_refused_at_its_line(repo):
+    fp32 = modelzoo.mlp(repo)
+    quantize_dynamic(fp32)
+    reg = write_registry(
+        repo / "registry.json", [{"id": "m", "onnx": fp32.name, "quant_mode": "dynamic", "quant_gate_samples": 1000000}]
+    )
+    proc = run_cli("validate", "--registry", reg, "--quick", cwd=repo)
+    assert proc.returncode == 2 and "quant_gate_samples" in proc.stderr and "262144" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -354,3 +354,36 @@ def test_a_constant_output_samples_on_and_a_rare_collapse_fails():
     m = _measure(run_pair, feeds(), 0.01, GateSettings(max_samples=8192), batch=256)
     assert m.decided and m.sampling.samples == 8192 and m.outputs[0].drop_ci == Interval(0.0, 0.0)
     assert "fewer than 1 input in 2,731" in m.outputs[0].note
+
+
+def test_memory_stays_flat_however_many_samples():
+    """quant_gate_samples at its maximum must not take the runner's memory: the rows stop growing
+    at 4,096 and the bootstrap streams its replicates."""
+    import tracemalloc
+
+    from quantgate.gate.settings import SAMPLES_LIMIT
+
+    rng = np.random.default_rng(8)
+    s = OutputSums()
+    tracemalloc.start()
+    for _ in range(SAMPLES_LIMIT // 8192):
+        x = rng.standard_normal((8192, 1))
+        s.add_many(x, x + 0.01 * rng.standard_normal((8192, 1)))
+        del x
+    tracemalloc.reset_peak()
+    est = estimate.estimate(s, SEED)
+    _current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert s.samples == SAMPLES_LIMIT and est.intervals["drop"] is not None
+    assert len(s.matrix()) <= 2 * estimate.ROW_CAP
+    assert peak < 16 * 2**20, peak  # MB, not the GiBs a (replicates x samples) weight matrix took
+
+
+def test_the_registry_caps_a_pinned_count_where_the_gate_does():
+    from quantgate.gate.settings import SAMPLES_LIMIT
+    from quantgate.registry import load_schema
+
+    entry = load_schema("registry.schema.json")["$defs"]["entry"]["properties"]["quant_gate_samples"]
+    assert entry["maximum"] == SAMPLES_LIMIT
+    with pytest.raises(Exception, match="not a sample count from 1 to 262,144"):
+        GateSettings(samples=SAMPLES_LIMIT + 1)
