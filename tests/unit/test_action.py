@@ -145,7 +145,10 @@ def test_settings_from_env_defaults(ws):
     assert s.registry == ws.resolve() / "model/tiny/registry.json"
     assert s.models == [] and s.fail_on_violation is True and s.comment is True
     assert (s.samples, s.seed) == (None, 0)  # adaptive sampling
+    assert s.on_marginal == "fail"  # a budget not shown to be met is not met
     assert s.out_json == ws.resolve() / "quantgate-results.json"
+    warn = ep.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), "INPUT_ON_MARGINAL": " Warn "})
+    assert warn.on_marginal == "warn"
 
 
 def test_settings_options_win_over_env(ws):
@@ -201,6 +204,7 @@ def test_settings_accept_absolute_inside_workspace(ws):
         ("models", "a,../../x.onnx", "input models"),
         ("samples", "zero", "input samples"),
         ("comment", "perhaps", "input comment"),
+        ("on_marginal", "maybe", "input on_marginal"),
         ("out_json", "model/tiny/registry.json", "is also this run's registry"),
         ("markdown_out", "model.onnx", "named like a model or data file"),
     ],
