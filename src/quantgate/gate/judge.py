@@ -74,10 +74,6 @@ def _figure(fig: OutputFigures, name: str) -> float | None:
     return getattr(fig, name)
 
 
-def _interval(fig: OutputFigures, name: str) -> Interval | None:
-    return getattr(fig, f"{name}_ci")
-
-
 def worst_output(outputs: list[OutputFigures], judged: set[str]) -> OutputFigures:
     """The judged output that did worst: an error before a fail before a figure, then the largest drop."""
     pool = [o for o in outputs if o.name in judged]

@@ -111,13 +111,6 @@ class Measured:
     note: str | None = None  # what else the row should say (a pinned count below the pass floor)
 
 
-def schedule(settings: GateSettings, fixed: int | None) -> list[int]:
-    """The looks of a run with no pilot information: a fixed count, or doubling from the pilot."""
-    if fixed is not None:
-        return [fixed]
-    return _doubling(settings.min_samples, settings.max_samples)
-
-
 def _doubling(first: int, cap: int) -> list[int]:
     steps, n = [], first
     while n < cap:
