@@ -5,13 +5,16 @@ no input set is ever held whole. The schedule, for adaptive sampling (the defaul
 
 1. a **pilot** of `min_samples` (32): its figures, their standard errors and tail allowances
    (no resampling) say how many samples the verdict will need — the first **look**, rounded up
-   to a power of two. A model far inside its budget stops at the pilot; a slow model whose every
-   sample is precise (a 50k-element image) needs tens of samples, not hundreds;
+   to a power of two, and for a pass at least the **pass floor** (`pass_floor`: as many samples
+   as put `PASS_FLOOR_ELEMENTS` input and output values through the model, at most
+   `PASS_FLOOR_MAX`; fewer samples cannot see failures on a few inputs in a thousand). A slow
+   model whose every sample is a precise figure (a 50k-element image) needs tens of samples;
 2. looks at that count, then doubling, up to `max_samples`. Each look's intervals use the
    confidence that keeps the chance of *any* look deciding wrongly at 5 % (`estimate.look_level`);
 3. a look **decides** when every judged budget's interval lies on one side of its threshold
-   (one firmly over is enough for a fail). A pass also waits until the drop's half-width is at
-   most `PRECISION` of the budget, so the figure barely moves with the seed; a fail stops at once.
+   (one firmly over is enough for a fail). A pass also waits until the drop's 95 % half-width is
+   at most `PRECISION` of the budget, so the figure barely moves with the seed; a fail stops at
+   once.
 
 Below `min_samples` no verdict is decided (a row measured on fewer is marginal by construction).
 A constant-looking output decides nothing either: it samples on to the cap, since a difference
