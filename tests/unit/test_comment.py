@@ -78,7 +78,7 @@ def test_table_is_phone_narrow(results):
     for ln in body.splitlines():
         if ln.startswith("| ") and "`" in ln:
             cells = ln.strip("|").split("|")
-            assert len(cells) == 11  # icon, model, mode, drop, CI, n, budget, max err, KiB, int8 weights, int8/fp32 time
+            assert len(cells) == 11  # icon, model, mode, drop, CI, n, budget, max err, KiB, int8 w., int8/fp32
             assert max(len(c.strip()) for c in cells[2:]) <= 14, ln  # numbers stay short
 
 
@@ -107,7 +107,7 @@ def test_untrusted_text_is_escaped_and_pings_nobody(results):
     assert f"@{ZWSP}org/team" in body and "a@b.org" in body  # emails are not mentions
     assert "<img" not in body and "&lt;img src=x&gt;" in body
     row = next(ln for ln in body.splitlines() if "evil" in ln)
-    assert len(row.replace("\\|", "").strip("|").split("|")) == 10  # the pipe did not add a column
+    assert len(row.replace("\\|", "").strip("|").split("|")) == 11  # the pipe did not add a column
 
 
 def test_reproduce_commands_keep_selection_and_drop_output_files(results):
