@@ -8,7 +8,8 @@ not the element, is the unit of resampling). The figures come from the column to
 - rel_rmse = RMSE / max(std of fp32, 5 % of its RMS): how large the error is against the output's
   own spread;
 - gain_offset: the RMS of the error's affine part (int8 = c + g fp32 + noise, fitted by least
-  squares: the gain and offset error 1 - PLCC cannot see) on the same scale;
+  squares: the gain and offset error 1 - PLCC cannot see) against the fp32 output's RMS: a gain
+  of 1.1, or an offset of 10 % of the RMS, is 0.1 on any output;
 - the worst single error, and the sample that caused it.
 
 Every figure is a smooth function f(T) of the column totals T, unchanged when T is scaled, so a
@@ -318,7 +319,7 @@ def figures(t: np.ndarray, scale: float = 1.0) -> dict[str, np.ndarray]:
             "rmse": np.sqrt(mse) / scale,
             "nmse": t[..., SEE] / t[..., SX2],
             "rel_rmse": np.sqrt(mse) / scale_,
-            "gain_offset": np.sqrt(_affine_ms(t, n, a, bx)) / scale_,
+            "gain_offset": np.sqrt(_affine_ms(t, n, a, bx) / ms),
         }
 
 
@@ -370,8 +371,8 @@ def gradients(t: np.ndarray, scale: float = 1.0) -> dict[str, np.ndarray]:
         w = amb**2 / (bb * nn**2)
         dw = 2 * amb * (da - db) / (bb * nn**2) - w * (db / bb + 2 * d_n / nn)
         ms = _affine_ms(t, n, a, bx)[..., None]
-        go = np.sqrt(ms) / np.maximum(sd, rms_part)[..., None]
-        g["gain_offset"] = np.where(ms > 0, go * (0.5 * (du + dw) / ms - dlog_scale), 0.0)
+        go = np.sqrt(ms / (x2 / nn))
+        g["gain_offset"] = np.where(ms > 0, go * (0.5 * (du + dw) / ms - 0.5 * (d_x2 / x2 - d_n / nn)), 0.0)
     return g
 
 
