@@ -48,7 +48,13 @@ def budgets(e) -> str:
 
     shown = []
     for b in budgets_of(e.budget, e.budget_sqnr_db, e.budget_rmse):
-        word = {"drop": "drop", "sqnr_db": "SQNR", "rmse": "RMSE", "rel_rmse": "error/spread"}.get(b.figure, b.figure)
+        word = {
+            "drop": "drop",
+            "sqnr_db": "SQNR",
+            "rmse": "RMSE",
+            "rel_rmse": "error/spread",
+            "gain_offset": "gain/offset",
+        }.get(b.figure, b.figure)
         sign = "≤" if b.higher_is_worse else "≥"
         unit = " dB" if b.figure == "sqnr_db" else ""
         shown.append(f"{word} {sign} {b.threshold:g}{unit}")
