@@ -435,3 +435,31 @@ def hanging(tmp_dir: Path, name: str = "hanging") -> Path:
     path = _save(build(False), tmp_dir, name)
     onnx.save(build(True), str(path.with_name(f"{name}.int8.onnx")))
     return path
+
+
+def variable_length(tmp_dir: Path, name: str = "variable_length", threshold: float = 0.9) -> Path:
+    """An output whose length varies by sample: the values of x [16] above `threshold` (none, some,
+    or all of them). Its sidecar (<stem>.int8.onnx) quantises x first (a quantised operator)."""
+
+    def build(quantise: bool) -> onnx.ModelProto:
+        inits = [numpy_helper.from_array(np.array(threshold, np.float32), "cut")]
+        nodes, src = [], "x"
+        if quantise:
+            inits += [
+                numpy_helper.from_array(np.array(1 / 255, np.float32), "s"),
+                numpy_helper.from_array(np.array(0, np.uint8), "z"),
+            ]
+            nodes += [
+                helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+                helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+            ]
+            src = "xd"
+        nodes += [
+            helper.make_node("Greater", ["x", "cut"], ["keep"]),
+            helper.make_node("Compress", [src, "keep"], ["y"], axis=0),
+        ]
+        return _model(helper.make_graph(nodes, name, [_f32("x", [16])], [_f32("y", ["kept"])], inits))
+
+    path = _save(build(False), tmp_dir, name)
+    onnx.save(build(True), str(path.with_name(f"{name}.int8.onnx")))
+    return path

@@ -53,3 +53,17 @@ def test_avx2_check_reports_both_figures(repo):
     assert isinstance(a["drop"], float) and a["drop_ci"][0] <= a["drop"] <= a["drop_ci"][1]
     said = f"as an AVX2-only CPU computes it (emulated): PASS drop={a['drop']:.6f}"
     assert said in proc.stdout and f"n={a['samples']}" in proc.stdout  # the terminal shows both figures
+
+
+def test_avx2_check_judges_an_output_whose_length_varies(repo):
+    fp32 = modelzoo.variable_length(repo, threshold=0.5)
+    reg = write_registry(
+        repo / "registry.json",
+        [{"id": "v", "onnx": fp32.name, "quant_mode": "static", "quant_calibration_set": "c.npz"}],
+    )
+    proc = run_cli(
+        "gate", "--registry", reg, "--samples", "64", "--avx2-check", "--out-json", repo / "r.json", cwd=repo
+    )
+    row = json.loads((repo / "r.json").read_text())["models"][0]
+    assert proc.returncode == 0 and row["avx2"]["status"] == "pass", (row["reason"], row["avx2"])
+    assert row["avx2"]["drop"] == pytest.approx(row["drop"], rel=1e-6)

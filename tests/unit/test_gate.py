@@ -271,3 +271,13 @@ def test_a_sidecar_made_from_another_fp32_is_stale(repo):
     assert row["status"] == "error" and "is stale" in row["reason"] and "ptq-dynamic" in row["reason"]
     quantize_dynamic(fp32)
     assert gate_row(repo, fp32, quant_accuracy_budget_plcc=0.5)["status"] == "pass"
+
+
+def test_an_output_whose_length_varies_is_judged_on_every_value(repo):
+    fp32 = modelzoo.variable_length(repo)  # 0 to 16 values a sample, often none
+    row = gate_row(repo, fp32, "v")
+    assert row["status"] == "pass", row["reason"]
+    out = row["outputs"][0]
+    assert out["drop"] > 0 and out["drop_ci"][0] <= out["drop"] <= out["drop_ci"][1]
+    # empty samples add nothing: fewer samples carry values than were run
+    assert 0 < out["samples"] < row["samples"]

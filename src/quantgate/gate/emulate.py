@@ -39,9 +39,9 @@ def qemu_path() -> str:
     return found
 
 
-def int8_outputs(plan: list[dict]) -> tuple[dict[int, dict[str, np.ndarray] | str], dict]:
+def int8_outputs(plan: list[dict]) -> tuple[dict[int, dict[str, list[np.ndarray]] | str], dict]:
     """Run the int8 side of every model in `plan` under emulation. Returns, by plan index, the
-    outputs (name -> [samples, ...]) or why they could not be had; and the int8 kernel family
+    outputs (name -> one flat array per sample) or why they could not be had; and the int8 kernel family
     the emulated CPU used."""
     qemu = qemu_path()
     with tempfile.TemporaryDirectory(prefix="quantgate-avx2-") as tmp:
@@ -61,7 +61,7 @@ def int8_outputs(plan: list[dict]) -> tuple[dict[int, dict[str, np.ndarray] | st
             why = f"the emulated run failed: {one_line(tail[-1] if tail else f'exit code {proc.returncode}', 200)}"
             return {p["index"]: why for p in plan}, {}
         summary = json.loads(summary_file.read_text())
-        found: dict[int, dict[str, np.ndarray] | str] = {}
+        found: dict[int, dict[str, list[np.ndarray]] | str] = {}
         for p in plan:
             i = p["index"]
             err = summary["errors"].get(str(i))
@@ -69,7 +69,9 @@ def int8_outputs(plan: list[dict]) -> tuple[dict[int, dict[str, np.ndarray] | st
                 found[i] = err
             else:
                 with np.load(out_dir / f"{i}.npz", allow_pickle=False) as z:
-                    found[i] = {n: z[f"o{k}"] for k, n in enumerate(p["names"])}
+                    found[i] = {
+                        n: np.split(z[f"o{k}"], np.cumsum(z[f"n{k}"])[:-1]) for k, n in enumerate(p["names"])
+                    }
     return found, summary["int8_kernels"]
 
 
@@ -116,7 +118,11 @@ def _child(plan_path: str, out_dir: str) -> int:
             for _, feed in zip(range(p["samples"]), feeds, strict=False):
                 for k, y in enumerate(sess.run(p["names"], feed)):
                     got[k].append(np.asarray(y))
-            stacked: dict[str, Any] = {f"o{k}": np.stack(v) for k, v in enumerate(got)}
+            # every output flattened, with each sample's length: an output's length may vary by sample
+            stacked: dict[str, Any] = {}
+            for k, v in enumerate(got):
+                stacked[f"o{k}"] = np.concatenate([a.ravel() for a in v]) if v else np.zeros(0)
+                stacked[f"n{k}"] = np.array([a.size for a in v], np.int64)
             np.savez(out / f"{p['index']}.npz", **stacked)
         except Exception as e:  # one model that cannot run does not stop the others
             errors[str(p["index"])] = f"the emulated int8 run failed: {one_line(e, 200)}"
