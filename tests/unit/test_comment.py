@@ -468,3 +468,27 @@ def test_warnings_reach_the_comment_at_most_ten_lines_then_a_pointer(results):
     assert len(lines) == MAX_WARNINGS == 10
     assert "larger than fp32" in lines[0] and "`pass_model_00000`" in lines[0]
     assert "- _2 more warning(s) in the job summary_" in body
+
+
+def test_marginal_and_time_capped_rows_carry_their_marks_everywhere(results):
+    """A marginal row (❔) and a time-capped one (⏱) are marked in the comment, the markdown and
+    the terminal, and `Row.outcome` tells them apart from a plain pass."""
+    from quantgate.gate.run import line_for
+    from quantgate.report.markdown import render_markdown
+
+    doc = results.to_json()
+    good = next(r for r in doc["models"] if r["id"] == "good_mlp")
+    assert Results.from_json(doc).row("good_mlp").outcome == "passed"
+    good.update(marginal=True, on_marginal="fail", status="fail", reason="marginal: the interval straddles")
+    capped = dict(good, id="slow_mlp", time_capped=True)
+    doc["models"].append(capped)
+    res = Results.from_json(doc)
+    assert [res.row(i).outcome for i in ("good_mlp", "slow_mlp")] == ["marginal", "time-capped"]
+    body = render_comment(res, env={})
+    rows = {ln.split("`")[1]: ln for ln in body.splitlines() if ln.startswith("| ") and "`" in ln}
+    assert rows["good_mlp"].startswith("| ❔❌ |") and rows["slow_mlp"].startswith("| ⏱❔❌ |")
+    assert "2 marginal ❔" in body.splitlines()[1] and "1 time-capped ⏱" in body.splitlines()[1]
+    md = render_markdown(res)
+    assert "❔ marginal → ❌ fail" in md and "⏱ time-capped, ❔ marginal → ❌ fail" in md
+    assert line_for(res.row("good_mlp")).startswith("[MARG ] good_mlp") and "→ FAIL" in line_for(res.row("good_mlp"))
+    assert " time-capped " in line_for(res.row("slow_mlp"))

@@ -281,3 +281,25 @@ def test_an_output_whose_length_varies_is_judged_on_every_value(repo):
     assert out["drop"] > 0 and out["drop_ci"][0] <= out["drop"] <= out["drop_ci"][1]
     # empty samples add nothing: fewer samples carry values than were run
     assert 0 < out["samples"] < row["samples"]
+
+
+def test_batches_change_no_figure_and_a_dynamic_sidecar_runs_one_at_a_time(repo, monkeypatch):
+    """A static (fixed-scale) sidecar whose batch axis is free runs in batches, with exactly the
+    figures of one-at-a-time runs; a dynamic one, whose activation scale is taken over the whole
+    batch, would not give the same outputs, so it is never batched."""
+    from conftest import REPO
+    from quantgate.gate import runner
+
+    for stem in ("outlier_mlp_v1", "mlp_regressor_v1"):  # [batch, n] inputs: QAT (QDQ) and dynamic
+        for suffix in (".onnx", ".int8.onnx"):
+            shutil.copy(REPO / "model" / "tiny" / (stem + suffix), repo / (stem + suffix))
+    batched = gate_row(repo, repo / "outlier_mlp_v1.onnx", "st", quant_mode="qat", quant_gate_samples=600)
+    assert batched["loop_timing"]["batch"] > 1
+    monkeypatch.setattr(runner, "BATCH_ELEMENTS", 1)  # one sample a call
+    single = gate_row(repo, repo / "outlier_mlp_v1.onnx", "st", quant_mode="qat", quant_gate_samples=600)
+    assert single["loop_timing"]["batch"] == 1
+    for k in ("drop", "drop_ci", "sqnr_db", "max_abs_error", "worst_sample", "samples"):
+        assert batched[k] == single[k], k
+    monkeypatch.undo()
+    row = gate_row(repo, repo / "mlp_regressor_v1.onnx", "dy", quant_gate_samples=600)
+    assert row["status"] == "pass" and row["loop_timing"]["batch"] == 1
