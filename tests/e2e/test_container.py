@@ -354,7 +354,9 @@ def test_image_draws_the_pictures(engine, image, shipped_models, tmp_path):
         [
             *(client, "run", "--rm", "--network", "none", "-v", f"{ws}:/github/workspace", "-w", "/github/workspace"),
             *("--entrypoint", "/opt/quantgate/bin/quantgate", image),
-            *("gate", "nr_metric_v1", "--registry", SHIPPED_REGISTRY, "--samples", "64", "--plots", "plots"),
+            # 64 samples leave nr_metric_v1 marginal (a fail by default): the pictures are the point here
+            *("gate", "nr_metric_v1", "--registry", SHIPPED_REGISTRY, "--samples", "64", "--on-marginal", "warn"),
+            *("--plots", "plots"),
         ],
         env=env,
         capture_output=True,

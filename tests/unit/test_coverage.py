@@ -55,7 +55,8 @@ def test_the_batched_replicates_are_the_gates_own():
     batched = simulate.drop_replicates(m)
     for t in range(3):
         own = estimate.replicate_rows(m[t], simulate.BOOT_SEED)["drop"]
-        assert np.array_equal(own, batched[t])
+        # the same weights; one matrix product over trials rounds differently from the gate's own
+        np.testing.assert_allclose(batched[t], own, rtol=1e-10)
 
 
 @pytest.mark.parametrize("family", list(simulate.FAMILIES))

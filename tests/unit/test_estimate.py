@@ -387,3 +387,9 @@ def test_the_registry_caps_a_pinned_count_where_the_gate_does():
     assert entry["maximum"] == SAMPLES_LIMIT
     with pytest.raises(Exception, match="not a sample count from 1 to 262,144"):
         GateSettings(samples=SAMPLES_LIMIT + 1)
+
+
+def test_no_verdict_from_fewer_than_32_whatever_the_cap():
+    feeds, run_pair = synthetic(0.001, elems=50_000)
+    m = _measure(run_pair, feeds(), 0.01, GateSettings(max_samples=16, min_samples=16), batch=8)
+    assert m.sampling.samples == 16 and not m.decided and "fewer than the 32" in m.undecided

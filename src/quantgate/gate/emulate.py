@@ -69,9 +69,7 @@ def int8_outputs(plan: list[dict]) -> tuple[dict[int, dict[str, list[np.ndarray]
                 found[i] = err
             else:
                 with np.load(out_dir / f"{i}.npz", allow_pickle=False) as z:
-                    found[i] = {
-                        n: np.split(z[f"o{k}"], np.cumsum(z[f"n{k}"])[:-1]) for k, n in enumerate(p["names"])
-                    }
+                    found[i] = {n: np.split(z[f"o{k}"], np.cumsum(z[f"n{k}"])[:-1]) for k, n in enumerate(p["names"])}
     return found, summary["int8_kernels"]
 
 

@@ -43,7 +43,7 @@ from ..results import Interval, OutputFigures
 from . import estimate
 from .estimate import Estimate, OutputSums
 from .judge import Budget
-from .settings import GateSettings
+from .settings import MIN_SAMPLES, GateSettings
 
 # A pass is precise enough when the drop's 95 % half-width is at most this share of the budget
 # (the reported drop then moves with the seed by about half that, one standard deviation).
@@ -230,11 +230,12 @@ def measure(
 
     # the pilot (adaptive sampling only) plans the looks
     short = ""
-    floors = (settings.min_samples, settings.min_samples)
+    least = max(settings.min_samples, MIN_SAMPLES)  # whatever the pilot, no verdict from fewer than 32
+    floors = (least, least)
     if adaptive:
         pilot = min(settings.min_samples, cap)
         short = walk(pilot)
-        floors = (settings.min_samples, pass_floor(elements[0] if elements else 1, settings.min_samples))
+        floors = (least, pass_floor(elements[0] if elements else 1, least))
         planned = _plan(sums, names, judged, budgets, done, cap, floors[1]) if not short else [done]
     else:
         planned = [cap]
@@ -247,7 +248,7 @@ def measure(
         if done == 0:
             break
         if available is not None and elements:  # an eval set cut short: held to the same floor
-            floors = (settings.min_samples, pass_floor(elements[0], settings.min_samples))
+            floors = (least, pass_floor(elements[0], least))
         if last is None or last[0] != done:
             last = (done, *_evaluate(sums, kept, names, judged, budgets, boot_seed, level, floors))
             sampling.steps.append(done)
@@ -282,7 +283,7 @@ def measure(
     decided = decision in ("over", "within")
     note = None
     if fixed is not None and elements and decision == "within":
-        floor = pass_floor(elements[0], settings.min_samples)
+        floor = pass_floor(elements[0], least)
         if at < floor:  # the user's choice, said: what those samples cannot see
             note = (
                 f"pinned at {at} samples, a pass can miss a failure on fewer than 1 input in "
