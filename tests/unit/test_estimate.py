@@ -295,13 +295,17 @@ def test_the_budget_inside_the_interval_samples_to_the_cap_and_is_undecided():
 def test_the_time_cap_stops_at_a_boundary_and_says_so():
     feeds, run_pair = synthetic(0.1, elems=1)
 
+    calls = []
+
     def slow(chunk, first):
+        calls.append(first + len(chunk))
         time.sleep(0.002 * len(chunk))
         return run_pair(chunk, first)
 
     m = _measure(slow, feeds(), 0.0199, GateSettings(max_seconds=0.15))
     assert m.sampling.stopped == "time cap" and m.sampling.time_capped
     assert m.sampling.samples in (16, 32, 64) and not m.decided  # a power of two, never "79"
+    assert max(calls) == m.sampling.samples  # the step that would not fit was never started
 
 
 def test_a_step_that_overruns_goes_back_to_the_last_boundary():

@@ -303,3 +303,25 @@ def test_batches_change_no_figure_and_a_dynamic_sidecar_runs_one_at_a_time(repo,
     monkeypatch.undo()
     row = gate_row(repo, repo / "mlp_regressor_v1.onnx", "dy", quant_gate_samples=600)
     assert row["status"] == "pass" and row["loop_timing"]["batch"] == 1
+
+
+def test_an_eval_set_is_read_a_row_at_a_time_and_a_bad_row_is_named(repo):
+    fp32 = modelzoo.two_inputs(repo)
+    perturbed_sidecar(fp32)
+    (repo / "eval").mkdir()
+    rng = np.random.default_rng(6)
+    a, b = rng.random((60, 8), dtype=np.float32), rng.random((60, 8), dtype=np.float32)
+    a[37, 3] = np.nan
+    modelzoo.write_npz(repo / "eval" / "two.npz", a=a, b=b)
+    reg = write_registry(
+        repo / "registry.json",
+        [{"id": "two", "onnx": fp32.name, "quant_mode": "dynamic", "quant_eval_set": "eval/two.npz"}],
+    )
+    row = run_gate(reg).to_json()["models"][0]
+    assert row["status"] == "error" and "'a' holds NaN/inf values in sample 37" in row["reason"], row["reason"]
+    from quantgate.gate.run import check_entry
+    from quantgate.registry import load_registry
+
+    r = load_registry(reg)
+    problems, _ = check_entry(r.entries[0], r.path, r.root)  # validate reads every row too
+    assert problems and "sample 37" in str(problems[0]) and problems[0].where.endswith("quant_eval_set")
