@@ -73,6 +73,9 @@ def test_reference_compat_reproduces_reference_drop_exactly(repo, batch_dim):
     assert row["drop"] == expected
     assert [i["shape"] for i in row["inputs"]] == [[1, 1, 12, 12]]
     assert row["samples"] == 16 and row["sampling"]["mode"] == "fixed"
+    # the reference method judged the drop alone, by its point estimate (16 samples decide nothing)
+    assert row["budgets"] == {"drop": 0.01} and row["marginal"] and row["on_marginal"] == "pass"
+    assert row["status"] == ("pass" if expected <= 0.01 else "fail")
     assert {
         k: results["settings"][k] for k in ("samples", "seed", "reference_compat", "symbolic_dim_default", "selection")
     } == {"samples": None, "seed": 0, "reference_compat": True, "symbolic_dim_default": 1, "selection": []}
