@@ -80,7 +80,7 @@ def test_a_producer_whose_reader_leaves_still_records_the_digest(repo):
 
 
 def test_comment_body_on_stdout_is_the_body_alone_and_results_come_from_stdin(repo, mixed):
-    results = run_cli("gate", "--samples", "16", "--json-out", "-", cwd=repo)
+    results = run_cli("gate", "--samples", "32", "--json-out", "-", cwd=repo)
     assert results.returncode == 0, results.stderr
     proc = subprocess.run(
         [sys.executable, "-m", "quantgate", "comment", "--results", "-", "--mode", "off", "--body-out", "-"],
@@ -118,7 +118,7 @@ def test_comment_body_on_stdout_is_the_body_alone_and_results_come_from_stdin(re
 def test_registry_from_stdin_is_read_from_the_current_folder(repo, mixed):
     text = mixed.read_text()
     proc = subprocess.run(
-        [sys.executable, "-m", "quantgate", "gate", "--registry", "-", "--samples", "16", "a"],
+        [sys.executable, "-m", "quantgate", "gate", "--registry", "-", "--samples", "32", "a"],
         input=text,
         cwd=repo,
         capture_output=True,
@@ -145,7 +145,7 @@ def test_registry_from_stdin_is_read_from_the_current_folder(repo, mixed):
 
 
 def test_fp32_entries_are_one_count_line_unless_show_skipped(repo, mixed):
-    proc = run_cli("gate", "--samples", "16", "--markdown-out", "r.md", cwd=repo)
+    proc = run_cli("gate", "--samples", "32", "--markdown-out", "r.md", cwd=repo)
     assert proc.returncode == 0, proc.stderr
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[")]  # rows, not their warnings
     assert [ln[:9] for ln in lines[:2]] == ["[PASS ] a", "[PASS ] b"]
@@ -157,7 +157,7 @@ def test_fp32_entries_are_one_count_line_unless_show_skipped(repo, mixed):
     line_a = mixed.read_text().splitlines().index('      "id": "a",') + 1
     assert f"- `a` (registry line {line_a}): the int8 file is" in md  # a warning names its entry's line
 
-    listed = run_cli("gate", "--samples", "16", "--markdown-out", "r.md", "--show-skipped", cwd=repo)
+    listed = run_cli("gate", "--samples", "32", "--markdown-out", "r.md", "--show-skipped", cwd=repo)
     assert [ln for ln in listed.stdout.splitlines() if ln.startswith("[SKIP ]")] == [
         f"[SKIP ] fp32_{i}: quant_mode fp32: no int8 sidecar ships" for i in range(3)
     ]
@@ -166,7 +166,7 @@ def test_fp32_entries_are_one_count_line_unless_show_skipped(repo, mixed):
 
 
 def test_summary_line_says_how_long_and_where_the_results_went(repo, mixed):
-    proc = run_cli("gate", "--samples", "16", "--json-out", "out/r.json", "--markdown-out", "r.md", "-q", cwd=repo)
+    proc = run_cli("gate", "--samples", "32", "--json-out", "out/r.json", "--markdown-out", "r.md", "-q", cwd=repo)
     assert proc.returncode == 0
     (line,) = proc.stdout.splitlines()
     assert line.startswith("quantgate: PASS — 2 passed, 0 failed, 0 errored, 3 skipped; worst drop ")
@@ -178,7 +178,7 @@ def test_measuring_line_shows_on_a_terminal_only(repo, mixed):
     """`[i/N] measuring ID…` is rewritten in place on a terminal and cleared before each row;
     a log (no terminal) never gets it."""
     master, slave = pty.openpty()
-    proc = _popen("gate", "--samples", "16", cwd=repo, stdout=subprocess.PIPE, stderr=slave)
+    proc = _popen("gate", "--samples", "32", cwd=repo, stdout=subprocess.PIPE, stderr=slave)
     os.close(slave)
     out, _ = proc.communicate(timeout=300)
     chunks = []
@@ -195,7 +195,7 @@ def test_measuring_line_shows_on_a_terminal_only(repo, mixed):
     assert "\r\x1b[K[1/2] measuring a…" in tty and "\r\x1b[K[2/2] measuring b…" in tty
     assert tty.endswith("\r\x1b[K") and "measuring fp32" not in tty  # cleared; fp32 entries are not measured
     assert "measuring" not in out
-    logged = run_cli("gate", "--samples", "16", cwd=repo)
+    logged = run_cli("gate", "--samples", "32", cwd=repo)
     assert "measuring" not in logged.stderr + logged.stdout
 
 
@@ -225,7 +225,7 @@ def test_quiet_and_verbose_mean_the_same_on_every_command(repo):
 
 def test_colour_can_be_forced_and_no_color_wins(repo, mixed):
     def tag(*args, **env):
-        proc = run_cli("gate", "--samples", "16", "a", *args, cwd=repo, env={"NO_COLOR": "", "FORCE_COLOR": "", **env})
+        proc = run_cli("gate", "--samples", "32", "a", *args, cwd=repo, env={"NO_COLOR": "", "FORCE_COLOR": "", **env})
         return proc.stdout.splitlines()[0]
 
     green = "\x1b[32m\x1b[1m[PASS ]"
@@ -239,7 +239,7 @@ def test_colour_can_be_forced_and_no_color_wins(repo, mixed):
 
 
 def test_old_option_names_work_hidden_and_warn_once(repo, mixed):
-    proc = run_cli("gate", "--samples", "16", "a", "--out-json", "r.json", "--markdown", "r.md", cwd=repo)
+    proc = run_cli("gate", "--samples", "32", "a", "--out-json", "r.json", "--markdown", "r.md", cwd=repo)
     assert proc.returncode == 0, proc.stderr
     warnings = [ln for ln in proc.stderr.splitlines() if "warning" in ln]
     assert warnings == [
@@ -266,7 +266,7 @@ def test_the_fix_is_the_whole_command(repo):
         [{"id": "m", "onnx": "../mlp.onnx", "quant_mode": "dynamic", "quant_accuracy_budget_plcc": 0.5}],
     )
     modelzoo.mlp(repo, seed=7)  # retrained: the sidecar is stale
-    stale = run_cli("gate", "--registry", "models/reg.json", "--samples", "16", cwd=repo)
+    stale = run_cli("gate", "--registry", "models/reg.json", "--samples", "32", cwd=repo)
     fix = "re-produce it with quantgate ptq-dynamic mlp.onnx --registry-id m --registry models/reg.json"
     assert stale.returncode == 2 and fix in stale.stdout, stale.stdout
     assert run_cli(*fix.removeprefix("re-produce it with quantgate ").split(), cwd=repo).returncode == 0
@@ -275,7 +275,7 @@ def test_the_fix_is_the_whole_command(repo):
     json_reg = json.loads(reg.read_text())
     json_reg["models"][0].pop("int8_sha256", None)
     reg.write_text(json.dumps(json_reg, indent=2))
-    warned = run_cli("gate", "--registry", "models/reg.json", "--samples", "16", "--json-out", "r.json", cwd=repo)
+    warned = run_cli("gate", "--registry", "models/reg.json", "--samples", "32", "--json-out", "r.json", cwd=repo)
     line = next(ln for ln in warned.stdout.splitlines() if "saturate" in ln)
     at = json.loads((repo / "r.json").read_text())["models"][0]["registry_line"]
     assert reg.read_text().splitlines()[at - 1].strip() == '"id": "m",'  # the entry's own line
@@ -299,7 +299,7 @@ def test_set_mode_turns_an_fp32_entry_into_a_gated_one(repo):
     entry = json.loads(reg.read_text())["models"][0]
     assert (entry["quant_mode"], entry["quant_calibration_set"], entry["owner"]) == ("static", "cal/m.npz", "kept")
     assert "registry.json: set m.quant_mode = static" in proc.stdout
-    assert run_cli("gate", "--samples", "16", cwd=repo).returncode == 0
+    assert run_cli("gate", "--samples", "32", cwd=repo).returncode == 0
     # switching modes: the same flag, the same one-line refusal without it
     other = run_cli("ptq-dynamic", fp32, "--registry-id", "m", cwd=repo)
     assert_one_line_error(

@@ -157,14 +157,14 @@ def test_pyproject_configuration(repo):
     reg.write_text(json.dumps({"models": [{"id": "s", "onnx": "../m/scorer.onnx", "quant_mode": "dynamic"}]}))
     assert run_cli("ptq-dynamic", fp32, cwd=repo).returncode == 0
     py = repo / "pyproject.toml"
-    py.write_text('[tool.quantgate]\nregistry = "conf/registry.json"\n\n[tool.quantgate.gate]\nsamples = 24\n')
+    py.write_text('[tool.quantgate]\nregistry = "conf/registry.json"\n\n[tool.quantgate.gate]\nsamples = 40\n')
     deep = repo / "m"
     proc = run_cli("gate", "--json-out", "r.json", "-vv", cwd=deep)  # paths relative to pyproject's folder
     assert proc.returncode == 0, proc.stderr
     assert "quantgate: defaults from [tool.quantgate] in" in proc.stderr
-    assert json.loads((deep / "r.json").read_text())["settings"]["samples"] == 24
-    assert run_cli("gate", "--samples", "8", "--json-out", "r.json", cwd=deep).returncode == 0  # the option wins
-    assert json.loads((deep / "r.json").read_text())["settings"]["samples"] == 8
+    assert json.loads((deep / "r.json").read_text())["settings"]["samples"] == 40
+    assert run_cli("gate", "--samples", "32", "--json-out", "r.json", cwd=deep).returncode == 0  # the option wins
+    assert json.loads((deep / "r.json").read_text())["settings"]["samples"] == 32
     assert "[default: ../conf/registry.json]" in " ".join(run_cli("gate", "--help", cwd=deep).stdout.split())
 
     # a command's own table wins over the top-level key, whichever comes first in the file

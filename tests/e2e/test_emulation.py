@@ -62,7 +62,7 @@ def test_avx2_check_judges_an_output_whose_length_varies(repo):
         [{"id": "v", "onnx": fp32.name, "quant_mode": "static", "quant_calibration_set": "c.npz"}],
     )
     proc = run_cli(
-        "gate", "--registry", reg, "--samples", "64", "--avx2-check", "--out-json", repo / "r.json", cwd=repo
+        "gate", "--registry", reg, "--samples", "64", "--avx2-check", "--json-out", repo / "r.json", cwd=repo
     )
     row = json.loads((repo / "r.json").read_text())["models"][0]
     assert proc.returncode == 0 and row["avx2"]["status"] == "pass", (row["reason"], row["avx2"])
