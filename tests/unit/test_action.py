@@ -147,7 +147,7 @@ def test_settings_from_env_defaults(ws):
     assert (s.samples, s.seed) == (None, 0)  # adaptive sampling
     assert s.on_marginal == "fail"  # a budget not shown to be met is not met
     assert s.out_json == ws.resolve() / "quantgate-results.json"
-    warn = ep.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), "INPUT_ON_MARGINAL": " Warn "})
+    warn = ep.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), "INPUT_ON-MARGINAL": " Warn "})
     assert warn.on_marginal == "warn"
 
 
@@ -204,7 +204,7 @@ def test_settings_accept_absolute_inside_workspace(ws):
         ("models", "a,../../x.onnx", "input models"),
         ("samples", "zero", "input samples"),
         ("comment", "perhaps", "input comment"),
-        ("on_marginal", "maybe", "input on_marginal"),
+        ("on-marginal", "maybe", "input on-marginal"),
         ("out_json", "model/tiny/registry.json", "is also this run's registry"),
         ("markdown_out", "model.onnx", "named like a model or data file"),
     ],
