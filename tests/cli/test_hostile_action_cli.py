@@ -133,7 +133,7 @@ def test_a_path_input_with_a_line_break_is_refused_and_never_starts_a_line(ws, t
 
 def test_ids_that_look_like_workflow_commands_never_start_a_line(ws, tmp_path):
     reg = _registry(ws, "r.cmd.json", ["good", "##[stop-commands]tok", " ::error::indented"])
-    env = _env(ws, tmp_path, registry=reg, comment="false", samples="8", out_json="r.cmd.out.json")
+    env = _env(ws, tmp_path, registry=reg, comment="false", samples="32", out_json="r.cmd.out.json")
     env[_input("models")] = "good\n::stop-commands::deadbeef"  # a line break separates ids; the second is unknown
     proc = _action(ws, env)
     assert proc.returncode == 2 and "no model with id '::stop-commands::deadbeef'" in proc.stderr
@@ -168,7 +168,7 @@ def _unwritable(kind: str, ws: Path, tmp_path: Path) -> tuple[str, list[str] | N
 def test_a_results_file_that_cannot_be_written_is_one_line_and_the_rest_is_kept(ws, tmp_path, kind):
     value, prefix = _unwritable(kind, ws, tmp_path)
     reg = _registry(ws, "r.write.json", ["good"])
-    env = _env(ws, tmp_path, registry=reg, comment="false", samples="8", out_json=value, markdown_out="r.write.md")
+    env = _env(ws, tmp_path, registry=reg, comment="false", samples="32", out_json=value, markdown_out="r.write.md")
     before = (ws / reg).read_bytes()
     argv = [*QUANTGATE, "action"]
     if prefix is not None:  # a tmpfs on mnt/: read-only, or a few KB that the results overfill
@@ -208,7 +208,7 @@ def test_out_json_and_markdown_out_naming_one_file_is_refused(ws, tmp_path):
 
 def test_ids_with_a_space_or_a_comma_are_selected_and_the_docker_line_reproduces_them(ws, tmp_path):
     reg = _registry(ws, "r.space.json", ["my model", "a,b", "other"])
-    env = _env(ws, tmp_path, registry=reg, comment="false", samples="8", out_json="r.space.out.json")
+    env = _env(ws, tmp_path, registry=reg, comment="false", samples="32", out_json="r.space.out.json")
     env[_input("models")] = '["my model", "a,b"]'
     proc = _action(ws, env)
     assert proc.returncode == 0, proc.stderr
@@ -261,7 +261,7 @@ def test_names_with_a_line_break_and_a_fence_cannot_leave_the_reproduce_block(ws
     evil_reg = "reg\n```\n@octocat.json"
     write_registry(ws / evil_reg, [{"id": evil_id, "onnx": "good.onnx", "quant_mode": "dynamic"}])
     out = tmp_path / "r.json"
-    proc = _cli("gate", evil_id, "--registry", evil_reg, "--samples", "8", "--json-out", out, cwd=ws)
+    proc = _cli("gate", evil_id, "--registry", evil_reg, "--samples", "32", "--json-out", out, cwd=ws)
     assert proc.returncode == 0, proc.stderr
     body = tmp_path / "body.md"
     proc = _cli("comment", "--results", out, "--mode", "off", "--body-out", body, cwd=ws)
@@ -291,7 +291,7 @@ def test_a_lone_surrogate_id_reaches_the_comment(ws, tmp_path, gh):
     )
     event = tmp_path / "pr7.json"
     event.write_text(json.dumps({"pull_request": {"number": 7}}))
-    env = _env(ws, tmp_path, "pull_request", registry="r.sur.json", samples="8", out_json="r.sur.out.json")
+    env = _env(ws, tmp_path, "pull_request", registry="r.sur.json", samples="32", out_json="r.sur.out.json")
     env.update(
         GITHUB_EVENT_PATH=str(event),
         GITHUB_REPOSITORY=REPO,

@@ -62,7 +62,7 @@ def test_a_sidecar_symlinked_to_a_secret_is_neither_read_nor_digested(zoo, tmp_p
     secret.write_text("root:x:0:0:the secret the gate must not publish a digest of\n")
     reg = _linked_registry(zoo, "secret", secret)
     out = tmp_path / "r.json"
-    proc = run_cli("gate", "--registry", reg, "--samples", "8", "--json-out", out, cwd=zoo)
+    proc = run_cli("gate", "--registry", reg, "--samples", "32", "--json-out", out, cwd=zoo)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     doc = json.loads(out.read_text())
     rows = {r["id"]: r for r in doc["models"]}
@@ -80,7 +80,7 @@ def test_a_sidecar_symlinked_to_proc_pagemap_is_never_read(zoo, tmp_path):
     reg = _linked_registry(zoo, "pagemap", pagemap)
     out = tmp_path / "r.json"
     # Read, it is hundreds of GB (402 s in the report that found it): the timeout is the check.
-    proc = run_cli("gate", "--registry", reg, "--samples", "8", "--json-out", out, cwd=zoo, timeout=120)
+    proc = run_cli("gate", "--registry", reg, "--samples", "32", "--json-out", out, cwd=zoo, timeout=120)
     assert proc.returncode == 2, proc.stderr
     rows = {r["id"]: r for r in json.loads(out.read_text())["models"]}
     assert rows["pagemap"]["status"] == "error" and rows["good"]["status"] == "pass"
@@ -108,7 +108,7 @@ def test_a_key_repeated_in_an_entry_refuses_that_entry_at_its_line(zoo, tmp_path
     reg = zoo / "r.dup.json"
     reg.write_text(DUPLICATE)
     out = tmp_path / "r.json"
-    proc = run_cli("gate", "--registry", reg, "--samples", "8", "--json-out", out, cwd=zoo)
+    proc = run_cli("gate", "--registry", reg, "--samples", "32", "--json-out", out, cwd=zoo)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     rows = {r["id"]: r for r in json.loads(out.read_text())["models"]}
     assert rows["good"]["status"] == "pass"  # the other entries are still gated
@@ -131,7 +131,7 @@ def test_a_repeated_models_key_refuses_the_registry_in_one_line(zoo):
 def test_a_results_document_with_a_repeated_key_is_refused_by_comment(zoo, tmp_path):
     good = tmp_path / "r.json"
     reg = write_registry(zoo / "r.dup3.json", [{"id": "good", "onnx": "good.onnx", "quant_mode": "dynamic"}])
-    assert run_cli("gate", "--registry", reg, "--samples", "8", "--json-out", good, cwd=zoo).returncode == 0
+    assert run_cli("gate", "--registry", reg, "--samples", "32", "--json-out", good, cwd=zoo).returncode == 0
     text = good.read_text().replace('"verdict": "pass",', '"verdict": "pass",\n  "verdict": "fail",', 1)
     bad = tmp_path / "r.bad.json"
     bad.write_text(text)
