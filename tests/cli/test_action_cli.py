@@ -44,7 +44,7 @@ def test_action_command_runs_as_a_process(mlp_workspace, tmp_path):
             timeout=300,
         )
         assert proc.returncode == code, proc.stdout + proc.stderr
-        assert "[MARG ]" in proc.stdout and "fewer than the 32 a verdict needs" in proc.stdout
+        assert "[MARG ]" in proc.stdout and "fewer than the 32 samples a verdict needs" in proc.stdout
         assert ("warning: passed on its point estimate alone" in proc.stdout) == (code == 0)
 
 

@@ -242,7 +242,8 @@ def test_eval_set_replaces_the_random_draws(repo):
     )
     row = run_gate(reg).to_json()["models"][0]
     assert row["status"] == "fail" and row["marginal"] and row["on_marginal"] == "fail"
-    assert "5 samples are fewer than the 32 a verdict needs" in row["reason"]
+    assert "marginal at 5 samples: fewer than the 32 samples a verdict needs; a larger eval set" in row["reason"]
+    assert row.get("why") is None  # its fix is more rows, not another sidecar: no node ranking, no auto command
     assert run_gate(reg, on_marginal="warn").to_json()["models"][0]["status"] == "pass"
     modelzoo.write_npz(
         repo / "eval" / "two.npz", a=rng.random((40, 8), dtype=np.float32) * 3, b=rng.random((40, 8), dtype=np.float32)

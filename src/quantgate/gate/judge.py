@@ -131,10 +131,12 @@ def verdict(measured, judged: set[str], budgets: tuple[Budget, ...], budget: flo
             f"more time (--max-seconds), or a count pinned with quant_gate_samples (e.g. {2 * n}), which is "
             "measured the same on any machine"
         )
+    elif s.mode == "fixed":
+        settle = "a larger pinned count (--samples, quant_gate_samples) or an eval set (quant_eval_set)"
     else:
         settle = "more samples (--max-samples, quant_gate_samples) or an eval set (quant_eval_set)"
-    capped = f"time-capped at {n} samples ({s.seconds:.0f} s); " if s.time_capped else ""
-    note = f"marginal: {capped}{measured.undecided} at {n} samples; {settle} would settle it"
+    capped = f"time-capped ({s.seconds:.0f} s); " if s.time_capped else ""
+    note = f"marginal at {n:,} samples: {capped}{measured.undecided}; {settle} would settle it"
     if status == "pass" and on_marginal == "fail":
         note += "; counted as over budget (on-marginal fail)"
         status = "fail"

@@ -404,7 +404,7 @@ def decide(outputs, judged, budgets, level, n_samples, floors: tuple[int, int], 
         if ci is None or ci.half_width * widen95 > PRECISION * drop_budget:
             precise = False
     if n_samples < min_decided:
-        return "", precise, final, f"{n_samples} samples are fewer than the {min_decided} a verdict needs"
+        return "", precise, final, f"fewer than the {min_decided} samples a verdict needs"
     # One budget firmly over decides a fail; a pass needs every budget firmly within.
     if "over" in sides:
         return "over", precise, final, ""
