@@ -197,7 +197,7 @@ def _measure(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) 
         m.add(sampling={**(m.row.sampling or {}), "note": measured.note})
     if m.row.marginal and policy == "warn" and m.row.status == "pass":
         m.add(warnings=(*m.row.warnings, f"passed on its point estimate alone: {m.row.reason}"))
-    if m.row.status == "fail":  # a marginal row's fix is more data: its reason says which
+    if m.row.status == "fail" and not m.row.marginal:  # a marginal row's fix is more data: its reason says which
         m.add(why=_why(e, p, registry))
     judged = [o for o in measured.outputs if o.name in p.judged]
     if judged and all((o.note or "").startswith(CONSTANT_EXACT) for o in judged):  # a pass that measured nothing
