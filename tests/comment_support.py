@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -154,15 +152,11 @@ def _many(results, n_pass, n_fail):
 
 
 def run_cli(*args, env=None, cwd=None):
+    """`quantgate comment ARGS` (in this process: conftest.run_cli) without a CI job's environment."""
+    from conftest import run_cli as run
+
     base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_")) and k != "QUANTGATE_IMAGE"}
-    return subprocess.run(
-        [sys.executable, "-m", "quantgate", "comment", *map(str, args)],
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-    )
+    return run("comment", *args, env={**base, **(env or {})}, clean_env=True, cwd=cwd)
 
 
 def _wr_event(tmp_path, sha=SHA, event="pull_request"):

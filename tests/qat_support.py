@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -72,14 +71,11 @@ _DELETE = object()
 
 
 def cli(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from quantgate.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=300,
-    )
+    """`quantgate ARGS` (conftest.run_cli: in this process, unless `env` sets PYTHONPATH); `env`,
+    when given, is the whole environment."""
+    from conftest import run_cli
+
+    return run_cli(*args, env=env, clean_env=env is not None, cwd=cwd)
 
 
 def cli_inproc(capsys, *args):

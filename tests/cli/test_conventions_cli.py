@@ -82,14 +82,7 @@ def test_a_producer_whose_reader_leaves_still_records_the_digest(repo):
 def test_comment_body_on_stdout_is_the_body_alone_and_results_come_from_stdin(repo, mixed):
     results = run_cli("gate", "--samples", "32", "--json-out", "-", cwd=repo)
     assert results.returncode == 0, results.stderr
-    proc = subprocess.run(
-        [sys.executable, "-m", "quantgate", "comment", "--results", "-", "--mode", "off", "--body-out", "-"],
-        input=results.stdout,
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("comment", "--results", "-", "--mode", "off", "--body-out", "-", input=results.stdout, cwd=repo)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("<!-- quantgate:comment registry=registry.json -->\n")
     assert "quantgate: comment off" not in proc.stdout  # the status line went to stderr
@@ -104,43 +97,18 @@ def test_comment_body_on_stdout_is_the_body_alone_and_results_come_from_stdin(re
     assert (repo / "quantgate-comment.md").read_text().startswith("<!-- quantgate:comment")
 
     # an empty standard input: one line that names standard input and does not tell the user to do what they did
-    empty = subprocess.run(
-        [sys.executable, "-m", "quantgate", "comment", "--results", "-", "--mode", "off"],
-        input="",
-        cwd=repo,
-        capture_output=True,
-        text=True,
-    )
+    empty = run_cli("comment", "--results", "-", "--mode", "off", input="", cwd=repo)
     line = assert_one_line_error(empty, "standard input", "quantgate gate --json-out - | quantgate comment --results -")
     assert "write one with" not in line
 
 
 def test_registry_from_stdin_is_read_from_the_current_folder(repo, mixed):
     text = mixed.read_text()
-    proc = subprocess.run(
-        [sys.executable, "-m", "quantgate", "gate", "--registry", "-", "--samples", "32", "a"],
-        input=text,
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("gate", "--registry", "-", "--samples", "32", "a", input=text, cwd=repo)
     assert proc.returncode == 0 and proc.stdout.startswith("[PASS ] a (dynamic)"), proc.stderr
-    bad = subprocess.run(
-        [sys.executable, "-m", "quantgate", "validate", "--registry", "-"],
-        input=text.replace('"a.onnx"', '"gone.onnx"'),
-        cwd=repo,
-        capture_output=True,
-        text=True,
-    )
+    bad = run_cli("validate", "--registry", "-", input=text.replace('"a.onnx"', '"gone.onnx"'), cwd=repo)
     assert bad.returncode == 2 and "<stdin>:" in bad.stderr and "models[0].onnx: file not found" in bad.stderr
-    edit = subprocess.run(
-        [sys.executable, "-m", "quantgate", "ptq-dynamic", "a.onnx", "--registry", "-", "--registry-id", "a"],
-        input=text,
-        cwd=repo,
-        capture_output=True,
-        text=True,
-    )
+    edit = run_cli("ptq-dynamic", "a.onnx", "--registry", "-", "--registry-id", "a", input=text, cwd=repo)
     assert_one_line_error(edit, "--registry -", "cannot be edited")
 
 

@@ -24,7 +24,7 @@ import pytest
 import hostile
 from action_support import parse_output_file, runner_env
 from comment_support import APP_TOKEN, REPO, SHA, TOKEN, _wr_event
-from conftest import assert_one_line_error, write_registry
+from conftest import assert_one_line_error, run_cli, write_registry
 from quantgate import action as ep
 from quantgate.produce.dynamic import quantize_dynamic
 
@@ -62,9 +62,11 @@ def _env(w: Path, tmp_path: Path, event: str = "push", **inputs) -> dict:
 
 
 def _action(w: Path, env: dict, argv: list[str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        argv or [*QUANTGATE, "action"], cwd=w, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    """The action as the runner starts it (in this process, conftest.run_cli; `argv`: that command
+    line in a fresh process)."""
+    if argv is None:
+        return run_cli("action", cwd=w, env=env, clean_env=True)
+    return subprocess.run(argv, cwd=w, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def _outputs(tmp_path: Path) -> dict:
@@ -74,10 +76,7 @@ def _outputs(tmp_path: Path) -> dict:
 def _cli(*args, env: dict | None = None, cwd=None, timeout: int = 60) -> subprocess.CompletedProcess:
     """`quantgate ARGS` as a user runs it, without the environment of a CI job around the tests."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_")) and k != "QUANTGATE_IMAGE"}
-    return subprocess.run(
-        [*QUANTGATE, *map(str, args)], env={**base, **(env or {})}, cwd=cwd, capture_output=True, text=True,
-        timeout=timeout,
-    )  # fmt: skip
+    return run_cli(*args, env={**base, **(env or {})}, clean_env=True, cwd=cwd, timeout=timeout)
 
 
 def _errors(proc) -> list[str]:

@@ -110,9 +110,7 @@ def test_hostile_ids_in_the_action_annotations_summary_and_outputs(zoo, tmp_path
         "INPUT_OUT_JSON": "r.action.json",
         "INPUT_MARKDOWN_OUT": "r.action.md",
     }
-    proc = subprocess.run(
-        [sys.executable, "-m", "quantgate", "action"], cwd=zoo, env=env, capture_output=True, text=True, timeout=300
-    )
+    proc = run_cli("action", cwd=zoo, env=env, clean_env=True)
     assert proc.returncode == 1, proc.stderr  # the hostile rows are over their budget of 0
     assert "Traceback" not in proc.stdout + proc.stderr
     _assert_no_forged_lines(proc.stdout + proc.stderr)
@@ -146,19 +144,20 @@ def test_the_token_reaches_no_file_and_no_log(zoo, tmp_path, form):
         "GITHUB_EVENT_PATH": str(event),
         "GITHUB_REPOSITORY": "octo/models",
         "GITHUB_API_URL": "http://127.0.0.1:9",  # nothing listens: the comment fails, the verdict stands
+        "QUANTGATE_GITHUB_DEADLINE": "3",  # and its retries give up soon
         "INPUT_REGISTRY": "reg3.json",
         "INPUT_SAMPLES": "32",
         "INPUT_OUT_JSON": "r.token.json",
         "INPUT_MARKDOWN_OUT": "r.token.md",
     }
-    args = [sys.executable, "-m", "quantgate", "action"]
+    args = ["action"]
     if form == "option":
         args += ["--github-token", TOKEN]
     elif form == "input":
         env["INPUT_GITHUB_TOKEN"] = TOKEN
     else:
         env["GITHUB_TOKEN"] = TOKEN
-    proc = subprocess.run(args, cwd=zoo, env=env, capture_output=True, text=True, timeout=300)
+    proc = run_cli(*args, cwd=zoo, env=env, clean_env=True)
     assert proc.returncode == 0, proc.stderr
     logs = "\n".join(ln for ln in (proc.stdout + proc.stderr).splitlines() if not ln.startswith("::add-mask::"))
     if form != "env":  # an explicit token is masked for the runner before anything else is printed

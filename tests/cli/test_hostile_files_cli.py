@@ -23,7 +23,7 @@ import pytest
 
 import hostile
 import modelzoo
-from conftest import assert_one_line_error, run_cli, write_registry
+from conftest import assert_one_line_error, require_module, run_cli, write_registry
 from quantgate.produce.dynamic import quantize_dynamic
 
 
@@ -248,7 +248,7 @@ def test_a_report_path_that_cannot_be_written_is_refused_before_any_work(recorde
 
 @pytest.mark.torch
 def test_qat_refuses_a_report_path_that_cannot_be_written_before_it_trains(tmp_path):
-    pytest.importorskip("torch")
+    require_module("torch")
     from qat_support import write_case
 
     cfg = write_case(tmp_path)

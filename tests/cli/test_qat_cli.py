@@ -10,6 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from conftest import require_module
 from qat_support import (
     _DELETE,
     cli,
@@ -21,7 +22,7 @@ from qat_support import (
 
 @pytest.mark.torch
 def test_smoke_cli_writes_a_loadable_sidecar_and_report(tmp_path):
-    pytest.importorskip("torch")
+    require_module("torch")
     import onnxruntime as ort
 
     cfg = write_case(tmp_path)
@@ -56,7 +57,7 @@ def test_smoke_cli_writes_a_loadable_sidecar_and_report(tmp_path):
 
 @pytest.mark.torch
 def test_short_real_run_changes_weights_and_passes_the_gate(tmp_path):
-    pytest.importorskip("torch")
+    require_module("torch")
     cfg = write_case(tmp_path)
     out = tmp_path / "tiny.int8.onnx"
     report = tmp_path / "r.json"
@@ -112,7 +113,7 @@ def test_short_real_run_changes_weights_and_passes_the_gate(tmp_path):
     ],
 )
 def test_bad_config_is_one_line_exit_2(tmp_path, capsys, over, key):
-    pytest.importorskip("torch")
+    require_module("torch")
     cfg = write_case(tmp_path, **over)
     code, out, err = cli_inproc(
         capsys, "qat", "--config", str(cfg), "--output", str(tmp_path / "o.int8.onnx"), "--smoke"
@@ -126,7 +127,7 @@ def test_bad_config_is_one_line_exit_2(tmp_path, capsys, over, key):
 
 @pytest.mark.torch
 def test_wrong_target_shape_and_bad_cli_value(tmp_path, capsys):
-    pytest.importorskip("torch")
+    require_module("torch")
     cfg = write_case(tmp_path)
     x = np.random.default_rng(0).random((64, 4), dtype=np.float32)
     np.savez(tmp_path / "train.npz", x=x, y=np.zeros((64, 3), np.float32))
@@ -165,8 +166,8 @@ def test_without_torch_says_how_to_install(tmp_path):
 
 @pytest.mark.torch
 def test_exporter_option_overrides_the_config(tmp_path, capsys):
-    pytest.importorskip("torch")
-    pytest.importorskip("onnxscript")
+    require_module("torch")
+    require_module("onnxscript")
     import onnx
 
     cfg = write_case(tmp_path)
@@ -183,7 +184,7 @@ def test_exporter_option_overrides_the_config(tmp_path, capsys):
 
 @pytest.mark.torch
 def test_a_report_over_the_config_or_its_data_is_refused_before_training(tmp_path):
-    pytest.importorskip("torch")
+    require_module("torch")
     cfg = write_case(tmp_path)
     for target, what in ((cfg, "config"), (tmp_path / "train.npz", "named like a model or data file")):
         before = target.read_bytes()

@@ -5,8 +5,8 @@ the runner provides: INPUT_* and GITHUB_* variables, the workspace mounted at
 /github/workspace (the working directory), GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files under a
 mounted /github/file_commands, and the event payload under /github/workflow.
 
-Without a reachable engine every test here is skipped with a loud reason, never passed:
-start one with `bash scripts/docker-engine.sh start` (CI's .ci/run does).
+Without a reachable engine every test here is skipped with a loud reason, never passed, and
+fails under CI=true: start one with `bash scripts/docker-engine.sh start` (CI's .ci/run does).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import require_tool
 from quantgate.action import input_env_name
 
 pytestmark = pytest.mark.docker
@@ -59,8 +60,10 @@ def engine_error(stderr: str) -> str:
 def engine() -> tuple[str, dict]:
     client, env = docker_client()
     if client is None:
-        pytest.skip(
-            "NO DOCKER CLIENT: the container tests did NOT run (install one with `bash scripts/docker-engine.sh start`)"
+        require_tool(
+            False,
+            "NO DOCKER CLIENT: the container tests did NOT run "
+            "(install one with `bash scripts/docker-engine.sh start`)",
         )
     try:
         proc = subprocess.run(
@@ -70,10 +73,12 @@ def engine() -> tuple[str, dict]:
         proc = None
     if proc is None or proc.returncode != 0:
         why = "timed out" if proc is None else engine_error(proc.stderr)
-        pytest.skip(
+        require_tool(
+            False,
             f"NO DOCKER ENGINE ({why}): the container tests did NOT run; start one with "
-            "`bash scripts/docker-engine.sh start`"
+            "`bash scripts/docker-engine.sh start`",
         )
+    assert client is not None
     return client, env
 
 
@@ -211,6 +216,31 @@ def host_results(ws: Path, registry: str) -> dict:
     return run_gate(ws / registry, [], root=ws, seed=0).to_json()
 
 
+def assert_same_figures(host: list[dict], image: list[dict]) -> None:
+    """Each model's status, sample count and drop, the same on both sides (numpy and onnx may be
+    other releases on the host: they sum in float64, so a difference past 1e-9 is not theirs)."""
+    figures = {r["id"]: (r["status"], r.get("samples"), r.get("drop")) for r in host}
+    seen = {r["id"]: (r["status"], r.get("samples"), r.get("drop")) for r in image}
+    assert seen.keys() == figures.keys()
+    for mid, (status, n, drop) in figures.items():
+        assert seen[mid][:2] == (status, n), (mid, figures[mid], seen[mid])
+        if drop is None:
+            assert seen[mid][2] is None, (mid, figures[mid], seen[mid])
+        else:
+            assert seen[mid][2] == pytest.approx(drop, rel=1e-9, abs=1e-12), (mid, figures[mid], seen[mid])
+
+
+def test_the_figure_comparison_fails_on_any_difference():
+    """The comparison above bites: another drop, count or status fails it (runs without an engine)."""
+    rows = [{"id": "a", "status": "pass", "samples": 2048, "drop": 0.0083}, {"id": "b", "status": "error"}]
+    assert_same_figures(rows, [dict(r) for r in rows])
+    for changed in ({"drop": 0.00830001}, {"samples": 4096}, {"status": "fail"}):
+        with pytest.raises(AssertionError):
+            assert_same_figures(rows, [{**rows[0], **changed}, rows[1]])
+    with pytest.raises(AssertionError):
+        assert_same_figures(rows, rows[:1])
+
+
 def test_passing_registry(engine, image, shipped_models, tmp_path):
     ws = make_workspace(tmp_path, shipped_models)
     r = run_action(engine, image, ws, tmp_path)
@@ -228,12 +258,12 @@ def test_passing_registry(engine, image, shipped_models, tmp_path):
     assert o["results_path"] == "quantgate-results.json" and o["markdown_path"] == "quantgate-results.md"
     results = json.loads((ws / o["results_path"]).read_text())
     assert results["verdict"] == "pass" and results["registry"] == SHIPPED_REGISTRY
-    # same versions, same inputs, same CPU: the container measures what the host measures
+    # same ONNX Runtime (pyproject.toml pins the image's, tests/unit/test_pins.py), same inputs,
+    # same CPU: the container measures what the host measures, model by model
     mine, theirs = expected["run_provenance"]["versions"], results["run_provenance"]["versions"]
-    if all(mine.get(k) == theirs.get(k) for k in ("onnxruntime", "numpy", "onnx")):
-        assert abs(float(o["worst_drop"]) - expected["worst_drop"]) < 1e-6
-    else:
-        print(f"\nversions differ (host {mine}, image {theirs}): drops not compared")
+    assert mine["onnxruntime"] == theirs["onnxruntime"], f"host {mine}, image {theirs}"
+    assert float(o["worst_drop"]) == pytest.approx(expected["worst_drop"], rel=1e-9, abs=1e-12)
+    assert_same_figures(expected["models"], results["models"])
     for row in results["models"]:
         assert f"`{row['id']}`" in r.summary
     assert r.summary == (ws / o["markdown_path"]).read_text()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, require_tool
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "model" / "tiny" / "README.md"]
 _BLOCK = re.compile(r"<!-- (run(?::\s*exit (\d+))?|output) -->\s*\n```(\w*)\n(.*?)```", re.S)
@@ -94,8 +94,11 @@ def _fresh_copy(dest: Path) -> Path:
 
 @pytest.mark.parametrize("doc", [d for d in DOCS if runs_of(d)], ids=lambda d: d.relative_to(REPO).as_posix())
 def test_documented_commands_run_as_written(doc, tmp_path):
-    if any("--avx2-check" in c for r in runs_of(doc) for c in r.commands) and not shutil.which("qemu-x86_64"):
-        pytest.skip(f"NO qemu-x86_64: the commands of {doc.name} did NOT run; apt-get install qemu-user")
+    if any("--avx2-check" in c for r in runs_of(doc) for c in r.commands):
+        require_tool(
+            shutil.which("qemu-x86_64") is not None,
+            f"NO qemu-x86_64: the commands of {doc.name} did NOT run; apt-get install qemu-user",
+        )
     work = _fresh_copy(tmp_path / "repo")
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "NO_COLOR": "1"}

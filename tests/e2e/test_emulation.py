@@ -1,6 +1,6 @@
 """The shipped registry as an AVX2-only x86 CPU computes it: `--avx2-check` runs the int8 side under
 `qemu-x86_64 -cpu Haswell`, whose `cpuid` answers as a Haswell, so ONNX Runtime picks its AVX2 integer
-kernels. Skips loudly where qemu-user cannot be had (.ci/run installs it)."""
+kernels. Skips loudly where qemu-user cannot be had, and fails under CI=true (.ci/run installs it)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ import sys
 import pytest
 
 import modelzoo
-from conftest import REPO, run_cli, write_registry
+from conftest import REPO, require_tool, run_cli, write_registry
 from quantgate.produce.dynamic import quantize_dynamic
 
 QEMU = shutil.which("qemu-x86_64")
-pytestmark = pytest.mark.skipif(
-    QEMU is None, reason="NO qemu-x86_64: the AVX2 checks did NOT run; apt-get install qemu-user"
-)
+
+
+@pytest.fixture(autouse=True)
+def _qemu():
+    require_tool(QEMU is not None, "NO qemu-x86_64: the AVX2 checks did NOT run; apt-get install qemu-user")
 
 
 def test_shipped_registry_same_verdicts_natively_and_as_avx2_computes_it(tmp_path):

@@ -14,6 +14,7 @@ import onnx
 import pytest
 
 import modelzoo
+from conftest import require_module
 from quantgate import coverage
 from quantgate.auto import run_auto
 from quantgate.errors import UserError
@@ -288,7 +289,7 @@ def test_a_marginal_candidate_is_not_a_pass(tmp_path, searches):
 
 @pytest.mark.torch
 def test_auto_reaches_qat_when_no_post_training_candidate_fits(tmp_path):
-    pytest.importorskip("torch", reason="QAT needs the optional torch==2.13.0 install (pip install '.[qat]')")
+    require_module("torch")
     (tmp_path / ".git").mkdir()
     shutil.copytree(REPO / "model" / "tiny", tmp_path / "model" / "tiny")
     shutil.copytree(REPO / "model" / "qat", tmp_path / "model" / "qat")

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import require_module
 from qat_support import (
     gate_pair,
     write_case,
@@ -17,8 +18,8 @@ from qat_support import (
 @pytest.mark.torch
 def test_short_real_run_with_the_dynamo_exporter_passes_the_gate(tmp_path):
     """`exporter: dynamo` end to end (torch.export + onnxscript): a trained, int8 file the gate passes."""
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("onnxscript")
+    torch = require_module("torch")
+    require_module("onnxscript")
     import onnx
 
     from quantgate.qat import run_qat
@@ -59,8 +60,8 @@ def test_both_exporters_give_the_same_function(tmp_path):
     """The same module through both exporters: distinguishable graphs, the same outputs at any
     batch size (the dynamic axis survives torch.export's 0/1 specialisation), and an explicit
     opset below 18 converted down for dynamo."""
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("onnxscript")
+    torch = require_module("torch")
+    require_module("onnxscript")
     from dataclasses import replace
 
     import onnx
@@ -112,7 +113,7 @@ def test_both_exporters_give_the_same_function(tmp_path):
 
 @pytest.mark.torch
 def test_dynamo_without_onnxscript_is_one_line(tmp_path, monkeypatch):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     from quantgate.errors import UserError
     from quantgate.qat.config import DataSpec, QatSettings
     from quantgate.qat.pipeline import export_onnx
@@ -137,7 +138,7 @@ def test_dynamo_without_onnxscript_is_one_line(tmp_path, monkeypatch):
 
 @pytest.mark.torch
 def test_run_qat_from_python_is_deterministic(tmp_path):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     import torch.nn.functional as F
 
     from quantgate.qat import run_qat
@@ -181,8 +182,8 @@ def test_run_qat_from_python_is_deterministic(tmp_path):
 
 @pytest.mark.torch
 def test_parquet_columns_stacked_or_list_typed(tmp_path):
-    pytest.importorskip("torch")
-    pa = pytest.importorskip("pyarrow")
+    require_module("torch")
+    pa = require_module("pyarrow")
     import pyarrow.parquet as pq
 
     from quantgate.qat import run_qat
