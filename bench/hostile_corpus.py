@@ -152,6 +152,12 @@ def main() -> int:
             if out == "BUG":
                 bugs.append(("gate", case.name, why))
             shutil.rmtree(d)
+    from quantgate.cpu import cpu_info, int8_kernels
+
+    print(
+        f"# CPU: {cpu_info()['model']} ({cpu_info()['logical_cores']} logical cores); "
+        f"int8 kernels: {int8_kernels()['family']}"
+    )
     print(f"{len(cases)} single-operator models (onnx {onnx.__version__} backend test cases)")
     for step, c in tally.items():
         print(f"  {step:<8} ok={c['ok']:5d} refused={c['refused']:5d} BUG={c['BUG']:3d}")

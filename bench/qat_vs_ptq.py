@@ -120,6 +120,12 @@ def bench(config: Path, overrides: dict, work: Path) -> dict:
     }
 
 
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("configs", nargs="*", type=Path)
@@ -138,6 +144,12 @@ def main(argv=None) -> int:
     head = (
         f"{'model':<18} {'params':>6} {'budget':>6} {'ptq':>9} {'ptq*':>9} {'qat':>9} {'qat/cond':>9} "
         f"{'val warm':>9} {'val qat':>9} {'fp32 s':>7} {'qat s':>7} {'ratio':>6}"
+    )
+    from quantgate.cpu import cpu_info, int8_kernels
+
+    print(
+        f"# CPU: {cpu_info()['model']} ({cpu_info()['logical_cores']} logical cores); "
+        f"int8 kernels: {int8_kernels()['family']}; torch {_torch_version()}"
     )
     print(head)
     with tempfile.TemporaryDirectory(prefix="quantgate-bench-") as tmp:

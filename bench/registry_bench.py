@@ -51,6 +51,12 @@ def main() -> None:
         limits.MAX_REGISTRY_BYTES = max(limits.MAX_REGISTRY_BYTES, 200 * max(sizes))
     except ImportError:
         pass
+    from quantgate.cpu import cpu_info, int8_kernels
+
+    print(
+        f"# CPU: {cpu_info()['model']} ({cpu_info()['logical_cores']} logical cores); "
+        f"int8 kernels: {int8_kernels()['family']}"
+    )
     print(f"{'entries':>8} {'MB':>6} {'problems':>8} {'load s':>8}")
     for n in sizes:
         with tempfile.TemporaryDirectory() as tmp:

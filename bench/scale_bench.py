@@ -56,7 +56,12 @@ def main() -> None:
     args = ap.parse_args()
     sys.path.insert(0, str(HERE.parent / "tests"))
     import modelzoo
+    from quantgate.cpu import cpu_info, int8_kernels
 
+    print(
+        f"# CPU: {cpu_info()['model']} ({cpu_info()['logical_cores']} logical cores); "
+        f"int8 kernels: {int8_kernels()['family']}"
+    )
     print(
         f"{'fp32 MB':>8} {'plain q s':>9} {'qg q s':>7} {'ratio':>6} {'plain MB':>9} {'qg MB':>7} "
         f"{'gate s':>7} {'gate MB':>8}"
