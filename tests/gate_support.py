@@ -7,7 +7,7 @@ import jsonschema
 import modelzoo
 from conftest import write_registry
 from quantgate.gate import run_gate
-from quantgate.registry import load_schema
+from quantgate.schema import load_schema
 
 
 def perturbed_sidecar(fp32, scale=0.01, seed=0):

@@ -19,26 +19,21 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeGuard
 
 import jsonschema
 
-from . import limits, strictjson
+from . import jsonedit, limits, strictjson
 from .errors import UserError, param
 from .paths import confine, find_repo_root, sha256_file, sidecar_path
+from .schema import load_schema
 from .text import plain
 
 DEFAULT_REGISTRY = "model/tiny/registry.json"
 DEFAULT_BUDGET = 0.01
 DEFAULT_MODE = "fp32"
 MODES = ("fp32", "dynamic", "static", "qat")
-
-
-@cache
-def load_schema(name: str) -> dict:
-    return json.loads(resources.files("quantgate").joinpath("schemas", name).read_text())
 
 
 @dataclass
@@ -169,11 +164,9 @@ def _entry_lines(text: str, models: list) -> tuple[list[int | None], list[dict[s
     """Each entry's line (that of its `"id": "<its id>"`) and the line of each of its fields, in
     one pass over the text (None / {} where unknown). Entries and fields are found from the JSON
     decoder's own positions."""
-    from .registry_edit import _elements, _members, _ws
-
     try:
-        top, _ = _members(text, _ws(text, 0))
-        starts = _elements(text, [m for m in top if m["key"] == "models"][-1]["value_start"])
+        top, _ = jsonedit.object_members(text, jsonedit.skip_ws(text, 0))
+        starts = jsonedit.array_elements(text, [m for m in top if m["key"] == "models"][-1]["value_start"])
     except (ValueError, IndexError, RecursionError):
         starts = []
     if len(starts) != len(models):
@@ -189,7 +182,7 @@ def _entry_lines(text: str, models: list) -> tuple[list[int | None], list[dict[s
         keyed: dict[str, int] = {}
         if isinstance(raw, dict) and text[starts[k]] == "{":
             try:
-                members, _ = _members(text, starts[k])
+                members, _ = jsonedit.object_members(text, starts[k])
             except (ValueError, IndexError, RecursionError):
                 members = []
             for member in members:  # JSON parsers keep the last of duplicate keys: so does this
@@ -481,89 +474,6 @@ def _outside(path: Path, root: Path) -> Path | None:
 def _number(v: Any) -> TypeGuard[int | float]:
     """A finite JSON number (JSON has no NaN, but Python's reader accepts it)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _not_a_file(path: Path) -> str | None:
-    """None for a regular file; else what is wrong, without opening it."""
-    kind = limits.file_kind(path)
-    if kind == "file":
-        return None
-    if kind in ("missing", "folder"):
-        return f"file not found: {path}"
-    return f"{path} is {kind}, not a regular file"
-
-
-def check_files(reg: Registry) -> list[Problem]:
-    """Problems a `validate` run adds beyond the schema: files that should exist and do not
-    (the external weights an fp32 file names included)."""
-    from .advice import reproduce_command  # advice builds on this module
-    from .onnxio import missing_external_files
-
-    out = []
-    shown = shown_name(reg.path)
-    git = (reg.root / ".git").exists()
-    base = f"relative to the repository root, {reg.root}"
-    if not git:
-        base += ": no git checkout holds the registry, so quantgate took that folder; pass --root to name another"
-    for e in reg.entries:
-        where = f"models[{e.index}]"
-        if e.onnx_path is not None and (wrong := _not_a_file(e.onnx_path)):
-            out.append(
-                Problem(
-                    shown,
-                    f"{where}.onnx",
-                    wrong,
-                    "fix the path (it is relative to the registry's folder)",
-                    e.line_of("onnx"),
-                )
-            )
-        elif e.onnx_path is not None and (gone := missing_external_files(e.onnx_path)):
-            out.append(
-                Problem(
-                    shown,
-                    f"{where}.onnx",
-                    f"{e.onnx_path.name} keeps its weights in {', '.join(gone)}, which is missing",
-                    "restore it beside the model (a file left out of the commit, or a Git LFS file not pulled)",
-                    e.line_of("onnx"),
-                )
-            )
-        if e.mode == "static" and e.calibration_path is not None and (wrong := _not_a_file(e.calibration_path)):
-            out.append(
-                Problem(
-                    shown,
-                    f"{where}.quant_calibration_set",
-                    wrong,
-                    f"fix the path ({base}) or build the set with 'quantgate calibrate build'",
-                    e.line_of("quant_calibration_set"),
-                )
-            )
-        if e.eval_path is not None and (wrong := _not_a_file(e.eval_path)):
-            out.append(
-                Problem(
-                    shown,
-                    f"{where}.quant_eval_set",
-                    wrong,
-                    f"fix the path ({base})",
-                    e.line_of("quant_eval_set"),
-                )
-            )
-        if (
-            e.mode in ("dynamic", "static", "qat")
-            and e.int8_path is not None
-            and e.onnx_path is not None
-            and e.onnx_path.is_file()
-            and not e.int8_path.is_file()
-        ):
-            out.append(
-                Problem(
-                    shown,
-                    f"{where}.quant_mode",
-                    f"mode '{e.mode}' ships {e.int8_path.name}, which does not exist",
-                    f'produce it ({reproduce_command(e, reg.path)}) or set quant_mode "fp32"',
-                    e.line_of("quant_mode"),
-                )
-            )
-    return out
 
 
 def producer_command(mode: str) -> str:

@@ -303,7 +303,7 @@ class Results:
         """A results document read back; one `UserError` line when it is not one."""
         import jsonschema
 
-        from .registry import load_schema
+        from .schema import load_schema
 
         try:
             jsonschema.validate(doc, load_schema("results.schema.json"))

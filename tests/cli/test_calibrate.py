@@ -14,9 +14,9 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from conftest import assert_one_line_error, run_cli
+from quantgate.jsonedit import set_field
 from quantgate.paths import sha256_file
 from quantgate.produce.calibration import read_npz
-from quantgate.registry_edit import set_field
 
 # -- models, made with onnx.helper -------------------------------------------------------------
 

@@ -309,7 +309,8 @@ def test_a_registry_that_cannot_be_written_is_refused_before_the_sidecar_is(reco
 def test_two_producers_recording_into_one_registry_both_land(tmp_path):
     """While this test holds the registry's lock, a producer recording its digest waits (and says
     so); an edit made meanwhile (another producer's) is still there after its own."""
-    from quantgate.registry_edit import locked, set_field
+    from quantgate.jsonedit import set_field
+    from quantgate.registry_edit import locked
 
     (tmp_path / ".git").mkdir()
     fp32 = modelzoo.mlp(tmp_path, name="a")

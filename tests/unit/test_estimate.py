@@ -385,7 +385,7 @@ def test_memory_stays_flat_however_many_samples():
 
 def test_the_registry_caps_a_pinned_count_where_the_gate_does():
     from quantgate.gate.settings import SAMPLES_LIMIT
-    from quantgate.registry import load_schema
+    from quantgate.schema import load_schema
 
     entry = load_schema("registry.schema.json")["$defs"]["entry"]["properties"]["quant_gate_samples"]
     assert entry["maximum"] == SAMPLES_LIMIT

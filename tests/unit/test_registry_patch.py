@@ -1,4 +1,4 @@
-"""Editing a registry row in place (`registry_edit.patch`) and the commands quantgate suggests
+"""Editing a registry row in place (`jsonedit.patch`) and the commands quantgate suggests
 (`advice`): every other byte stays, and every hint is a command that runs for that entry."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import shlex
 from pathlib import Path
 
 from quantgate.advice import better_command, reproduce_command
+from quantgate.jsonedit import REMOVE, patch
 from quantgate.registry import load_registry
-from quantgate.registry_edit import REMOVE, patch
 from quantgate.results import Coverage
 
 TEXT = """{

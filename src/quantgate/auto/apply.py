@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from ..jsonedit import REMOVE, patch
 from ..paths import atomic_write_bytes, atomic_write_text, display, sha256_file
-from ..registry_edit import REMOVE, locked, patch
+from ..registry_edit import locked
 from .search import Outcome
 
 

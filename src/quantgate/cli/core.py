@@ -51,7 +51,8 @@ def validate(registry: Path, root: Path | None, quick: bool) -> int:
       quantgate validate --registry models/registry.json --quick
       cat registry.json | quantgate validate --registry -
     """
-    from ..registry import check_files, load_registry, shown_name
+    from ..registry import load_registry, shown_name
+    from ..registry_checks import check_files
 
     reg = load_registry(registry, root)
     name = shown_name(registry)
