@@ -181,7 +181,7 @@ def _plain_static(cal: dict):
         from onnxruntime.quantization import quantize_static
 
         from quantgate.onnxio import graph_inputs
-        from quantgate.produce.calibration import reader
+        from quantgate.sampleset import reader
 
         with _quiet():
             quantize_static(str(src), str(dst), reader(cal, graph_inputs(onnx.load(str(src)), src)))

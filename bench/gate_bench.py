@@ -47,7 +47,7 @@ def _session(path):
 def _feeds(e, ins, n):
     """What the gate feeds this entry: its eval set when it has one, else the first n draws."""
     if e.eval_path is not None:
-        from quantgate.produce import calibration as cal
+        from quantgate import sampleset as cal
 
         return list(cal.feeds(cal.read_npz(e.eval_path), ins))
     plans = plan_inputs(ins, e.input_spec, model=load_model(e.onnx_path, external=False))

@@ -89,8 +89,8 @@ def make_probe(
     """The probe of a registry entry (or an ad hoc one): its eval set when it has one, else
     `samples` draws from its gate input plan (quant_inputs), by default with a seed apart from the
     gate's (`offset` 0: the gate's own first samples)."""
-    from .gate.run import EvalSet
     from .inputs import plan_inputs, stream
+    from .sampleset import EvalSet
 
     assert e.onnx_path is not None
     fp32 = e.onnx_path
@@ -98,7 +98,7 @@ def make_probe(
     ins, outs = sig_from_session(s)
     names = list(e.gate_outputs or [o.name for o in outs])
     if e.eval_path is not None:
-        feeds = list(itertools.islice(EvalSet.open(e, ins).feeds(), samples))  # read a row at a time
+        feeds = list(itertools.islice(EvalSet.of_entry(e, ins).feeds(), samples))  # read a row at a time
         source = f"{len(feeds)} samples of the eval set {e.raw.get('quant_eval_set')}"
     else:
         plans = plan_inputs(

@@ -15,8 +15,8 @@ from PIL import Image
 
 from conftest import assert_one_line_error, run_cli
 from quantgate.jsonedit import set_field
+from quantgate.npz import read_npz
 from quantgate.paths import sha256_file
-from quantgate.produce.calibration import read_npz
 
 # -- models, made with onnx.helper -------------------------------------------------------------
 

@@ -4,7 +4,7 @@ arrays or a folder of images; and checks of existing sets against a model.
 `build_set` owns the order of work and the report, `sources` turns a source into rows
 (`images` holds the image options and decoding it uses), `layout` fits rows to an input's
 dims, `quantgate.registry_edit` records the set in a registry row without reformatting the
-file. The set's contract itself lives in `produce.calibration`.
+file. The set's contract itself lives in `quantgate.sampleset`.
 """
 
 from typing import Any

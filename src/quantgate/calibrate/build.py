@@ -2,7 +2,7 @@
 
 Order of work, so that a mistake never leaves a half-made result: read the model, plan the
 registry edit (if asked), read the source, refuse or skip bad rows, sample, shape and cast,
-validate against the model with `produce.calibration.validate`, and only then write the
+validate against the model with `sampleset.validate`, and only then write the
 `.npz` (atomically, byte-identical for the same inputs and seed), the registry, the report.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import provenance
+from .. import sampleset as cal
 from ..errors import UserError, param
 from ..onnxio import graph_inputs, load_model
 from ..paths import (
@@ -31,7 +32,6 @@ from ..paths import (
     sha256_file,
     write_json,
 )
-from ..produce import calibration as cal
 from ..registry_edit import locked, write_field
 from ..results import Produced
 from .images import ImageOptions

@@ -96,10 +96,10 @@ def summary(native: Row, emulated: Row, kernels: dict) -> tuple[dict, str | None
 
 def _child(plan_path: str, out_dir: str) -> int:
     """Under emulation: run each model's int8 side on its samples and save the outputs."""
+    from .. import sampleset as cal
     from ..cpu import int8_kernels
     from ..inputs import InputPlan, stream
     from ..onnxio import session, sig_from_session
-    from ..produce import calibration as cal
 
     out = Path(out_dir)
     errors: dict[str, str] = {}

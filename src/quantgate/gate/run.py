@@ -20,8 +20,8 @@ from ..errors import UserError, one_line, param
 from ..inputs import InputPlan, plan_inputs, stream
 from ..int8_ops import quantized_op_types, saturation_risk
 from ..limits import STDIN
-from ..onnxio import data_digest, external_files_of, file_bytes, load_model, session, sig_from_session
-from ..paths import display, sha256_file, sidecar_path
+from ..onnxio import external_files_of, file_bytes, load_model, session, sig_from_session
+from ..paths import display, sidecar_path
 from ..registry import (
     DEFAULT_BUDGET,
     DEFAULT_REGISTRY,
@@ -31,6 +31,8 @@ from ..registry import (
     verify_digest,
 )
 from ..results import Results, Row
+from ..sampleset import EvalSet
+from ..stamp import check_exclusions, check_made_as, check_not_stale, read_stamp, sidecar_mode
 from ..text import plain
 from . import emulate, latency
 from .judge import Budget, budgets_of, verdict
@@ -274,11 +276,9 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
                 fix = "produce it with quantgate ptq-dynamic (MatMul/Gemm models) or quantgate ptq-static"
             raise UserError(f"{what} not found: {shown}; {fix}")
     assert fp32 is not None and int8 is not None
-    from ..produce.pipeline import sidecar_stamp
-
     fp32_data = external_files_of(fp32)  # weights in .onnx.data files: in the size and the stale check
     fp32_bytes, int8_bytes = file_bytes(fp32, fp32_data), file_bytes(int8)
-    stamp = sidecar_stamp(int8)
+    stamp = read_stamp(int8)
     m.add(
         fp32_bytes=fp32_bytes,
         int8_bytes=int8_bytes,
@@ -289,11 +289,11 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
     with about("int8_sha256"):
         verify_digest(int8, e.int8_sha256, field_name="int8_sha256", registry=reg)
     with about("onnx"):
-        _check_not_stale(e, row, stamp, fp32_data, reg)
+        check_not_stale(e, row.int8_path, row.fp32_path, stamp, fp32_data, reg)
     with about("quant_nodes_to_exclude"):
-        _check_exclusions(e, row, stamp, reg)
+        check_exclusions(e, row.int8_path, stamp, reg)
     with about("quant_mode"):
-        _check_made_as(e, row, stamp, reg)
+        check_made_as(e, row.int8_path, stamp, reg)
     fp32_label, int8_label = row.fp32_path or str(fp32), row.int8_path or str(int8)
     with about("onnx"):
         s_fp = session(fp32, label=fp32_label)
@@ -331,7 +331,7 @@ def prepare(e: Entry, s: GateSettings, m: _Measurement, registry: Path | None) -
     eval_set = None
     if e.eval_path is not None:
         with about("quant_eval_set"):
-            eval_set = EvalSet.open(e, ins)
+            eval_set = EvalSet.of_entry(e, ins)
         source = f"eval set {e.raw['quant_eval_set']}"
         m.add(
             inputs=tuple(
@@ -393,112 +393,6 @@ def _check_int8_graph(e: Entry, row: Row, fp32_graph, reg: Path) -> tuple[covera
     return cov, said
 
 
-def _check_not_stale(e: Entry, row: Row, stamp: dict[str, str], fp32_data: list[Path], reg: Path) -> None:
-    """A PTQ sidecar made by quantgate records the fp32 digest it came from; one made from another
-    fp32 file measures nothing about this one. (QAT sidecars come from the QAT-conditioned
-    export, not the registry's fp32 file, so they are not compared.)"""
-    from ..produce.pipeline import SOURCE_DATA_KEY, SOURCE_KEY
-
-    if e.mode not in ("dynamic", "static"):
-        return
-    assert e.int8_path is not None and e.onnx_path is not None  # checked to exist before this
-    recorded = stamp.get(SOURCE_KEY)
-    if recorded is None:
-        return
-    actual = sha256_file(e.onnx_path)
-    if recorded != actual:
-        raise UserError(
-            f"{row.int8_path} is stale: it was made from an fp32 file with sha256 "
-            f"{recorded[:12]}..., {row.fp32_path} is now {actual[:12]}...; re-produce it "
-            f"with {reproduce_command(e, reg)}"
-        )
-    recorded_data = stamp.get(SOURCE_DATA_KEY)
-    if recorded_data is not None and data_digest(fp32_data) != recorded_data:
-        named = ", ".join(p.name for p in fp32_data) or "its external data files (now missing)"
-        raise UserError(
-            f"{row.int8_path} is stale: the fp32 weights in {named} changed since it was made; "
-            f"re-produce it with {reproduce_command(e, reg)}"
-        )
-
-
-def _check_exclusions(e: Entry, row: Row, stamp: dict[str, str], reg: Path) -> None:
-    """A quantgate-made sidecar records the nodes it keeps in float; one made with others than the
-    entry's quant_nodes_to_exclude is not the sidecar the registry describes."""
-    from ..produce.pipeline import stamped_exclusions
-
-    if "quantgate.mode" not in stamp:  # not made by quantgate: nothing recorded to compare
-        return
-    made = stamped_exclusions(stamp)
-    if made is None or made == e.nodes_to_exclude:
-        return
-
-    def shown(names: tuple[str, ...]) -> str:
-        return "[" + ", ".join(names) + "]" if names else "none"
-
-    raise UserError(
-        f"{row.int8_path} is stale: it keeps {shown(made)} in float, quant_nodes_to_exclude says "
-        f"{shown(e.nodes_to_exclude)}; re-produce it with {reproduce_command(e, reg)}"
-    )
-
-
-def _check_made_as(e: Entry, row: Row, stamp: dict[str, str], reg: Path) -> None:
-    """A quantgate-made sidecar records the mode it was made in; an entry that says another one
-    (quant_mode edited, or a sidecar shared with an entry of another mode) is gated as what it
-    is not."""
-    if e.index < 0:  # ad hoc: the mode was read from the stamp
-        return
-    made = stamp.get("quantgate.mode")
-    if made in ("dynamic", "static", "qat") and made != e.mode:
-        raise UserError(
-            f"{row.int8_path} was made as a {made} sidecar (its quantgate.mode stamp), but quant_mode is "
-            f"{e.mode}; re-produce it with {reproduce_command(e, reg)}, or set quant_mode to {made}"
-        )
-
-
-@dataclass
-class EvalSet:
-    """The entry's eval set, checked against the model from its headers and read a row at a time
-    whenever its feeds are asked for: never held whole, whatever its length."""
-
-    path: Path
-    label: str
-    inputs: list
-    headers: dict
-    rows: int
-
-    @classmethod
-    def open(cls, e: Entry, ins) -> EvalSet:
-        from ..npz import NpzRows
-        from ..produce import calibration as cal
-
-        if e.input_spec:
-            raise UserError(f"{e.id}: quant_eval_set and quant_inputs exclude each other; keep one")
-        assert e.eval_path is not None
-        label = str(e.raw["quant_eval_set"])
-        fix = "fix the path (it is relative to the repository root) or save the inputs with numpy.savez"
-        with NpzRows(e.eval_path, what="eval set", missing_fix=fix) as z:
-            headers = dict(z.headers)
-        rows = cal.validate(headers, ins, label=label, values=False)
-        return cls(e.eval_path, label, list(ins), headers, rows)
-
-    def shape(self, sig) -> list[int]:
-        """One sample's shape of input `sig` as fed."""
-        from ..produce import calibration as cal
-
-        h = self.headers[sig.name]
-        _n, whole = cal.feed_shape(sig, h)
-        return list(h.shape[1:]) if whole else [1, *h.shape[1:]]
-
-    def feeds(self) -> Iterator[dict]:
-        from ..npz import NpzRows
-        from ..produce import calibration as cal
-
-        with NpzRows(self.path, what="eval set", missing_fix="") as z:
-            names = [s.name for s in self.inputs]
-            for i, row in enumerate(z.rows(names)):
-                yield cal.row_feed(row, self.headers, self.inputs, label=self.label, i=i)
-
-
 def _run(sess, names, feed, label, plans, i):
     try:
         return sess.run(names, feed)
@@ -533,7 +427,7 @@ def adhoc_entry(path: Path, budget: float | None, mode: str | None = None) -> En
     stem = p.name[:-5] if p.name.endswith(".onnx") else p.name
     int8 = sidecar_path(p)
     if mode is None:
-        mode = _sidecar_mode(int8) if int8.is_file() else "dynamic"
+        mode = sidecar_mode(int8) if int8.is_file() else "dynamic"
     return Entry(
         index=-1,
         raw={},
@@ -543,22 +437,6 @@ def adhoc_entry(path: Path, budget: float | None, mode: str | None = None) -> En
         onnx_path=p,
         int8_path=int8,
     )
-
-
-def _sidecar_mode(int8: Path) -> str:
-    """The mode an unlisted sidecar was made in: what quantgate stamped in it, else what its graph
-    shows (activations quantised at run time: dynamic; by fixed scales: static)."""
-    from ..produce.pipeline import sidecar_stamp
-
-    stamped = sidecar_stamp(int8).get("quantgate.mode")
-    if stamped in ("dynamic", "static", "qat"):
-        return stamped
-    try:
-        ops = {n.op_type for n in load_model(int8, external=False, what="int8 sidecar").graph.node}
-    except UserError:
-        return "dynamic"  # the gate's own load says what is wrong with it
-    fixed_scales = ops & {"QuantizeLinear", "QLinearConv", "QLinearMatMul"}
-    return "static" if fixed_scales and "DynamicQuantizeLinear" not in ops else "dynamic"
 
 
 def run_gate(

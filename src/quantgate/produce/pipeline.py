@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import shlex
 import tempfile
@@ -20,18 +19,18 @@ import onnx
 from .. import coverage, provenance
 from ..errors import UserError, one_line, param
 from ..int8_ops import quantized_op_types
-from ..onnxio import data_digest, file_bytes, graph_inputs, session, sig_from_session
+from ..onnxio import file_bytes, graph_inputs, session, sig_from_session
 from ..paths import (
     all_or_nothing,
     atomic_write_bytes,
     check_writable,
     find_repo_root,
     refuse_clobber,
-    sha256_file,
     sidecar_path,
     write_json,
 )
 from ..results import Coverage, Produced
+from ..stamp import stamp_source
 from .preflight import Prepared, prepare
 
 
@@ -51,64 +50,6 @@ class ProduceResult(Produced):
     @property
     def size_ratio(self) -> float:
         return self.int8_bytes / self.fp32_bytes if self.fp32_bytes else float("nan")
-
-
-SOURCE_KEY = "quantgate.source_sha256"
-SOURCE_DATA_KEY = "quantgate.source_data_sha256"  # only for an fp32 model with external data
-EXCLUDED_KEY = "quantgate.nodes_to_exclude"  # only when nodes were kept in float: a JSON list
-
-
-def stamp_source(
-    model: onnx.ModelProto,
-    mode: str,
-    source: Path,
-    external: list[Path] | None = None,
-    excluded: tuple[str, ...] = (),
-) -> None:
-    """Record in the sidecar which fp32 file (and external weights) it was made from, and which
-    nodes it keeps in float, so the gate can tell a sidecar left behind by an fp32 update or an
-    edit of quant_nodes_to_exclude (stale) from a current one."""
-    from .. import __version__
-
-    # Kept short: on a model of a few KB every byte shows in the size ratio (settings are in the report).
-    stamp = {SOURCE_KEY: sha256_file(source), "quantgate.mode": mode, "quantgate.version": __version__}
-    if external:
-        stamp[SOURCE_DATA_KEY] = data_digest(external)
-    if excluded:
-        stamp[EXCLUDED_KEY] = json.dumps(sorted(set(excluded)), ensure_ascii=False)
-    kept = [p for p in model.metadata_props if p.key not in stamp]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    for key, value in stamp.items():
-        model.metadata_props.add(key=key, value=value)
-
-
-def sidecar_stamp(path: Path) -> dict[str, str]:
-    """What a quantgate-made sidecar records about itself (`quantgate.*` metadata); {} for others."""
-    try:
-        m = onnx.load(str(path), load_external_data=False)
-    except Exception:  # not readable: the gate's own load reports that
-        return {}
-    return {p.key: p.value for p in m.metadata_props if p.key.startswith("quantgate.")}
-
-
-def stamped_exclusions(stamp: dict[str, str]) -> tuple[str, ...] | None:
-    """The nodes a sidecar's stamp says it keeps in float (sorted); None when the stamp cannot be read."""
-    raw = stamp.get(EXCLUDED_KEY)
-    if raw is None:
-        return ()
-    try:
-        names = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        return None
-    return tuple(sorted(set(names)))
-
-
-def sidecar_source(path: Path) -> str | None:
-    """The fp32 digest a quantgate-made sidecar records, or None for other files."""
-    return sidecar_stamp(path).get(SOURCE_KEY)
 
 
 def run_once(int8_bytes: bytes, label: str, feed: dict[str, np.ndarray] | None) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import sampleset as cal
 from ..coverage import quantiser_names
 from ..errors import UserError, one_line, param
-from . import calibration as cal
 from .config import QuantConfig, preset
 from .pipeline import ProduceResult, inputs_of, preprocess, produce
 

@@ -1,4 +1,5 @@
-"""Calibration sets: a `.npz` with one array per model input name, each `[N, ...]`.
+"""Sample sets (calibration sets, eval sets): a `.npz` with one array per model input name, each
+`[N, ...]`, checked against the model's inputs; `EvalSet` reads an eval set a row at a time.
 
 An array with the same rank as the input holds N along the input's first (batch) dimension
 and is fed one row at a time (`x[i:i+1]`); an array with one more dimension holds N whole
@@ -8,13 +9,19 @@ Reading the file is `quantgate.npz.read_npz`, shared with the other `.npz` calle
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import UserError
-from ..npz import read_npz  # the one .npz reader; importable from here as before
-from ..onnxio import TensorSig
+from .errors import UserError
+from .npz import NpzRows, read_npz
+from .onnxio import TensorSig
+
+if TYPE_CHECKING:
+    from .registry import Entry
 
 
 def feed_shape(sig: TensorSig, arr: np.ndarray) -> tuple[int, bool]:
@@ -146,3 +153,45 @@ def reader(arrays: dict[str, np.ndarray], inputs: list[TensorSig], *, chunk: int
             self._it = feeds(arrays, inputs, start_index, min(end_index, n))
 
     return _Reader()
+
+
+@dataclass
+class EvalSet:
+    """The entry's eval set, checked against the model from its headers and read a row at a time
+    whenever its feeds are asked for: never held whole, whatever its length."""
+
+    path: Path
+    label: str
+    inputs: list
+    headers: dict
+    rows: int
+
+    @classmethod
+    def open(cls, path: Path, label: str, ins: list[TensorSig]) -> EvalSet:
+        """The eval set at `path` (`label`: as the registry names it), checked against the model's
+        inputs `ins` from its headers alone."""
+        fix = "fix the path (it is relative to the repository root) or save the inputs with numpy.savez"
+        with NpzRows(path, what="eval set", missing_fix=fix) as z:
+            headers = dict(z.headers)
+        rows = validate(headers, ins, label=label, values=False)
+        return cls(path, label, list(ins), headers, rows)
+
+    @classmethod
+    def of_entry(cls, e: Entry, ins: list[TensorSig]) -> EvalSet:
+        """A registry entry's eval set (`quant_eval_set`, which excludes `quant_inputs`)."""
+        if e.input_spec:
+            raise UserError(f"{e.id}: quant_eval_set and quant_inputs exclude each other; keep one")
+        assert e.eval_path is not None
+        return cls.open(e.eval_path, str(e.raw["quant_eval_set"]), ins)
+
+    def shape(self, sig) -> list[int]:
+        """One sample's shape of input `sig` as fed."""
+        h = self.headers[sig.name]
+        _n, whole = feed_shape(sig, h)
+        return list(h.shape[1:]) if whole else [1, *h.shape[1:]]
+
+    def feeds(self) -> Iterator[dict]:
+        with NpzRows(self.path, what="eval set", missing_fix="") as z:
+            names = [s.name for s in self.inputs]
+            for i, row in enumerate(z.rows(names)):
+                yield row_feed(row, self.headers, self.inputs, label=self.label, i=i)
