@@ -434,8 +434,9 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
             check(s.plots)
         except UserError as e:
             return report_error(e.render(input_name), env)
-    from .gate import row_lines, run_gate, summary_line
+    from .gate import run_gate
     from .report.markdown import render_markdown
+    from .report.terminal import row_lines, summary_line
 
     registry_file = relative_to_workspace(s.registry, s.workspace)
     os.chdir(s.working_directory)  # relative paths mean what they mean to the CLI run there

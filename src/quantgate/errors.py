@@ -53,9 +53,12 @@ class UserError(Exception):
     Parts, each optional except `problem`: `subject` (the file, model or parameter concerned),
     `field` (where in it: a JSON path, a key), `problem` (what is wrong) and `fix` (what to do).
     `UserError("one whole sentence")` is the short form for a message that is already complete.
+    `entry_field` names the registry entry field the mistake is about, where there is one (the
+    gate's checks set it; `validate` reports the error at that field's line).
     """
 
     exit_code = EXIT_ERROR
+    entry_field: str | None = None
 
     def __init__(self, problem: str, *, subject: str | None = None, field: str | None = None, fix: str | None = None):
         self.subject = subject

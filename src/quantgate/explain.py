@@ -14,7 +14,7 @@ from .text import plain
 def resolve_model(model: str, registry: str | Path | None, root) -> tuple[Entry, Path | None, Path]:
     """The entry `model` names (an id, or an .onnx path, listed or not), its registry (None for
     a model no registry lists) and the repository root."""
-    from .gate.run import adhoc_entry
+    from .gate.entry import adhoc_entry
     from .paths import find_repo_root
 
     reg_path = Path(registry) if registry is not None else None

@@ -190,3 +190,46 @@ def stream(plans: list[InputPlan], seed: int) -> Iterator[dict[str, np.ndarray]]
 def draw(plans: list[InputPlan], samples: int, seed: int) -> list[dict[str, np.ndarray]]:
     """The first `samples` feeds of `stream(plans, seed)`."""
     return list(itertools.islice(stream(plans, seed), samples))
+
+
+def _listed(sigs: list[TensorSig]) -> str:
+    return ", ".join(f"{i.name}:{i.dtype}" for i in sigs)
+
+
+def check_same_signature(
+    ins: list[TensorSig],
+    outs: list[TensorSig],
+    q_ins: list[TensorSig],
+    q_outs: list[TensorSig],
+    int8_shown: str | None,
+) -> None:
+    """The int8 model takes the fp32 model's inputs (names and types, in order) and gives at least
+    its outputs: a sidecar made from another model cannot be compared with this one."""
+    if [(i.name, i.dtype) for i in ins] != [(i.name, i.dtype) for i in q_ins]:
+        raise UserError(
+            f"{int8_shown}: its inputs ({_listed(q_ins)}) differ from the fp32 model's ({_listed(ins)})",
+            fix="re-produce the sidecar from this model",
+        )
+    q_out_names = {o.name for o in q_outs}
+    missing = [o.name for o in outs if o.name not in q_out_names]
+    if missing:
+        raise UserError(f"{int8_shown}: lacks output(s) {', '.join(missing)} of the fp32 model", fix="re-produce it")
+
+
+def judged_outputs(named: list[str] | None, outs: list[TensorSig], label: str) -> set[str]:
+    """The outputs a verdict is about: those `named` (quant_gate_outputs), else every output."""
+    judged = set(named or [o.name for o in outs])
+    unknown = sorted(judged - {o.name for o in outs})
+    if unknown:
+        raise UserError(
+            f"{label}: quant_gate_outputs names {', '.join(unknown)}, not outputs of the "
+            f"model ({', '.join(o.name for o in outs)})"
+        )
+    return judged
+
+
+def shape_hint(plans: list[InputPlan]) -> str:
+    """What a failing run adds when a symbolic dim was given its default size."""
+    if any(p.source == "signature" for p in plans):
+        return "; symbolic dims default to 1 — set quant_inputs.<input>.dims or .shape in the registry"
+    return ""

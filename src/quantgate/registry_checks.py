@@ -13,8 +13,9 @@ from pathlib import Path
 
 from . import limits
 from .advice import reproduce_command
+from .errors import UserError
 from .onnxio import missing_external_files
-from .registry import Problem, Registry, shown_name
+from .registry import Entry, Problem, Registry, shown_name, verify_digest
 
 
 def _not_a_file(path: Path) -> str | None:
@@ -95,3 +96,28 @@ def check_files(reg: Registry) -> list[Problem]:
                 )
             )
     return out
+
+
+def check_present(e: Entry, fp32_shown: str | None, int8_shown: str | None, reg: Path) -> None:
+    """Before the gate reads a model: both files it compares exist (one line naming the missing
+    one and how to make it)."""
+    for path, what, shown in ((e.onnx_path, "fp32 model", fp32_shown), (e.int8_path, "int8 sidecar", int8_shown)):
+        if path is None or not path.is_file():
+            fix = (
+                "fix the entry's onnx path" if what == "fp32 model" else f"produce it with {reproduce_command(e, reg)}"
+            )
+            if e.index < 0 and what != "fp32 model":  # a file no registry lists: its mode is a guess
+                fix = "produce it with quantgate ptq-dynamic (MatMul/Gemm models) or quantgate ptq-static"
+            raise UserError(f"{what} not found: {shown}", fix=fix)
+
+
+def check_digests(e: Entry, reg: Path) -> None:
+    """The fp32 file and the sidecar are the ones whose digests the entry records (`sha256`,
+    `int8_sha256`); a mismatch names the field (`UserError.entry_field`)."""
+    assert e.onnx_path is not None and e.int8_path is not None
+    for path, digest, name in ((e.onnx_path, e.sha256, "sha256"), (e.int8_path, e.int8_sha256, "int8_sha256")):
+        try:
+            verify_digest(path, digest, field_name=name, registry=reg)
+        except UserError as err:
+            err.entry_field = err.entry_field or name
+            raise

@@ -19,7 +19,8 @@ from quantgate import coverage
 from quantgate.auto import run_auto
 from quantgate.errors import UserError
 from quantgate.explain import explain_entry
-from quantgate.gate.run import gate_entry, run_gate
+from quantgate.gate.entry import gate_entry
+from quantgate.gate.run import run_gate
 from quantgate.gate.settings import GateSettings
 from quantgate.produce.config import preset
 from quantgate.produce.dynamic import quantize_dynamic

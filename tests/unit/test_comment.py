@@ -473,8 +473,8 @@ def test_warnings_reach_the_comment_at_most_ten_lines_then_a_pointer(results):
 def test_marginal_and_time_capped_rows_carry_their_marks_everywhere(results):
     """A marginal row (❔) and a time-capped one (⏱) are marked in the comment, the markdown and
     the terminal, and `Row.outcome` tells them apart from a plain pass."""
-    from quantgate.gate.run import line_for
     from quantgate.report.markdown import render_markdown
+    from quantgate.report.terminal import line_for
 
     doc = results.to_json()
     good = next(r for r in doc["models"] if r["id"] == "good_mlp")

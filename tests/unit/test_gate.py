@@ -320,7 +320,7 @@ def test_an_eval_set_is_read_a_row_at_a_time_and_a_bad_row_is_named(repo):
     )
     row = run_gate(reg).to_json()["models"][0]
     assert row["status"] == "error" and "'a' holds NaN/inf values in sample 37" in row["reason"], row["reason"]
-    from quantgate.gate.run import check_entry
+    from quantgate.gate.entry import check_entry
     from quantgate.registry import load_registry
 
     r = load_registry(reg)

@@ -176,7 +176,7 @@ class Search:
         """Make candidate `c` and gate it as the registry would, with the same estimator (static
         candidates calibrated on half of the eval set are judged on the other half). `searched`:
         seconds spent finding it, counted in its time."""
-        from ..gate.run import gate_entry
+        from ..gate.entry import gate_entry
 
         t0 = time.monotonic() - searched
         assert self.e.onnx_path is not None
@@ -245,7 +245,7 @@ class Search:
 
     def current(self) -> Tried | None:
         """The sidecar the entry ships now, gated as it stands (digests included)."""
-        from ..gate.run import gate_entry
+        from ..gate.entry import gate_entry
 
         e = self.e
         if e.mode == "fp32" or e.int8_path is None or not e.int8_path.is_file():

@@ -63,7 +63,7 @@ def validate(registry: Path, root: Path | None, quick: bool) -> int:
         for w in e.warnings
     ]
     if not quick:
-        from ..gate.run import check_entry
+        from ..gate.entry import check_entry
 
         known = {p.where.split(".", 1)[0] for p in problems}
         for e in reg.entries:
@@ -223,10 +223,11 @@ def gate(
     """
     import time
 
-    from ..gate.run import detail_lines, row_lines, run_gate, summary_line
+    from ..gate.run import run_gate
     from ..paths import STDOUT, refuse_clobber, write_json, write_text
     from ..registry import shown_name
     from ..report.markdown import folded, render_markdown
+    from ..report.terminal import detail_lines, row_lines, summary_line
 
     if all_ and models:
         raise click.UsageError("--all and named models exclude each other")

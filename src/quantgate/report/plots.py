@@ -135,7 +135,7 @@ def gate_plots(results, registry: str | Path | None, folder: str | Path, *, seed
     """The scatter and histogram of every measured row, on the gate's first `PLOT_SAMPLES`
     samples (the same inputs the gate drew first)."""
     from ..diagnose import make_probe
-    from ..gate.run import adhoc_entry
+    from ..gate.entry import adhoc_entry
     from ..registry import load_registry
 
     _plt()
