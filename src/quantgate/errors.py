@@ -51,26 +51,39 @@ class UserError(Exception):
     """A mistake the user can fix: printed as one line, exit code 2, never a traceback.
 
     Parts, each optional except `problem`: `subject` (the file, model or parameter concerned),
-    `field` (where in it: a JSON path, a key), `problem` (what is wrong) and `fix` (what to do).
-    `UserError("one whole sentence")` is the short form for a message that is already complete.
-    `entry_field` names the registry entry field the mistake is about, where there is one (the
-    gate's checks set it; `validate` reports the error at that field's line).
+    `line` (the subject's line, for a file), `field` (where in it: a JSON path, a key), `problem`
+    (what is wrong) and `fix` (what to do). `UserError("one whole sentence")` is the short form
+    for a message that is already complete. `entry_field` names the registry entry field the
+    mistake is about, where there is one (the gate's checks set it; `validate` reports the error
+    at that field's line).
     """
 
     exit_code = EXIT_ERROR
-    entry_field: str | None = None
+    fix_label = ""  # said before the fix: "" ("...; FIX"), or "fix: " for a registry's problems
 
-    def __init__(self, problem: str, *, subject: str | None = None, field: str | None = None, fix: str | None = None):
+    def __init__(
+        self,
+        problem: str,
+        *,
+        subject: str | None = None,
+        field: str | None = None,
+        fix: str | None = None,
+        line: int | None = None,
+    ):
         self.subject = subject
         self.field = field
         self.problem = problem
         self.fix = fix
+        self.line = line
+        self.entry_field: str | None = None
         super().__init__(self.render())
 
-    def render(self, name_of: Callable[[str], str] = python_name) -> str:
-        """The one line, with parameter references worded by `name_of`."""
-        head = ": ".join(p for p in (self.subject, self.field, self.problem) if p)
-        text = f"{head}; {self.fix}" if self.fix else head
+    def render(self, name_of: Callable[[str], str] = python_name, *, subject: bool = True, fix: bool = True) -> str:
+        """The one line, with parameter references worded by `name_of`; without the subject
+        (and its line) when `subject` is False, without the fix when `fix` is False."""
+        at = f"{self.subject}:{self.line}" if self.subject and self.line else self.subject
+        head = ": ".join(p for p in (at if subject else None, self.field, self.problem) if p)
+        text = f"{head}; {self.fix_label}{self.fix}" if self.fix and fix else head
         return plain(word_params(text, name_of))
 
     @property
@@ -79,3 +92,27 @@ class UserError(Exception):
 
     def __str__(self) -> str:
         return self.render()
+
+
+class Problem(UserError):
+    """One thing wrong with a registry, found while reading or checking it and kept with its
+    entry (so the other entries can still be gated) rather than raised at once: the registry file
+    (`file`, the subject), the line, the JSON path (`where`, the field), what is wrong and how to
+    fix it, shown as `file:line: where: message; fix: fix`."""
+
+    fix_label = "fix: "
+
+    def __init__(self, file: str, where: str, message: str, fix: str = "", line: int | None = None):
+        super().__init__(message, subject=file, field=where, fix=fix or None, line=line)
+
+    @property
+    def file(self) -> str:
+        return self.subject or ""
+
+    @property
+    def where(self) -> str:
+        return self.field or ""
+
+    @property
+    def message(self) -> str:  # the problem alone: the registry's lines say the rest themselves
+        return self.problem

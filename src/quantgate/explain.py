@@ -31,7 +31,7 @@ def resolve_model(model: str, registry: str | Path | None, root) -> tuple[Entry,
     reg = load_registry(reg_path, root)
     e = reg.get(model)
     if e.problems:
-        raise UserError(str(e.problems[0]))
+        raise e.problems[0]
     return e, reg.path, reg.root
 
 

@@ -68,8 +68,9 @@ def plan_inputs(
     unknown = sorted(set(spec) - {s.name for s in sigs})
     if unknown:
         raise UserError(
-            f"{label}: quant_inputs names {', '.join(repr(u) for u in unknown)}, which the "
-            f"model does not have; its inputs are {', '.join(s.name for s in sigs)}"
+            f"quant_inputs names {', '.join(repr(u) for u in unknown)}, which the model does not have",
+            subject=label,
+            fix=f"its inputs are {', '.join(s.name for s in sigs)}",
         )
     table_rows = _gather_table_rows(model)
     cap = limits.INPUT_ELEMENTS.value()
@@ -82,14 +83,17 @@ def plan_inputs(
             shape = tuple(int(v) for v in sp["shape"])
             if len(shape) != len(s.dims):
                 raise UserError(
-                    f"{label}: quant_inputs.{s.name}.shape has {len(shape)} dims, the model's "
-                    f"input has {len(s.dims)} ({_fmt_dims(s.dims)}); give one value per dim"
+                    f"quant_inputs.{s.name}.shape has {len(shape)} dims, the model's "
+                    f"input has {len(s.dims)} ({_fmt_dims(s.dims)})",
+                    subject=label,
+                    fix="give one value per dim",
                 )
             bad = [i for i, (d, v) in enumerate(zip(s.dims, shape, strict=False)) if isinstance(d, int) and d != v]
             if bad:
                 raise UserError(
-                    f"{label}: quant_inputs.{s.name}.shape {list(shape)} contradicts the model's "
-                    f"fixed dims {_fmt_dims(s.dims)}; match them or leave them out"
+                    f"quant_inputs.{s.name}.shape {list(shape)} contradicts the model's fixed dims {_fmt_dims(s.dims)}",
+                    subject=label,
+                    fix="match them or leave them out",
                 )
             sources.append("spec shape")
         else:
@@ -106,8 +110,9 @@ def plan_inputs(
             missing_names = sorted(set(named) - {d for d in s.dims if isinstance(d, str)})
             if missing_names:
                 raise UserError(
-                    f"{label}: quant_inputs.{s.name}.dims names {', '.join(missing_names)}, "
-                    f"not symbolic dims of the input ({_fmt_dims(s.dims)})"
+                    f"quant_inputs.{s.name}.dims names {', '.join(missing_names)}, "
+                    f"not symbolic dims of the input ({_fmt_dims(s.dims)})",
+                    subject=label,
                 )
             shape = tuple(resolved)
         elements = math.prod(shape)
@@ -133,23 +138,30 @@ def plan_inputs(
             low, high = float(sp.get("low", 0)), float(sp.get("high", default_high))
             info = np.iinfo(s.dtype)
             if low < info.min or high - 1 > info.max:
-                raise UserError(f"{label}: quant_inputs.{s.name} range [{low}, {high}) does not fit {s.dtype}")
+                raise UserError(f"quant_inputs.{s.name} range [{low}, {high}) does not fit {s.dtype}", subject=label)
             if not (low.is_integer() and high.is_integer()):
                 raise UserError(
-                    f"{label}: quant_inputs.{s.name}: {s.dtype} is drawn as whole numbers in [low, high), "
-                    f"so low {low:g} / high {high:g} would draw {_whole_range(low, high)}; give whole numbers "
-                    f"(e.g. low: 0, high: 2 draws 0 and 1)"
+                    f"{s.dtype} is drawn as whole numbers in [low, high), "
+                    f"so low {low:g} / high {high:g} would draw {_whole_range(low, high)}",
+                    subject=label,
+                    field=f"quant_inputs.{s.name}",
+                    fix="give whole numbers (e.g. low: 0, high: 2 draws 0 and 1)",
                 )
             rows = table_rows.get(s.name)
             if rows is not None and high > rows:
                 raise UserError(
-                    f"{label}: quant_inputs.{s.name}: high {high:g} is past the {rows:,} rows of the table it "
-                    f"indexes, so ONNX Runtime would fail on an id out of range; set high to at most {rows:,}"
+                    f"high {high:g} is past the {rows:,} rows of the table it "
+                    f"indexes, so ONNX Runtime would fail on an id out of range",
+                    subject=label,
+                    field=f"quant_inputs.{s.name}",
+                    fix=f"set high to at most {rows:,}",
                 )
         else:  # bool
             low, high = 0.0, 2.0
         if not high > low:
-            raise UserError(f"{label}: quant_inputs.{s.name}: high ({high}) must be greater than low ({low})")
+            raise UserError(
+                f"high ({high}) must be greater than low ({low})", subject=label, field=f"quant_inputs.{s.name}"
+            )
         if "low" in sp or "high" in sp:
             sources.append("spec range")
         plans.append(InputPlan(s.name, str(s.dtype), shape, low, high, ", ".join(sources) or "signature"))
@@ -222,8 +234,9 @@ def judged_outputs(named: list[str] | None, outs: list[TensorSig], label: str) -
     unknown = sorted(judged - {o.name for o in outs})
     if unknown:
         raise UserError(
-            f"{label}: quant_gate_outputs names {', '.join(unknown)}, not outputs of the "
-            f"model ({', '.join(o.name for o in outs)})"
+            f"quant_gate_outputs names {', '.join(unknown)}, not outputs of the "
+            f"model ({', '.join(o.name for o in outs)})",
+            subject=label,
         )
     return judged
 

@@ -66,16 +66,18 @@ def confine(raw: str, base: Path, root: Path, *, what: str) -> Path:
     field in the error line.
     """
     if not isinstance(raw, str) or not raw:
-        raise UserError(f"{what}: expected a non-empty relative path")
+        raise UserError("expected a non-empty relative path", subject=what)
     if os.path.isabs(raw) or raw.startswith(("/", "\\")) or (len(raw) > 1 and raw[1] == ":"):
-        raise UserError(f"{what}: '{raw}' is absolute; give a path relative to the repository")
+        raise UserError(f"'{raw}' is absolute", subject=what, fix="give a path relative to the repository")
     root_r = root.resolve()
     candidate = base / raw
     resolved = candidate.resolve()
     if resolved != root_r and root_r not in resolved.parents:
         how = "a symlink that leads" if ".." not in Path(raw).parts else "'..' that leads"
         raise UserError(
-            f"{what}: '{raw}' resolves outside the repository ({how} to {resolved}); keep model files below {root_r}"
+            f"'{raw}' resolves outside the repository ({how} to {resolved})",
+            subject=what,
+            fix=f"keep model files below {root_r}",
         )
     return resolved
 

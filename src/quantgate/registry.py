@@ -25,31 +25,14 @@ from typing import Any, TypeGuard
 import jsonschema
 
 from . import jsonedit, limits, strictjson
-from .errors import UserError, param
+from .errors import Problem, UserError, param
 from .paths import confine, find_repo_root, sha256_file, sidecar_path
 from .schema import load_schema
-from .text import plain
 
 DEFAULT_REGISTRY = "model/tiny/registry.json"
 DEFAULT_BUDGET = 0.01
 DEFAULT_MODE = "fp32"
 MODES = ("fp32", "dynamic", "static", "qat")
-
-
-@dataclass
-class Problem:
-    """One thing wrong with a registry: where (JSON path), what, and how to fix it."""
-
-    file: str
-    where: str
-    message: str
-    fix: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        loc = f"{self.file}:{self.line}" if self.line else self.file
-        fix = f"; fix: {self.fix}" if self.fix else ""
-        return plain(f"{loc}: {self.where}: {self.message}{fix}")
 
 
 @dataclass
@@ -96,7 +79,7 @@ class Registry:
             if e.id == model_id:
                 return e
         known = ", ".join(e.id for e in self.entries) or "none"
-        raise UserError(f"{self.path}: no model with id '{model_id}'; known ids: {known}")
+        raise UserError(f"no model with id '{model_id}'", subject=str(self.path), fix=f"known ids: {known}")
 
     def find_by_file(self, onnx: Path) -> Entry | None:
         try:
@@ -220,7 +203,7 @@ def _read_registry(path: Path) -> tuple[str, Any, list[strictjson.BadJSON]]:
             "registry not found", subject=shown, fix=f"pass {param('registry')} PATH (default {DEFAULT_REGISTRY})"
         ) from None
     except IsADirectoryError:
-        raise UserError(f"{shown}: is a folder; pass the registry JSON file itself") from None
+        raise UserError("is a folder", subject=shown, fix="pass the registry JSON file itself") from None
     except OSError as e:
         raise UserError(f"cannot read it ({_why(e)})", subject=shown, fix="pass a readable registry file") from None
     try:
@@ -228,13 +211,15 @@ def _read_registry(path: Path) -> tuple[str, Any, list[strictjson.BadJSON]]:
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
         raise UserError(
-            f"{shown}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); a registry is a JSON file"
+            f"not UTF-8 text (byte 0x{raw[e.start]:02x})", subject=shown, line=line, fix="a registry is a JSON file"
         ) from None
     try:
         data, bad = strictjson.loads_keeping(text)  # a NaN in one entry refuses that entry, not the file
     except strictjson.BadJSON as e:
         if e.fix is None:
-            raise UserError(f"{shown}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); fix the syntax there") from None
+            raise UserError(
+                f"not valid JSON ({e.msg})", subject=f"{shown}:{e.lineno}:{e.colno}", fix="fix the syntax there"
+            ) from None
         loc = f"{shown}:{e.lineno}:{e.colno}" if e.lineno else shown
         raise UserError(e.msg, subject=loc, field=e.where, fix=e.fix) from None
     for value in bad:
@@ -288,8 +273,8 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
     root_p = Path(root).resolve() if root is not None else find_repo_root(path)
     shown = shown_name(path)
     if not isinstance(data, dict) or not isinstance(data.get("models"), list):
-        raise UserError(
-            f'{shown}: top level must be an object with a "models" array; fix: wrap the entries as {{"models": [...]}}'
+        raise Problem(
+            shown, "", 'top level must be an object with a "models" array', 'wrap the entries as {"models": [...]}'
         )
     most = limits.REGISTRY_ENTRIES.value()
     if len(data["models"]) > most:
@@ -379,7 +364,7 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, root: str | Path | None =
                 p = Problem(
                     shown,
                     f"{where}.{key}",
-                    str(err).split(": ", 2)[-1],
+                    err.render(subject=False),
                     "use a relative path that stays inside the repository",
                     e.line_of(key),
                 )
@@ -491,8 +476,10 @@ def verify_digest(path: Path, expected: str | None, *, field_name: str, registry
     actual = sha256_file(path)
     if actual != expected:
         raise DigestMismatch(
-            f"{registry}: {field_name} of {path.name} does not match: registry {expected[:12]}..., "
-            f"file {actual[:12]}...; refusing to load it (re-produce the file or update {field_name})"
+            f"{field_name} of {path.name} does not match: registry {expected[:12]}..., "
+            f"file {actual[:12]}...; refusing to load it",
+            subject=str(registry),
+            fix=f"re-produce the file or update {field_name}",
         )
 
 
@@ -504,15 +491,16 @@ def resolve(model_id: str, registry: str | Path = DEFAULT_REGISTRY, root: str | 
     reg = load_registry(registry, root)
     e = reg.get(model_id)
     if e.problems:
-        raise UserError(str(e.problems[0]))
+        raise e.problems[0]
     if e.mode == "fp32":
         target, digest, fname = e.onnx_path, e.sha256, "sha256"
     else:
         target, digest, fname = e.int8_path, e.int8_sha256, "int8_sha256"
     if target is None or not target.is_file():
         raise UserError(
-            f"{reg.path}: model '{model_id}' (mode {e.mode}) needs {target}, "
-            'which does not exist; produce it or set quant_mode "fp32"'
+            f"model '{model_id}' (mode {e.mode}) needs {target}, which does not exist",
+            subject=str(reg.path),
+            fix='produce it or set quant_mode "fp32"',
         )
     verify_digest(target, digest, field_name=fname, registry=reg.path)
     return target

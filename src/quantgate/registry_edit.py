@@ -83,7 +83,9 @@ def write_field(registry: Path, index: int, key: str, value: str) -> tuple[str, 
         text = registry.read_bytes().decode("utf-8")  # bytes: CRLF line ends stay CRLF
         json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"{registry}: cannot read the registry ({type(e).__name__}); fix it first") from None
+        raise UserError(
+            f"cannot read the registry ({type(e).__name__})", subject=str(registry), fix="fix it first"
+        ) from None
     return _checked(registry, text, index, key, value)
 
 

@@ -180,7 +180,7 @@ class EvalSet:
     def of_entry(cls, e: Entry, ins: list[TensorSig]) -> EvalSet:
         """A registry entry's eval set (`quant_eval_set`, which excludes `quant_inputs`)."""
         if e.input_spec:
-            raise UserError(f"{e.id}: quant_eval_set and quant_inputs exclude each other; keep one")
+            raise UserError("quant_eval_set and quant_inputs exclude each other", subject=e.id, fix="keep one")
         assert e.eval_path is not None
         return cls.open(e.eval_path, str(e.raw["quant_eval_set"]), ins)
 

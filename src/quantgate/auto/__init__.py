@@ -87,7 +87,7 @@ def run_auto(
         selected = [(e, reg.path, reg.root) for e in reg.entries]
         for e in reg.entries:
             if e.problems:
-                raise UserError(str(e.problems[0]))
+                raise e.problems[0]
     if report_out is not None:
         refuse_clobber(report_out, param("report_out"), {"registry": reg_path})
     entries = [e for e, _, _ in selected]

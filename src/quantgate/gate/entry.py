@@ -12,11 +12,12 @@ from pathlib import Path
 
 from .. import coverage, limits
 from ..advice import better_command
-from ..errors import UserError, one_line
+from ..errors import Problem, UserError, one_line
 from ..paths import sidecar_path
-from ..registry import DEFAULT_BUDGET, Entry, Problem
+from ..registry import DEFAULT_BUDGET, Entry
 from ..results import Row
 from ..stamp import sidecar_mode
+from ..text import plain
 from . import latency
 from .judge import verdict
 from .measure import CONSTANT_EXACT, measure
@@ -57,11 +58,10 @@ def check_entry(e: Entry, registry: Path, root: Path) -> tuple[list[Problem], tu
                     pass
     except UserError as err:
         key = err.entry_field or "onnx"
-        text = str(err)
-        for said in (f"{registry}: ", f"{e.id}: "):  # the Problem names both already
-            text = text.removeprefix(said)
-        where = f"models[{e.index}].{key}"
-        return [Problem(str(registry), where, f"{e.id}: {text}", "", e.line_of(key))], m.row.warnings
+        said = err.subject in (str(registry), e.id, f"{registry}: {e.id}")  # the problem's place says it
+        text = f"{e.id}: {err.render(subject=not said, fix=False)}"
+        problem = Problem(str(registry), f"models[{e.index}].{key}", text, plain(err.fix or ""), e.line_of(key))
+        return [problem], m.row.warnings
     return [], m.row.warnings
 
 

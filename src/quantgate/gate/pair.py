@@ -121,7 +121,7 @@ def open_pair(e: Entry, s: GateSettings, m: RowSoFar, registry: Path | None) -> 
     """Every check that needs no sample (files, digests, staleness, signatures, the int8 graph),
     then the sessions and the input plan; what was learnt on the way goes into `m`'s row."""
     if e.problems:
-        raise UserError(str(e.problems[0]))
+        raise e.problems[0]
     reg = registry or Path("registry")
     fp32, int8 = _checked_files(e, m, reg)
     row = m.row
