@@ -326,3 +326,34 @@ def test_an_eval_set_is_read_a_row_at_a_time_and_a_bad_row_is_named(repo):
     r = load_registry(reg)
     problems, _ = check_entry(r.entries[0], r.path, r.root)  # validate reads every row too
     assert problems and "sample 37" in str(problems[0]) and problems[0].where.endswith("quant_eval_set")
+
+
+def test_validate_words_a_gate_check_from_the_errors_parts(repo):
+    """One error shape: a check the gate makes before it measures (an unknown quant_gate_outputs
+    name, a digest that does not match) reaches `validate` as a registry problem at its field's
+    line, built from the error's parts: the registry and the id said once, the fix as '; fix:'."""
+    from quantgate.errors import Problem, UserError
+    from quantgate.gate.entry import check_entry
+    from quantgate.registry import load_registry
+
+    fp32 = modelzoo.mlp(repo)
+    perturbed_sidecar(fp32)
+    reg = write_registry(
+        repo / "registry.json",
+        [
+            {"id": "outs", "onnx": fp32.name, "quant_mode": "dynamic", "quant_gate_outputs": ["nope"]},
+            {"id": "dig", "onnx": fp32.name, "quant_mode": "dynamic", "int8_sha256": "0" * 64},
+        ],
+    )
+    r = load_registry(reg)
+    outs, _ = check_entry(r.entries[0], r.path, r.root)
+    dig, _ = check_entry(r.entries[1], r.path, r.root)
+    assert isinstance(outs[0], Problem) and isinstance(outs[0], UserError)
+    assert outs[0].where == "models[0].quant_gate_outputs"
+    assert outs[0].line == r.entries[0].line_of("quant_gate_outputs")
+    assert outs[0].message.startswith("outs: quant_gate_outputs names nope, not outputs"), outs[0].message
+    assert str(outs[0]).count(str(r.path)) == 1 and outs[0].fix is None
+    assert dig[0].where == "models[1].int8_sha256" and dig[0].message.startswith("dig: int8_sha256 of mlp.int8.onnx")
+    assert dig[0].fix == "re-produce the file or update int8_sha256"
+    assert str(dig[0]).endswith("; refusing to load it; fix: re-produce the file or update int8_sha256"), str(dig[0])
+    assert str(r.path) not in dig[0].message  # the registry is the problem's file, not said again in it
