@@ -385,7 +385,7 @@ def _avx2(r: Row) -> str:
     g = r.avx2_gate
     if g is None:
         return f"{'-':>26}"
-    a = g.avx2 or {}
+    a = g.avx2.to_json() if g.avx2 else {}
     if a.get("drop") is None:
         return f"{'n/a: ' + str(a.get('status', '?')):>26}"
     same = "yes" if a.get("status") == g.status else "NO"

@@ -77,7 +77,7 @@ def verdicts(name: str, registry: Path, seeds: int) -> None:
     for mid, rows in per.items():
         statuses = sorted({r.status + ("~" if r.marginal else "") for r in rows})
         ns = [r.samples or 0 for r in rows]
-        stops = sorted({(r.sampling or {}).get("stopped", "-") for r in rows})
+        stops = sorted({r.sampling.stopped if r.sampling else "-" for r in rows})
         same = "yes" if len(statuses) == 1 else "NO"
         print(
             f"{name:<12} {mid:<16} {'/'.join(statuses):<10} same {same:<3}  n {min(ns)}-{max(ns)}  "

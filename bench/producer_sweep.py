@@ -114,7 +114,7 @@ def main() -> None:
         here = fmt(r.drop, r.drop_ci.to_json() if r.drop_ci else None, r.samples)
         line = f"{name} {here}"
         if not args.no_avx2:
-            a = r.avx2 or {}
+            a = r.avx2.to_json() if r.avx2 else {}
             line += (
                 f"   {fmt(a.get('drop'), a.get('drop_ci'), a.get('samples'))}  "
                 f"{'yes' if a.get('status') == r.status else 'NO'}"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import onnx
@@ -26,24 +25,10 @@ import onnx
 from . import limits
 from .errors import UserError
 from .onnxio import TensorSig
+from .results import InputPlan
 
 DEFAULT_SYMBOLIC_DIM = 1
 DEFAULT_INT_HIGH = 10
-
-
-@dataclass(frozen=True)
-class InputPlan:
-    name: str
-    dtype: str
-    shape: tuple
-    low: float
-    high: float
-    source: str  # where the shape/range came from, for the report
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["shape"] = list(self.shape)
-        return d
 
 
 def _gather_table_rows(model: onnx.ModelProto | None) -> dict[str, int]:

@@ -357,3 +357,27 @@ def test_validate_words_a_gate_check_from_the_errors_parts(repo):
     assert dig[0].fix == "re-produce the file or update int8_sha256"
     assert str(dig[0]).endswith("; refusing to load it; fix: re-produce the file or update int8_sha256"), str(dig[0])
     assert str(r.path) not in dig[0].message  # the registry is the problem's file, not said again in it
+
+
+def test_typed_row_blocks_write_the_documented_json_and_read_it_back_byte_for_byte(repo):
+    """Row's blocks (budgets, sampling, latency, inputs) are typed; their JSON keeps the shape
+    docs/cli.md documents, key order included, and a document read back writes the same bytes."""
+    import json
+
+    from quantgate.results import Latency, Results
+
+    fp32 = modelzoo.mlp(repo)
+    perturbed_sidecar(fp32)
+    reg = write_registry(repo / "registry.json", [{"id": "m", "onnx": fp32.name, "quant_mode": "dynamic"}])
+    doc = run_gate(reg, samples=32, bench=True).to_json()
+    row = doc["models"][0]
+    keys = ["mode", "samples", "stopped", "steps", "planned", "look_confidence", "bootstrap", "note"]
+    assert list(row["sampling"]) == keys, row["sampling"]  # a pinned count says so in a note
+    assert list(row["sampling"]["bootstrap"]) == ["method", "replicates", "confidence", "tail_allowance", "seed"]
+    assert list(row["budgets"]) == ["drop", "gain_offset"]
+    assert list(row["latency"]) == ["method", "cpu", "int8_kernels", "logical_cores", "timings", "notes"]
+    assert list(row["inputs"][0]) == ["name", "dtype", "shape", "low", "high", "source"]
+    assert json.dumps(Results.from_json(doc).to_json()) == json.dumps(doc)
+    untimed = Latency(method="m", notes=("not timed: x",)).to_json()
+    assert untimed == {"method": "m", "timings": [], "notes": ["not timed: x"]}
+    assert list(untimed) == ["method", "timings", "notes"]

@@ -50,18 +50,18 @@ def test_same_inputs_same_results_document(default_run):
 
 def test_every_drawn_model_reports_its_interval_and_sample_count(default_run):
     for row in default_run.models:
-        if row.sampling["mode"] == "eval set":
+        if row.sampling.mode == "eval set":
             continue
         assert row.drop_ci is not None and row.drop_ci.low <= row.drop <= row.drop_ci.high, row.id
         # small models: a pass is decided from 2,048 samples (the pass floor), a look or the cap later
-        assert row.samples >= 2048 and row.sampling["stopped"] in ("decided", "sample cap"), row.id
+        assert row.samples >= 2048 and row.sampling.stopped in ("decided", "sample cap"), row.id
 
 
 def test_the_interval_covers_the_large_sample_drop(default_run):
     """16,384 samples drawn from another seed: a 4x larger, independent measurement."""
     big = run_gate(SHIPPED, samples=16384, seed=1)
     for row in default_run.models:
-        if row.sampling["mode"] == "eval set":
+        if row.sampling.mode == "eval set":
             continue
         truth = big.row(row.id).drop
         assert row.drop_ci.low <= truth <= row.drop_ci.high, (row.id, row.drop_ci, truth)
@@ -99,7 +99,7 @@ def test_a_gain_and_offset_error_fails_though_plcc_is_perfect(repo):
     row = run_gate(reg, samples=256).models[0]
     assert row.drop == pytest.approx(good.drop, rel=1e-3)  # PLCC sees nothing
     assert row.status == "fail" and "sanity floor" in row.reason and row.sqnr_db < -50
-    assert row.budgets == {"drop": 0.01, "gain_offset": 0.05}
+    assert row.budgets.to_json() == {"drop": 0.01, "gain_offset": 0.05}
     # a 10 % gain, or the offset with the same error energy, fails too (PLCC still sees nothing)
     rms = float(np.sqrt(good.outputs[0].rmse ** 2 / good.outputs[0].nmse))  # the fp32 output's RMS
     for gain, offset in ((1.1, 0.0), (0.9, 0.0), (1.0, 0.1 * rms), (1.0, -0.1 * rms)):
@@ -130,7 +130,7 @@ def test_explicit_sqnr_and_rmse_budgets_replace_the_floor(repo):
         ],
     )
     t = run_gate(tight).models[0]
-    assert t.budgets == {"drop": 0.01, "sqnr_db": row.sqnr_db + 20, "rmse": 1.0}
+    assert t.budgets.to_json() == {"drop": 0.01, "sqnr_db": row.sqnr_db + 20, "rmse": 1.0}
     assert t.status == "fail" and "SQNR" in t.reason and "quant_accuracy_budget_sqnr_db" in t.reason
 
 

@@ -120,7 +120,7 @@ class Outcome:
 def _speed(row: Row) -> tuple[float | None, str | None]:
     """int8/fp32 time at batch 1 on one thread and whether it is slower, faster or the same within
     its interval, from the gate's timing of the row (`gate --bench`)."""
-    for t in (row.latency or {}).get("timings", []):
+    for t in row.latency.timings if row.latency else ():
         if t.get("threads") == "1" and t.get("batch") == 1:
             return float(t["ratio"]), str(t.get("verdict"))
     return None, None

@@ -77,7 +77,7 @@ def _emulated_row(e: Entry, native: Row, p: ModelPair, outputs: dict | str, sett
         fixed=n,
         mode=p.mode,
         keep_values=settings.reference_compat,
-        level=(native.sampling or {}).get("look_confidence"),
+        level=native.sampling.look_confidence if native.sampling is not None else None,
     )
     judged = verdict(measured, p.judged, p.budgets, e.budget, settings.marginal_policy)
-    return base.with_(samples=measured.sampling.samples, **judged)
+    return judged.apply(base.with_(samples=measured.sampling.samples))

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError, one_line
-from ..results import Row
+from ..results import Avx2Check, Row
 
 QEMU = "qemu-x86_64"
 QEMU_CPU = "Haswell"
@@ -73,17 +73,17 @@ def int8_outputs(plan: list[dict]) -> tuple[dict[int, dict[str, list[np.ndarray]
     return found, summary["int8_kernels"]
 
 
-def summary(native: Row, emulated: Row, kernels: dict) -> tuple[dict, str | None]:
+def summary(native: Row, emulated: Row, kernels: dict) -> tuple[Avx2Check, str | None]:
     """The row's `avx2` block, and a warning when the verdict differs there."""
-    block = {
-        "cpu": f"{QEMU_CPU} ({QEMU} -cpu {QEMU_CPU})",
-        "status": emulated.status,
-        "drop": emulated.drop,
-        "drop_ci": emulated.drop_ci.to_json() if emulated.drop_ci else None,
-        "samples": emulated.samples,
-        "reason": emulated.reason,
-        "int8_kernels": kernels,
-    }
+    block = Avx2Check(
+        cpu=f"{QEMU_CPU} ({QEMU} -cpu {QEMU_CPU})",
+        status=emulated.status,
+        drop=emulated.drop,
+        drop_ci=emulated.drop_ci,
+        samples=emulated.samples,
+        reason=emulated.reason,
+        int8_kernels=kernels,
+    )
     if emulated.status == "error" or emulated.status == native.status:
         return block, None
     shown = f" (drop {emulated.drop:.6f})" if emulated.drop is not None else ""
@@ -98,8 +98,9 @@ def _child(plan_path: str, out_dir: str) -> int:
     """Under emulation: run each model's int8 side on its samples and save the outputs."""
     from .. import sampleset as cal
     from ..cpu import int8_kernels
-    from ..inputs import InputPlan, stream
+    from ..inputs import stream
     from ..onnxio import session, sig_from_session
+    from ..results import InputPlan
 
     out = Path(out_dir)
     errors: dict[str, str] = {}

@@ -15,7 +15,7 @@ from ..advice import better_command
 from ..errors import Problem, UserError, one_line
 from ..paths import sidecar_path
 from ..registry import DEFAULT_BUDGET, Entry
-from ..results import Row
+from ..results import Budgets, Latency, Row
 from ..stamp import sidecar_mode
 from ..text import plain
 from . import latency
@@ -85,14 +85,13 @@ def _measure(e: Entry, s: GateSettings, m: RowSoFar, registry: Path | None) -> N
         )
     m.add(
         samples=measured.sampling.samples,
-        sampling=measured.sampling.to_json(),
-        budgets={b.figure: b.threshold for b in p.budgets},
+        # the note is said under -v and in the sampling block, not as a warning on every pinned row
+        sampling=measured.sampling.record(note=measured.note or None),
+        budgets=Budgets(**{b.figure: b.threshold for b in p.budgets}),
         loop_timing=runner.timing(),
     )
-    m.add(**verdict(measured, p.judged, p.budgets, e.budget, policy))
+    m.row = verdict(measured, p.judged, p.budgets, e.budget, policy).apply(m.row)
     _coverage_budget(e, m)
-    if measured.note:  # said under -v and in the sampling block, not as a warning on every pinned row
-        m.add(sampling={**(m.row.sampling or {}), "note": measured.note})
     if m.row.marginal and policy == "warn" and m.row.status == "pass":
         m.add(warnings=(*m.row.warnings, f"passed on its point estimate alone: {m.row.reason}"))
     if m.row.status == "fail" and not m.row.marginal:  # a marginal row's fix is more data: its reason says which
@@ -148,7 +147,7 @@ def _bench(p: ModelPair, m: RowSoFar, mode: str) -> None:
             p.fp32_path, p.int8_path, p.names, feeds, p.batchable, limits.INPUT_ELEMENTS.value()
         )
     except Exception as err:
-        m.add(latency={"method": latency.METHOD, "timings": [], "notes": [f"not timed: {one_line(err, 200)}"]})
+        m.add(latency=Latency(method=latency.METHOD, notes=(f"not timed: {one_line(err, 200)}",)))
         return
     block = latency.block(timings, notes)
     speed = latency.speed_warnings(mode, timings, m.row.fp32_bytes, m.row.int8_bytes)

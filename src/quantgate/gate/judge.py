@@ -12,9 +12,9 @@ of its threshold; a row whose budgets are not all decided when sampling stops is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from ..results import Interval, OutputFigures
+from ..results import Interval, OutputFigures, Row
 
 SANITY_GAIN_OFFSET = 0.05
 
@@ -80,31 +80,72 @@ def worst_output(outputs: list[OutputFigures], judged: set[str]) -> OutputFigure
     return min(pool, key=lambda o: (_RANK[o.verdict], -(o.drop or 0.0)))
 
 
-def verdict(measured, judged: set[str], budgets: tuple[Budget, ...], budget: float, on_marginal: str = "fail") -> dict:
+@dataclass(frozen=True)
+class Verdict:
+    """What `verdict` decides about a row: its status and reason, the headline figures (those of
+    the judged output that did worst) and whether the budgets were decided (`marginal`)."""
+
+    status: str
+    reason: str | None
+    outputs: tuple[OutputFigures, ...]
+    judged_output: str
+    plcc: float | None
+    drop: float | None
+    drop_ci: Interval | None
+    max_abs_error: float | None
+    worst_sample: int | None
+    sqnr_db: float | None
+    time_capped: bool
+    headroom: float | None = None
+    marginal: bool = False
+    on_marginal: str | None = None
+
+    def apply(self, row: Row) -> Row:
+        """`row` with this verdict and its figures."""
+        return row.with_(
+            status=self.status,
+            reason=self.reason,
+            outputs=self.outputs,
+            judged_output=self.judged_output,
+            plcc=self.plcc,
+            drop=self.drop,
+            drop_ci=self.drop_ci,
+            max_abs_error=self.max_abs_error,
+            worst_sample=self.worst_sample,
+            sqnr_db=self.sqnr_db,
+            time_capped=self.time_capped,
+            headroom=self.headroom,
+            marginal=self.marginal,
+            on_marginal=self.on_marginal,
+        )
+
+
+def verdict(
+    measured, judged: set[str], budgets: tuple[Budget, ...], budget: float, on_marginal: str = "fail"
+) -> Verdict:
     """The row's status, reason and headline figures from what `measure` found. A row whose
     budgets were not all decided is marginal; `on_marginal` says what it counts as: "fail" (a
     budget not shown to be met is not met), "warn" or "pass" (the point estimate decides; "warn"
     adds a warning)."""
     worst = worst_output(measured.outputs, judged)
-    row = {
-        "outputs": tuple(measured.outputs),
-        "judged_output": worst.name,
-        "plcc": worst.plcc,
-        "drop": worst.drop,
-        "drop_ci": worst.drop_ci,
-        "max_abs_error": worst.max_abs_error,
-        "worst_sample": worst.worst_sample,
-        "sqnr_db": worst.sqnr_db,
-        "time_capped": measured.sampling.time_capped,
-    }
+    figures = Verdict(
+        status="",
+        reason=None,
+        outputs=tuple(measured.outputs),
+        judged_output=worst.name,
+        plcc=worst.plcc,
+        drop=worst.drop,
+        drop_ci=worst.drop_ci,
+        max_abs_error=worst.max_abs_error,
+        worst_sample=worst.worst_sample,
+        sqnr_db=worst.sqnr_db,
+        time_capped=measured.sampling.time_capped,
+    )
     if worst.verdict != "ok":
-        return {
-            **row,
-            "status": "error" if worst.verdict == "error" else "fail",
-            "reason": f"output '{worst.name}': {worst.note}",
-        }
+        status = "error" if worst.verdict == "error" else "fail"
+        return replace(figures, status=status, reason=f"output '{worst.name}': {worst.note}")
     assert worst.drop is not None
-    row["headroom"] = budget - worst.drop
+    figures = replace(figures, headroom=budget - worst.drop)
     over = []
     for o in measured.outputs:
         if o.name not in judged or o.verdict != "ok":
@@ -119,7 +160,19 @@ def verdict(measured, judged: set[str], budgets: tuple[Budget, ...], budget: flo
     status = "fail" if over else "pass"
     reason = "; ".join(over) if over else worst.note
     if measured.decided:
-        return {**row, "status": status, "reason": reason, "marginal": False}
+        return replace(figures, status=status, reason=reason, marginal=False)
+    note = _marginal_note(measured)
+    if status == "pass" and on_marginal == "fail":
+        note += "; counted as over budget (on-marginal fail)"
+        status = "fail"
+    else:
+        note += f"; judged by the point estimate (on-marginal {on_marginal})"
+    reason = f"{reason}; {note}" if reason else note
+    return replace(figures, status=status, reason=reason, marginal=True, on_marginal=on_marginal)
+
+
+def _marginal_note(measured) -> str:
+    """Why a row is marginal, and what would settle it."""
     s = measured.sampling
     n = s.samples
     if s.mode == "eval set":
@@ -136,11 +189,4 @@ def verdict(measured, judged: set[str], budgets: tuple[Budget, ...], budget: flo
     else:
         settle = "more samples (--max-samples, quant_gate_samples) or an eval set (quant_eval_set)"
     capped = f"time-capped ({s.seconds:.0f} s); " if s.time_capped else ""
-    note = f"marginal at {n:,} samples: {capped}{measured.undecided}; {settle} would settle it"
-    if status == "pass" and on_marginal == "fail":
-        note += "; counted as over budget (on-marginal fail)"
-        status = "fail"
-    else:
-        note += f"; judged by the point estimate (on-marginal {on_marginal})"
-    reason = f"{reason}; {note}" if reason else note
-    return {**row, "status": status, "reason": reason, "marginal": True, "on_marginal": on_marginal}
+    return f"marginal at {n:,} samples: {capped}{measured.undecided}; {settle} would settle it"

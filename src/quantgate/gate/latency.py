@@ -29,7 +29,7 @@ from functools import partial
 import numpy as np
 
 from ..errors import one_line
-from ..results import Interval
+from ..results import Interval, Latency
 
 WARMUP_RUNS = 3
 BLOCK = 8  # pairs per block
@@ -228,18 +228,18 @@ def cpu_label() -> str:
     return f"{cpu_info()['model']}, int8 kernels {int8_kernels()['family']}"
 
 
-def block(timings: list[Timing], notes: list[str]) -> dict:
+def block(timings: list[Timing], notes: list[str]) -> Latency:
     """The row's `latency` block (results JSON): every configuration, how they were timed, where."""
     from ..cpu import cpu_info, int8_kernels
 
-    return {
-        "method": METHOD,
-        "cpu": cpu_info()["model"],
-        "int8_kernels": int8_kernels()["family"],
-        "logical_cores": cpu_info()["logical_cores"],
-        "timings": [t.to_json() for t in timings],
-        "notes": notes,
-    }
+    return Latency(
+        method=METHOD,
+        cpu=cpu_info()["model"],
+        int8_kernels=int8_kernels()["family"],
+        logical_cores=cpu_info()["logical_cores"],
+        timings=tuple(t.to_json() for t in timings),
+        notes=tuple(notes),
+    )
 
 
 def _advice(mode: str) -> str:

@@ -39,7 +39,7 @@ from statistics import NormalDist
 import numpy as np
 
 from ..metrics import compare
-from ..results import Interval, OutputFigures
+from ..results import Bootstrap, Interval, OutputFigures, SamplingRecord
 from . import estimate
 from .estimate import Estimate, OutputSums
 from .judge import Budget
@@ -84,25 +84,25 @@ class Sampling:
     def time_capped(self) -> bool:
         return self.stopped == "time cap"
 
-    def to_json(self) -> dict:
-        d = {
-            "mode": self.mode,
-            "samples": self.samples,
-            "stopped": self.stopped,
-            "steps": self.steps,
-            "planned": self.planned,
-            "look_confidence": round(self.level, 6),
-            "bootstrap": {
-                "method": "studentised cluster bootstrap with a tail allowance",
-                "replicates": estimate.BOOTSTRAP_REPLICATES,
-                "confidence": estimate.CONFIDENCE,
-                "tail_allowance": estimate.TAIL_ALLOWANCE,
-                "seed": self.bootstrap_seed,
-            },
-        }
-        if self.available is not None:
-            d["available"] = self.available
-        return d
+    def record(self, note: str | None = None) -> SamplingRecord:
+        """What the row's `sampling` block says of it (`note`: said under -v)."""
+        return SamplingRecord(
+            mode=self.mode,
+            samples=self.samples,
+            stopped=self.stopped,
+            steps=tuple(self.steps),
+            planned=tuple(self.planned),
+            look_confidence=round(self.level, 6),
+            bootstrap=Bootstrap(
+                method="studentised cluster bootstrap with a tail allowance",
+                replicates=estimate.BOOTSTRAP_REPLICATES,
+                confidence=estimate.CONFIDENCE,
+                tail_allowance=estimate.TAIL_ALLOWANCE,
+                seed=tuple(self.bootstrap_seed),
+            ),
+            available=self.available,
+            note=note,
+        )
 
 
 @dataclass

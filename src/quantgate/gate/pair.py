@@ -19,13 +19,13 @@ import onnx
 from .. import coverage
 from ..advice import better_command, reproduce_command
 from ..errors import UserError
-from ..inputs import InputPlan, check_same_signature, judged_outputs, plan_inputs, shape_hint, stream
+from ..inputs import check_same_signature, judged_outputs, plan_inputs, shape_hint, stream
 from ..int8_ops import quantized_op_types, saturation_risk
 from ..onnxio import TensorSig, external_files_of, file_bytes, load_model, session, sig_from_session
 from ..paths import display
 from ..registry import Entry
 from ..registry_checks import check_digests, check_present
-from ..results import Row
+from ..results import EvalInput, InputPlan, Row
 from ..sampleset import EvalSet
 from ..stamp import check_exclusions, check_made_as, check_not_stale, read_stamp
 from . import latency
@@ -198,15 +198,11 @@ def _what_to_feed(
         with about("quant_eval_set"):
             eval_set = EvalSet.of_entry(e, ins)
         source = f"eval set {e.raw['quant_eval_set']}"
-        m.add(
-            inputs=tuple(
-                {"name": i.name, "dtype": str(i.dtype), "source": source, "shape": eval_set.shape(i)} for i in ins
-            )
-        )
+        m.add(inputs=tuple(EvalInput(i.name, str(i.dtype), source, tuple(eval_set.shape(i))) for i in ins))
         return [], eval_set, None, "eval set"
     with about("quant_inputs"):
         plans = plan_inputs(ins, e.input_spec, model=fp32_graph, label=f"{reg}: {e.id}")
-    m.add(inputs=tuple(p.to_json() for p in plans))
+    m.add(inputs=tuple(plans))
     fixed = s.fixed_samples(e.gate_samples)
     return plans, None, fixed, "adaptive" if fixed is None else "fixed"
 

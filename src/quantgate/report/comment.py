@@ -150,7 +150,7 @@ def speed_str(r: Row) -> str:
     """With `--bench`, its careful figure (1 thread, batch 1); else ≈ the measuring loop's."""
     from ..gate.latency import headline
 
-    t = headline((r.latency or {}).get("timings", []))
+    t = headline(list(r.latency.timings) if r.latency else [])
     return loop_speed(r) if t is None else f"{t['ratio']:.2f}×"
 
 
@@ -283,7 +283,7 @@ def provenance_block(results: Results, image: str | None = None) -> str:
         dirty = " (dirty)" if git.get("dirty") else ""
         lines.append(f"- commit: {code(str(git['commit'])[:40])}{dirty}")
     lines.append("- " + cell(method_line(results)))
-    if any(r.latency and r.latency.get("timings") for r in results.models):
+    if any(r.latency and r.latency.timings for r in results.models):
         lines.append(
             "- int8/fp32 time: median of back-to-back runs at 1 thread, smallest batch timed, on the CPU above "
             "(never part of the verdict); the job summary has every configuration timed"

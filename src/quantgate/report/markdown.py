@@ -104,24 +104,26 @@ def render_speed(rows: list[Row]) -> str:
     benched = [r for r in rows if r.latency]
     if not benched:
         return ""
-    first = benched[0].latency or {}
+    first = benched[0].latency
+    assert first is not None
+    said = first.cpu is not None  # a block that timed nothing does not say where
     lines = [
-        f"**Speed on this machine** ({cell(first.get('cpu', '?'))}, int8 kernels "
-        f"{cell(first.get('int8_kernels', '?'))}, {first.get('logical_cores', '?')} logical cores; "
+        f"**Speed on this machine** ({cell(first.cpu if said else '?')}, int8 kernels "
+        f"{cell(first.int8_kernels if said else '?')}, {first.logical_cores if said else '?'} logical cores; "
         "timings never change a verdict)",
         "",
         "| model | threads | batch | fp32 ms | int8 ms | int8/fp32 | 95% interval | pairs |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in benched:
-        for t in (r.latency or {}).get("timings", []):
+        for t in r.latency.timings if r.latency else ():
             lo, hi = t["ratio_ci"]
             word = {"slower": " slower", "faster": " faster"}.get(t["verdict"], "")
             lines.append(
                 f"| {code(r.id)} | {cell(t['threads'])} | {t['batch']} | {t['fp32_ms']:.4g} | {t['int8_ms']:.4g} | "
                 f"{t['ratio']:.2f}×{word} | {lo:.2f}–{hi:.2f} | {t['pairs']} |"
             )
-    notes = [(r, n) for r in benched for n in (r.latency or {}).get("notes", [])]
+    notes = [(r, n) for r in benched for n in (r.latency.notes if r.latency else ())]
     if notes:
         lines += ["", *(f"- {code(r.id)}: {cell(n)}" for r, n in notes)]
     return "\n".join(lines)
@@ -199,7 +201,7 @@ def render_markdown(results: Results, *, show_skipped: bool = False) -> str:
 def method_line(results: Results) -> str:
     """How the figures were measured, in one sentence (the table footer and the comment)."""
     s = results.settings
-    eval_sets = [r.id for r in results.models if r.inputs and str(r.inputs[0].get("source", "")).startswith("eval set")]
+    eval_sets = [r.id for r in results.models if r.inputs and r.inputs[0].source.startswith("eval set")]
     if s.get("reference_compat"):
         drawn = f"{s.get('samples') or 16} drawn samples, first input and output only (the reference method)"
     elif s.get("samples"):

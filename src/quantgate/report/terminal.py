@@ -51,13 +51,13 @@ def row_lines(row: Row, registry: str | None = None) -> list[str]:
     lines = [line_for(row)]
     a = row.avx2
     if a:
-        ci = a.get("drop_ci")
-        if a.get("drop") is None:
-            shown = plain(a.get("reason") or "no figure")
+        ci = a.drop_ci
+        if a.drop is None:
+            shown = plain(a.reason or "no figure")
         else:
-            shown = f"drop={a['drop']:.6f}" + (f" (95% {ci[0]:.6f}-{ci[1]:.6f})" if ci else "")
-            shown += f" n={a.get('samples')}"
-        status = str(a.get("status")).upper()
+            shown = f"drop={a.drop:.6f}" + (f" (95% {ci.low:.6f}-{ci.high:.6f})" if ci else "")
+            shown += f" n={a.samples}"
+        status = str(a.status).upper()
         lines.append(f"        as an AVX2-only CPU computes it (emulated): {status} {shown}")
     if row.status == "fail" and row.why:
         for n in row.why.get("nodes") or []:
@@ -92,14 +92,12 @@ def detail_lines(row: Row) -> list[str]:
             f"max_abs={fig(o.max_abs_error, '.4g')}"
         )
     if row.sampling:
-        steps = " -> ".join(str(n) for n in row.sampling.get("steps", []))
-        level = row.sampling.get("look_confidence")
+        steps = " -> ".join(str(n) for n in row.sampling.steps)
+        level = row.sampling.look_confidence
         looks = f", each look at {level:.1%} (95% over all looks)" if level and level != 0.95 else ""
-        out.append(
-            f"        sampled ({row.sampling.get('mode')}): {steps}; stopped: {row.sampling.get('stopped')}{looks}"
-        )
-    if row.sampling and row.sampling.get("note"):
-        out.append(f"        {plain(row.sampling['note'])}")
+        out.append(f"        sampled ({row.sampling.mode}): {steps}; stopped: {row.sampling.stopped}{looks}")
+    if row.sampling and row.sampling.note:
+        out.append(f"        {plain(row.sampling.note)}")
     if row.worst_sample is not None and row.max_abs_error:
         out.append(f"        worst single error {row.max_abs_error:.4g} on gate input (sample) {row.worst_sample}")
     t = row.loop_timing
@@ -110,13 +108,13 @@ def detail_lines(row: Row) -> list[str]:
         )
     if row.budgets:
         out.append("        budgets: " + ", ".join(f"{k} {v:g}" for k, v in row.budgets.items()))
-    for t in (row.latency or {}).get("timings", []):
-        lo, hi = t["ratio_ci"]
+    for c in row.latency.timings if row.latency else ():  # each configuration timed
+        lo, hi = c["ratio_ci"]
         out.append(
-            f"        timed ({t['threads']} thread(s), batch {t['batch']}): fp32 {t['fp32_ms']:.4g} ms, int8 "
-            f"{t['int8_ms']:.4g} ms, int8/fp32 {t['ratio']:.2f}x (95% {lo:.2f}-{hi:.2f}), {t['pairs']} pairs"
+            f"        timed ({c['threads']} thread(s), batch {c['batch']}): fp32 {c['fp32_ms']:.4g} ms, int8 "
+            f"{c['int8_ms']:.4g} ms, int8/fp32 {c['ratio']:.2f}x (95% {lo:.2f}-{hi:.2f}), {c['pairs']} pairs"
         )
-    out += [f"        {plain(n)}" for n in (row.latency or {}).get("notes", [])]
+    out += [f"        {plain(n)}" for n in (row.latency.notes if row.latency else ())]
     return out
 
 
