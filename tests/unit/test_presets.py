@@ -8,6 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+import modelzoo
 from conftest import REPO
 from quantgate.errors import UserError
 from quantgate.int8_ops import quantized_op_types, saturation_risk
@@ -276,3 +277,42 @@ def test_preprocess_falls_back_without_symbolic_shapes_and_leaves_no_dump(tmp_pa
     assert r.details["preprocess"]["symbolic_shape_inference"] is False
     assert r.quantized_ops.get("Gather") == 1
     assert list(work.iterdir()) == [], "the dump stays in the scratch folder"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("weight_type", "int4", "weight_type: unknown 'int4'; use one of quint8, qint8"),
+        ("activation_type", "u8", "activation_type: unknown 'u8'; use one of quint8, qint8"),
+        ("method", "mse", "method: unknown 'mse'; use one of minmax, entropy, percentile"),
+        ("quant_format", "qdq2", "quant_format: unknown 'qdq2'; use one of qdq, qoperator"),
+        ("percentile", 0, "percentile: 0 is not a percentile; give a number in (0, 100]"),
+        ("per_channel", "yes", "per_channel: 'yes' is not true or false"),
+        ("op_types", "MatMul", "op_types: 'MatMul' is not a list of names"),
+    ],
+)
+def test_a_config_made_through_the_api_is_checked_as_the_cli_checks_it(field, value, said):
+    """QuantConfig checks itself: a caller of the library gets the CLI's one line naming the
+    field, never a KeyError from deep inside a producer."""
+    with pytest.raises(UserError) as err:
+        QuantConfig(**{field: value})
+    assert str(err.value) == said
+    with pytest.raises(UserError):
+        QuantConfig().with_options(**{field: value})
+
+
+def test_dynamic_ptq_applies_the_extra_options_it_records(tmp_path):
+    """`extra` reaches onnxruntime's dynamic quantiser (asymmetric weights change the file) and is
+    recorded; what dynamic PTQ does not use is recorded as None; an option it sets itself is
+    refused rather than silently overridden."""
+    fp32 = modelzoo.mlp(tmp_path)
+    plain_ = quantize_dynamic(fp32, tmp_path / "a.onnx", config=QuantConfig(reduce_range=True))
+    asym = quantize_dynamic(
+        fp32, tmp_path / "b.onnx", config=QuantConfig(reduce_range=True, extra={"WeightSymmetric": False})
+    )
+    assert (tmp_path / "a.onnx").read_bytes() != (tmp_path / "b.onnx").read_bytes()
+    assert asym.report["config"]["extra"] == {"WeightSymmetric": False} and plain_.report["config"]["extra"] == {}
+    c = asym.report["config"]
+    assert (c["activation_type"], c["percentile"], c["method"], c["quant_format"]) == (None, None, None, "qoperator")
+    with pytest.raises(UserError, match="MatMulConstBOnly is set by dynamic PTQ itself"):
+        quantize_dynamic(fp32, tmp_path / "c.onnx", config=QuantConfig(extra={"MatMulConstBOnly": False}))

@@ -34,7 +34,32 @@ class QuantConfig:
     # Nodes kept in float (names as `coverage.node_key` gives them: the node's name, else its first
     # output), from the registry's quant_nodes_to_exclude or --exclude-node.
     nodes_to_exclude: tuple[str, ...] = ()
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # onnxruntime's extra_options, passed as given
+
+    def __post_init__(self) -> None:
+        """Every field checked here, however the config was made (the CLI, `with_options`, a
+        caller's `QuantConfig(...)`): one `UserError` naming the field and the values it takes."""
+        for key, allowed in (
+            ("method", METHODS),
+            ("quant_format", QUANT_FORMATS),
+            ("weight_type", QUANT_TYPES),
+            ("activation_type", QUANT_TYPES),
+        ):
+            value = getattr(self, key)
+            if not isinstance(value, str) or value not in allowed:
+                raise UserError(f"unknown '{value}'", subject=param(key), fix=f"use one of {', '.join(allowed)}")
+        for key in ("per_channel", "reduce_range", "preprocess"):
+            if not isinstance(getattr(self, key), bool):
+                raise UserError(f"{getattr(self, key)!r} is not true or false", subject=param(key))
+        p = self.percentile
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 100:
+            raise UserError(f"{p!r} is not a percentile", subject=param("percentile"), fix="give a number in (0, 100]")
+        for key in ("op_types", "nodes_to_exclude"):
+            names = getattr(self, key)
+            if names is not None and (isinstance(names, str) or not all(isinstance(n, str) for n in names)):
+                raise UserError(f"{names!r} is not a list of names", subject=param(key))
+        if not isinstance(self.extra, dict):
+            raise UserError(f"{self.extra!r} is not a mapping of onnxruntime extra_options", subject=param("extra"))
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -43,16 +68,8 @@ class QuantConfig:
         return d
 
     def with_options(self, **kw) -> QuantConfig:
-        kw = {k: v for k, v in kw.items() if v is not None}
-        for key, allowed in (
-            ("method", METHODS),
-            ("quant_format", QUANT_FORMATS),
-            ("weight_type", QUANT_TYPES),
-            ("activation_type", QUANT_TYPES),
-        ):
-            if key in kw and kw[key] not in allowed:
-                raise UserError(f"unknown '{kw[key]}'", subject=param(key), fix=f"use one of {', '.join(allowed)}")
-        return replace(self, **kw)
+        """This config with the options given (None: keep this one's), checked as any config is."""
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
 
 
 def cpu_independent(cfg: QuantConfig) -> bool:

@@ -85,6 +85,24 @@ def _one_draw(prepared, model: Path, spec: dict) -> dict:
     return draw(plan_inputs(inputs_of(prepared, model), spec, model=prepared.model, label=str(model)), 1, 0)[0]
 
 
+# onnxruntime extra_options dynamic PTQ always sets: weights that are constants only.
+DYNAMIC_OPTIONS = {"MatMulConstBOnly": True}
+
+
+def applied(cfg: QuantConfig, ops: list[str]) -> dict:
+    """The settings a dynamic sidecar was made with, as its report records them: what dynamic PTQ
+    does not use (a calibration method and percentile, an activation type: ONNX Runtime quantises
+    activations to u8 at run time) is None, the format is QOperator, the ops those quantised."""
+    return {
+        **cfg.to_json(),
+        "op_types": ops,
+        "method": None,
+        "quant_format": "qoperator",
+        "activation_type": None,
+        "percentile": None,
+    }
+
+
 def quantize_dynamic(
     model: str | Path,
     output: str | Path | None = None,
@@ -101,6 +119,12 @@ def quantize_dynamic(
 
     cfg = config or preset("default", "dynamic")
     ops = list(cfg.op_types or DYNAMIC_DEFAULT_OPS)
+    if DYNAMIC_OPTIONS.keys() & cfg.extra.keys():
+        raise UserError(
+            f"{', '.join(sorted(DYNAMIC_OPTIONS.keys() & cfg.extra.keys()))} is set by dynamic PTQ itself",
+            subject=param("extra"),
+            fix="leave it out",
+        )
     model = Path(model)
 
     def quantise(src: Path, dst: Path, prepared) -> dict:
@@ -130,7 +154,7 @@ def quantize_dynamic(
                 reduce_range=cfg.reduce_range,
                 weight_type=_qtype(cfg.weight_type),
                 nodes_to_exclude=exclude or None,
-                extra_options={"MatMulConstBOnly": True},
+                extra_options={**cfg.extra, **DYNAMIC_OPTIONS},
             )
         except UserError:
             raise
@@ -144,7 +168,7 @@ def quantize_dynamic(
         output=Path(output) if output else None,
         quantise=quantise,
         sample_feed=lambda p: _one_draw(p, model, input_spec) if input_spec else None,
-        config={**cfg.to_json(), "op_types": ops, "method": None, "quant_format": "qoperator"},
+        config=applied(cfg, ops),
         report_out=Path(report_out) if report_out else None,
         argv=argv,
         exclude=cfg.nodes_to_exclude,
