@@ -1,7 +1,8 @@
 """The fidelity figures against values worked out without the code's formulas: small cases done by
 hand (the exact fractions in the comments), Pearson's textbook two-pass formula written out in
-plain Python with exactly rounded sums, and scipy's `pearsonr`. None of them is `np.corrcoef`,
-the call `metrics.compare` makes."""
+plain Python with exactly rounded sums, and scipy's `pearsonr`. The figures are the gate's own
+(`gate.measure`: one implementation, `metrics.compare` repeated it), and the reference method's
+PLCC is `gate.estimate.reference_plcc`."""
 
 import math
 
@@ -9,8 +10,32 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from quantgate.gate.estimate import OutputSums, linear
-from quantgate.metrics import compare
+from quantgate.gate.estimate import OutputSums, linear, reference_plcc
+from quantgate.gate.judge import budgets_of
+from quantgate.gate.measure import measure
+from quantgate.gate.settings import GateSettings
+
+
+def compare(fp32: np.ndarray, int8: np.ndarray, *, reference: bool = False):
+    """The gate's figures of one output when every one of 32 samples gives these two arrays."""
+    n = 32
+
+    def run_pair(chunk, first):
+        return [[fp32] * len(chunk)], [[int8] * len(chunk)]
+
+    m = measure(
+        run_pair,
+        ["y"],
+        {"y"},
+        iter([{}] * n),
+        budgets_of(0.01),
+        GateSettings(samples=n, reference_compat=reference),
+        fixed=n,
+        mode="fixed",
+        keep_values=reference,
+        batch=1,
+    )
+    return m.outputs[0]
 
 
 def _pearson_two_pass(x, y) -> float:
@@ -123,7 +148,6 @@ def test_rel_rmse_is_the_rmse_over_the_fp32_spread_or_5_percent_of_its_rms():
 def test_identical_outputs_have_infinite_sqnr_reported_as_none():
     fp = np.arange(10, dtype=np.float32)
     c = compare(fp, fp.copy())
-    # corrcoef of identical arrays rounds to 1 - 1e-16; the reference gate reports the same
     assert 0.0 <= c.drop < 1e-12 and c.sqnr_db is None and c.max_abs_error == 0.0
 
 
@@ -145,7 +169,7 @@ def test_int8_collapsed_to_constant_fails():
 
 def test_fp32_constant_but_int8_varies_fails():
     c = compare(np.zeros(16, np.float32), np.linspace(0, 1e-3, 16, dtype=np.float32))
-    assert c.verdict == "fail" and "fp32 output is constant" in c.note
+    assert c.verdict == "fail" and "constant fp32 output" in c.note
 
 
 def test_nan_never_passes():
@@ -160,3 +184,12 @@ def test_nan_never_passes():
 
 def test_size_mismatch_is_an_error():
     assert compare(np.zeros(3), np.zeros(4)).verdict == "error"
+
+
+def test_reference_plcc_of_hand_worked_cases_and_the_drop_the_reference_method_judges():
+    # fp [1, 2, 3], q [1, 2, 4]: deviations [-1, 0, 1] and [-4/3, -1/3, 5/3]; r = 9 / sqrt(84)
+    assert reference_plcc(np.array([1.0, 2, 3]), np.array([1.0, 2, 4])) == pytest.approx(9 / math.sqrt(84), abs=1e-15)
+    assert reference_plcc(np.array([1.0, 2, 3]), np.array([3.0, 2, 1])) == pytest.approx(-1.0, abs=1e-15)
+    assert math.isnan(reference_plcc(np.ones(4), np.arange(4.0)))  # a constant output has no PLCC
+    o = compare(np.array([1.0, 2, 3], np.float32), np.array([1.0, 2, 4], np.float32), reference=True)
+    assert o.verdict == "ok" and o.drop == pytest.approx(1 - 9 / math.sqrt(84), abs=1e-12)

@@ -541,3 +541,11 @@ def look_level(steps: tuple[int, ...], confidence: float = CONFIDENCE) -> float:
         z[c * per : (c + 1) * per] = np.abs(np.cumsum(inc, axis=1) / np.sqrt(n)).max(axis=1)
     crit = float(np.quantile(z, confidence))
     return 1.0 - 2.0 * (1.0 - _NORMAL.cdf(crit))
+
+
+def reference_plcc(fp32: np.ndarray, int8: np.ndarray) -> float:
+    """The reference method's PLCC of two outputs: `numpy.corrcoef` on the flattened raw arrays,
+    as the first user's published drops were computed (the gate's own PLCC comes from its sums).
+    NaN when either output is constant."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.corrcoef(np.asarray(fp32).ravel(), np.asarray(int8).ravel())[0, 1])

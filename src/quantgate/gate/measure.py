@@ -38,7 +38,6 @@ from statistics import NormalDist
 
 import numpy as np
 
-from ..metrics import compare
 from ..results import Bootstrap, Interval, OutputFigures, SamplingRecord
 from . import estimate
 from .estimate import Estimate, OutputSums
@@ -507,8 +506,8 @@ def _output_figures(name: str, judged: bool, s: OutputSums, est: Estimate | None
     plcc: float | None = p["plcc"]
     drop: float | None = p["drop"]
     if kept:  # the reference method: numpy.corrcoef over the concatenated values, to the last digit
-        c = compare(np.concatenate(kept[0]), np.concatenate(kept[1]))
-        plcc, drop = c.plcc, c.drop
+        plcc = estimate.reference_plcc(np.concatenate(kept[0]), np.concatenate(kept[1]))
+        drop = 1.0 - plcc
     if plcc is None or drop is None or not np.isfinite(plcc):
         return replace(base, verdict="fail", note="PLCC is not finite")
     return replace(base, plcc=float(plcc), drop=float(drop), drop_ci=iv["drop"])
