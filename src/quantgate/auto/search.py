@@ -291,12 +291,12 @@ class Search:
     def precheck(self) -> None:
         """A model quantgate cannot quantise at all is one line, not a table of failures: a
         corrupt file, an fp16 graph, a digest the registry does not match."""
-        from ..produce.preflight import prepare
+        from ..produce.preflight import preflight
         from ..registry import verify_digest
 
         assert self.e.onnx_path is not None
         verify_digest(self.e.onnx_path, self.e.sha256, field_name="sha256", registry=self.registry)
-        prepare(self.e.onnx_path)
+        preflight(self.e.onnx_path)
 
     def run(self) -> Outcome:
         try:

@@ -170,7 +170,7 @@ def measure(
     overrides the looks' confidence (a second measurement of the same samples uses the first's)."""
     sums = {n: OutputSums() for n in names}
     kept: dict[str, tuple[list, list]] = {n: ([], []) for n in names} if keep_values else {}
-    boot_seed = [settings.seed, 0xB007]
+    boot_seed = settings.bootstrap_seed
     sampling = Sampling(mode=mode, bootstrap_seed=boot_seed, available=available)
     adaptive = fixed is None and available is None
     cap = fixed if fixed is not None else settings.max_samples

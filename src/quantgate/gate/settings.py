@@ -23,6 +23,7 @@ SAMPLES_LIMIT = 1 << 18
 # What a marginal row counts as (--on-marginal): fail, as any budget not shown to be met.
 MARGINAL_POLICIES = ("fail", "warn", "pass")
 DEFAULT_ON_MARGINAL = "fail"
+BOOTSTRAP_STREAM = 0xB007  # the bootstrap's stream beside the input draws' (`bootstrap_seed`)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,12 @@ class GateSettings:
         if entry_samples is not None:
             return entry_samples
         return REFERENCE_SAMPLES if self.reference_compat else None
+
+    @property
+    def bootstrap_seed(self) -> list[int]:
+        """The bootstrap's seed, derived from `seed` (the one seed a run has): its draws and its
+        replicates follow `--seed`, yet never share a stream."""
+        return [self.seed, BOOTSTRAP_STREAM]
 
     def to_json(self) -> dict:
         from ..inputs import DEFAULT_SYMBOLIC_DIM

@@ -26,10 +26,11 @@ import numpy as np
 from ..results import Interval, OutputFigures
 from . import estimate
 from .judge import Budget
+from .settings import GateSettings
 
 SIGMA = 0.14
 TRUE_DROP = 1.0 - 1.0 / math.sqrt(1.0 + SIGMA * SIGMA)
-BOOT_SEED = [0, 0xB007]  # the gate's bootstrap seed at --seed 0
+BOOT_SEED = GateSettings(seed=0).bootstrap_seed  # the gate's bootstrap seed at --seed 0
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from ..paths import (
 )
 from ..results import Coverage, Produced
 from ..stamp import stamp_source
-from .preflight import Prepared, prepare
+from .preflight import Preflight, preflight
 
 
 @dataclass(kw_only=True)
@@ -72,8 +72,8 @@ def produce(
     mode: str,
     model_path: Path,
     output: Path | None,
-    quantise: Callable[[Path, Path, Prepared], dict],
-    sample_feed: Callable[[Prepared], dict | None],
+    quantise: Callable[[Path, Path, Preflight], dict],
+    sample_feed: Callable[[Preflight], dict | None],
     config: dict,
     report_out: Path | None,
     extra_inputs: dict | None = None,
@@ -95,7 +95,7 @@ def produce(
     check_writable(output, f"{param('output')} {output}")  # before the work, not after it
     check_writable(report_out, f"{param('report_out')} {report_out}")
     started = time.perf_counter()
-    prepared = prepare(model_path)
+    prepared = preflight(model_path)
     if exclude:
         name_nodes(prepared.model, exclude, model_path)
     with tempfile.TemporaryDirectory(prefix="quantgate-") as tmp_name:
@@ -225,7 +225,7 @@ def _quiet_root_logger():
         root.setLevel(old)
 
 
-def inputs_of(prepared: Prepared, path: Path):
+def inputs_of(prepared: Preflight, path: Path):
     return graph_inputs(prepared.model, path)
 
 

@@ -19,7 +19,10 @@ MIN_OPSET = 10  # QuantizeLinear/DequantizeLinear appear in opset 10
 
 
 @dataclass
-class Prepared:
+class Preflight:
+    """A model checked and ready to quantise: its graph (external weights inlined), what the
+    checks changed, its opset, the files its weights came from."""
+
     model: onnx.ModelProto
     dropped_value_info: int
     opset: int
@@ -30,7 +33,7 @@ class Prepared:
         return bool(self.external_files)
 
 
-def prepare(path: Path) -> Prepared:
+def preflight(path: Path) -> Preflight:
     model = load_model(path, external=False)
     external_files = external_data_files(model, path)  # named before inlining clears the references
     inline_external_data(model, path)
@@ -56,4 +59,4 @@ def prepare(path: Path) -> Prepared:
     if not graph_inputs(model, path):
         raise UserError(f"{path}: the model has no inputs; there is nothing to calibrate or gate")
     session(model.SerializeToString(), label=str(path))
-    return Prepared(model, dropped, opset, external_files)
+    return Preflight(model, dropped, opset, external_files)

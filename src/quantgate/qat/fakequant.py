@@ -1,5 +1,5 @@
 """Fake quantisation for QAT: the qconfig that mirrors the final static PTQ, its insertion with
-torch.fx (`prepare`), the activation ranges measured on the calibration set (`calibrate`), and
+torch.fx (`insert_fake_quant`), the activation ranges measured on the calibration set (`calibrate`), and
 the conditioned weights copied back into a plain fp32 module (`copy_conditioned`).
 """
 
@@ -65,7 +65,7 @@ def _qconfig(activations: str, reduce_range: bool):
     return QConfig(activation=act, weight=wt)
 
 
-def prepare(model: nn.Module, example: tuple, s: QatSettings) -> nn.Module:
+def insert_fake_quant(model: nn.Module, example: tuple, s: QatSettings) -> nn.Module:
     """Insert fake quantisation with FX. Signed int8 activations need the qnnpack backend
     config: the default (x86/fbgemm) one silently skips them."""
     from torch.ao.quantization import QConfigMapping

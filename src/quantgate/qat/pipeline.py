@@ -28,7 +28,7 @@ from ..errors import UserError
 from .config import DataSpec, QatSettings, load_config
 from .data import TrainingData, check_counts
 from .export import Outputs, export_onnx, ptq_config, static_ptq, weight_range
-from .fakequant import SCALE_MIN, copy_conditioned, prepare
+from .fakequant import SCALE_MIN, copy_conditioned, insert_fake_quant
 from .report import QatResult, build_report, make_result, write_report
 from .training import (
     FineTune,
@@ -50,7 +50,7 @@ __all__ = [
     "QatResult",
     "copy_conditioned",
     "export_onnx",
-    "prepare",
+    "insert_fake_quant",
     "ptq_config",
     "run",
     "run_qat",

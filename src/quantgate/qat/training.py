@@ -19,7 +19,7 @@ from torch import nn
 from ..errors import UserError
 from .config import QatSettings
 from .data import TrainingData
-from .fakequant import calibrate, prepare
+from .fakequant import calibrate, insert_fake_quant
 from .validate import build_model, forward
 
 _LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
@@ -213,7 +213,7 @@ def fine_tune(
     t = time.perf_counter()
     idx_train = split.idx_train
     example = tuple(x[idx_train[: min(len(idx_train), s.batch_size)]] for x in split.inputs)
-    prepared = prepare(model, example, s)
+    prepared = insert_fake_quant(model, example, s)
     cal_idx = idx_train[: min(s.n_calibration, len(idx_train))]
     cal_inputs = [x[cal_idx] for x in split.inputs]
     with torch.no_grad():  # weight observers need one training-mode pass, even with 0 epochs
