@@ -127,32 +127,6 @@ def keep_cwd(monkeypatch):
     monkeypatch.chdir(REPO)  # run() changes into the working directory; undo it after
 
 
-def fake_comment(monkeypatch, tmp_path, code: int, posted: bool) -> Path:
-    """Stand in for `quantgate comment`: record argv and token, write the outcome file the
-    real command writes, say why on stderr, exit with `code`."""
-    log = tmp_path / "comment.log"
-    outcome = (
-        {"action": "created", "posted": True, "url": "https://github.com/o/r/pull/3#issuecomment-1"}
-        if posted
-        else {
-            "action": "body_written",
-            "posted": False,
-            "message": "POST /repos/o/r/issues/3/comments: 403 Resource not accessible",
-        }
-    )
-    script = f"""
-import json, os, sys
-argv = sys.argv[1:]
-open({str(log)!r}, "w").write(json.dumps([argv, os.environ.get("GITHUB_TOKEN")]))
-if "--outcome-out" in argv:
-    open(argv[argv.index("--outcome-out") + 1], "w").write({json.dumps(outcome)!r})
-print("quantgate: warning: comment not posted", file=sys.stderr)
-sys.exit({code})
-"""
-    monkeypatch.setattr(ep, "comment_command", lambda: [sys.executable, "-c", script])
-    return log
-
-
 def _tool(name: str) -> str:
     exe = shutil.which(name) or str(Path(sys.executable).with_name(name))
     if not Path(exe).is_file():

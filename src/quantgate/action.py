@@ -13,16 +13,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, UserError
+from .errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, UserError, one_line
 from .gate.settings import DEFAULT_ON_MARGINAL, DEFAULT_SEED, MARGINAL_POLICIES
 from .github import context
 from .paths import confine, refuse_clobber, write_json, write_text
@@ -53,7 +50,6 @@ DEFAULTS = {
 INPUT_NAMES = {name: name.replace("_", "-") for name in DEFAULTS} | {"out_json": "json-out"}
 # (show_skipped and on_marginal came after the rename: they never had a snake_case id)
 OLD_INPUT_NAMES = {name: name for name in DEFAULTS if "_" in name and name not in ("show_skipped", "on_marginal")}
-COMMENT_TIMEOUT_S = 180
 COMMENT_BODY_FILE = "quantgate-comment.md"
 
 _TRUE = {"true", "yes", "y", "on", "1"}
@@ -316,21 +312,17 @@ def _sinks(env: Mapping[str, str], outputs: dict, summary: str | None, full_copy
             emit(actions.workflow_command("warning", f"could not write the job summary to {summary_file}: {e}"))
 
 
-def comment_command() -> list[str] | None:
-    """`quantgate comment` from the same environment as this interpreter, else from PATH."""
-    exe = Path(sys.executable).with_name("quantgate")
-    found = str(exe) if exe.is_file() else shutil.which("quantgate")
-    return [found, "comment"] if found else None
+def post_comment(results, s: Settings, env: Mapping[str, str]) -> dict[str, str]:
+    """Post the sticky comment of `results` on a pull request (`github.comment.post_results`,
+    what `quantgate comment` calls); returns the comment outputs.
 
-
-def post_comment(results_file: Path, s: Settings, env: Mapping[str, str]) -> dict[str, str]:
-    """Run `quantgate comment` on a pull request; returns the comment outputs.
-
-    A separate process, so that nothing the comment does can take the verdict with it. Never
-    changes the exit code: a comment that was not posted (a fork's read-only token, no network,
-    the command missing or failing) is a warning. When it could not be posted the body is left
-    in `quantgate-comment.md` at the workspace root for the companion workflow.
+    Never changes the exit code: a comment that was not posted (a fork's read-only token, no
+    network, an error of the comment's own) is a warning, and the verdict stands. When it could
+    not be posted the body is left in `quantgate-comment.md` at the workspace root for the
+    companion workflow.
     """
+    from .github.comment import outcome_line, post_results
+
     none = {"comment": "", "comment_url": ""}
     event_name = env.get("GITHUB_EVENT_NAME")
     if not s.comment:
@@ -338,60 +330,31 @@ def post_comment(results_file: Path, s: Settings, env: Mapping[str, str]) -> dic
     if context.pull_request_number(context.load_event(env.get("GITHUB_EVENT_PATH"), strict=False)) is None:
         say(f"quantgate: no pull request in this run ({plain(event_name or 'no event')}); no comment")
         return none
-    cmd = comment_command()
-    if not cmd:
-        emit(
-            actions.workflow_command(
-                "warning", "the quantgate command is not installed; no comment posted", title="quantgate comment"
-            )
+    try:
+        outcome = post_results(
+            results,
+            env,
+            token=s.github_token or context.token(env),
+            show_skipped=s.show_skipped,
+            body_out=s.workspace / COMMENT_BODY_FILE,
         )
-        return {**none, "comment": "failed"}
-    child_env = dict(env)
-    if s.github_token:
-        for name in context.TOKEN_VARIABLES:  # the one chosen, under every name the command reads
-            child_env[name] = s.github_token
-    with tempfile.TemporaryDirectory(prefix="quantgate-comment-") as tmp:
-        outcome_file = Path(tmp) / "outcome.json"
-        try:
-            proc = subprocess.run(
-                [
-                    *cmd,
-                    "--results",
-                    str(results_file),
-                    "--outcome-out",
-                    str(outcome_file),
-                    *(["--show-skipped"] if s.show_skipped else []),
-                    "--body-out",
-                    str(s.workspace / COMMENT_BODY_FILE),
-                ],
-                env=child_env,
-                cwd=s.working_directory,
-                capture_output=True,
-                text=True,
-                timeout=COMMENT_TIMEOUT_S,
-            )
-        except (OSError, subprocess.TimeoutExpired) as e:
-            emit(
-                actions.workflow_command(
-                    "warning", f"quantgate comment did not run: {e}; the verdict stands", title="quantgate comment"
-                )
-            )
-            return {**none, "comment": "failed"}
-        outcome = context.load_event(str(outcome_file), strict=False)
-    if proc.stdout.strip():
-        say(proc.stdout.rstrip())
-    if proc.stderr.strip():
-        say(proc.stderr.rstrip(), err=True)
-    if proc.returncode != 0 or not outcome.get("posted"):
-        why = outcome.get("message") or (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-        emit(
-            actions.workflow_command(
-                "warning",
-                f"the pull-request comment was not posted: {why}; the verdict stands",
-                title="quantgate comment",
-            )
+    except UserError as e:
+        why = e.render(input_name)
+    except Exception as e:  # the comment's own failure: a warning, never the verdict's
+        why = f"unexpected {type(e).__name__}: {one_line(e, 200)}"
+    else:
+        line, warning = outcome_line(outcome, outcome.body_path)
+        say(line, err=warning)
+        if outcome.posted:
+            return {"comment": outcome.action, "comment_url": outcome.url or ""}
+        why = outcome.message
+        none = {"comment": outcome.action, "comment_url": outcome.url or ""}
+    emit(
+        actions.workflow_command(
+            "warning", f"the pull-request comment was not posted: {why}; the verdict stands", title="quantgate comment"
         )
-    return {"comment": str(outcome.get("action") or "failed"), "comment_url": str(outcome.get("url") or "")}
+    )
+    return {"comment": none["comment"] or "failed", "comment_url": none["comment_url"]}
 
 
 def _plots(results, s: Settings, env: Mapping[str, str]) -> str:
@@ -497,12 +460,7 @@ def run(options: Mapping[str, str | None], env: Mapping[str, str], *, argv: list
             emit(line)
     else:
         say(markdown)
-    with tempfile.TemporaryDirectory(prefix="quantgate-results-") as tmp:
-        results_file = s.out_json
-        if "out_json" not in paths:  # the comment still gets the results
-            results_file = Path(tmp) / "results.json"
-            write_json(results_file, results)
-        comment = post_comment(results_file, s, env)
+    comment = post_comment(results, s, env)
     outputs = actions.outputs_from_results(
         results, results_path=paths.get("out_json", ""), markdown_path=paths.get("markdown_out", "")
     )

@@ -5,20 +5,21 @@ action's files."""
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
 from action_support import (
     REPO,
     WORKFLOWS,
-    fake_comment,
     parse_output_file,
     results_of,
     row,
     runner_env,
     write_mlp_registry,
 )
+from comment_support import FORK_TOKEN, TOKEN
+from comment_support import REPO as GH_REPO
+from github_server import FakeGitHub
 from quantgate import action as ep
 from quantgate.errors import UserError
 from quantgate.github import context
@@ -236,25 +237,34 @@ def test_entrypoint_pass(mlp_workspace, tmp_path, capsys, keep_cwd):
     assert "::error" not in printed and "no pull request" in printed
 
 
-def test_entrypoint_violation_and_fail_on_violation(mlp_workspace, tmp_path, capsys, keep_cwd, monkeypatch):
-    log = fake_comment(monkeypatch, tmp_path, code=0, posted=False)
+@pytest.fixture
+def gh():
+    """GitHub's REST API as a real HTTP server on loopback (tests/github_server.py)."""
+    with FakeGitHub() as server:
+        server.add_token(TOKEN, "quantgate-bot", "user")
+        server.add_token(FORK_TOKEN, "github-actions[bot]", "fork")
+        yield server
+
+
+def _on_pr(env: dict, gh) -> dict:
+    return {**env, "GITHUB_API_URL": gh.base_url, "GITHUB_REPOSITORY": GH_REPO}
+
+
+def test_entrypoint_violation_and_fail_on_violation(mlp_workspace, tmp_path, capsys, keep_cwd, gh):
     reg = write_mlp_registry(mlp_workspace, budget=0.0)
-    env = runner_env(mlp_workspace, tmp_path, registry=reg, out_json="out/r.json", event_name="pull_request")
+    env = runner_env(
+        mlp_workspace, tmp_path, registry=reg, out_json="out/r.json", event_name="pull_request", github_token=FORK_TOKEN
+    )
+    env = _on_pr(env, gh)
     assert ep.run({}, env) == 1
     printed = capsys.readouterr().out
     assert "::error file=models/registry.json,line=5,title=quantgate%3A mlp is over" in printed
-    # comment is on and this is a PR: the comment could not be posted, which only warns
-    assert (
-        "::warning title=quantgate comment::the pull-request comment was not posted: "
-        "POST /repos/o/r/issues/3/comments%3A 403"
-    ) not in printed  # messages keep ':'
-    assert (
-        "::warning title=quantgate comment::the pull-request comment was not posted: "
-        "POST /repos/o/r/issues/3/comments: 403 Resource not accessible"
-    ) in printed
-    argv, token = json.loads(log.read_text())
-    assert argv[:2] == ["--results", str(mlp_workspace / "out" / "r.json")] and token is None
-    assert argv[argv.index("--body-out") + 1] == str(mlp_workspace.resolve() / "quantgate-comment.md")
+    # comment is on and this is a PR from a fork: its read-only token cannot post, which only warns
+    said = "::warning title=quantgate comment::the pull-request comment was not posted: the token may not write"
+    assert said in printed and f"POST /repos/{GH_REPO}/issues/3/comments: 403" in printed, printed  # keeps ':'
+    assert [r.method for r in gh.requests if r.method == "POST"] == ["POST"] and not gh.comments_on(GH_REPO, 3)
+    body = (mlp_workspace / "quantgate-comment.md").read_text()  # for the companion workflow
+    assert "`mlp`" in body and "FAIL" in body.upper()
     out = parse_output_file((tmp_path / "file_commands" / "out").read_text())
     assert out["verdict"] == "fail" and out["failed"] == "1" and out["results_path"] == "out/r.json"
     assert out["comment"] == "body_written" and out["comment_url"] == ""
@@ -263,28 +273,30 @@ def test_entrypoint_violation_and_fail_on_violation(mlp_workspace, tmp_path, cap
     assert ep.run({}, env) == 0
 
 
-def test_entrypoint_comment_gets_token_and_success_is_quiet(mlp_workspace, tmp_path, capsys, keep_cwd, monkeypatch):
-    log = fake_comment(monkeypatch, tmp_path, code=0, posted=True)
+def test_entrypoint_comment_gets_token_and_success_is_quiet(mlp_workspace, tmp_path, capsys, keep_cwd, gh):
     reg = write_mlp_registry(mlp_workspace, budget=1.0)
-    env = runner_env(mlp_workspace, tmp_path, registry=reg, event_name="pull_request", github_token="t0k")
-    assert ep.run({}, env) == 0
-    assert json.loads(log.read_text())[1] == "t0k"
+    env = runner_env(mlp_workspace, tmp_path, registry=reg, event_name="pull_request", github_token=TOKEN)
+    assert ep.run({}, _on_pr(env, gh)) == 0
+    (posted,) = gh.comments_on(GH_REPO, 3)
+    assert "`mlp`" in posted["body"] and {r.authorization for r in gh.requests} == {f"Bearer {TOKEN}"}
     printed = capsys.readouterr().out
     assert "::warning title=quantgate comment" not in printed and "not posted" not in printed
     out = parse_output_file((tmp_path / "file_commands" / "out").read_text())
-    assert out["comment"] == "created" and out["comment_url"].endswith("#issuecomment-1")
+    assert out["comment"] == "created" and out["comment_url"].endswith(f"#issuecomment-{posted['id']}")
+    assert ep.run({}, _on_pr(env, gh)) == 0  # a second run edits the one comment in place
+    assert len(gh.comments_on(GH_REPO, 3)) == 1
 
 
-def test_entrypoint_comment_command_crash_is_a_warning(mlp_workspace, tmp_path, capsys, keep_cwd, monkeypatch):
-    fake_comment(monkeypatch, tmp_path, code=3, posted=False)
-    monkeypatch.setattr(ep, "comment_command", lambda: [sys.executable, "-c", "import sys; sys.exit(3)"])
+def test_entrypoint_comment_failure_is_a_warning(mlp_workspace, tmp_path, capsys, keep_cwd, gh):
+    """A comment that fails (a token GitHub does not know) never changes the gate's exit code."""
     reg = write_mlp_registry(mlp_workspace, budget=0.0)
-    env = runner_env(mlp_workspace, tmp_path, registry=reg, event_name="pull_request")
-    assert ep.run({}, env) == 1  # the gate's code, untouched
-    assert "the pull-request comment was not posted: exit code 3" in capsys.readouterr().out
-    monkeypatch.setattr(ep, "comment_command", lambda: None)
-    assert ep.run({}, env) == 1
-    assert "the quantgate command is not installed" in capsys.readouterr().out
+    env = runner_env(mlp_workspace, tmp_path, registry=reg, event_name="pull_request", github_token="ghp_unknown")
+    assert ep.run({}, _on_pr(env, gh)) == 1  # the gate's code, untouched
+    printed = capsys.readouterr().out
+    assert "::warning title=quantgate comment::the pull-request comment was not posted: " in printed
+    assert "401" in printed and "the verdict stands" in printed, printed
+    out = parse_output_file((tmp_path / "file_commands" / "out").read_text())
+    assert out["comment"] == "failed" and not gh.comments_on(GH_REPO, 3)
 
 
 def test_entrypoint_user_error_is_one_line_and_outputs_error(mlp_workspace, tmp_path, capsys, keep_cwd):

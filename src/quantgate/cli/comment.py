@@ -20,15 +20,6 @@ from ..github.comment import MODES
 from .base import Command, echo, renamed
 
 
-def _client(token, env):
-    from ..github.client import GitHubClient
-
-    try:
-        return GitHubClient.from_env(token, env)
-    except ValueError as e:
-        raise UserError(str(e)) from None
-
-
 def _report(outcome, outcome_json: Path | None, *, body_on_stdout: bool = False) -> None:
     """The outcome file, and one status line: on standard error when the body (or the outcome)
     went to standard output, so that a pipe gets the document alone."""
@@ -36,15 +27,12 @@ def _report(outcome, outcome_json: Path | None, *, body_on_stdout: bool = False)
 
     if outcome_json:
         write_json(outcome_json, outcome)
+    from ..github.comment import outcome_line
+
     to_stderr = body_on_stdout or str(outcome_json) == STDOUT
-    where = f" {outcome.url}" if outcome.url else ""
     body = "standard output" if outcome.body_path == STDOUT else outcome.body_path
-    if outcome.action == "off":
-        echo("quantgate: comment off" + (f"; body written to {body}" if body else ""), err=to_stderr, level=0)
-    elif outcome.posted:
-        echo(f"quantgate: comment {outcome.action}{where} ({outcome.repo}#{outcome.pr})", err=to_stderr, level=0)
-    else:
-        echo(f"quantgate: warning: comment not posted ({outcome.action}): {outcome.message}", err=True, level=0)
+    line, warning = outcome_line(outcome, body)
+    echo(line, err=to_stderr or warning, level=0)
 
 
 @click.command(cls=Command)
@@ -127,9 +115,8 @@ def comment(
       quantgate comment --results r.json --mode off                  # render only, to quantgate-comment.md
       quantgate gate --json-out - | quantgate comment --results - --mode off --body-out -
     """
-    from ..github.comment import sanitise_artifact, sync_comment
+    from ..github.comment import client_for, post_results, sanitise_artifact, sync_comment
     from ..paths import STDOUT
-    from ..report.comment import marker, render_comment
     from ..results import Results
 
     env = os.environ
@@ -146,7 +133,7 @@ def comment(
         except OSError as e:
             raise UserError(f"cannot read the artifact ({type(e).__name__})", subject=str(from_artifact)) from None
         body, mark = sanitise_artifact(raw, source=str(from_artifact))
-        client = _client(token, env)
+        client = client_for(token, env)
         if pr is None and workflow_run_event:
             from ..github.client import GitHubError
             from ..github.comment import Outcome, pr_for_workflow_run, workflow_run_from_event
@@ -170,27 +157,16 @@ def comment(
         return EXIT_PASS
 
     doc = Results.read(results)
-    if mode == "off":  # render only: no repository or pull request needed
-        repo = context.repository(repo, env) if (repo or env.get("GITHUB_REPOSITORY")) else None
-    else:
-        repo = context.repository(repo, env)
-    if pr is None:
-        pr = context.pull_request_number(context.load_event(env.get("GITHUB_EVENT_PATH"), strict=True))
-    if pr is None and mode != "off":
-        raise UserError(
-            "no pull request context (the event at GITHUB_EVENT_PATH has no pull_request)",
-            subject=param("pr"),
-            fix=f"pass {param('pr')} N",
-        )
-    client = _client(token, env) if token and mode != "off" else None
-    outcome = sync_comment(
-        client,
-        repo,
-        pr,
-        lambda n: render_comment(doc, max_chars=n, env=env, image=image, show_skipped=show_skipped),
-        marker=marker(doc.registry),
+    outcome = post_results(
+        doc,
+        env,
+        token=token,
+        repo=repo,
+        pr=pr,
         mode=mode,
         author=author,
+        image=image,
+        show_skipped=show_skipped,
         body_out=body_out,
     )
     _report(outcome, outcome_json, body_on_stdout=str(body_out) == STDOUT)

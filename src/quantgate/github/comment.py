@@ -135,8 +135,8 @@ def _save(body: str, path: str | Path | None) -> str | None:
 
 def sync_comment(
     client: GitHubClient | None,
-    repo: str,
-    pr: int,
+    repo: str | None,  # None only with mode "off"
+    pr: int | None,
     render: Callable[[int], str],
     *,
     marker: str,
@@ -332,3 +332,68 @@ def pr_for_workflow_run(client: GitHubClient, repo: str, wr: dict) -> tuple[int 
         f"no open pull request of {repo} has head {head_repo}:{plain(branch)} at {sha[:12]} "
         "(closed, or pushed again since: the newer run will comment)"
     )
+
+
+def client_for(token: str | None, env) -> GitHubClient:
+    """The REST client for `token` at the API `env` names (GITHUB_API_URL); one line when it
+    cannot be made."""
+    try:
+        return GitHubClient.from_env(token, env)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def post_results(
+    doc,
+    env,
+    *,
+    token: str | None,
+    repo: str | None = None,
+    pr: int | None = None,
+    mode: str = "update",
+    author: str | None = None,
+    image: str | None = None,
+    show_skipped: bool = False,
+    body_out: str | Path | None = None,
+) -> Outcome:
+    """Post (or update) the sticky comment of the results document `doc` (`results.Results`) on
+    pull request `pr` of `repo` (default: from `env`, GitHub's variables and event); `mode` "off"
+    only renders. A comment that cannot be posted is the outcome's message, never an exception;
+    a missing repository or pull request is a `UserError`. What `quantgate comment` and the
+    action both call."""
+    from ..report.comment import marker, render_comment
+
+    if mode == "off":  # render only: no repository or pull request needed
+        repo = context.repository(repo, env) if (repo or env.get("GITHUB_REPOSITORY")) else None
+    else:
+        repo = context.repository(repo, env)
+    if pr is None:
+        pr = context.pull_request_number(context.load_event(env.get("GITHUB_EVENT_PATH"), strict=True))
+    if pr is None and mode != "off":
+        raise UserError(
+            "no pull request context (the event at GITHUB_EVENT_PATH has no pull_request)",
+            subject=param("pr"),
+            fix=f"pass {param('pr')} N",
+        )
+    client = client_for(token, env) if token and mode != "off" else None
+    return sync_comment(
+        client,
+        repo,
+        pr,
+        lambda n: render_comment(doc, max_chars=n, env=env, image=image, show_skipped=show_skipped),
+        marker=marker(doc.registry),
+        mode=mode,
+        author=author,
+        body_out=body_out,
+    )
+
+
+def outcome_line(outcome: Outcome, body: str | None = None) -> tuple[str, bool]:
+    """The one status line of a comment's outcome, and whether it is a warning (not posted).
+    `body`: where the body was written, as the line names it."""
+    where = f" {outcome.url}" if outcome.url else ""
+    if outcome.action == "off":
+        return "quantgate: comment off" + (f"; body written to {body}" if body else ""), False
+    if outcome.posted:
+        return f"quantgate: comment {outcome.action}{where} ({outcome.repo}#{outcome.pr})", False
+    return f"quantgate: warning: comment not posted ({outcome.action}): {outcome.message}", True
