@@ -21,14 +21,12 @@ MODULE_EXCEPTIONS: dict[str, str] = {
     "quantgate.diagnose": LATER + " (probes, node errors, keep-in-float drops)",
     "quantgate.gate.estimate": LATER + " (figures and bootstrap intervals; one numpy kernel)",
     "quantgate.gate.measure": LATER + " (the sampling loop and its stops)",
-    "quantgate.registry": LATER + " (types, reading, schema problems, entries)",
 }
 FUNCTION_EXCEPTIONS: dict[str, str] = {
     "quantgate.action.run": LATER,
     "quantgate.auto.run_auto": LATER,
     "quantgate.calibrate.build.build_set": LATER,
     "quantgate.cli.calibrate.build": LATER + " (a click command: mostly its options' wording)",
-    "quantgate.cli.comment.comment": LATER + " (a click command)",
     "quantgate.cli.core.gate": LATER + " (a click command)",
     "quantgate.cli.qat.qat": LATER + " (a click command)",
     "quantgate.diagnose.explain_model": LATER,
@@ -36,7 +34,6 @@ FUNCTION_EXCEPTIONS: dict[str, str] = {
     "quantgate.inputs.plan_inputs": LATER,
     "quantgate.produce.pipeline.produce": LATER,
     "quantgate.produce.static.quantize_static": LATER,
-    "quantgate.registry.load_registry": LATER,
     "quantgate.strictjson.loads_keeping": LATER + " (one JSON scanner loop)",
 }
 
