@@ -25,7 +25,7 @@ import onnx
 from . import limits
 from .errors import UserError
 from .onnxio import TensorSig
-from .results import InputPlan
+from .rowblocks import InputPlan
 
 DEFAULT_SYMBOLIC_DIM = 1
 DEFAULT_INT_HIGH = 10

@@ -364,7 +364,8 @@ def test_typed_row_blocks_write_the_documented_json_and_read_it_back_byte_for_by
     docs/cli.md documents, key order included, and a document read back writes the same bytes."""
     import json
 
-    from quantgate.results import Latency, Results
+    from quantgate.results import Results
+    from quantgate.rowblocks import Latency
 
     fp32 = modelzoo.mlp(repo)
     perturbed_sidecar(fp32)

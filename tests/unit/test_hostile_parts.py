@@ -98,7 +98,7 @@ def test_a_producer_checks_its_report_path_before_any_work(tmp_path, monkeypatch
     def no_work(*_a, **_k):
         raise AssertionError("the model was prepared before the report path was checked")
 
-    monkeypatch.setattr(pipeline, "prepare", no_work)
+    monkeypatch.setattr(pipeline, "preflight", no_work)
     with pytest.raises(UserError, match="is a file, not a folder"):
         dynamic.quantize_dynamic(fp32, report_out=tmp_path / "afile" / "r.json")
     assert not (tmp_path / "m.int8.onnx").exists()

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError, one_line
-from ..results import Avx2Check, Row
+from ..results import Row
+from ..rowblocks import Avx2Check
 
 QEMU = "qemu-x86_64"
 QEMU_CPU = "Haswell"
@@ -100,7 +101,7 @@ def _child(plan_path: str, out_dir: str) -> int:
     from ..cpu import int8_kernels
     from ..inputs import stream
     from ..onnxio import session, sig_from_session
-    from ..results import InputPlan
+    from ..rowblocks import InputPlan
 
     out = Path(out_dir)
     errors: dict[str, str] = {}

@@ -15,7 +15,8 @@ from ..advice import better_command
 from ..errors import Problem, UserError, one_line
 from ..paths import sidecar_path
 from ..registry import DEFAULT_BUDGET, Entry
-from ..results import Budgets, Latency, Row
+from ..results import Row
+from ..rowblocks import Budgets, Latency
 from ..stamp import sidecar_mode
 from ..text import plain
 from . import latency

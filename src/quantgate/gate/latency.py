@@ -29,7 +29,7 @@ from functools import partial
 import numpy as np
 
 from ..errors import one_line
-from ..results import Interval, Latency
+from ..rowblocks import Interval, Latency
 
 WARMUP_RUNS = 3
 BLOCK = 8  # pairs per block

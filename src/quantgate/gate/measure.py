@@ -38,7 +38,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-from ..results import Bootstrap, Interval, OutputFigures, SamplingRecord
+from ..results import OutputFigures
+from ..rowblocks import Bootstrap, Interval, SamplingRecord
 from . import estimate
 from .estimate import Estimate, OutputSums
 from .judge import Budget

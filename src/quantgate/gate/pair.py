@@ -25,7 +25,8 @@ from ..onnxio import TensorSig, external_files_of, file_bytes, load_model, sessi
 from ..paths import display
 from ..registry import Entry
 from ..registry_checks import check_digests, check_present
-from ..results import EvalInput, InputPlan, Row
+from ..results import Row
+from ..rowblocks import EvalInput, InputPlan
 from ..sampleset import EvalSet
 from ..stamp import check_exclusions, check_made_as, check_not_stale, read_stamp
 from . import latency
