@@ -20,7 +20,6 @@ MODULE_EXCEPTIONS: dict[str, str] = {
     "quantgate.auto.search": LATER + " (the candidate search)",
     "quantgate.diagnose": LATER + " (probes, node errors, keep-in-float drops)",
     "quantgate.gate.estimate": LATER + " (figures and bootstrap intervals; one numpy kernel)",
-    "quantgate.gate.measure": LATER + " (the sampling loop and its stops)",
 }
 FUNCTION_EXCEPTIONS: dict[str, str] = {
     "quantgate.action.run": LATER,

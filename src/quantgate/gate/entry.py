@@ -20,8 +20,9 @@ from ..rowblocks import Budgets, Latency
 from ..stamp import sidecar_mode
 from ..text import plain
 from . import latency
+from .figures import CONSTANT_EXACT
 from .judge import verdict
-from .measure import CONSTANT_EXACT, measure
+from .measure import measure
 from .pair import ModelPair, RowSoFar, about, base_row, open_pair
 from .runner import Watchdog
 from .settings import GateSettings

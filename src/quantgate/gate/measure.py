@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from statistics import NormalDist
 
 import numpy as np
@@ -41,7 +41,8 @@ import numpy as np
 from ..results import OutputFigures
 from ..rowblocks import Bootstrap, Interval, SamplingRecord
 from . import estimate
-from .estimate import Estimate, OutputSums
+from .estimate import OutputSums
+from .figures import CONSTANT_EXACT, output_figures, settle
 from .judge import Budget
 from .settings import MIN_SAMPLES, GateSettings
 
@@ -275,7 +276,7 @@ def measure(
         return Measured([], sampling, False, "no sample was measured")
     at, outputs, decision, precise, final, why = last
     sampling.samples = at
-    outputs = [_settle(o, at) for o in outputs]
+    outputs = [settle(o, at) for o in outputs]
     if sampling.stopped in ("sample cap", "fixed", "eval set"):  # no more samples were to come
         if available is not None and at >= available:  # the whole eval set: nothing rarer left to see
             floors = (floors[0], min(floors[1], at))
@@ -353,9 +354,6 @@ def _needed(b: Budget, value: float, se: float, allowance: tuple[float, float], 
     return n / (u * u) if u > 0 else math.inf
 
 
-CONSTANT_EXACT = "constant output, int8 identical to fp32"
-
-
 def _evaluate(sums, kept, names, judged, budgets, boot_seed, level, floors):
     """(figures of every output, decision, precise, final, why undecided): decision is "over",
     "within" or ""; `final` when a verdict needs no more samples (NaN/inf, sizes that differ)."""
@@ -363,7 +361,7 @@ def _evaluate(sums, kept, names, judged, budgets, boot_seed, level, floors):
     for n in names:
         s = sums[n]
         est = estimate.estimate(s, boot_seed, level) if _has_figures(s) else None
-        outputs.append(_output_figures(n, n in judged, s, est, kept.get(n)))
+        outputs.append(output_figures(n, n in judged, s, est, kept.get(n)))
     n_samples = max((s.samples for s in sums.values()), default=0)
     return (outputs, *decide(outputs, judged, budgets, level, n_samples, floors))
 
@@ -449,86 +447,3 @@ def _has_figures(s: OutputSums) -> bool:
 
 def _ci(fig: OutputFigures, figure: str) -> Interval | None:
     return getattr(fig, f"{figure}_ci")
-
-
-def _output_figures(name: str, judged: bool, s: OutputSums, est: Estimate | None, kept) -> OutputFigures:
-    def bad(verdict: str, note: str) -> OutputFigures:
-        return OutputFigures(name=name, judged=judged, verdict=verdict, note=note)
-
-    if s.size_mismatch:
-        i, a, b = s.size_mismatch
-        return bad("error", f"int8 output has {b} values, fp32 has {a} (sample {i})")
-    if s.fp32_nonfinite is not None:
-        return bad(
-            "error",
-            f"fp32 output has NaN or inf on gate input {s.fp32_nonfinite}; set quant_inputs ranges the model is "
-            "meant for",
-        )
-    if s.int8_nonfinite is not None:
-        return bad("fail", f"int8 output has NaN or inf where fp32 is finite (sample {s.int8_nonfinite})")
-    if est is None or s.samples == 0:
-        return bad("error", "output is empty")
-    p, iv = est.point, est.intervals
-    fp_range = s.fp32_max - s.fp32_min
-    rel = s.max_abs_error / fp_range if fp_range > 0 else None
-    base = OutputFigures(
-        name=name,
-        judged=judged,
-        verdict="ok",
-        max_abs_error=_finite(s.max_abs_error),
-        max_abs_error_rel=rel,
-        worst_sample=s.worst_sample,
-        sqnr_db=_finite(p["sqnr_db"]),
-        sqnr_db_ci=iv["sqnr_db"],
-        nmse=_finite(p["nmse"]),
-        rmse=_finite(p["rmse"]),
-        rmse_ci=iv["rmse"],
-        rel_rmse=_finite(p["rel_rmse"]),
-        rel_rmse_ci=iv["rel_rmse"],
-        gain_offset=_finite(p["gain_offset"]),
-        gain_offset_ci=iv["gain_offset"],
-        samples=s.samples,
-    )
-    fp_const, q_const = fp_range == 0.0, s.int8_max == s.int8_min
-    if fp_const or q_const:
-        # decided only at the last look (`_settle`): a difference on one input in thousands shows late
-        if fp_const and s.max_abs_error == 0.0:
-            return replace(base, plcc=1.0, drop=0.0, note=CONSTANT_EXACT)
-        if fp_const and q_const:
-            why = f"constant output differs: fp32 {s.fp32_min:.6g}, int8 {s.int8_min:.6g}"
-        elif fp_const:
-            why = (
-                f"constant fp32 output ({s.fp32_min:.6g}) but int8 varies (worst error {s.max_abs_error:.4g} "
-                f"on sample {s.worst_sample})"
-            )
-        else:
-            why = f"constant int8 output ({s.int8_min:.6g}) while fp32 varies: quantisation collapsed it"
-        return replace(base, note=why)
-    plcc: float | None = p["plcc"]
-    drop: float | None = p["drop"]
-    if kept:  # the reference method: numpy.corrcoef over the concatenated values, to the last digit
-        plcc = estimate.reference_plcc(np.concatenate(kept[0]), np.concatenate(kept[1]))
-        drop = 1.0 - plcc
-    if plcc is None or drop is None or not np.isfinite(plcc):
-        return replace(base, verdict="fail", note="PLCC is not finite")
-    return replace(base, plcc=float(plcc), drop=float(drop), drop_ci=iv["drop"])
-
-
-def _settle(fig: OutputFigures, samples: int) -> OutputFigures:
-    """At the last look a constant-looking output becomes its verdict: identical on every sample
-    passes (with how rare a difference could still be), a difference fails."""
-    if not (fig.note and fig.note.startswith("constant")) or fig.verdict != "ok":
-        return fig
-    if fig.note == CONSTANT_EXACT:
-        exact = Interval(0.0, 0.0)
-        horizon = math.ceil(samples / 3)
-        note = (
-            f"{CONSTANT_EXACT} on all {samples} samples (a difference on fewer than 1 input in {horizon:,} "
-            "could still be there, 95 %)"
-        )
-        return replace(fig, drop_ci=exact, rmse_ci=exact, note=note)
-    return replace(fig, verdict="fail")
-
-
-def _finite(v: float | None) -> float | None:
-    return v if v is not None and np.isfinite(v) else None
