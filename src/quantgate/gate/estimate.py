@@ -289,6 +289,8 @@ class OutputSums:
         self._rows = state["_rows"].copy()
         self._partial = state["_partial"].copy()
         self.sizes = set(state["sizes"])
+        # the snapshot was taken with nothing buffered; the buffer lists it shares have filled since
+        self._buf_x, self._buf_y, self._buf_elems = [], [], 0
 
 
 # -- the figures and their gradients -------------------------------------------------------------
