@@ -238,6 +238,19 @@ def _feeds(seed=0, size=8):
         yield {"x": rng.standard_normal(size), "e": rng.standard_normal(size)}
 
 
+def _fake_clock(monkeypatch) -> list[float]:
+    """measure's clock made a list the test advances: clock[0] is the time in seconds."""
+    clock = [0.0]
+
+    class FakeTime:
+        @staticmethod
+        def perf_counter():
+            return clock[0]
+
+    monkeypatch.setattr(measure, "time", FakeTime)
+    return clock
+
+
 def _pair(noise: float, sign: float = 1.0, clock=None):
     def run_pair(chunk, first):
         if clock is not None:
@@ -298,14 +311,8 @@ def test_a_clear_pass_waits_for_the_pass_floor():
 
 
 def test_the_time_cap_stops_before_a_step_that_would_not_fit(monkeypatch):
-    clock = [0.0]
+    clock = _fake_clock(monkeypatch)
 
-    class FakeTime:
-        @staticmethod
-        def perf_counter():
-            return clock[0]
-
-    monkeypatch.setattr(measure, "time", FakeTime)
     # 1 s a sample, a 40 s cap: the pilot's 32 samples take 32 s; 32 more would not fit
     m = _measure(_pair(0.1414, clock=clock), GateSettings(max_seconds=40.0))
     assert (m.sampling.samples, m.sampling.stopped, m.sampling.time_capped) == (32, "time cap", True)
@@ -480,18 +487,12 @@ def test_a_registry_entry_carries_its_budgets_and_digests(repo):
 
 
 def test_a_step_past_twice_the_cap_goes_back_to_the_last_boundary(monkeypatch):
-    clock = [0.0]
-
-    class FakeTime:
-        @staticmethod
-        def perf_counter():
-            return clock[0]
+    clock = _fake_clock(monkeypatch)
 
     def slowing(chunk, first):
         clock[0] += len(chunk) * (0.1 if first < 32 else 3.0)  # the machine slows down after 32
         return _pair(0.1414)(chunk, first)
 
-    monkeypatch.setattr(measure, "time", FakeTime)
     # the pilot: 32 samples in 3.2 s, so 32 more are predicted to fit a 40 s cap; they take 96 s,
     # past twice the cap (80 s) at the 26th: abandoned, the 32 samples stand
     m = _measure(slowing, GateSettings(max_seconds=40.0))
@@ -629,14 +630,8 @@ def test_boundaries_are_the_powers_of_two_past_what_is_done():
 
 
 def test_a_step_that_just_fits_the_time_cap_is_taken(monkeypatch):
-    clock = [0.0]
+    clock = _fake_clock(monkeypatch)
 
-    class FakeTime:
-        @staticmethod
-        def perf_counter():
-            return clock[0]
-
-    monkeypatch.setattr(measure, "time", FakeTime)
     # 1 s a sample, a 64 s cap: 32 + 32 samples end on the cap exactly (fits), 64 more would not
     m = _measure(_pair(0.1414, clock=clock), GateSettings(max_seconds=64.0))
     assert (m.sampling.samples, m.sampling.stopped) == (64, "time cap")
@@ -882,18 +877,12 @@ def test_a_figure_undefined_in_most_replicates_has_no_interval():
 
 def _timed(per_sample, monkeypatch, noise=0.1414):
     """A run whose n-th sample takes per_sample(n) seconds of a fake clock."""
-    clock = [0.0]
-
-    class FakeTime:
-        @staticmethod
-        def perf_counter():
-            return clock[0]
+    clock = _fake_clock(monkeypatch)
 
     def run_pair(chunk, first):
         clock[0] += sum(per_sample(first + j) for j in range(len(chunk)))
         return _pair(noise)(chunk, first)
 
-    monkeypatch.setattr(measure, "time", FakeTime)
     return run_pair
 
 
