@@ -172,3 +172,13 @@ def with_tmpfs(prefix: list[str], folder: Path, options: str, argv: list[str]) -
     mount = f"mount -t tmpfs -o {shlex.quote(options)} quantgate-test {shlex.quote(str(folder))}"
     # bash, not sh: dash drops variables whose names hold a hyphen (the runner's INPUT_JSON-OUT)
     return [*prefix, "bash", "-c", f"{mount} && exec {' '.join(shlex.quote(a) for a in argv)}"]
+
+
+def good_mlp_checkout(root: Path) -> Path:
+    """A git checkout (a .git folder) holding good.onnx, a small MLP, and its dynamic sidecar."""
+    import modelzoo
+    from quantgate.produce.dynamic import quantize_dynamic
+
+    (root / ".git").mkdir()
+    quantize_dynamic(modelzoo.mlp(root, name="good"))
+    return root

@@ -26,7 +26,6 @@ from action_support import parse_output_file, runner_env
 from comment_support import APP_TOKEN, REPO, SHA, TOKEN, _wr_event
 from conftest import assert_one_line_error, run_cli, write_registry
 from quantgate import action as ep
-from quantgate.produce.dynamic import quantize_dynamic
 
 QUANTGATE = [sys.executable, "-m", "quantgate"]
 
@@ -34,12 +33,7 @@ QUANTGATE = [sys.executable, "-m", "quantgate"]
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory) -> Path:
     """A workspace (a git checkout) with one good MLP and its dynamic sidecar."""
-    import modelzoo
-
-    w = tmp_path_factory.mktemp("hostile-action")
-    (w / ".git").mkdir()
-    quantize_dynamic(modelzoo.mlp(w, name="good"))
-    return w
+    return hostile.good_mlp_checkout(tmp_path_factory.mktemp("hostile-action"))
 
 
 def _registry(w: Path, name: str, ids: list[str]) -> str:

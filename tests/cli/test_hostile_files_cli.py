@@ -29,10 +29,7 @@ from quantgate.produce.dynamic import quantize_dynamic
 
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("hostile-files")
-    (root / ".git").mkdir()
-    quantize_dynamic(modelzoo.mlp(root, name="good"))
-    return root
+    return hostile.good_mlp_checkout(tmp_path_factory.mktemp("hostile-files"))
 
 
 def _sha(p: Path) -> str:
