@@ -54,12 +54,18 @@ REASONS = REPO / "bench" / "mutate_survivors.json"
 # reach), test_coverage.py (a minute of simulation) and test_gate_truth.py (half a minute): a
 # surviving mutant runs its whole selection, and with them the run takes hours on 2 cores. The
 # review's BCa mutant runs the simulation (NAMED).
-_UNIT = ["tests/unit/test_decisions.py", "tests/unit/test_estimate.py", "tests/unit/test_reference.py"]
+_UNIT = [
+    "tests/unit/test_decisions.py",
+    "tests/unit/test_estimate.py",
+    "tests/unit/test_reference.py",
+    "tests/unit/test_metrics.py",
+]
 TARGETS: dict[str, list[str]] = {
     "src/quantgate/gate/judge.py": _UNIT,
     "src/quantgate/gate/measure.py": _UNIT,
     "src/quantgate/gate/figures.py": _UNIT,
     "src/quantgate/gate/estimate.py": _UNIT,
+    "src/quantgate/gate/sums.py": _UNIT,
     "src/quantgate/registry.py": [
         "tests/unit/test_decisions.py",
         "tests/unit/test_registry.py",

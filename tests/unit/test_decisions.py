@@ -20,7 +20,7 @@ import modelzoo
 from conftest import write_registry
 from gate_support import gate_row, perturbed_sidecar
 from quantgate.errors import UserError
-from quantgate.gate import estimate, judge, measure, run_gate
+from quantgate.gate import estimate, judge, measure, run_gate, sums
 from quantgate.gate.measure import Measured, Sampling
 from quantgate.gate.settings import GateSettings
 from quantgate.inputs import InputPlan, draw, stream
@@ -217,7 +217,7 @@ def test_an_anti_correlated_int8_output_has_drop_two_and_fails():
 
 
 def test_the_gates_estimator_gives_an_anti_correlated_output_drop_two():
-    s = estimate.OutputSums()
+    s = sums.OutputSums()
     rng = np.random.default_rng(1)
     for _ in range(40):
         x = rng.standard_normal(6)
@@ -225,7 +225,7 @@ def test_the_gates_estimator_gives_an_anti_correlated_output_drop_two():
     lin = estimate.linear(s)
     assert lin.point["drop"] == pytest.approx(2.0) and lin.point["plcc"] == pytest.approx(-1.0)
     # and 0.8 correlation, per sample pooled, as worked above: drop 0.2
-    s = estimate.OutputSums()
+    s = sums.OutputSums()
     for _ in range(3):
         s.add(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 3.0, 2.0, 4.0]))
     assert estimate.linear(s).point["drop"] == pytest.approx(0.2)
@@ -765,7 +765,7 @@ def test_batches_take_at_most_their_size_and_keep_each_samples_index():
 def test_rel_rmse_uses_a_twentieth_of_the_rms_when_the_output_barely_varies():
     # fp32 9.9 and 10.1 (std 0.1, RMS sqrt(100.01) = 10.0005), int8 off by 0.01: RMSE 0.01; the
     # scale is max(0.1, 0.05 * 10.0005) = 0.500025, so rel_rmse = 0.01 / 0.500025 = 0.0199990
-    s = estimate.OutputSums()
+    s = sums.OutputSums()
     for _ in range(8):
         s.add(np.array([9.9, 10.1]), np.array([9.91, 10.09]))
     assert estimate.linear(s).point["rel_rmse"] == pytest.approx(0.0199990, rel=1e-5)
@@ -776,46 +776,46 @@ def test_rel_rmse_uses_a_twentieth_of_the_rms_when_the_output_barely_varies():
 
 # -- estimate: the sums --------------------------------------------------------------------------------
 def test_samples_keep_their_index_across_buffers_and_batches():
-    s = estimate.OutputSums()
+    s = sums.OutputSums()
     s.add(np.zeros(3), np.zeros(3))
     s.add(np.zeros(3), np.full(3, 0.1))
     s.add(np.zeros(4), np.zeros(4))  # another size: what is held is folded first
     s.add(np.zeros(4), np.full(4, 0.5))  # sample 3, the worst
     assert s.samples == 4  # (reading the count folds what is held)
     assert (s.worst_sample, s.max_abs_error) == (3, 0.5)
-    s = estimate.OutputSums()
+    s = sums.OutputSums()
     s.add_many(np.zeros((3, 2)), np.zeros((3, 2)))
     s.add_many(np.zeros((3, 2)), np.array([[0.0, 0.0], [0.0, 0.7], [0.0, 0.0]]))  # sample 4
     assert s.samples == 6 and s.worst_sample == 4
 
 
 def test_bad_samples_are_recorded_not_folded():
-    s = estimate.OutputSums()
+    s = sums.OutputSums()
     s.add_many(np.zeros((2, 3)), np.zeros((2, 4)))
     assert s.size_mismatch == (0, 3, 4) and s.samples == 0
-    s = estimate.OutputSums()
+    s = sums.OutputSums()
     s.add_many(np.zeros((0, 3)), np.zeros((0, 3)))
     assert s.samples == 0 and s.size_mismatch is None
-    s = estimate.OutputSums()
+    s = sums.OutputSums()
     s.add(np.array([np.nan, 1.0]), np.array([1.0, 1.0]))
     assert (s.samples, s.fp32_nonfinite, s.int8_nonfinite) == (0, 0, None)
 
 
 def test_raw_values_are_folded_before_they_pass_fold_elements():
-    s = estimate.OutputSums()
-    big = np.zeros(estimate.FOLD_ELEMENTS // 4)
+    s = sums.OutputSums()
+    big = np.zeros(sums.FOLD_ELEMENTS // 4)
     for _ in range(9):
         s.add(big, big)
-        assert s._buf_elems < estimate.FOLD_ELEMENTS and len(s._buf_x) < 4
+        assert s._buf_elems < sums.FOLD_ELEMENTS and len(s._buf_x) < 4
     assert s.samples == 9
 
 
 def test_a_partial_block_of_samples_is_counted():
-    s = estimate.OutputSums()
-    n = 2 * estimate.ROW_CAP + 1  # past 4,096 rows, samples are summed in pairs; one is left over
+    s = sums.OutputSums()
+    n = 2 * sums.ROW_CAP + 1  # past 4,096 rows, samples are summed in pairs; one is left over
     s.add_many(np.arange(n, dtype=np.float64)[:, None], np.arange(n, dtype=np.float64)[:, None])
     m = s.matrix()
-    assert m[:, estimate.N].sum() == n and s.samples == n and len(m) == estimate.ROW_CAP + 1
+    assert m[:, sums.N].sum() == n and s.samples == n and len(m) == sums.ROW_CAP + 1
 
 
 def test_a_large_offset_does_not_cost_the_drop_its_precision():
@@ -825,7 +825,7 @@ def test_a_large_offset_does_not_cost_the_drop_its_precision():
     rng = np.random.default_rng(2)
     x = 1e4 + 1e-3 * rng.standard_normal((64, 8))
     y = x + 1e-4 * rng.standard_normal((64, 8))
-    s = estimate.OutputSums()
+    s = sums.OutputSums()
     for a, b in zip(x, y, strict=True):
         s.add(a, b)
     want = 1.0 - np.corrcoef(x.ravel(), y.ravel())[0, 1]  # about 0.005
@@ -835,7 +835,7 @@ def test_a_large_offset_does_not_cost_the_drop_its_precision():
 def test_every_interval_holds_its_point_and_stays_in_the_figures_range():
     rng = np.random.default_rng(4)
     for sign in (1.0, -1.0):
-        s = estimate.OutputSums()
+        s = sums.OutputSums()
         for _ in range(64):
             x = rng.standard_normal(8)
             s.add(x, sign * x + 0.3 * rng.standard_normal(8) + 0.1)
@@ -853,7 +853,7 @@ def test_the_bootstrap_draws_whole_samples_from_the_seeded_generator():
     rng = np.random.default_rng(8)
     x = rng.standard_normal((40, 5))
     y = x + 0.3 * rng.standard_normal((40, 5))
-    s = estimate.OutputSums()
+    s = sums.OutputSums()
     for a, b in zip(x, y, strict=True):
         s.add(a, b)
     reps = estimate.replicate_rows(s.matrix(), [3, 0xB007], s.scale)["drop"]
@@ -935,7 +935,7 @@ def test_compare_edge_cases():
 
 def test_a_drop_interval_widened_past_two_stops_at_two():
     rng = np.random.default_rng(4)
-    s = estimate.OutputSums()
+    s = sums.OutputSums()
     for _ in range(32):
         x = rng.standard_normal(1)
         s.add(x, -x + 0.2 * rng.standard_normal(1))  # drop about 1.987, one value a sample
@@ -944,7 +944,7 @@ def test_a_drop_interval_widened_past_two_stops_at_two():
 
 
 def test_values_far_larger_than_the_first_are_rescaled_not_overflowed():
-    s = estimate.OutputSums()
+    s = sums.OutputSums()
     s.add_many(np.array([[1.0, 2.0, 3.0]]), np.array([[1.0, 2.0, 3.1]]))  # folded at once: scale 1/4
     s.add_many(np.array([[1e200, 2e200, 3e200]]), np.array([[1e200, 2e200, 3.1e200]]))  # squares pass 1e308
     point = estimate.linear(s).point
@@ -960,14 +960,14 @@ def test_each_figures_gradient_is_its_numerical_derivative(offset):
     # central differences of figures() along each column of the totals: an independent check of
     # the analytic gradients the standard errors (and so the planned looks) come from
     rng = np.random.default_rng(6)
-    s = estimate.OutputSums()
+    s = sums.OutputSums()
     for _ in range(50):
         x = rng.standard_normal(4) + offset
         s.add(x, 1.05 * x + 0.2 + 0.3 * rng.standard_normal(4))
     t = s.matrix().sum(axis=0)
     grads = estimate.gradients(t)
     for k in estimate.FIGURES:
-        for c in range(estimate.COLUMNS):
+        for c in range(sums.COLUMNS):
             h = 1e-6 * max(abs(t[c]), 1.0)
             up, down = t.copy(), t.copy()
             up[c] += h
@@ -1030,7 +1030,7 @@ def test_two_looks_each_need_more_than_95_percent_and_at_most_bonferronis():
 
 
 def test_a_figure_resting_on_one_sample_has_no_interval_and_no_error():
-    s = estimate.OutputSums()
+    s = sums.OutputSums()
     x = np.arange(4.0)
     for i in range(40):
         s.add(x, x + (0.5 if i == 7 else 0.0))  # all the error in sample 7: without it SQNR is infinite
@@ -1119,7 +1119,7 @@ def test_a_large_sample_in_a_batch_keeps_its_index():
 
 
 def test_an_exact_output_names_its_first_sample_as_the_worst():
-    s = estimate.OutputSums()
+    s = sums.OutputSums()
     for _ in range(3):
         s.add(np.arange(3.0), np.arange(3.0))
     assert s.samples == 3 and (s.max_abs_error, s.worst_sample) == (0.0, 0)

@@ -13,11 +13,12 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from quantgate.gate import estimate
-from quantgate.gate.estimate import OutputSums, interval, linear, replicate_rows
+from quantgate.gate import estimate, sums
+from quantgate.gate.estimate import interval, linear, replicate_rows
 from quantgate.gate.judge import budgets_of
 from quantgate.gate.measure import PASS_FLOOR_MAX, decide, measure, pass_floor
 from quantgate.gate.settings import GateSettings
+from quantgate.gate.sums import OutputSums
 from quantgate.results import Interval, OutputFigures
 
 SEED = [0, 0xB007]
@@ -148,11 +149,11 @@ def test_rows_stay_bounded_and_depend_only_on_the_count():
     for i in range(20_000):
         one.add(x[i], y[i])
     assert np.array_equal(bulk.matrix(), one.matrix()) and bulk.samples == 20_000
-    assert len(bulk.matrix()) <= 2 * estimate.ROW_CAP
+    assert len(bulk.matrix()) <= 2 * sums.ROW_CAP
     for n in (4096, 8192, 16384):  # a power of two is min(n, 4096) rows of n/4096 samples
         s = OutputSums()
         s.add_many(x[:n], y[:n])
-        assert s.matrix().shape == (4096, estimate.COLUMNS) and s.block == max(1, n // 4096)
+        assert s.matrix().shape == (4096, sums.COLUMNS) and s.block == max(1, n // 4096)
     # the totals, and so the point figures, are those of every sample
     assert linear(bulk).point["drop"] == pytest.approx(1 - np.corrcoef(x.ravel(), y.ravel())[0, 1], rel=1e-9)
 
@@ -174,9 +175,9 @@ def test_huge_and_tiny_values_do_not_overflow():
 
 
 def test_a_resample_without_spread_is_undefined_not_two():
-    t = np.zeros(estimate.COLUMNS)
-    t[estimate.N], t[estimate.SX], t[estimate.SXX] = 4, 2.0, 1.0  # four equal fp32 values
-    t[estimate.SY], t[estimate.SYY], t[estimate.SXY] = 2.0, 1.0 + 1e-17, 1.0 - 1e-17
+    t = np.zeros(sums.COLUMNS)
+    t[sums.N], t[sums.SX], t[sums.SXX] = 4, 2.0, 1.0  # four equal fp32 values
+    t[sums.SY], t[sums.SYY], t[sums.SXY] = 2.0, 1.0 + 1e-17, 1.0 - 1e-17
     assert math.isnan(estimate.figures(t)["drop"])
 
 
@@ -379,7 +380,7 @@ def test_memory_stays_flat_however_many_samples():
     _current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert s.samples == SAMPLES_LIMIT and est.intervals["drop"] is not None
-    assert len(s.matrix()) <= 2 * estimate.ROW_CAP
+    assert len(s.matrix()) <= 2 * sums.ROW_CAP
     assert peak < 16 * 2**20, peak  # MB, not the GiBs a (replicates x samples) weight matrix took
 
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from quantgate.gate.estimate import OutputSums, linear, reference_plcc
+from quantgate.gate.estimate import linear, reference_plcc
 from quantgate.gate.judge import budgets_of
 from quantgate.gate.measure import measure
 from quantgate.gate.settings import GateSettings
+from quantgate.gate.sums import OutputSums
 
 
 def compare(fp32: np.ndarray, int8: np.ndarray, *, reference: bool = False):

@@ -19,7 +19,6 @@ MODULE_EXCEPTIONS: dict[str, str] = {
     "quantgate.action": LATER + " (settings from INPUT_*, the run, its sinks)",
     "quantgate.auto.search": LATER + " (the candidate search)",
     "quantgate.diagnose": LATER + " (probes, node errors, keep-in-float drops)",
-    "quantgate.gate.estimate": LATER + " (figures and bootstrap intervals; one numpy kernel)",
 }
 FUNCTION_EXCEPTIONS: dict[str, str] = {
     "quantgate.action.run": LATER,

@@ -14,7 +14,8 @@ import numpy as np
 from ..results import OutputFigures
 from ..rowblocks import Interval
 from . import estimate
-from .estimate import Estimate, OutputSums
+from .estimate import Estimate
+from .sums import OutputSums
 
 CONSTANT_EXACT = "constant output, int8 identical to fp32"
 

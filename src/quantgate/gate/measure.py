@@ -1,6 +1,6 @@
 """Run fp32 and int8 side by side on a stream of samples until the verdict can be trusted.
 
-Samples are drawn, run and folded into per-sample sums as they come (`estimate.OutputSums`), so
+Samples are drawn, run and folded into per-sample sums as they come (`sums.OutputSums`), so
 no input set is ever held whole. The schedule, for adaptive sampling (the default):
 
 1. a **pilot** of `min_samples` (32): its figures, their standard errors and tail allowances
@@ -41,10 +41,10 @@ import numpy as np
 from ..results import OutputFigures
 from ..rowblocks import Bootstrap, Interval, SamplingRecord
 from . import estimate
-from .estimate import OutputSums
 from .figures import CONSTANT_EXACT, output_figures, settle
 from .judge import Budget
 from .settings import MIN_SAMPLES, GateSettings
+from .sums import OutputSums
 
 # A pass is precise enough when the drop's 95 % half-width is at most this share of the budget
 # (the reported drop then moves with the seed by about half that, one standard deviation).

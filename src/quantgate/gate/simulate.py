@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..results import Interval, OutputFigures
-from . import estimate
+from . import estimate, sums
 from .judge import Budget
 from .settings import GateSettings
 
@@ -87,7 +87,7 @@ def matrices(family: Family, trials: int, ns: list[int], seed: int) -> dict[int,
     out: dict[int, list[np.ndarray]] = {n: [] for n in ns}
     for t in range(trials):
         rng = np.random.default_rng([seed, t, sum(map(ord, family.name))])
-        s = estimate.OutputSums()
+        s = sums.OutputSums()
         done = 0
         for n in ns:
             x = rng.standard_normal(n - done)
