@@ -66,6 +66,7 @@ TARGETS: dict[str, list[str]] = {
     "src/quantgate/gate/figures.py": _UNIT,
     "src/quantgate/gate/estimate.py": _UNIT,
     "src/quantgate/gate/sums.py": _UNIT,
+    "src/quantgate/gate/steps.py": _UNIT,
     "src/quantgate/registry.py": [
         "tests/unit/test_decisions.py",
         "tests/unit/test_registry.py",

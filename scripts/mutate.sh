@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Mutation testing of the gate's decisions (bench/mutate.py): plants one small bug at a time in
-# gate/judge.py, gate/measure.py, gate/figures.py, gate/estimate.py, gate/sums.py,
+# gate/judge.py, gate/measure.py, gate/figures.py, gate/estimate.py, gate/sums.py, gate/steps.py,
 # registry.py, registry_read.py and inputs.py, runs
 # the unit tests that reach it, and prints the score per module and the surviving mutants.
 # Not part of CI (about an hour on 2 cores). Arguments go to bench/mutate.py, e.g.

@@ -63,43 +63,8 @@ def plan_inputs(
     plans = []
     for s in sigs:
         sp = spec.get(s.name, {})
-        sources = []
-        if "shape" in sp:
-            shape = tuple(int(v) for v in sp["shape"])
-            if len(shape) != len(s.dims):
-                raise UserError(
-                    f"quant_inputs.{s.name}.shape has {len(shape)} dims, the model's "
-                    f"input has {len(s.dims)} ({_fmt_dims(s.dims)})",
-                    subject=label,
-                    fix="give one value per dim",
-                )
-            bad = [i for i, (d, v) in enumerate(zip(s.dims, shape, strict=False)) if isinstance(d, int) and d != v]
-            if bad:
-                raise UserError(
-                    f"quant_inputs.{s.name}.shape {list(shape)} contradicts the model's fixed dims {_fmt_dims(s.dims)}",
-                    subject=label,
-                    fix="match them or leave them out",
-                )
-            sources.append("spec shape")
-        else:
-            named = sp.get("dims", {})
-            resolved: list[int] = []
-            for d in s.dims:
-                if isinstance(d, int):
-                    resolved.append(d)
-                elif isinstance(d, str) and d in named:
-                    resolved.append(int(named[d]))
-                    sources.append(f"dims.{d}")
-                else:
-                    resolved.append(DEFAULT_SYMBOLIC_DIM)
-            missing_names = sorted(set(named) - {d for d in s.dims if isinstance(d, str)})
-            if missing_names:
-                raise UserError(
-                    f"quant_inputs.{s.name}.dims names {', '.join(missing_names)}, "
-                    f"not symbolic dims of the input ({_fmt_dims(s.dims)})",
-                    subject=label,
-                )
-            shape = tuple(resolved)
+        sources: list[str] = []
+        shape = _shape(s, sp, label, sources)
         elements = math.prod(shape)
         total += elements
         if elements > cap or total > cap:
@@ -113,44 +78,101 @@ def plan_inputs(
                 field=f"input {s.name!r}",
                 fix=f"give a smaller quant_inputs.{s.name}.{given}, or {limits.INPUT_ELEMENTS.fix()}",
             )
-        kind = s.dtype.kind
-        if kind == "f":
-            low, high = float(sp.get("low", 0.0)), float(sp.get("high", 1.0))
-        elif kind in "iu":
-            default_high = table_rows.get(s.name, DEFAULT_INT_HIGH)
-            if s.name in table_rows and "high" not in sp:
-                sources.append("embedding rows")
-            low, high = float(sp.get("low", 0)), float(sp.get("high", default_high))
-            info = np.iinfo(s.dtype)
-            if low < info.min or high - 1 > info.max:
-                raise UserError(f"quant_inputs.{s.name} range [{low}, {high}) does not fit {s.dtype}", subject=label)
-            if not (low.is_integer() and high.is_integer()):
-                raise UserError(
-                    f"{s.dtype} is drawn as whole numbers in [low, high), "
-                    f"so low {low:g} / high {high:g} would draw {_whole_range(low, high)}",
-                    subject=label,
-                    field=f"quant_inputs.{s.name}",
-                    fix="give whole numbers (e.g. low: 0, high: 2 draws 0 and 1)",
-                )
-            rows = table_rows.get(s.name)
-            if rows is not None and high > rows:
-                raise UserError(
-                    f"high {high:g} is past the {rows:,} rows of the table it "
-                    f"indexes, so ONNX Runtime would fail on an id out of range",
-                    subject=label,
-                    field=f"quant_inputs.{s.name}",
-                    fix=f"set high to at most {rows:,}",
-                )
-        else:  # bool
-            low, high = 0.0, 2.0
-        if not high > low:
-            raise UserError(
-                f"high ({high}) must be greater than low ({low})", subject=label, field=f"quant_inputs.{s.name}"
-            )
-        if "low" in sp or "high" in sp:
-            sources.append("spec range")
+        low, high = _value_range(s, sp, table_rows, label, sources)
         plans.append(InputPlan(s.name, str(s.dtype), shape, low, high, ", ".join(sources) or "signature"))
     return plans
+
+
+def _shape(s: TensorSig, sp: dict, label: str, sources: list[str]) -> tuple[int, ...]:
+    """The shape one sample of input `s` is drawn in: the spec's `shape`, or the model's dims
+    with the symbolic ones from the spec's `dims` (else `DEFAULT_SYMBOLIC_DIM`)."""
+    if "shape" in sp:
+        shape = tuple(int(v) for v in sp["shape"])
+        if len(shape) != len(s.dims):
+            raise UserError(
+                f"has {len(shape)} dims, the model's input has {len(s.dims)} ({_fmt_dims(s.dims)})",
+                subject=label,
+                field=f"quant_inputs.{s.name}.shape",
+                fix="give one value per dim",
+            )
+        bad = [i for i, (d, v) in enumerate(zip(s.dims, shape, strict=False)) if isinstance(d, int) and d != v]
+        if bad:
+            raise UserError(
+                f"{list(shape)} contradicts the model's fixed dims {_fmt_dims(s.dims)}",
+                subject=label,
+                field=f"quant_inputs.{s.name}.shape",
+                fix="match them or leave them out",
+            )
+        sources.append("spec shape")
+        return shape
+    named = sp.get("dims", {})
+    resolved: list[int] = []
+    for d in s.dims:
+        if isinstance(d, int):
+            resolved.append(d)
+        elif isinstance(d, str) and d in named:
+            resolved.append(int(named[d]))
+            sources.append(f"dims.{d}")
+        else:
+            resolved.append(DEFAULT_SYMBOLIC_DIM)
+    symbolic = [d for d in s.dims if isinstance(d, str)]
+    missing_names = sorted(set(named) - set(symbolic))
+    if missing_names:
+        raise UserError(
+            f"names {', '.join(missing_names)}, not symbolic dims of the input ({_fmt_dims(s.dims)})",
+            subject=label,
+            field=f"quant_inputs.{s.name}.dims",
+            fix=f"name only {', '.join(symbolic)}" if symbolic else "leave dims out: the input has no symbolic dim",
+        )
+    return tuple(resolved)
+
+
+def _value_range(s: TensorSig, sp: dict, table_rows: dict, label: str, sources: list[str]) -> tuple[float, float]:
+    """[low, high) that input `s` is drawn from: the spec's, else [0, 1) for floats and
+    [0, rows of the table it indexes or `DEFAULT_INT_HIGH`) for integers; bool draws 0 and 1."""
+    kind = s.dtype.kind
+    where = f"quant_inputs.{s.name}"
+    if kind == "f":
+        low, high = float(sp.get("low", 0.0)), float(sp.get("high", 1.0))
+    elif kind in "iu":
+        default_high = table_rows.get(s.name, DEFAULT_INT_HIGH)
+        if s.name in table_rows and "high" not in sp:
+            sources.append("embedding rows")
+        low, high = float(sp.get("low", 0)), float(sp.get("high", default_high))
+        info = np.iinfo(s.dtype)
+        if low < info.min or high - 1 > info.max:
+            raise UserError(
+                f"range [{low}, {high}) does not fit {s.dtype}",
+                subject=label,
+                field=where,
+                fix=f"keep low and high within [{info.min}, {info.max + 1}]",
+            )
+        if not (low.is_integer() and high.is_integer()):
+            raise UserError(
+                f"{s.dtype} is drawn as whole numbers in [low, high), "
+                f"so low {low:g} / high {high:g} would draw {_whole_range(low, high)}",
+                subject=label,
+                field=where,
+                fix="give whole numbers (e.g. low: 0, high: 2 draws 0 and 1)",
+            )
+        rows = table_rows.get(s.name)
+        if rows is not None and high > rows:
+            raise UserError(
+                f"high {high:g} is past the {rows:,} rows of the table it "
+                f"indexes, so ONNX Runtime would fail on an id out of range",
+                subject=label,
+                field=where,
+                fix=f"set high to at most {rows:,}",
+            )
+    else:  # bool
+        low, high = 0.0, 2.0
+    if not high > low:
+        raise UserError(
+            f"high ({high}) must be greater than low ({low})", subject=label, field=where, fix="raise high or lower low"
+        )
+    if "low" in sp or "high" in sp:
+        sources.append("spec range")
+    return low, high
 
 
 def _whole_range(low: float, high: float) -> str:

@@ -20,7 +20,7 @@ import modelzoo
 from conftest import write_registry
 from gate_support import gate_row, perturbed_sidecar
 from quantgate.errors import UserError
-from quantgate.gate import estimate, judge, measure, run_gate, sums
+from quantgate.gate import estimate, judge, measure, run_gate, steps, sums
 from quantgate.gate.measure import Measured, Sampling
 from quantgate.gate.settings import GateSettings
 from quantgate.inputs import InputPlan, draw, stream
@@ -239,7 +239,7 @@ def _feeds(seed=0, size=8):
 
 
 def _fake_clock(monkeypatch) -> list[float]:
-    """measure's clock made a list the test advances: clock[0] is the time in seconds."""
+    """the sampling clock (gate/steps.py) made a list the test advances: clock[0] is the time in seconds."""
     clock = [0.0]
 
     class FakeTime:
@@ -247,7 +247,7 @@ def _fake_clock(monkeypatch) -> list[float]:
         def perf_counter():
             return clock[0]
 
-    monkeypatch.setattr(measure, "time", FakeTime)
+    monkeypatch.setattr(steps, "time", FakeTime)
     return clock
 
 
@@ -371,7 +371,7 @@ def test_the_pass_floor_puts_2_to_the_22_elements_through_the_model(elements, fl
 def test_looks_double_from_the_first_to_the_cap():
     assert measure._doubling(32, 256) == [32, 64, 128, 256]
     assert measure._doubling(32, 100) == [32, 64, 100]
-    assert measure._boundaries(20, 100) == [32, 64, 100]
+    assert steps.boundaries(20, 100) == [32, 64, 100]
     assert measure.plan_looks([None], judge.budgets_of(0.01), 32, 4096) == [4096]
 
 
@@ -624,9 +624,9 @@ def test_an_unjudged_output_does_not_plan_the_looks():
 
 
 def test_boundaries_are_the_powers_of_two_past_what_is_done():
-    assert measure._boundaries(0, 64) == [16, 32, 64]
-    assert measure._boundaries(32, 64) == [64]
-    assert measure._boundaries(0, 40) == [16, 32, 40]
+    assert steps.boundaries(0, 64) == [16, 32, 64]
+    assert steps.boundaries(32, 64) == [64]
+    assert steps.boundaries(0, 40) == [16, 32, 40]
 
 
 def test_a_step_that_just_fits_the_time_cap_is_taken(monkeypatch):
@@ -1078,9 +1078,9 @@ def test_the_input_plan_follows_the_documented_defaults():
     ("spec", "said"),
     [
         ({"g": {}}, "quant_inputs names 'g', which the model does not have"),
-        ({"f": {"shape": [1]}}, "shape has 1 dims, the model's input has 2"),
+        ({"f": {"shape": [1]}}, "quant_inputs.f.shape: has 1 dims, the model's input has 2"),
         ({"f": {"shape": [2, 4]}}, "contradicts the model's fixed dims"),
-        ({"f": {"dims": {"other": 2}}}, "dims names other, not symbolic dims of the input"),
+        ({"f": {"dims": {"other": 2}}}, "quant_inputs.f.dims: names other, not symbolic dims of the input"),
         ({"f": {"low": 1, "high": 1}}, "high (1.0) must be greater than low (1.0)"),
         ({"i": {"high": 2.5}}, "would draw 0 to 1; give whole numbers"),
         ({"i": {"low": 0.2, "high": 0.7}}, "would draw nothing; give whole numbers"),

@@ -28,8 +28,6 @@ FUNCTION_EXCEPTIONS: dict[str, str] = {
     "quantgate.cli.core.gate": LATER + " (a click command)",
     "quantgate.cli.qat.qat": LATER + " (a click command)",
     "quantgate.diagnose.explain_model": LATER,
-    "quantgate.gate.measure.measure": LATER + " (the sampling loop: its looks share a dozen locals)",
-    "quantgate.inputs.plan_inputs": LATER,
     "quantgate.produce.pipeline.produce": LATER,
     "quantgate.produce.static.quantize_static": LATER,
     "quantgate.strictjson.loads_keeping": LATER + " (one JSON scanner loop)",

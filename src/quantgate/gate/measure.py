@@ -31,7 +31,6 @@ abandoned and the figures of the last boundary stand. A pinned count (`--samples
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -44,6 +43,7 @@ from . import estimate
 from .figures import CONSTANT_EXACT, output_figures, settle
 from .judge import Budget
 from .settings import MIN_SAMPLES, GateSettings
+from .steps import Clock, RunPair, Stepper
 from .sums import OutputSums
 
 # A pass is precise enough when the drop's 95 % half-width is at most this share of the budget
@@ -54,17 +54,11 @@ PRECISION = 0.1
 # against failures on 1 input in a few hundred, a 224x224 image model after tens of samples.
 PASS_FLOOR_ELEMENTS = 1 << 22
 PASS_FLOOR_MAX = 2048
-# The fewest samples an interval is computed from (a time-capped row may stop here).
-MIN_FOR_INTERVAL = 16
-# A step that runs past this many times the time cap is abandoned (the last boundary's figures stand).
-OVERRUN = 2.0
 # The pilot's guess of the first look assumes about this many looks' worth of confidence.
 _PLAN_Z = 2.5
 
 _NORMAL = NormalDist()
 _Z95 = _NORMAL.inv_cdf(0.975)
-
-RunPair = Callable[[list[dict], int], tuple[list[list], list[list]]]
 
 
 @dataclass
@@ -123,32 +117,6 @@ def _doubling(first: int, cap: int) -> list[int]:
     return [*steps, cap]
 
 
-def _boundaries(done: int, target: int) -> list[int]:
-    """The counts between `done` and `target` where a time-capped run may stop: powers of two."""
-    out, n = [], MIN_FOR_INTERVAL
-    while n < target:
-        if n > done:
-            out.append(n)
-        n *= 2
-    return [*out, target]
-
-
-class _Clock:
-    def __init__(self, settings: GateSettings, capped: bool):
-        self.started = time.perf_counter()
-        self.limit = settings.max_seconds if capped else math.inf
-        self.per_sample = 0.0  # measured run time per sample
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.started
-
-    def fits(self, more: int) -> bool:
-        return self.elapsed() + more * self.per_sample <= self.limit
-
-    def overrun(self) -> bool:
-        return self.elapsed() > OVERRUN * self.limit
-
-
 def measure(
     run_pair: RunPair,
     names: list[str],
@@ -170,74 +138,21 @@ def measure(
     how many feeds there are (an eval set: judged once, on all of them or the first
     `max_samples`), None for an endless stream (adaptive) or a pinned count (`fixed`). `level`
     overrides the looks' confidence (a second measurement of the same samples uses the first's)."""
-    sums = {n: OutputSums() for n in names}
-    kept: dict[str, tuple[list, list]] = {n: ([], []) for n in names} if keep_values else {}
+    run = Stepper(run_pair, names, feeds, Clock(settings, capped=fixed is None), batch, keep_values)
     boot_seed = settings.bootstrap_seed
     sampling = Sampling(mode=mode, bootstrap_seed=boot_seed, available=available)
     adaptive = fixed is None and available is None
     cap = fixed if fixed is not None else settings.max_samples
     if available is not None:
         cap = min(cap, available)
-    clock = _Clock(settings, capped=fixed is None)
-    done = 0
-    elements: list[int] = []  # input and output elements of one sample, once seen
-
-    def advance(target: int) -> str:
-        """Run samples up to `target`: "ok", "exhausted" (the feeds ran out) or "overrun"."""
-        nonlocal done
-        while done < target:
-            feed = next(feeds, None)
-            if feed is None:
-                return "exhausted"
-            chunk = [feed]
-            size = batch(feed) if callable(batch) else batch
-            for _ in range(min(size, target - done) - 1):
-                feed = next(feeds, None)
-                if feed is None:
-                    break
-                chunk.append(feed)
-            fp, q = run_pair(chunk, done)
-            if not elements:
-                elements.append(sum(int(np.size(v)) for v in chunk[0].values()) + sum(int(np.size(v[0])) for v in fp))
-            for k, n in enumerate(names):
-                s = sums[n]
-                for j, (a, b) in enumerate(zip(fp[k], q[k], strict=True)):
-                    s.add(a, b, done + j)
-                    if keep_values:
-                        kept[n][0].append(np.asarray(a).ravel())
-                        kept[n][1].append(np.asarray(b).ravel())
-            done += len(chunk)
-            clock.per_sample = clock.elapsed() / done
-            if clock.overrun():
-                return "overrun"
-        return "ok"
-
-    def walk(target: int) -> str:
-        """Advance to `target` through the boundaries; "" or why it stopped short."""
-        nonlocal done
-        for boundary in _boundaries(done, target):
-            if done >= MIN_FOR_INTERVAL and not clock.fits(boundary - done):
-                return "time cap"
-            snapshot = ({n: s.snapshot() for n, s in sums.items()}, done) if clock.limit < math.inf else None
-            status = advance(boundary)
-            if status == "overrun" and done < boundary and snapshot is not None and snapshot[1] > 0:
-                for n, s in sums.items():  # the machine slowed down mid-step: back to the boundary
-                    s.restore(snapshot[0][n])
-                done = snapshot[1]
-                return "time cap"
-            if status != "ok":
-                return "time cap" if status == "overrun" else "exhausted"
-        return ""
-
     # the pilot (adaptive sampling only) plans the looks
     short = ""
     least = max(settings.min_samples, MIN_SAMPLES)  # whatever the pilot, no verdict from fewer than 32
     floors = (least, least)
     if adaptive:
-        pilot = min(settings.min_samples, cap)
-        short = walk(pilot)
-        floors = (least, pass_floor(elements[0] if elements else 1, least))
-        planned = _plan(sums, names, judged, budgets, done, cap, floors[1]) if not short else [done]
+        short = run.walk(min(settings.min_samples, cap))
+        floors = (least, pass_floor(run.elements[0] if run.elements else 1, least))
+        planned = _plan(run.sums, names, judged, budgets, run.done, cap, floors[1]) if not short else [run.done]
     else:
         planned = [cap]
     level = level or estimate.look_level(tuple(planned))
@@ -245,46 +160,58 @@ def measure(
 
     last = None
     for target in planned:
-        short = short or walk(target)
-        if done == 0:
+        short = short or run.walk(target)
+        if run.done == 0:
             break
-        if available is not None and elements:  # an eval set cut short: held to the same floor
-            floors = (least, pass_floor(elements[0], least))
-        if last is None or last[0] != done:
-            last = (done, *_evaluate(sums, kept, names, judged, budgets, boot_seed, level, floors))
-            sampling.steps.append(done)
-        _, _outputs, decision, precise, final, _why = last
-        if final:
-            sampling.stopped = "verdict"
-        elif short == "time cap":
-            sampling.stopped = "time cap"
-        elif short == "exhausted":
-            sampling.stopped = "eval set" if available is not None else "feeds ran out"
-        elif adaptive and stops(decision, precise):
-            sampling.stopped = "decided"
+        if available is not None and run.elements:  # an eval set cut short: held to the same floor
+            floors = (least, pass_floor(run.elements[0], least))
+        if last is None or last[0] != run.done:
+            last = (run.done, *_evaluate(run.sums, run.kept, names, judged, budgets, boot_seed, level, floors))
+            sampling.steps.append(run.done)
+        sampling.stopped = _stop_at_look(last[4], short, available, adaptive and stops(last[2], last[3]))
         if sampling.stopped:
             break
     if not sampling.stopped:
-        if fixed is not None:
-            sampling.stopped = "fixed"
-        elif available is not None:
-            sampling.stopped = "eval set" if done >= available else "sample cap"
-        else:
-            sampling.stopped = "sample cap"
-    sampling.seconds = clock.elapsed()
+        sampling.stopped = _stop_at_end(fixed, available, run.done)
+    sampling.seconds = run.clock.elapsed()
     if last is None:
         return Measured([], sampling, False, "no sample was measured")
-    at, outputs, decision, precise, final, why = last
+    return _conclude(last, sampling, judged, budgets, floors, available, fixed, run.elements)
+
+
+def _stop_at_look(final: bool, short: str, available: int | None, decided: bool) -> str:
+    """Why the sampling stops at this look ("" to go on)."""
+    if final:
+        return "verdict"
+    if short == "time cap":
+        return "time cap"
+    if short == "exhausted":
+        return "eval set" if available is not None else "feeds ran out"
+    return "decided" if decided else ""
+
+
+def _stop_at_end(fixed: int | None, available: int | None, done: int) -> str:
+    """Why the sampling stopped after its last planned look."""
+    if fixed is not None:
+        return "fixed"
+    if available is not None:
+        return "eval set" if done >= available else "sample cap"
+    return "sample cap"
+
+
+def _conclude(last, sampling: Sampling, judged, budgets, floors, available, fixed, elements) -> Measured:
+    """The verdict of the last look, settled when no more samples were to come."""
+    at, outputs, decision, _precise, _final, why = last
     sampling.samples = at
     outputs = [settle(o, at) for o in outputs]
     if sampling.stopped in ("sample cap", "fixed", "eval set"):  # no more samples were to come
         if available is not None and at >= available:  # the whole eval set: nothing rarer left to see
             floors = (floors[0], min(floors[1], at))
-        decision, _, _, why = decide(outputs, judged, budgets, level, at, floors, settled=True)
+        decision, _, _, why = decide(outputs, judged, budgets, sampling.level, at, floors, settled=True)
     decided = decision in ("over", "within")
     note = None
     if fixed is not None and elements and decision == "within":
-        floor = pass_floor(elements[0], least)
+        floor = pass_floor(elements[0], floors[0])
         if at < floor:  # the user's choice, said: what those samples cannot see
             note = (
                 f"pinned at {at} samples, a pass can miss a failure on fewer than 1 input in "
