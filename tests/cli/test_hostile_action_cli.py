@@ -24,7 +24,7 @@ import pytest
 import hostile
 from action_support import parse_output_file, runner_env
 from comment_support import APP_TOKEN, REPO, SHA, TOKEN, _wr_event
-from conftest import assert_one_line_error, run_cli, write_registry
+from conftest import assert_one_line_error, require_tool, run_cli, write_registry
 from quantgate import action as ep
 
 QUANTGATE = [sys.executable, "-m", "quantgate"]
@@ -151,8 +151,7 @@ def _unwritable(kind: str, ws: Path, tmp_path: Path) -> tuple[str, list[str] | N
     if kind == "name too long":
         return "x" * 300 + ".json", None
     prefix = hostile.mount_namespace()
-    if prefix is None:
-        pytest.skip(f"NO mount namespace here (unshare): the '{kind}' case did NOT run")
+    require_tool(prefix is not None, f"NO mount namespace here (unshare): the '{kind}' case did NOT run")
     (ws / "mnt").mkdir(exist_ok=True)
     return "mnt/r.json", prefix
 

@@ -27,7 +27,7 @@ import pytest
 
 import hostile
 import modelzoo
-from conftest import assert_one_line_error, run_cli, write_registry
+from conftest import assert_one_line_error, require_tool, run_cli, write_registry
 from quantgate.produce.dynamic import quantize_dynamic
 
 TOKEN = "ghs_HOSTILEtestTOKEN0123456789abcdef"
@@ -241,28 +241,28 @@ def test_a_fifo_output_is_written_to_not_replaced(zoo, tmp_path):
     assert stat.S_ISFIFO(fifo.stat().st_mode) and got and "| `good` |" in got[0]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders: covered by the .git case")
 def test_a_read_only_output_folder_is_one_line(zoo, tmp_path):
+    """A folder the user cannot write: mode 555 for a user; root writes through modes, so as root
+    the folder is a tmpfs mounted read-only in a mount namespace of the test's own."""
     ro = tmp_path / "ro"
     ro.mkdir()
-    ro.chmod(0o555)
-    proc = run_cli(
-        "gate",
-        "--registry",
-        _registry(zoo, [], name="reg8.json"),
-        "--samples",
-        "32",
-        "--json-out",
-        ro / "r.json",
-        cwd=zoo,
-    )
+    argv = ["gate", "--registry", str(_registry(zoo, [], name="reg8.json")), "--samples", "32"]
+    argv += ["--json-out", str(ro / "r.json")]
+    if os.geteuid() != 0:
+        ro.chmod(0o555)
+        proc = run_cli(*argv, cwd=zoo)
+    else:
+        prefix = hostile.mount_namespace()
+        require_tool(prefix is not None, "NO mount namespace here (unshare): the read-only folder case did NOT run")
+        assert prefix is not None
+        cmd = hostile.with_tmpfs(prefix, ro, "ro", [sys.executable, "-m", "quantgate", *argv])
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=zoo)
     assert_one_line_error(proc, str(ro / "r.json"), "cannot be written")
 
 
 def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(zoo, tmp_path):
     full = Path("/dev/full")
-    if not full.exists():
-        pytest.skip("NO /dev/full here: the full-disk case did NOT run")
+    require_tool(full.exists(), "NO /dev/full here: the full-disk case did NOT run")
     # /dev/full is a device: written to in place, and every write fails with ENOSPC
     proc = run_cli(
         "gate", "--registry", _registry(zoo, [], name="reg9.json"), "--samples", "32", "--json-out", full, cwd=zoo

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import hostile
+from conftest import require_tool
 from quantgate import strictjson
 from quantgate.action import parse_ids
 from quantgate.errors import UserError
@@ -111,8 +112,7 @@ def test_a_report_that_cannot_be_written_takes_the_new_sidecar_back(tmp_path):
     from quantgate.produce.config import QuantConfig
     from quantgate.produce.dynamic import quantize_dynamic
 
-    if not os.path.exists("/dev/full"):
-        pytest.skip("NO /dev/full here: the case did NOT run")
+    require_tool(os.path.exists("/dev/full"), "NO /dev/full here: the case did NOT run")
     fp32 = modelzoo.mlp(tmp_path, name="m")
     sidecar = quantize_dynamic(fp32).output
     before = sidecar.read_bytes()
