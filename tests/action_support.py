@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from quantgate import action as ep
+from quantgate.action import settings
 from quantgate.results import Results, Row
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,7 +118,7 @@ def runner_env(w: Path, tmp_path: Path, event_name="push", **inputs) -> dict:
         "GITHUB_EVENT_PATH": str(event),
         "PATH": "/usr/bin:/bin",
     }
-    env.update({ep.input_env_name(k): v for k, v in inputs.items()})
+    env.update({settings.input_env_name(k): v for k, v in inputs.items()})
     return env
 
 

@@ -60,7 +60,7 @@ def no_command(line: str) -> str:
     """`line` with what the Actions runner would obey shown escaped. The runner takes a line that
     starts with `::` once leading white space is dropped for a workflow command, and a line
     holding `##[` anywhere (the older form): `\\x3a:`, `#\\x23[` instead. quantgate's own commands
-    are printed apart (`quantgate.action.emit`)."""
+    are printed apart (`quantgate.action.sinks.emit`)."""
     s = line.replace("##[", "#\\x23[")
     body = s.lstrip()
     if body.startswith("::"):

@@ -1,5 +1,5 @@
 """The command line: action without Docker: the Actions sinks (report/actions.py), the action's settings
-(quantgate/action.py) and a full in-process action run on a real model, plus lint of the
+(quantgate/action/settings.py) and a full in-process action run on a real model, plus lint of the
 action's files."""
 
 from __future__ import annotations

@@ -167,7 +167,7 @@ def test_a_model_with_a_scalar_input_is_timed_as_gated_and_a_failing_batch_is_a_
 
 @pytest.mark.parametrize("value, expected", [("true", True), ("false", False), ("", False)])
 def test_the_action_input_bench_switches_timing_on(value, expected, monkeypatch, tmp_path):
-    from quantgate.action import Settings
+    from quantgate.action.settings import Settings
 
     (tmp_path / "model" / "tiny").mkdir(parents=True)
     s = Settings.load({"bench": value}, {"GITHUB_WORKSPACE": str(tmp_path)})
@@ -175,7 +175,7 @@ def test_the_action_input_bench_switches_timing_on(value, expected, monkeypatch,
 
 
 def test_the_action_input_bench_refuses_a_word_it_does_not_know(tmp_path):
-    from quantgate.action import Settings
+    from quantgate.action.settings import Settings
     from quantgate.errors import UserError
 
     with pytest.raises(UserError, match="bench"):

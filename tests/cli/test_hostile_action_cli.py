@@ -25,7 +25,7 @@ import hostile
 from action_support import parse_output_file, runner_env
 from comment_support import APP_TOKEN, REPO, SHA, TOKEN, _wr_event
 from conftest import assert_one_line_error, require_tool, run_cli, write_registry
-from quantgate import action as ep
+from quantgate.action import settings
 
 QUANTGATE = [sys.executable, "-m", "quantgate"]
 
@@ -44,12 +44,12 @@ def _registry(w: Path, name: str, ids: list[str]) -> str:
 
 def _input(name: str) -> str:
     """The variable the runner sets for the input the library calls `name` (`INPUT_JSON-OUT`)."""
-    return ep.input_env_name(ep.INPUT_NAMES.get(name, name))
+    return settings.input_env_name(settings.INPUT_NAMES.get(name, name))
 
 
 def _env(w: Path, tmp_path: Path, event: str = "push", **inputs) -> dict:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_", "RUNNER_"))}
-    named = {ep.INPUT_NAMES.get(k, k): v for k, v in inputs.items()}  # the kebab-case ids action.yml declares
+    named = {settings.INPUT_NAMES.get(k, k): v for k, v in inputs.items()}  # the kebab-case ids action.yml declares
     env = {**base, **runner_env(w, tmp_path, event_name=event, **named)}
     env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
     return env
@@ -119,7 +119,7 @@ def test_a_path_input_with_a_line_break_is_refused_and_never_starts_a_line(ws, t
     proc = _action(ws, env)
     assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
     (error,) = _errors(proc)
-    assert ep.input_name(name) in error and "line break" in error
+    assert settings.input_name(name) in error and "line break" in error
     assert hostile.forged_lines(proc.stdout + proc.stderr) == []
     assert not any(p.name.startswith("r.json") for p in ws.iterdir())
 

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from conftest import require_tool
-from quantgate.action import input_env_name
+from quantgate.action.settings import input_env_name
 
 pytestmark = pytest.mark.docker
 

@@ -1,5 +1,5 @@
 """The action without Docker: the Actions sinks (report/actions.py), the action's settings
-(quantgate/action.py) and a full in-process action run on a real model, plus lint of the
+(quantgate/action/settings.py) and a full in-process action run on a real model, plus lint of the
 action's files."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from comment_support import FORK_TOKEN, TOKEN
 from comment_support import REPO as GH_REPO
 from github_server import FakeGitHub
 from quantgate import action as ep
+from quantgate.action import settings
 from quantgate.errors import UserError
 from quantgate.github import context
 from quantgate.report import actions
@@ -115,19 +116,19 @@ def test_append_summary_cuts_at_line_under_limit(tmp_path):
 
 
 def test_parsers():
-    assert ep.parse_bool("", name="x", default=True) is True
-    assert ep.parse_bool(" FALSE ", name="x", default=True) is False
-    assert ep.parse_bool("yes", name="x", default=False) is True
+    assert settings.parse_bool("", name="x", default=True) is True
+    assert settings.parse_bool(" FALSE ", name="x", default=True) is False
+    assert settings.parse_bool("yes", name="x", default=False) is True
     with pytest.raises(UserError, match="input x: 'maybe' is not a boolean"):
-        ep.parse_bool("maybe", name="x", default=True)
-    assert ep.parse_int("", name="samples", default=16, minimum=1) == 16
-    assert ep.parse_int(" 8 ", name="samples", default=16, minimum=1) == 8
+        settings.parse_bool("maybe", name="x", default=True)
+    assert settings.parse_int("", name="samples", default=16, minimum=1) == 16
+    assert settings.parse_int(" 8 ", name="samples", default=16, minimum=1) == 8
     with pytest.raises(UserError, match="below 1"):
-        ep.parse_int("0", name="samples", default=16, minimum=1)
+        settings.parse_int("0", name="samples", default=16, minimum=1)
     with pytest.raises(UserError, match="not a whole number"):
-        ep.parse_int("1.5", name="seed", default=0)
-    assert ep.parse_ids("a, b\nc  d,,") == ["a", "b", "c", "d"]
-    assert ep.input_env_name("fail_on_violation") == "INPUT_FAIL_ON_VIOLATION"
+        settings.parse_int("1.5", name="seed", default=0)
+    assert settings.parse_ids("a, b\nc  d,,") == ["a", "b", "c", "d"]
+    assert settings.input_env_name("fail_on_violation") == "INPUT_FAIL_ON_VIOLATION"
 
 
 def test_pull_request_number(tmp_path):
@@ -141,14 +142,14 @@ def test_pull_request_number(tmp_path):
 
 
 def test_settings_from_env_defaults(ws):
-    s = ep.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), "INPUT_MODELS": "", "INPUT_COMMENT": ""})
+    s = settings.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), "INPUT_MODELS": "", "INPUT_COMMENT": ""})
     assert s.workspace == ws.resolve() and s.working_directory == ws.resolve()
     assert s.registry == ws.resolve() / "model/tiny/registry.json"
     assert s.models == [] and s.fail_on_violation is True and s.comment is True
     assert (s.samples, s.seed) == (None, 0)  # adaptive sampling
     assert s.on_marginal == "fail"  # a budget not shown to be met is not met
     assert s.out_json == ws.resolve() / "quantgate-results.json"
-    warn = ep.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), "INPUT_ON-MARGINAL": " Warn "})
+    warn = settings.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), "INPUT_ON-MARGINAL": " Warn "})
     assert warn.on_marginal == "warn"
 
 
@@ -162,7 +163,7 @@ def test_settings_options_win_over_env(ws):
         "INPUT_WORKING_DIRECTORY": "sub",
         "INPUT_GITHUB_TOKEN": "tok",
     }
-    s = ep.Settings.load({"registry": "cli.json", "samples": None, "seed": "3"}, env)
+    s = settings.Settings.load({"registry": "cli.json", "samples": None, "seed": "3"}, env)
     assert s.working_directory == (ws / "sub").resolve()
     assert s.registry == (ws / "sub" / "cli.json").resolve()
     assert (s.samples, s.seed, s.fail_on_violation, s.models) == (32, 3, False, ["a", "b"])
@@ -172,27 +173,27 @@ def test_settings_options_win_over_env(ws):
 def test_inputs_are_kebab_case_and_the_snake_case_ids_still_work(ws):
     (ws / "sub").mkdir(exist_ok=True)
     # as the runner sends them: every declared kebab-case input, holding its default when not given
-    runner = {f"INPUT_{ep.INPUT_NAMES[n].upper()}": v for n, v in ep.DEFAULTS.items()}
+    runner = {f"INPUT_{settings.INPUT_NAMES[n].upper()}": v for n, v in settings.DEFAULTS.items()}
     runner |= {"GITHUB_WORKSPACE": str(ws), "INPUT_GITHUB-TOKEN": "job-token"}
-    new = ep.Settings.load({}, {**runner, "INPUT_JSON-OUT": "r/new.json", "INPUT_FAIL-ON-VIOLATION": "false"})
+    new = settings.Settings.load({}, {**runner, "INPUT_JSON-OUT": "r/new.json", "INPUT_FAIL-ON-VIOLATION": "false"})
     assert new.out_json == ws.resolve() / "r/new.json" and new.fail_on_violation is False and not new.old_inputs
     assert new.github_token == "job-token"
     # quantgate 0.1's ids: given, they win over the new name's default (the token over the job's)
     old = {"INPUT_OUT_JSON": "r/old.json", "INPUT_WORKING_DIRECTORY": "sub", "INPUT_GITHUB_TOKEN": "pat"}
-    s = ep.Settings.load({}, {**runner, **old})
+    s = settings.Settings.load({}, {**runner, **old})
     assert s.out_json == (ws / "sub" / "r/old.json").resolve() and s.working_directory == (ws / "sub").resolve()
     assert s.github_token == "pat" and sorted(s.old_inputs) == ["github_token", "out_json", "working_directory"]
     # docker run -e INPUT_OUT_JSON=... (no runner, no kebab-case variable at all)
-    bare = ep.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), "INPUT_MARKDOWN_OUT": "t.md"})
+    bare = settings.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), "INPUT_MARKDOWN_OUT": "t.md"})
     assert bare.markdown_out == ws.resolve() / "t.md"
     # both names, two values: one line that names the input as it is documented
     with pytest.raises(UserError) as e:
-        ep.Settings.load({}, {**runner, "INPUT_JSON-OUT": "a.json", "INPUT_OUT_JSON": "b.json"})
-    assert e.value.render(ep.input_name).startswith("input json-out: both json-out and its old name out_json")
+        settings.Settings.load({}, {**runner, "INPUT_JSON-OUT": "a.json", "INPUT_OUT_JSON": "b.json"})
+    assert e.value.render(settings.input_name).startswith("input json-out: both json-out and its old name out_json")
 
 
 def test_settings_accept_absolute_inside_workspace(ws):
-    s = ep.Settings.load({"registry": str(ws / "sub" / "r.json")}, {"GITHUB_WORKSPACE": str(ws)})
+    s = settings.Settings.load({"registry": str(ws / "sub" / "r.json")}, {"GITHUB_WORKSPACE": str(ws)})
     assert s.registry == (ws / "sub" / "r.json").resolve()
 
 
@@ -212,14 +213,14 @@ def test_settings_accept_absolute_inside_workspace(ws):
 )
 def test_settings_refuse_bad_inputs(ws, name, value, fragment):
     with pytest.raises(UserError, match=fragment):
-        ep.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), ep.input_env_name(name): value})
+        settings.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), settings.input_env_name(name): value})
 
 
 def test_settings_refuse_symlink_out_of_workspace(ws, tmp_path):
     (tmp_path / "secret.json").write_text("{}")
     (ws / "link.json").symlink_to(tmp_path / "secret.json")
     with pytest.raises(UserError, match="outside the repository"):
-        ep.Settings.load({"registry": "link.json"}, {"GITHUB_WORKSPACE": str(ws)})
+        settings.Settings.load({"registry": "link.json"}, {"GITHUB_WORKSPACE": str(ws)})
 
 
 def test_entrypoint_pass(mlp_workspace, tmp_path, capsys, keep_cwd):
@@ -342,14 +343,14 @@ def test_action_yml_declares_what_the_entrypoint_reads_and_writes():
 
     meta = yaml.safe_load((REPO / "action.yml").read_text())
     assert meta["runs"] == {"using": "docker", "image": "Dockerfile"}
-    kebab = {ep.INPUT_NAMES[n] for n in ep.DEFAULTS}
-    assert set(meta["inputs"]) == kebab | set(ep.OLD_INPUT_NAMES.values())
+    kebab = {settings.INPUT_NAMES[n] for n in settings.DEFAULTS}
+    assert set(meta["inputs"]) == kebab | set(settings.OLD_INPUT_NAMES.values())
     for name, spec in meta["inputs"].items():
         assert name == name.lower(), name
         if name in kebab:  # the documented names: kebab-case, with the defaults the code applies
             assert "_" not in name, name
-            library = next(n for n in ep.DEFAULTS if ep.INPUT_NAMES[n] == name)
-            assert str(spec["default"]) == ep.DEFAULTS[library] or name == "github-token", name
+            library = next(n for n in settings.DEFAULTS if settings.INPUT_NAMES[n] == name)
+            assert str(spec["default"]) == settings.DEFAULTS[library] or name == "github-token", name
         else:  # quantgate 0.1's names: no default (the new one holds it), a deprecation message
             assert "default" not in spec and spec["deprecationMessage"].startswith(name), name
     assert meta["inputs"]["github-token"]["default"] == "${{ github.token }}"

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import hostile
 from conftest import require_tool
 from quantgate import strictjson
-from quantgate.action import parse_ids
+from quantgate.action.settings import parse_ids
 from quantgate.errors import UserError
 from quantgate.paths import all_or_nothing, atomic_write_text
 from quantgate.registry_edit import locked

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ..action import DEFAULTS, INPUT_NAMES, input_env_name
+from ..action.settings import DEFAULTS, INPUT_NAMES, input_env_name
 from .base import Command, renamed, verbosity
 
 

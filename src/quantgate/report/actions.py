@@ -1,7 +1,7 @@
 """GitHub Actions sinks for a results document: step outputs, the job summary, annotations.
 
-Nothing here runs a model, reads the runner's inputs or calls the GitHub API; `quantgate.action`
-orchestrates these pieces.
+Nothing here runs a model, reads the runner's inputs or calls the GitHub API; `quantgate.action.sinks`
+puts these pieces where the runner reads them.
 """
 
 from __future__ import annotations

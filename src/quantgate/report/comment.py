@@ -240,7 +240,7 @@ def reproduce_commands(results: Results, image: str | None = None) -> list[str]:
 def models_input(ids: list[str]) -> str:
     """The action's `models` input (`--models`) that selects exactly `ids`: separated by commas,
     or a JSON array when an id holds a separator (a space, a comma) or starts like one
-    (`quantgate.action.parse_ids` reads both)."""
+    (`quantgate.action.settings.parse_ids` reads both)."""
     if all(i and not re.search(r"[\s,\[\]\"]", i) for i in ids):
         return ",".join(ids)
     return json.dumps(ids)
