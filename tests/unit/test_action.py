@@ -216,6 +216,14 @@ def test_settings_refuse_bad_inputs(ws, name, value, fragment):
         settings.Settings.load({}, {"GITHUB_WORKSPACE": str(ws), settings.input_env_name(name): value})
 
 
+def test_a_workspace_that_is_not_a_folder_is_one_line_with_its_fix(tmp_path):
+    with pytest.raises(UserError) as e:
+        settings.Settings.load({}, {"GITHUB_WORKSPACE": str(tmp_path / "absent")})
+    assert e.value.render(settings.input_name) == (
+        f"workspace {tmp_path / 'absent'}: is not a folder; mount the repository there"
+    )
+
+
 def test_settings_refuse_symlink_out_of_workspace(ws, tmp_path):
     (tmp_path / "secret.json").write_text("{}")
     (ws / "link.json").symlink_to(tmp_path / "secret.json")

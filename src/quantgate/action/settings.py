@@ -207,7 +207,7 @@ class Settings:
         ws_raw = options.get("workspace") or env.get("GITHUB_WORKSPACE") or os.getcwd()
         workspace = Path(ws_raw).resolve()
         if not workspace.is_dir():
-            raise UserError(f"workspace {workspace} is not a folder; mount the repository there")
+            raise UserError("is not a folder", subject=f"workspace {workspace}", fix="mount the repository there")
         wd = confine_to_workspace(raw["working_directory"], workspace, workspace, what=input_name("working_directory"))
         if not wd.is_dir():
             raise UserError(
