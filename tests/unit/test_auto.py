@@ -210,7 +210,7 @@ def searches():
 
 def _tried(name, status, *, drop=None, size=None, speed=None, verdict=None):
     from quantgate.auto import candidates as cands
-    from quantgate.auto.search import Tried
+    from quantgate.auto.trial import Tried
     from quantgate.results import Row
 
     mode = name.split("+")[0]
@@ -230,7 +230,7 @@ def test_the_preference_picks_among_passing_candidates_only(tmp_path, prefer, ch
     reg = _repo(tmp_path, {"id": "x", "quant_accuracy_budget_plcc": 0.01}, model)
     s = Search(load_registry(reg).get("x"), reg, tmp_path, prefer=prefer)
     searches.append(s)
-    s.tried = [
+    s.trials.tried = [
         _tried("dynamic", "pass", drop=0.004, size=900, speed=0.9, verdict="faster"),
         _tried("static", "pass", drop=0.006, size=700, speed=0.7, verdict="faster"),
         _tried("static", "marginal", drop=0.0001, size=100, speed=0.1, verdict="faster"),
@@ -248,15 +248,15 @@ def test_speed_keeps_fp32_when_the_fastest_passing_int8_is_slower(tmp_path, sear
     reg = _repo(tmp_path, {"id": "x"}, modelzoo.mlp(tmp_path))
     s = Search(load_registry(reg).get("x"), reg, tmp_path, prefer="speed")
     searches.append(s)
-    s.tried = [
+    s.trials.tried = [
         _tried("dynamic", "pass", drop=0.004, speed=1.4, verdict="slower"),
         _tried("static", "pass", drop=0.004, speed=1.2, verdict="slower"),
     ]
     o = s.outcome()
     assert o.chosen is None and o.keep_fp32 and o.found and "keep fp32" in o.decision and "1.20x" in o.decision
-    s.tried[1] = _tried("static", "pass", drop=0.004, speed=1.02, verdict="same")
-    assert s.outcome().chosen is s.tried[1]  # not measurably slower: int8 ships
-    s.tried = [_tried("static", "fail", drop=0.02)]
+    s.trials.tried[1] = _tried("static", "pass", drop=0.004, speed=1.02, verdict="same")
+    assert s.outcome().chosen is s.trials.tried[1]  # not measurably slower: int8 ships
+    s.trials.tried = [_tried("static", "fail", drop=0.02)]
     o = s.outcome()
     assert o.chosen is None and o.keep_fp32 and not o.found
 
@@ -268,6 +268,18 @@ def test_cost_stops_at_the_first_pass_and_size_looks_at_both_full_int8_modes(tmp
     size = run_auto(reg, ["mlp"], dry_run=True, prefer="size").outcomes[0]
     assert [t.candidate.name for t in size.tried] == ["dynamic", "static"]
     assert size.chosen is min((t for t in size.tried if t.passed), key=lambda t: t.int8_bytes or 0)
+
+
+def test_an_unknown_preference_is_one_line_naming_prefer_and_the_choices(tmp_path):
+    from quantgate.auto.search import Search
+
+    reg = _repo(tmp_path, {"id": "x"}, modelzoo.mlp(tmp_path))
+    said = "prefer: unknown 'fastest'; use one of cost, size, speed, accuracy"
+    with pytest.raises(UserError) as by_run:
+        run_auto(reg, ["x"], prefer="fastest")
+    with pytest.raises(UserError) as by_search:
+        Search(load_registry(reg).get("x"), reg, tmp_path, prefer="fastest")
+    assert str(by_run.value) == str(by_search.value) == said
 
 
 def test_a_marginal_candidate_is_not_a_pass(tmp_path, searches):
@@ -283,7 +295,7 @@ def test_a_marginal_candidate_is_not_a_pass(tmp_path, searches):
     )
     s = Search(load_registry(reg).get("mlp"), reg, tmp_path)
     searches.append(s)
-    t = s.judge(cands.first("dynamic"))
+    t = s.trials.judge(cands.first("dynamic"))
     assert t.row is not None and t.row.marginal
     assert t.status == "marginal" and not t.passed
 

@@ -17,7 +17,8 @@ from quantgate import coverage
 from quantgate.auto import candidates as cands
 from quantgate.auto import run_auto
 from quantgate.auto.apply import plan
-from quantgate.auto.search import Outcome, Tried
+from quantgate.auto.search import Outcome
+from quantgate.auto.trial import Tried
 from quantgate.explain import explain_entry
 from quantgate.produce.dynamic import quantize_dynamic
 from quantgate.registry import load_registry

@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import provenance
 from ..errors import UserError, param
 from ..paths import refuse_clobber, write_json
-from ..registry import DEFAULT_REGISTRY, load_registry
+from ..registry import DEFAULT_REGISTRY, Entry, load_registry
 from . import apply
 from .search import DEFAULT_MINUTES, MAX_FLOAT_NODES, PREFERENCES, Outcome, Search, cleanup, failed
 
@@ -54,6 +54,65 @@ class AutoReport:
         }
 
 
+def _check(prefer: str, max_minutes: float, max_float_nodes: int) -> None:
+    """The search's settings, checked before any model is read."""
+    if prefer not in PREFERENCES:
+        raise UserError(f"unknown '{prefer}'", subject=param("prefer"), fix=f"use one of {', '.join(PREFERENCES)}")
+    if not (isinstance(max_minutes, (int, float)) and 0 < max_minutes <= 24 * 60):
+        raise UserError(f"{max_minutes!r} is not a number of minutes from 0 to 1440", subject=param("max_minutes"))
+    if not (isinstance(max_float_nodes, int) and 0 <= max_float_nodes <= 64):
+        raise UserError(f"{max_float_nodes!r} is not a count from 0 to 64", subject=param("max_float_nodes"))
+
+
+def _selected(reg_path: Path, ids: list[str] | None, root) -> list[tuple[Entry, Path | None, Path]]:
+    """(entry, its registry, its root) for each id (an id or an .onnx path), else for every entry
+    of the registry (the first problem of any entry raised as itself)."""
+    from ..explain import resolve_model
+
+    selected = [resolve_model(i, reg_path, root) for i in ids or []]
+    if not selected:
+        reg = load_registry(reg_path, root)
+        selected = [(e, reg.path, reg.root) for e in reg.entries]
+        for e in reg.entries:
+            if e.problems:
+                raise e.problems[0]
+    return selected
+
+
+def _report(
+    outcomes: list[Outcome],
+    selected: list[tuple[Entry, Path | None, Path]],
+    reg_path: Path,
+    *,
+    dry_run: bool,
+    settings: dict,
+    argv: list[str] | None,
+    report_out: str | Path | None,
+) -> AutoReport:
+    """The run's report with the registry patch; unless `dry_run`, the chosen sidecars and the
+    registry edit written; the report itself at `report_out`."""
+    plans = [apply.plan(o, root_of) for o, (_, _, root_of) in zip(outcomes, selected, strict=True)]
+    listed = reg_path.is_file() and any(o.entry.index >= 0 for o in outcomes)
+    old, new = apply.registry_text(plans, reg_path) if listed else ("", "")
+    report = AutoReport(
+        registry=reg_path,
+        outcomes=outcomes,
+        diff=apply.unified_diff(old, new, reg_path),
+        dry_run=dry_run,
+        settings=settings,
+    )
+    inputs = {f"{e.id}:fp32": e.onnx_path for e, _, _ in selected if e.onnx_path}
+    if listed:
+        inputs["registry"] = reg_path
+    report.run_provenance = provenance.build(inputs=inputs, root=selected[0][2] if selected else None, argv=argv)
+    if not dry_run:
+        report.written = apply.write(plans, reg_path, new, old)
+    if report_out is not None:
+        write_json(Path(report_out), report)
+        report.written.append(Path(report_out))
+    return report
+
+
 def run_auto(
     registry: str | Path = DEFAULT_REGISTRY,
     ids: list[str] | None = None,
@@ -72,25 +131,11 @@ def run_auto(
 ) -> AutoReport:
     """Search each selected entry (ids; none = every entry) and, unless `dry_run`, write the
     chosen sidecars and edit the registry. `on_outcome(outcome)` is called after each model."""
-    if prefer not in PREFERENCES:
-        raise UserError(f"unknown '{prefer}'", subject=param("prefer"), fix=f"use one of {', '.join(PREFERENCES)}")
-    if not (isinstance(max_minutes, (int, float)) and 0 < max_minutes <= 24 * 60):
-        raise UserError(f"{max_minutes!r} is not a number of minutes from 0 to 1440", subject=param("max_minutes"))
-    if not (isinstance(max_float_nodes, int) and 0 <= max_float_nodes <= 64):
-        raise UserError(f"{max_float_nodes!r} is not a count from 0 to 64", subject=param("max_float_nodes"))
-    from ..explain import resolve_model
-
+    _check(prefer, max_minutes, max_float_nodes)
     reg_path = Path(registry)
-    selected = [resolve_model(i, reg_path, root) for i in ids or []]
-    if not selected:
-        reg = load_registry(reg_path, root)
-        selected = [(e, reg.path, reg.root) for e in reg.entries]
-        for e in reg.entries:
-            if e.problems:
-                raise e.problems[0]
+    selected = _selected(reg_path, ids, root)
     if report_out is not None:
         refuse_clobber(report_out, param("report_out"), {"registry": reg_path})
-    entries = [e for e, _, _ in selected]
     started = time.monotonic()
     outcomes: list[Outcome] = []
     try:
@@ -112,37 +157,21 @@ def run_auto(
             outcomes.append(o)
             if on_outcome is not None:
                 on_outcome(o)
-        plans = [apply.plan(o, root_of) for o, (_, _, root_of) in zip(outcomes, selected, strict=True)]
-        listed = reg_path.is_file() and any(o.entry.index >= 0 for o in outcomes)
-        old, new = apply.registry_text(plans, reg_path) if listed else ("", "")
-        report = AutoReport(
-            registry=reg_path,
-            outcomes=outcomes,
-            diff=apply.unified_diff(old, new, reg_path),
-            dry_run=dry_run,
-            settings={
-                "prefer": prefer,
-                "max_minutes": max_minutes,
-                "max_float_nodes": max_float_nodes,
-                "seed": seed,
-                "qat": qat,
-                "selection": list(ids or []),
-                "seconds": round(time.monotonic() - started, 3),
-            },
+        settings = {
+            "prefer": prefer,
+            "max_minutes": max_minutes,
+            "max_float_nodes": max_float_nodes,
+            "seed": seed,
+            "qat": qat,
+            "selection": list(ids or []),
+            "seconds": round(time.monotonic() - started, 3),
+        }
+        return _report(
+            outcomes, selected, reg_path, dry_run=dry_run, settings=settings, argv=argv, report_out=report_out
         )
-        inputs = {f"{e.id}:fp32": e.onnx_path for e in entries if e.onnx_path}
-        if listed:
-            inputs["registry"] = reg_path
-        report.run_provenance = provenance.build(inputs=inputs, root=selected[0][2] if selected else None, argv=argv)
-        if not dry_run:
-            report.written = apply.write(plans, reg_path, new, old)
-        if report_out is not None:
-            write_json(Path(report_out), report)
-            report.written.append(Path(report_out))
     finally:
         for o in outcomes:
             cleanup(o)
-    return report
 
 
 SUGGEST_MINUTES = 5.0

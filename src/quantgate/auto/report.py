@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..text import plain
-from .search import Outcome, Tried
+from .search import Outcome
+from .trial import Tried
 
 HEADER = (
     "#",

@@ -10,78 +10,29 @@ the entry's quant_min_int8_weight_share) is never chosen: it is fp32 in all but 
 verdict is not a pass. The search stops as soon as no later candidate can beat the best one for
 the preference, or at the time budget. A model that cannot be quantised at all (a corrupt file,
 a digest mismatch, an fp16 graph) is an error, not a verdict.
+
+This module decides what to try and when to stop; `trial` makes each candidate and judges it.
 """
 
 from __future__ import annotations
 
 import math
 import shutil
-import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import coverage, diagnose
-from ..errors import UserError, one_line
+from ..errors import UserError, one_line, param
 from ..gate.settings import GateSettings
 from ..registry import Entry
-from ..results import Coverage, Row
 from . import candidates as cands
-from .calibration import CalibrationData, calibration_for
+from .calibration import CalibrationData
+from .trial import Trials, Tried
 
 PREFERENCES = ("cost", "size", "speed", "accuracy")
 DEFAULT_MINUTES = 10.0
 MAX_FLOAT_NODES = 4
-
-
-@dataclass
-class Tried:
-    """One candidate: how it was made, what the gate said, what it cost to find out."""
-
-    candidate: cands.Candidate
-    status: str  # pass, fail, marginal, error, name-only (int8 in name only), skipped
-    reason: str = ""
-    row: Row | None = None
-    coverage: Coverage | None = None
-    int8_bytes: int | None = None
-    size_ratio: float | None = None
-    speed_ratio: float | None = None  # int8/fp32 time, from the gate's timing
-    speed_verdict: str | None = None  # slower, faster or same: whether the ratio's interval excludes 1
-    seconds: float = 0.0
-    file: Path | None = None  # the candidate sidecar (in the scratch folder)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def drop(self) -> float | None:
-        return self.row.drop if self.row is not None else None
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "pass"
-
-    def to_json(self) -> dict:
-        r = self.row
-        return {
-            "mode": self.candidate.mode,
-            "candidate": self.candidate.name,
-            "stage": self.candidate.stage,
-            "settings": self.candidate.settings(),
-            "config": self.candidate.config.to_json(),
-            "nodes_to_exclude": list(self.candidate.exclude),
-            "status": self.status,
-            "reason": self.reason,
-            "drop": r.drop if r else None,
-            "drop_ci": r.drop_ci.to_json() if r and r.drop_ci else None,
-            "samples": r.samples if r else None,
-            "marginal": bool(r and r.marginal),
-            "size_ratio": self.size_ratio,
-            "int8_bytes": self.int8_bytes,
-            "speed_ratio": self.speed_ratio,
-            "speed_verdict": self.speed_verdict,
-            "coverage": self.coverage.to_json() if self.coverage else None,
-            "seconds": round(self.seconds, 3),
-            "notes": list(self.notes),
-        }
 
 
 @dataclass
@@ -117,16 +68,10 @@ class Outcome:
         }
 
 
-def _speed(row: Row) -> tuple[float | None, str | None]:
-    """int8/fp32 time at batch 1 on one thread and whether it is slower, faster or the same within
-    its interval, from the gate's timing of the row (`gate --bench`)."""
-    for t in row.latency.timings if row.latency else ():
-        if t.get("threads") == "1" and t.get("batch") == 1:
-            return float(t["ratio"]), str(t.get("verdict"))
-    return None, None
-
-
 class Search:
+    """The search for one entry: which candidates to try, in what order, and when to stop; each
+    is made and judged by its `Trials`."""
+
     def __init__(
         self,
         e: Entry,
@@ -142,20 +87,25 @@ class Search:
         log=None,
     ):
         if prefer not in PREFERENCES:
-            raise UserError(f"unknown preference '{prefer}'", fix=f"use one of {', '.join(PREFERENCES)}")
-        self.e, self.registry, self.root = e, registry, root
+            raise UserError(f"unknown '{prefer}'", subject=param("prefer"), fix=f"use one of {', '.join(PREFERENCES)}")
+        self.e, self.registry = e, registry
         self.prefer = prefer
         self.started = time.monotonic()
         self.deadline = self.started + max_minutes * 60.0
         self.seed = seed
         self.qat = qat
         self.max_float_nodes = max_float_nodes
-        self.settings = settings or GateSettings(seed=seed, bench=prefer == "speed")
         self.min_share = e.min_int8_share if e.min_int8_share is not None else coverage.MIN_SHARE
-        self.tried: list[Tried] = []
         self.log = log or (lambda _msg: None)
-        self.scratch = Path(tempfile.mkdtemp(prefix="quantgate-auto-"))
-        self.data: CalibrationData | None = None
+        self.trials = Trials(
+            e,
+            registry,
+            root,
+            seed=seed,
+            settings=settings or GateSettings(seed=seed, bench=prefer == "speed"),
+            min_share=self.min_share,
+            log=self.log,
+        )
         self._probe: diagnose.Probe | None = None
 
     # -- helpers ------------------------------------------------------------------------------
@@ -167,111 +117,18 @@ class Search:
             self._probe = diagnose.make_probe(self.e, self.registry, seed=self.seed)
         return self._probe
 
-    def calibration(self) -> CalibrationData:
-        if self.data is None:
-            self.data = calibration_for(self.e, self.registry, self.root, self.seed, self.scratch)
-        return self.data
-
-    def judge(self, c: cands.Candidate, *, searched: float = 0.0) -> Tried:
-        """Make candidate `c` and gate it as the registry would, with the same estimator (static
-        candidates calibrated on half of the eval set are judged on the other half). `searched`:
-        seconds spent finding it, counted in its time."""
-        from ..gate.entry import gate_entry
-
-        t0 = time.monotonic() - searched
-        assert self.e.onnx_path is not None
-        out = self.scratch / f"c{len(self.tried)}" / (self.e.onnx_path.name[:-5] + ".int8.onnx")
-        out.parent.mkdir(parents=True)
-        self.log(f"{self.e.id}: trying {c.name} ({c.settings()})")
-        t = Tried(c, "error", file=out)
-        try:
-            data = self.calibration() if c.mode == "static" else None
-            made = cands.make(c, self.e, data, out)
-        except UserError as err:
-            t.status, t.reason = "skipped", one_line(err, 300)
-            t.seconds = time.monotonic() - t0
-            self.tried.append(t)
-            return t
-        t.int8_bytes = out.stat().st_size
-        t.coverage = getattr(made, "coverage", None) or self._coverage(out)
-        same = next((x for x in self.tried if x.candidate.stage == "current" and x.row is not None), None)
-        if same is not None and self.e.int8_path is not None and out.read_bytes() == self.e.int8_path.read_bytes():
-            t.notes.append("the same file as the sidecar it ships: judged once")
-            t.row, t.status, t.reason = same.row, same.status, same.reason
-            t.size_ratio, t.speed_ratio, t.speed_verdict = same.size_ratio, same.speed_ratio, same.speed_verdict
-            t.seconds = time.monotonic() - t0
-            self.tried.append(t)
-            return t
-        entry = replace(
-            self.e, mode=c.mode, int8_path=out, int8_sha256=None, nodes_to_exclude=c.exclude, warnings=[], problems=[]
-        )
-        if c.mode == "static" and data is not None and data.held_out is not None:
-            entry = replace(entry, eval_path=data.held_out)
-        self._verdict(t, gate_entry(entry, self.settings, self.root, self.registry))
-        t.seconds = time.monotonic() - t0
-        self.tried.append(t)
-        return t
-
-    def _coverage(self, path: Path) -> Coverage:
-        import onnx
-
-        from ..onnxio import load_model
-
-        assert self.e.onnx_path is not None
-        return coverage.measure(load_model(self.e.onnx_path, external=False), onnx.load(str(path)))
-
-    def _verdict(self, t: Tried, row: Row) -> None:
-        """Fill `t` from the gate's row: a marginal row is never a pass, whatever the marginal
-        policy made of it, and a candidate under the coverage floor is int8 in name only."""
-        t.row = row
-        t.size_ratio = row.size_ratio
-        t.speed_ratio, t.speed_verdict = _speed(row)
-        if t.coverage is None and row.coverage is not None:
-            t.coverage = row.coverage
-        share = t.coverage.int8_share if t.coverage is not None else None
-        if share is not None and share < self.min_share:
-            t.status = "name-only"
-            t.reason = (
-                f"int8 in name only: {share:.0%} of the weights in int8 (left in float: "
-                f"{coverage.float_ops_text(t.coverage)})"  # type: ignore[arg-type]
-            )
-        elif row.marginal:
-            t.status, t.reason = "marginal", row.reason or "marginal"
-        else:
-            t.status, t.reason = row.status, row.reason or ""
-        self.log(
-            f"{self.e.id}: {t.candidate.name}: {t.status}" + (f" drop {row.drop:.6f}" if row.drop is not None else "")
-        )
-
-    def current(self) -> Tried | None:
-        """The sidecar the entry ships now, gated as it stands (digests included)."""
-        from ..gate.entry import gate_entry
-
-        e = self.e
-        if e.mode == "fp32" or e.int8_path is None or not e.int8_path.is_file():
-            return None
-        t0 = time.monotonic()
-        c = cands.shipped(e)
-        t = Tried(c, "error", file=None, int8_bytes=e.int8_path.stat().st_size)
-        self._verdict(t, gate_entry(e, self.settings, self.root, self.registry if e.index >= 0 else None))
-        if t.row is not None and t.row.status == "error":
-            t.status = "error"
-        t.seconds = time.monotonic() - t0
-        self.tried.append(t)
-        return t
-
     def best(self) -> Tried | None:
-        ok = [t for t in self.tried if t.passed]
+        ok = [t for t in self.trials.tried if t.passed]
         if not ok:
             return None
         if self.prefer == "size":
-            return min(ok, key=lambda t: (t.int8_bytes or math.inf, self.tried.index(t)))
+            return min(ok, key=lambda t: (t.int8_bytes or math.inf, self.trials.tried.index(t)))
         if self.prefer == "speed":
             return min(
-                ok, key=lambda t: (t.speed_ratio if t.speed_ratio is not None else math.inf, self.tried.index(t))
+                ok, key=lambda t: (t.speed_ratio if t.speed_ratio is not None else math.inf, self.trials.tried.index(t))
             )
         if self.prefer == "accuracy":
-            return min(ok, key=lambda t: (t.drop if t.drop is not None else math.inf, self.tried.index(t)))
+            return min(ok, key=lambda t: (t.drop if t.drop is not None else math.inf, self.trials.tried.index(t)))
         return ok[0]
 
     def settled(self, stage: str) -> bool:
@@ -284,7 +141,7 @@ class Search:
         if self.prefer in ("size", "speed"):
             # keeping nodes in float only adds bytes and float ops; QAT ships the same graph as
             # static PTQ: once both full-int8 modes are known, nothing later beats them
-            return stage in ("float", "qat") and any(t.candidate.stage == "static" for t in self.tried)
+            return stage in ("float", "qat") and any(t.candidate.stage == "static" for t in self.trials.tried)
         return False
 
     # -- the search ---------------------------------------------------------------------------
@@ -302,27 +159,27 @@ class Search:
         try:
             self.precheck()
             self.search()
-            if not any(t.row is not None for t in self.tried):
-                first = next((t.reason for t in self.tried if t.reason), "no candidate could be made")
-                raise UserError(f"{self.e.id}: no int8 candidate could be made: {first}")
+            if not any(t.row is not None for t in self.trials.tried):
+                first = next((t.reason for t in self.trials.tried if t.reason), "no candidate could be made")
+                raise UserError(f"no int8 candidate could be made: {first}", subject=self.e.id)
             return self.outcome()
         except BaseException:
             self.close()
             raise
 
     def search(self) -> None:
-        self.current()
+        self.trials.current()
         if not self.settled("dynamic"):
-            self.judge(cands.first("dynamic"))
+            self.trials.judge(cands.first("dynamic"))
         if not self.settled("static") and not self.out_of_time():
-            self.judge(cands.first("static"))
+            self.trials.judge(cands.first("static"))
         # The post-training candidates that came close, closest first: keep their worst nodes in float
         # (for --prefer accuracy the passing ones too: float nodes can only lower their drop).
         wanted = ("fail", "marginal", "pass") if self.prefer == "accuracy" else ("fail", "marginal")
         near = sorted(
             (
                 t
-                for t in self.tried
+                for t in self.trials.tried
                 if t.status in wanted and t.file is not None and t.drop is not None and not t.candidate.exclude
             ),
             key=lambda t: t.drop or 0.0,
@@ -335,12 +192,10 @@ class Search:
             if self.qat and not self.settled("qat") and not self.out_of_time():
                 self.try_qat()
         elif self.best() is None and self.e.index >= 0:
-            self.tried.append(
-                Tried(cands.first("qat"), "skipped", "the entry names no QAT config (quant_qat_config) to try next")
-            )
+            self.trials.skip(cands.first("qat"), "the entry names no QAT config (quant_qat_config) to try next")
 
     def close(self) -> None:
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.trials.close()
 
     def float_search(self, start: Tried) -> None:
         """From candidate `start`, keep in float the node whose float copy lowers the probe's drop
@@ -357,7 +212,7 @@ class Search:
         nodes = {w.key: w for w in coverage.weight_nodes(fp32)}
         total = sum(w.params for w in nodes.values()) or 1
         mode = start.candidate.mode
-        data = self.calibration() if mode == "static" else None
+        data = self.trials.calibration() if mode == "static" else None
         remake = cands.remaker(mode, self.e, data)
         keep: list[str] = []
         current = probe.drop(start.file)
@@ -397,7 +252,9 @@ class Search:
             start.notes.append(f"{mode}: kept {k} in float: drop on the probe {d:.6f}")
             self.log(f"{self.e.id}: {mode}: keeping {k} in float: drop on the probe {d:.6f}")
             if d <= self.e.budget:
-                t = self.judge(cands.with_float(start.candidate, tuple(keep)), searched=time.monotonic() - searching)
+                t = self.trials.judge(
+                    cands.with_float(start.candidate, tuple(keep)), searched=time.monotonic() - searching
+                )
                 searching = time.monotonic()
                 if t.passed and self.prefer != "accuracy":
                     return
@@ -408,40 +265,27 @@ class Search:
 
             require_torch()
         except UserError as err:
-            self.tried.append(Tried(cands.first("qat"), "skipped", one_line(err, 200)))
+            self.trials.skip(cands.first("qat"), one_line(err, 200))
             return
-        self.judge(cands.first("qat", tuple(self.e.nodes_to_exclude)))
+        self.trials.judge(cands.first("qat", tuple(self.e.nodes_to_exclude)))
 
     def outcome(self) -> Outcome:
+        """What ships for the entry, with the one line that says why."""
         chosen = self.best()
-        seconds = time.monotonic() - self.started
-        e = self.e
         if chosen is None:
             why = "no candidate meets every budget" + (" within the time budget" if self.out_of_time() else "")
-            return Outcome(e, self.tried, None, f"keep fp32: {why}", self.data, seconds, True, self.scratch, False)
+            return self._outcome(None, f"keep fp32: {why}", found=False)
         stage = chosen.candidate.name
         if self.prefer == "speed" and chosen.speed_verdict == "slower":
-            return Outcome(
-                e,
-                self.tried,
+            return self._outcome(
                 None,
                 f"keep fp32: the fastest passing int8 candidate ({stage}) takes {chosen.speed_ratio:.2f}x fp32's "
                 "time on this CPU",
-                self.data,
-                seconds,
-                True,
-                self.scratch,
             )
         if self.prefer == "size" and chosen.size_ratio is not None and chosen.size_ratio >= 1.0:
-            return Outcome(
-                e,
-                self.tried,
+            return self._outcome(
                 None,
                 f"keep fp32: the smallest passing int8 candidate ({stage}) is {chosen.size_ratio:.2f}x fp32's size",
-                self.data,
-                seconds,
-                True,
-                self.scratch,
             )
         d = chosen.row.drop if chosen.row else None
         fig = f", drop {d:.6f}" if d is not None else ""
@@ -453,12 +297,16 @@ class Search:
         if chosen.speed_verdict == "slower" and chosen.speed_ratio is not None:
             fig += f"; note: it takes {chosen.speed_ratio:.2f}x fp32's time on this CPU"
         if chosen.candidate.stage == "current":
-            what = f"keep the shipped {e.mode} sidecar{fig}"
+            what = f"keep the shipped {self.e.mode} sidecar{fig}"
         else:
             what = f"ship {stage} ({chosen.candidate.settings()}){fig}"
-        return Outcome(
-            e, self.tried, chosen, f"{what}, preferring {self.prefer}", self.data, seconds, False, self.scratch
-        )
+        return self._outcome(chosen, f"{what}, preferring {self.prefer}")
+
+    def _outcome(self, chosen: Tried | None, decision: str, *, found: bool = True) -> Outcome:
+        """The outcome shipping `chosen` (None: fp32); `found`: a candidate met every budget."""
+        t = self.trials
+        seconds = time.monotonic() - self.started
+        return Outcome(self.e, t.tried, chosen, decision, t.data, seconds, chosen is None, t.scratch, found)
 
 
 def cleanup(o: Outcome) -> None:
