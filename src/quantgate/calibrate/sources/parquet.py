@@ -31,22 +31,7 @@ def parquet_source(path: Path, slots: list[Slot], columns: list[str], pairs) -> 
     have = list(schema.names)
     kinds = {n: _column_kind(pa, schema.field(n).type) for n in have}
     mapping = _parquet_mapping(path, slots, columns, pairs, have, kinds)
-    needed = list(dict.fromkeys(c for cols in mapping.values() for c in cols))
-    missing = [c for c in needed if c not in kinds]
-    if missing:
-        raise UserError(
-            f"no column(s) {', '.join(repr(c) for c in missing)} (columns: {', '.join(have)})",
-            subject=str(path),
-            fix=f"fix {param('columns')}/{param('maps')}",
-        )
-    for c in needed:
-        if kinds[c] is None:
-            raise UserError(
-                f"is {schema.field(c).type}, calibration columns must be numbers or lists of numbers",
-                subject=str(path),
-                field=f"column '{c}'",
-                fix="feed another column, or store this one as numbers",
-            )
+    needed = _needed_columns(path, schema, mapping, kinds)
     _check_size(path, pf, needed)
     try:
         table = pf.read(columns=needed)
@@ -99,6 +84,27 @@ def parquet_source(path: Path, slots: list[Slot], columns: list[str], pairs) -> 
         bad,
         {"columns": have, "row_groups": pf.metadata.num_row_groups},
     )
+
+
+def _needed_columns(path: Path, schema, mapping: dict[str, list[str]], kinds: dict) -> list[str]:
+    """The columns `mapping` reads, each once, in order: every one present and numeric."""
+    needed = list(dict.fromkeys(c for cols in mapping.values() for c in cols))
+    missing = [c for c in needed if c not in kinds]
+    if missing:
+        raise UserError(
+            f"no column(s) {', '.join(repr(c) for c in missing)} (columns: {', '.join(schema.names)})",
+            subject=str(path),
+            fix=f"fix {param('columns')}/{param('maps')}",
+        )
+    for c in needed:
+        if kinds[c] is None:
+            raise UserError(
+                f"is {schema.field(c).type}, calibration columns must be numbers or lists of numbers",
+                subject=str(path),
+                field=f"column '{c}'",
+                fix="feed another column, or store this one as numbers",
+            )
+    return needed
 
 
 def _column_kind(pa, t) -> str | None:
