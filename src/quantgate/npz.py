@@ -49,27 +49,34 @@ class _Header:
 
 
 def _pickled(path: Path) -> UserError:
-    return UserError(f"{path}: holds Python objects (pickled); save plain numeric arrays")
+    return UserError("holds Python objects (pickled)", subject=str(path), fix="save plain numeric arrays")
 
 
 def _read_header(f: IO[bytes], path: Path, member: str | None, save: str) -> _Header:
     """The header of the `.npy` at `f`'s start (a file, or a zip member), refusing what numpy
     would refuse later or could not allocate."""
-    where = f"member {member!r}: " if member is not None else ""
+    where = f"member {member!r}" if member is not None else None
     try:
         version = np.lib.format.read_magic(f)
     except ValueError:
-        raise UserError(f"{path}: {where}not a .npy array; save it with {save}") from None
+        raise UserError("not a .npy array", subject=str(path), field=where, fix=f"save it with {save}") from None
     if version == (1, 0):
         shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
     elif version == (2, 0):
         shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
     else:
-        raise UserError(f"{path}: {where}a .npy format version {version[0]}.{version[1]} header; save it with {save}")
+        raise UserError(
+            f"a .npy format version {version[0]}.{version[1]} header",
+            subject=str(path),
+            field=where,
+            fix=f"save it with {save}",
+        )
     if dtype.hasobject:
         raise _pickled(path)
     if any(d < 0 for d in shape):
-        raise UserError(f"{path}: {where}a negative dimension in shape {list(shape)}; save it with {save}")
+        raise UserError(
+            f"a negative dimension in shape {list(shape)}", subject=str(path), field=where, fix=f"save it with {save}"
+        )
     return _Header(tuple(shape), dtype, f.tell(), bool(fortran) and len(shape) > 1)
 
 
@@ -156,7 +163,7 @@ def _plan_zip(z: zipfile.ZipFile, path: Path, cap: int, save: str) -> dict[str, 
         name = info.filename
         key = name[:-4] if name.endswith(".npy") else name  # numpy's key for the member
         if key in seen:
-            raise UserError(f"{path}: holds two arrays named {key!r}; save it again with {save}")
+            raise UserError(f"holds two arrays named {key!r}", subject=str(path), fix=f"save it again with {save}")
         seen.add(key)
         with z.open(info) as m:
             h = _read_header(m, path, name, save)
@@ -181,7 +188,7 @@ def read_npz(
     path = Path(path)
     kind = file_kind(path)
     if kind in ("missing", "folder"):
-        raise UserError(f"{path}: {what} not found; {missing_fix}")
+        raise UserError(f"{what} not found", subject=str(path), fix=missing_fix or None)
     if kind != "file":
         raise not_regular(path, kind, what)
     kinds, header, save = (
@@ -197,12 +204,13 @@ def read_npz(
             if magic.startswith(NPY_MAGIC):
                 if not lone_npy:
                     raise UserError(
-                        f"{path}: a single .npy array, not an .npz; save one array per input "
-                        "name with numpy.savez(path, <input_name>=array)"
+                        "a single .npy array, not an .npz",
+                        subject=str(path),
+                        fix="save one array per input name with numpy.savez(path, <input_name>=array)",
                     )
                 return {"": _read_npy(f, path, cap, save)}
             if not magic.startswith(ZIP_MAGIC):
-                raise UserError(f"{path}: not a readable {kinds} ({header}); save it with {save}")
+                raise UserError(f"not a readable {kinds} ({header})", subject=str(path), fix=f"save it with {save}")
             return _read_zip(f, path, cap, save)
     except UserError:
         raise
@@ -210,18 +218,23 @@ def read_npz(
         # numpy says "pickle" both for object arrays and for content it does not recognise
         if "pickle" in str(e).lower():
             raise _pickled(path) from None
-        raise UserError(f"{path}: not a readable {kinds} ({one_line(e, 200)}); save it with {save}") from None
+        raise UserError(
+            f"not a readable {kinds} ({one_line(e, 200)})", subject=str(path), fix=f"save it with {save}"
+        ) from None
     except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise UserError(f"{path}: not a readable {kinds} ({type(e).__name__}); save it with {save}") from None
+        raise UserError(
+            f"not a readable {kinds} ({type(e).__name__})", subject=str(path), fix=f"save it with {save}"
+        ) from None
     except MemoryError:  # within the bounds, but not within this machine's (or container's) memory
         raise UserError(
-            f"{path}: the {what}'s arrays do not fit in the memory this process may use",
+            f"the {what}'s arrays do not fit in the memory this process may use",
+            subject=str(path),
             fix="use a smaller set, or run where more memory is free",
         ) from None
 
 
 def _unreadable(path: Path, e: Exception) -> UserError:
-    return UserError(f"{path}: not a readable .npz ({type(e).__name__}); save it with numpy.savez")
+    return UserError(f"not a readable .npz ({type(e).__name__})", subject=str(path), fix="save it with numpy.savez")
 
 
 class NpzRows:
@@ -233,13 +246,15 @@ class NpzRows:
         self.path = Path(path)
         kind = file_kind(self.path)
         if kind in ("missing", "folder"):
-            raise UserError(f"{self.path}: {what} not found; {missing_fix}")
+            raise UserError(f"{what} not found", subject=str(self.path), fix=missing_fix or None)
         if kind != "file":
             raise not_regular(self.path, kind, what)
         self._f = _open_regular(self.path, what)
         try:
             if not self._f.read(6).startswith(ZIP_MAGIC):
-                raise UserError(f"{self.path}: not a readable .npz (no zip header); save it with numpy.savez")
+                raise UserError(
+                    "not a readable .npz (no zip header)", subject=str(self.path), fix="save it with numpy.savez"
+                )
             self._f.seek(0)
             self._z = zipfile.ZipFile(self._f)
             self._plan = _plan_zip(self._z, self.path, limits.ARRAY_BYTES.value(), "numpy.savez")

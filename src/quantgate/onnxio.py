@@ -47,13 +47,17 @@ def _sig(value_info: onnx.ValueInfoProto, path: Path) -> TensorSig:
     t = value_info.type
     if not t.HasField("tensor_type"):
         raise UserError(
-            f"{path}: input/output '{value_info.name}' is not a tensor (sequences and maps are not supported)"
+            "is not a tensor (sequences and maps are not supported)",
+            subject=str(path),
+            field=f"input/output '{value_info.name}'",
+            fix="export the model with tensor inputs and outputs",
         )
     elem = t.tensor_type.elem_type
     if elem not in _ONNX_TO_NP:
         raise UserError(
-            f"{path}: '{value_info.name}' has element type "
-            f"{onnx.TensorProto.DataType.Name(elem)}, which quantgate cannot draw"
+            f"has element type {onnx.TensorProto.DataType.Name(elem)}, which quantgate cannot draw",
+            subject=str(path),
+            field=f"'{value_info.name}'",
         )
     dims: list[int | str | None] = []
     if t.tensor_type.HasField("shape"):
@@ -78,19 +82,21 @@ def load_model(path: str | Path, *, what: str = "model", external: bool = True) 
     path = Path(path)
     kind = file_kind(path)
     if kind == "missing":
-        raise UserError(f"{path}: {what} file not found")
+        raise UserError(f"{what} file not found", subject=str(path), fix="fix the path")
     if kind == "folder":
-        raise UserError(f"{path}: is a folder, expected an .onnx {what} file")
+        raise UserError(
+            f"is a folder, expected an .onnx {what} file", subject=str(path), fix=f"pass the {what} file itself"
+        )
     if kind != "file":  # a named pipe would block onnx.load for ever
         raise not_regular(path, kind, what)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf raises several types for garbage bytes
         raise UserError(
-            f"{path}: not a readable ONNX {what} ({type(e).__name__}); re-export or re-download it"
+            f"not a readable ONNX {what} ({type(e).__name__})", subject=str(path), fix="re-export or re-download it"
         ) from None
     if not model.graph.node and not model.graph.output:
-        raise UserError(f"{path}: the {what} has an empty graph; re-export it")
+        raise UserError(f"the {what} has an empty graph", subject=str(path), fix="re-export it")
     if external:
         inline_external_data(model, path)
     return model
@@ -103,13 +109,14 @@ def inline_external_data(model: onnx.ModelProto, path: Path) -> bool:
     missing = missing_external_data(model, path)
     if missing:
         raise UserError(
-            f"{path}: weights live in external file '{missing[0]}', which does not "
-            "exist beside the model; restore it or re-save the model with the data inlined"
+            f"weights live in external file '{missing[0]}', which does not exist beside the model",
+            subject=str(path),
+            fix="restore it or re-save the model with the data inlined",
         )
     try:
         onnx.load_external_data_for_model(model, str(path.parent))
     except Exception as e:
-        raise UserError(f"{path}: cannot read its external data ({e}); re-save the model") from None
+        raise UserError(f"cannot read its external data ({e})", subject=str(path), fix="re-save the model") from None
     return True
 
 
@@ -218,7 +225,7 @@ def session(model: str | Path | bytes, *, label: str | Path = "model", threads: 
     try:
         return ort.InferenceSession(src, sess_options=so, providers=["CPUExecutionProvider"])
     except Exception as e:
-        raise UserError(f"{label}: ONNX Runtime cannot load it: {one_line(e, 303)}") from None
+        raise UserError(f"ONNX Runtime cannot load it: {one_line(e, 303)}", subject=str(label)) from None
 
 
 def sig_from_session(sess) -> tuple[list[TensorSig], list[TensorSig]]:
@@ -227,7 +234,7 @@ def sig_from_session(sess) -> tuple[list[TensorSig], list[TensorSig]]:
     def conv(arg):
         dtype = _ORT_TYPES.get(arg.type)
         if dtype is None:
-            raise UserError(f"'{arg.name}' has type {arg.type}, which quantgate cannot draw")
+            raise UserError(f"has type {arg.type}, which quantgate cannot draw", field=f"'{arg.name}'")
         dims = tuple(
             d if isinstance(d, int) and d > 0 else (d if isinstance(d, str) else None) for d in (arg.shape or [])
         )

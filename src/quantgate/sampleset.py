@@ -51,44 +51,58 @@ def validate(arrays: dict, inputs: list[TensorSig], *, label: str, values: bool 
         if extra:
             parts.append("unexpected " + ", ".join(repr(e) for e in extra))
         raise UserError(
-            f"{label}: keys must equal the model's input names ({', '.join(names)}): "
-            f"{'; '.join(parts)}; rename the arrays to the input names"
+            f"keys must equal the model's input names ({', '.join(names)}): {'; '.join(parts)}",
+            subject=label,
+            fix="rename the arrays to the input names",
         )
     counts = {}
     for s in inputs:
         arr = arrays[s.name]
-        where = f"{label}: '{s.name}'"
+        where = f"'{s.name}'"
         if arr.dtype != s.dtype:
             raise UserError(
-                f"{where} is {arr.dtype}, the model input is {s.dtype}; save it as array.astype(numpy.{s.dtype})"
+                f"is {arr.dtype}, the model input is {s.dtype}",
+                subject=label,
+                field=where,
+                fix=f"save it as array.astype(numpy.{s.dtype})",
             )
         try:
             n, whole = feed_shape(s, arr)
         except ValueError as e:
-            raise UserError(f"{where} {e}") from None
+            raise UserError(
+                str(e), subject=label, field=where, fix="store N samples of the input's shape, N first"
+            ) from None
         if n < 1:
-            raise UserError(f"{where} has no samples (N = 0); a set needs at least one")
+            raise UserError("has no samples (N = 0)", subject=label, field=where, fix="store at least one sample")
         per_sample = arr.shape[1:] if whole else (1, *arr.shape[1:])
         model_dims = s.dims if whole else (1, *tuple(s.dims[1:]))
         for i, (want, got) in enumerate(zip(model_dims, per_sample, strict=False)):
             if isinstance(want, int) and want != got and not (not whole and i == 0):
                 raise UserError(
-                    f"{where} has shape {list(arr.shape)}: dim {i} of each sample is {got}, "
-                    f"the model wants {want} (input dims {list(s.dims)}); store samples of the input's shape"
+                    f"has shape {list(arr.shape)}: dim {i} of each sample is {got}, "
+                    f"the model wants {want} (input dims {list(s.dims)})",
+                    subject=label,
+                    field=where,
+                    fix="store samples of the input's shape",
                 )
         if not whole and isinstance(s.dims[0], int) and s.dims[0] != 1:
             raise UserError(
-                f"{where}: the input's first dim is fixed at {s.dims[0]}; store N whole "
-                f"inputs as an array of shape [N, {', '.join(map(str, s.dims))}]"
+                f"the input's first dim is fixed at {s.dims[0]}",
+                subject=label,
+                field=where,
+                fix=f"store N whole inputs as an array of shape [N, {', '.join(map(str, s.dims))}]",
             )
         if values and arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-            raise UserError(f"{where} holds {bad} NaN/inf values; drop or replace those samples")
+            raise UserError(
+                f"holds {bad} NaN/inf values", subject=label, field=where, fix="drop or replace those samples"
+            )
         counts[s.name] = n
     if len(set(counts.values())) > 1:
         raise UserError(
-            f"{label}: inputs have different sample counts "
-            f"({', '.join(f'{k}={v}' for k, v in counts.items())}); give every input N rows"
+            f"inputs have different sample counts ({', '.join(f'{k}={v}' for k, v in counts.items())})",
+            subject=label,
+            fix="give every input N rows",
         )
     return next(iter(counts.values()))
 
@@ -115,7 +129,12 @@ def row_feed(row: dict[str, np.ndarray], headers: dict, inputs: list[TensorSig],
     for s in inputs:
         v = row[s.name]
         if v.dtype.kind == "f" and not np.all(np.isfinite(v)):
-            raise UserError(f"{label}: '{s.name}' holds NaN/inf values in sample {i}; drop or replace those samples")
+            raise UserError(
+                f"holds NaN/inf values in sample {i}",
+                subject=label,
+                field=f"'{s.name}'",
+                fix="drop or replace those samples",
+            )
         _n, whole = feed_shape(s, headers[s.name])
         feed[s.name] = np.asarray(v) if whole else v[None, ...]
     return feed

@@ -319,7 +319,7 @@ def test_an_eval_set_is_read_a_row_at_a_time_and_a_bad_row_is_named(repo):
         [{"id": "two", "onnx": fp32.name, "quant_mode": "dynamic", "quant_eval_set": "eval/two.npz"}],
     )
     row = run_gate(reg).to_json()["models"][0]
-    assert row["status"] == "error" and "'a' holds NaN/inf values in sample 37" in row["reason"], row["reason"]
+    assert row["status"] == "error" and "'a': holds NaN/inf values in sample 37" in row["reason"], row["reason"]
     from quantgate.gate.entry import check_entry
     from quantgate.registry import load_registry
 

@@ -55,8 +55,9 @@ def parse_size(value: str | None) -> tuple[int, int] | None:
         nums = nums * 2
     if len(nums) != 2 or min(nums) < 1:
         raise UserError(
-            f"{param('size')} {value}: expected HEIGHTxWIDTH or one side, "
-            f"e.g. {param('size')} 224x224 or {param('size')} 32"
+            "expected HEIGHTxWIDTH or one side",
+            subject=f"{param('size')} {value}",
+            fix=f"write it like {param('size')} 224x224 or {param('size')} 32",
         )
     return nums[0], nums[1]
 
@@ -70,7 +71,9 @@ def parse_floats(value: str | None, option: str) -> tuple[float, ...] | None:
         out = ()
     if not out or not all(math.isfinite(v) for v in out):
         raise UserError(
-            f"{option} {value}: expected one number or one per channel, comma-separated, e.g. 0.485,0.456,0.406"
+            "expected one number or one per channel, comma-separated",
+            subject=f"{option} {value}",
+            fix=f"write it like {option} 0.485,0.456,0.406",
         )
     return out
 
@@ -100,7 +103,9 @@ def decode(path: Path, c: int, h: int, w: int, fit: str) -> np.ndarray:
         raise
     except Exception as e:
         raise UserError(
-            f"{path}: not a decodable image ({type(e).__name__}: {one_line(e, 120)}); replace or remove it"
+            f"not a decodable image ({type(e).__name__}: {one_line(e, 120)})",
+            subject=str(path),
+            fix="replace or remove it",
         ) from None
     finally:
         Image.MAX_IMAGE_PIXELS = pillows  # type: ignore[attr-defined]
@@ -117,8 +122,9 @@ def decode(path: Path, c: int, h: int, w: int, fit: str) -> np.ndarray:
             iw, ih = nw, nh
         elif iw < w or ih < h:
             raise UserError(
-                f"{path}: is {iw}x{ih} (WxH), smaller than the {w}x{h} crop; "
-                f"use {param('fit')} resize or {param('fit')} resize-crop"
+                f"is {iw}x{ih} (WxH), smaller than the {w}x{h} crop",
+                subject=str(path),
+                fix=f"use {param('fit')} resize or {param('fit')} resize-crop",
             )
         left, top = (iw - w) // 2, (ih - h) // 2
         im = im.crop((left, top, left + w, top + h))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import UserError, param
 from ..onnxio import TensorSig
@@ -48,7 +49,7 @@ def slot_for(sig: TensorSig, dims: dict[str, int]) -> Slot:
     return Slot(sig, False, full[1:])
 
 
-def fit(slot: Slot, shape: tuple, where: str, *, flat_ok: bool = True, fix: str | None = None) -> tuple:
+def fit(slot: Slot, shape: tuple, path: Path, where: str, *, flat_ok: bool = True, fix: str | None = None) -> tuple:
     """The sample shape for data whose rows have `shape`, or a one-line error.
 
     Rows of the template's rank must agree on every known dim. Otherwise (when `flat_ok`) the
@@ -62,8 +63,10 @@ def fit(slot: Slot, shape: tuple, where: str, *, flat_ok: bool = True, fix: str 
     want = _fmt(t)
     if not flat_ok:
         raise UserError(
-            f"{where}: each row has shape {list(shape)}, input {slot.describe()} "
-            f"takes samples of shape {want}; reshape the data to [rows, {', '.join(map(str, _show(t)))}]"
+            f"each row has shape {list(shape)}, input {slot.describe()} takes samples of shape {want}",
+            subject=str(path),
+            field=where,
+            fix=f"reshape the data to [rows, {', '.join(map(str, _show(t)))}]",
         )
     unknown = [i for i, d in enumerate(t) if d is None]
     fixed = math.prod(d for d in t if d is not None)
@@ -71,8 +74,10 @@ def fit(slot: Slot, shape: tuple, where: str, *, flat_ok: bool = True, fix: str 
         if size == fixed:
             return t
         raise UserError(
-            f"{where}: each row gives {size} values, input {slot.describe()} takes "
-            f"{fixed} per sample (shape {want}); " + (fix or f"give exactly {fixed} values per row")
+            f"each row gives {size} values, input {slot.describe()} takes {fixed} per sample (shape {want})",
+            subject=str(path),
+            field=where,
+            fix=fix or f"give exactly {fixed} values per row",
         )
     if len(unknown) == 1 and fixed and size % fixed == 0 and size // fixed >= 1:
         out = list(t)
@@ -80,9 +85,10 @@ def fit(slot: Slot, shape: tuple, where: str, *, flat_ok: bool = True, fix: str 
         return tuple(out)
     names = [str(slot.sig.dims[i + (0 if slot.whole else 1)]) for i in unknown]
     raise UserError(
-        f"{where}: each row gives {size} values and input {slot.describe()} has "
-        f"{len(unknown)} open dims ({', '.join(names)}); fix them with "
-        + " ".join(f"{param('dims')} {n}=VALUE" for n in names)
+        f"each row gives {size} values and input {slot.describe()} has {len(unknown)} open dims ({', '.join(names)})",
+        subject=str(path),
+        field=where,
+        fix="fix them with " + " ".join(f"{param('dims')} {n}=VALUE" for n in names),
     )
 
 
@@ -106,8 +112,9 @@ def parse_dims(items) -> dict[str, int]:
             v = 0
         if not sep or not name or v < 1:
             raise UserError(
-                f"{param('dims')} {item}: expected NAME=VALUE with a positive "
-                f"integer VALUE, e.g. {param('dims')} height=32"
+                "expected NAME=VALUE with a positive integer VALUE",
+                subject=f"{param('dims')} {item}",
+                fix=f"write it like {param('dims')} height=32",
             )
         out[name] = v
     return out

@@ -247,6 +247,10 @@ _HTML_COMMENT = re.compile(r"<!--.*?(-->|$)", re.S)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
+# What a refused artifact should have been: the body the gating run's `comment` wrote.
+_ARTIFACT_FIX = "upload the body that `quantgate comment --body-out FILE` wrote"
+
+
 def sanitise_artifact(raw: bytes, *, source: str = "artifact") -> tuple[str, str]:
     """Untrusted comment body from a fork's run -> (body safe to post, its marker line).
 
@@ -256,18 +260,22 @@ def sanitise_artifact(raw: bytes, *, source: str = "artifact") -> tuple[str, str
     `@mentions` so nobody is pinged by what a fork wrote.
     """
     if len(raw) > GITHUB_LIMIT:
-        raise UserError(f"{source}: {len(raw)} bytes, over the {GITHUB_LIMIT}-byte cap; not posting it")
+        raise UserError(
+            f"{len(raw)} bytes, over the {GITHUB_LIMIT}-byte cap, not posting it", subject=source, fix=_ARTIFACT_FIX
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise UserError(f"{source}: not UTF-8 text; not posting it") from None
+        raise UserError("not UTF-8 text, not posting it", subject=source, fix=_ARTIFACT_FIX) from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     first, _, rest = text.partition("\n")
     first = first.strip().lstrip("\ufeff")
     if not MARKER_RE.match(first):
         raise UserError(
-            f"{source}: first line is not a quantgate marker "
-            "('<!-- quantgate:comment registry=... -->'); not posting it"
+            "not a quantgate marker ('<!-- quantgate:comment registry=... -->'), not posting it",
+            subject=source,
+            field="first line",
+            fix=_ARTIFACT_FIX,
         )
     # Until nothing changes: `<!<!-- x -->-- hidden -->` is a comment again once the inner one goes.
     while True:
@@ -278,22 +286,30 @@ def sanitise_artifact(raw: bytes, *, source: str = "artifact") -> tuple[str, str
     rest = rest.replace("<!--", "&lt;!--")
     second = rest.split("\n", 1)[0]
     if not second.startswith(HEADLINES):
-        raise UserError(f"{source}: second line is not a quantgate verdict line; not posting it")
+        raise UserError(
+            "not a quantgate verdict line, not posting it", subject=source, field="second line", fix=_ARTIFACT_FIX
+        )
     body = first + "\n" + neutralise_mentions(rest)
     if size(body) > GITHUB_LIMIT:  # the zero-width spaces can add a little
-        raise UserError(f"{source}: over {GITHUB_LIMIT} bytes after sanitising; not posting it")
+        raise UserError(
+            f"over {GITHUB_LIMIT} bytes after sanitising, not posting it", subject=source, fix=_ARTIFACT_FIX
+        )
     return body, first
 
 
 def workflow_run_from_event(event_path: str | None) -> dict:
     if not event_path:
         raise UserError(
-            f"GITHUB_EVENT_PATH: not set; {param('workflow_run_event')} needs the workflow_run event payload"
+            f"not set; {param('workflow_run_event')} needs the workflow_run event payload",
+            subject="GITHUB_EVENT_PATH",
+            fix="run this from an `on: workflow_run` workflow",
         )
     event = context.load_event(event_path, strict=True)
     wr = event.get("workflow_run")
     if not isinstance(wr, dict):
-        raise UserError(f"{event_path}: workflow_run: missing; run this from an `on: workflow_run` workflow")
+        raise UserError(
+            "missing", subject=event_path, field="workflow_run", fix="run this from an `on: workflow_run` workflow"
+        )
     return wr
 
 
@@ -340,7 +356,7 @@ def client_for(token: str | None, env) -> GitHubClient:
     try:
         return GitHubClient.from_env(token, env)
     except ValueError as e:
-        raise UserError(str(e)) from None
+        raise UserError(str(e), fix="set the variable right, or unset it") from None
 
 
 def post_results(

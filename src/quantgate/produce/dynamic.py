@@ -131,10 +131,11 @@ def quantize_dynamic(
         if not _quantisable(prepared.model, ops):
             present = {n.op_type for n in prepared.model.graph.node}
             raise UserError(
-                f"{model}: has no {'/'.join(o for o in ops if o != 'Gather') or 'quantisable'} node with "
+                f"has no {'/'.join(o for o in ops if o != 'Gather') or 'quantisable'} node with "
                 f"constant weights{' or Gather of a weight table' if 'Gather' in ops else ''} to quantise "
-                f"dynamically (its ops: {', '.join(sorted(present))}); use 'quantgate ptq-static' for conv "
-                f"models or pass {param('op_types')}"
+                f"dynamically (its ops: {', '.join(sorted(present))})",
+                subject=str(model),
+                fix=f"use 'quantgate ptq-static' for conv models or pass {param('op_types')}",
             )
         details: dict = {"op_types_requested": ops}
         if cfg.preprocess:
@@ -159,7 +160,7 @@ def quantize_dynamic(
         except UserError:
             raise
         except Exception as e:
-            raise UserError(f"{model}: dynamic quantisation failed: {one_line(e, 300)}") from None
+            raise UserError(f"dynamic quantisation failed: {one_line(e, 300)}", subject=str(model)) from None
         return details
 
     return produce(

@@ -39,24 +39,36 @@ def preflight(path: Path) -> Preflight:
     inline_external_data(model, path)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is None:
-        raise UserError(f"{path}: declares no ai.onnx opset; re-export it with an opset_import for the default domain")
+        raise UserError(
+            "declares no ai.onnx opset",
+            subject=str(path),
+            field="opset_import",
+            fix="re-export it with an opset_import for the default domain",
+        )
     if opset < MIN_OPSET:
         raise UserError(
-            f"{path}: opset {opset} is older than {MIN_OPSET}, the first with int8 "
-            "operators; upgrade it (onnx.version_converter) or re-export"
+            f"opset {opset} is older than {MIN_OPSET}, the first with int8 operators",
+            subject=str(path),
+            field="opset_import",
+            fix="upgrade it (onnx.version_converter) or re-export",
         )
     fp16 = [i.name for i in model.graph.input if i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16]
     fp16 += [t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16]
     if fp16:
         # The onnxruntime quantiser inserts float32-only ops and writes a model that does not load.
         raise UserError(
-            f"{path}: float16 graph ('{fp16[0]}' is float16); the int8 quantiser takes "
-            "float32 models: export the model in float32 and quantise that"
+            f"float16 graph ('{fp16[0]}' is float16); the int8 quantiser takes float32 models",
+            subject=str(path),
+            fix="export the model in float32 and quantise that",
         )
     # value_info is only a hint; the quantiser re-infers shapes and trips over stale ones.
     dropped = len(model.graph.value_info)
     del model.graph.value_info[:]
     if not graph_inputs(model, path):
-        raise UserError(f"{path}: the model has no inputs; there is nothing to calibrate or gate")
+        raise UserError(
+            "the model has no inputs; there is nothing to calibrate or gate",
+            subject=str(path),
+            fix="export it with its inputs as graph inputs (not initializers)",
+        )
     session(model.SerializeToString(), label=str(path))
     return Preflight(model, dropped, opset, external_files)

@@ -26,7 +26,7 @@ class Where:
         self.source = source
 
     def fail(self, key: str, what: str, fix: str) -> UserError:
-        return UserError(f"{self.source}: {key}: {what}; {fix}")
+        return UserError(what, subject=self.source, field=key, fix=fix)
 
 
 def unknown_keys(w: Where, mapping: dict, allowed: set, prefix: str) -> None:

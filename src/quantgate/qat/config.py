@@ -185,21 +185,25 @@ def _relative(base: Path, raw: str) -> Path:
 def _document(path: Path, w: Where) -> dict:
     """The YAML file as a mapping with known top-level keys, model and data among them."""
     if not path.is_file():
-        raise UserError(f"{w.source}: config not found; pass {param('config')} PATH to a QAT YAML file")
+        raise UserError("config not found", subject=w.source, fix=f"pass {param('config')} PATH to a QAT YAML file")
     import yaml
 
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "?"
         raise UserError(
-            f"{w.source}: {where}: not valid YAML ({getattr(e, 'problem', None) or e}); fix the syntax"
+            f"not valid YAML ({getattr(e, 'problem', None) or e})",
+            subject=w.source,
+            line=mark.line + 1 if mark else None,
+            fix="fix the syntax",
         ) from None
     except UnicodeDecodeError:
-        raise UserError(f"{w.source}: not UTF-8 text; save the config as UTF-8") from None
+        raise UserError("not UTF-8 text", subject=w.source, fix="save the config as UTF-8") from None
     if not isinstance(doc, dict):
-        raise UserError(f"{w.source}: expected a mapping at the top (model:, data:, loss:, qat:, ...); see docs/qat.md")
+        raise UserError(
+            "expected a mapping at the top (model:, data:, loss:, qat:, ...)", subject=w.source, fix="see docs/qat.md"
+        )
     unknown_keys(w, doc, _TOP, "")
     for k in ("model", "data"):
         if k not in doc:

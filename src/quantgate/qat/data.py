@@ -28,12 +28,12 @@ class TrainingData:
         return int(self.target.shape[0])
 
 
-def _as_f32(arr: np.ndarray, where: str, fix: str) -> np.ndarray:
+def _as_f32(arr: np.ndarray, source: str, field: str) -> np.ndarray:
     if arr.dtype.kind not in "fiub":
-        raise UserError(f"{where}: dtype {arr.dtype} is not numeric; {fix}")
+        raise UserError(f"dtype {arr.dtype} is not numeric", subject=source, field=field, fix="store numbers")
     out = np.array(arr, dtype=np.float32, order="C", copy=True)  # writable, for torch.from_numpy
     if not np.all(np.isfinite(out)):
-        raise UserError(f"{where}: holds NaN/inf values; drop or replace those rows")
+        raise UserError("holds NaN/inf values", subject=source, field=field, fix="drop or replace those rows")
     return out
 
 
@@ -41,15 +41,17 @@ def _npz(path: Path, spec: DataSpec, source: str) -> TrainingData:
     try:
         z = read_npz(path, what="training data", missing_fix="fix the path (relative to the config file)")
     except UserError as e:
-        raise UserError(f"{source}: data.path: {e}") from None
+        raise UserError(e.render(fix=False), subject=source, field="data.path", fix=e.fix) from None
     arrays = {}
     for what, key in [*((f"data.inputs[{i}]", k) for i, k in enumerate(spec.inputs)), ("data.target", spec.target)]:
         if key not in z:
             raise UserError(
-                f"{source}: {what}: key '{key}' is not in {path.name} "
-                f"(it has {', '.join(sorted(z)) or 'no arrays'}); name one of those"
+                f"key '{key}' is not in {path.name} (it has {', '.join(sorted(z)) or 'no arrays'})",
+                subject=source,
+                field=what,
+                fix="name one of those",
             )
-        arrays[what] = _as_f32(z[key], f"{source}: {what} ('{key}' in {path.name})", "store numbers")
+        arrays[what] = _as_f32(z[key], source, f"{what} ('{key}' in {path.name})")
     ins = [arrays[f"data.inputs[{i}]"] for i in range(len(spec.inputs))]
     return TrainingData(ins, arrays["data.target"], str(path))
 
@@ -61,14 +63,21 @@ def _parquet(path: Path, spec: DataSpec, source: str) -> TrainingData:
     try:
         table = pq.read_table(path)
     except Exception as e:
-        raise UserError(f"{source}: data.path: {path} is not a readable parquet file ({one_line(e, 160)})") from None
+        raise UserError(
+            f"{path} is not a readable parquet file ({one_line(e, 160)})",
+            subject=source,
+            field="data.path",
+            fix="write it with pyarrow or pandas .to_parquet, or save the data as .npz",
+        ) from None
     cols = set(table.column_names)
 
     def column(name: str, what: str) -> np.ndarray:
         if name not in cols:
             raise UserError(
-                f"{source}: {what}: column '{name}' is not in {path.name} "
-                f"(it has {', '.join(table.column_names)}); name one of those"
+                f"column '{name}' is not in {path.name} (it has {', '.join(table.column_names)})",
+                subject=source,
+                field=what,
+                fix="name one of those",
             )
         c = table.column(name)
         try:  # scalar columns convert directly; list columns row by row, then stack
@@ -79,10 +88,12 @@ def _parquet(path: Path, spec: DataSpec, source: str) -> TrainingData:
             arr = np.asarray([None], dtype=object)
         if arr.dtype == object:
             raise UserError(
-                f"{source}: {what}: column '{name}' has ragged or non-numeric values; "
-                "give every row the same number of numbers"
+                f"column '{name}' has ragged or non-numeric values",
+                subject=source,
+                field=what,
+                fix="give every row the same number of numbers",
             )
-        return _as_f32(arr, f"{source}: {what} (column '{name}')", "store numbers")
+        return _as_f32(arr, source, f"{what} (column '{name}')")
 
     def get(key, what: str) -> np.ndarray:
         if isinstance(key, tuple):  # several scalar columns stacked into a feature vector
@@ -90,7 +101,10 @@ def _parquet(path: Path, spec: DataSpec, source: str) -> TrainingData:
             bad = [k for k, p in zip(key, parts, strict=False) if p.ndim != 1]
             if bad:
                 raise UserError(
-                    f"{source}: {what}: column(s) {', '.join(bad)} are not scalar; stack only scalar columns"
+                    f"column(s) {', '.join(bad)} are not scalar",
+                    subject=source,
+                    field=what,
+                    fix="stack only scalar columns",
                 )
             return np.stack(parts, axis=1)
         arr = column(key, what)
@@ -112,14 +126,23 @@ def load_file_data(spec: DataSpec, source: str) -> TrainingData:
 def check_counts(data: TrainingData, source: str) -> None:
     counts = [a.shape[0] if a.ndim else 0 for a in (*data.inputs, data.target)]
     if any(a.ndim == 0 for a in (*data.inputs, data.target)):
-        raise UserError(f"{source}: data: an array is a scalar; store [N, ...] arrays with one row per sample")
+        raise UserError(
+            "an array is a scalar", subject=source, field="data", fix="store [N, ...] arrays with one row per sample"
+        )
     if len(set(counts)) > 1:
         raise UserError(
-            f"{source}: data: inputs and target have different row counts "
-            f"({', '.join(map(str, counts))}); give every array N rows"
+            f"inputs and target have different row counts ({', '.join(map(str, counts))})",
+            subject=source,
+            field="data",
+            fix="give every array N rows",
         )
     if counts[0] < 2:
-        raise UserError(f"{source}: data: {counts[0]} sample(s); QAT needs at least 2 (a few hundred is typical)")
+        raise UserError(
+            f"{counts[0]} sample(s), QAT needs at least 2",
+            subject=source,
+            field="data",
+            fix="give more rows (a few hundred is typical)",
+        )
 
 
 def import_object(spec: str, base_dir: Path, *, key: str, source: str):
@@ -130,7 +153,9 @@ def import_object(spec: str, base_dir: Path, *, key: str, source: str):
             file = Path(mod_part)
             file = file if file.is_absolute() else (base_dir / file)
             if not file.is_file():
-                raise UserError(f"{source}: {key}: file not found: {file}; fix the path (relative to the config)")
+                raise UserError(
+                    f"file not found: {file}", subject=source, field=key, fix="fix the path (relative to the config)"
+                )
             mod_name = f"quantgate_user_{file.stem}_{abs(hash(str(file.resolve()))) & 0xFFFFFFFF:x}"
             module = sys.modules.get(mod_name)
             if module is None:
@@ -154,12 +179,18 @@ def import_object(spec: str, base_dir: Path, *, key: str, source: str):
         raise
     except Exception as e:
         raise UserError(
-            f"{source}: {key}: cannot import '{mod_part}' ({type(e).__name__}: "
-            f"{one_line(e, 160)}); fix the module path or install it"
+            f"cannot import '{mod_part}' ({type(e).__name__}: {one_line(e, 160)})",
+            subject=source,
+            field=key,
+            fix="fix the module path or install it",
         ) from None
     obj = getattr(module, name, None)
     if obj is None:
-        raise UserError(f"{source}: {key}: '{mod_part}' has no '{name}'; name a class or function it defines")
+        raise UserError(
+            f"'{mod_part}' has no '{name}'", subject=source, field=key, fix="name a class or function it defines"
+        )
     if not callable(obj):
-        raise UserError(f"{source}: {key}: '{spec}' is not callable; name an nn.Module class or a factory function")
+        raise UserError(
+            f"'{spec}' is not callable", subject=source, field=key, fix="name an nn.Module class or a factory function"
+        )
     return obj

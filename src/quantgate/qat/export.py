@@ -137,9 +137,11 @@ def _check_dynamo_graph(m, s: QatSettings) -> None:
     opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset != s.opset:
         raise UserError(
-            f"{s.source}: qat.opset: the dynamo exporter wrote opset {opset}, not {s.opset} (its "
-            f"version converter could not go below 18 for this model); set opset: 18 or use "
-            "exporter: torchscript"
+            f"the dynamo exporter wrote opset {opset}, not {s.opset} (its version converter could not go below 18 "
+            "for this model)",
+            subject=s.source,
+            field="qat.opset",
+            fix="set opset: 18 or use exporter: torchscript",
         )
     for vi in list(m.graph.input) + list(m.graph.output):
         dims = vi.type.tensor_type.shape.dim
@@ -148,9 +150,10 @@ def _check_dynamo_graph(m, s: QatSettings) -> None:
             if axis >= len(dims) or not dims[axis].dim_param:
                 got = dims[axis].dim_value if axis < len(dims) else "absent"
                 raise UserError(
-                    f"{s.source}: qat.dynamic_axes.{vi.name}: the dynamo exporter fixed axis {axis} "
-                    f"to {got} (torch.export found it static in forward()); drop that axis or use "
-                    "exporter: torchscript"
+                    f"the dynamo exporter fixed axis {axis} to {got} (torch.export found it static in forward())",
+                    subject=s.source,
+                    field=f"qat.dynamic_axes.{vi.name}",
+                    fix="drop that axis or use exporter: torchscript",
                 )
             # outputs are named after the input's symbol (batch, or s0 for an expression): use the config's label
             dims[axis].dim_param = str(label)
@@ -184,9 +187,10 @@ def _export_file(module: nn.Module, s: QatSettings, example: tuple, dst: Path) -
         raise
     except Exception as e:
         raise UserError(
-            f"{s.source}: qat.exporter: the {s.exporter} ONNX export failed ({type(e).__name__}: "
-            f"{one_line(e, 200)}); try exporter: "
-            f"{'torchscript' if s.exporter == 'dynamo' else 'dynamo'}"
+            f"the {s.exporter} ONNX export failed ({type(e).__name__}: {one_line(e, 200)})",
+            subject=s.source,
+            field="qat.exporter",
+            fix=f"try exporter: {'torchscript' if s.exporter == 'dynamo' else 'dynamo'}",
         ) from None
 
 
@@ -226,14 +230,22 @@ class Outputs:
         """Refuse a wrong suffix, a kept export that would overwrite the int8 file, or a report
         that would replace a file the run writes or `reads` (by what it is), before any work."""
         if self.int8.suffix != ".onnx":
-            raise UserError(f"{param('output')} {self.int8}: must end in .onnx (e.g. model.int8.onnx)")
-        for flag, p in ((f"{param('keep_fp32')}", self.fp32), (f"{param('keep_warm_fp32')}", self.warm_fp32)):
+            raise UserError(
+                "must end in .onnx", subject=f"{param('output')} {self.int8}", fix="name it like model.int8.onnx"
+            )
+        for flag, p in ((param("keep_fp32"), self.fp32), (param("keep_warm_fp32"), self.warm_fp32)):
             if p is not None and Path(p).suffix != ".onnx":
-                raise UserError(f"{flag} {p}: must end in .onnx")
+                raise UserError("must end in .onnx", subject=f"{flag} {p}", fix="name it like model.fp32.onnx")
             if p is not None and Path(p).resolve() == self.int8.resolve():
-                raise UserError(f"{flag} {p}: is the same file as {param('output')}; pick another path")
+                raise UserError(
+                    f"is the same file as {param('output')}", subject=f"{flag} {p}", fix="pick another path"
+                )
         if self.calibration is not None and Path(self.calibration).suffix != ".npz":
-            raise UserError(f"{param('keep_calibration')} {self.calibration}: must end in .npz")
+            raise UserError(
+                "must end in .npz",
+                subject=f"{param('keep_calibration')} {self.calibration}",
+                fix="name it like cal.npz",
+            )
         written = {"int8 output": self.int8, "kept fp32 export": self.fp32, "kept warm-start export": self.warm_fp32}
         refuse_clobber(self.report, param("report_out"), {**written, **(reads or {})})
 

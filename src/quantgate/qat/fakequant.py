@@ -89,9 +89,10 @@ def insert_fake_quant(model: nn.Module, example: tuple, s: QatSettings) -> nn.Mo
             )
     except Exception as e:
         raise UserError(
-            f"{s.source}: model.factory: {s.factory} cannot be traced for QAT by torch.fx "
-            f"({type(e).__name__}: {one_line(e, 200)}); keep forward() free of "
-            "data-dependent Python control flow"
+            f"{s.factory} cannot be traced for QAT by torch.fx ({type(e).__name__}: {one_line(e, 200)})",
+            subject=s.source,
+            field="model.factory",
+            fix="keep forward() free of data-dependent Python control flow",
         ) from None
 
 
@@ -153,9 +154,11 @@ def copy_conditioned(prepared: nn.Module, fresh: nn.Module, s: QatSettings) -> n
     missing = [k for k in dst if k not in src or tuple(src[k].shape) != tuple(dst[k].shape)]
     if missing:
         raise UserError(
-            f"{s.source}: model.factory: cannot map the QAT weights back onto {s.factory} "
-            f"({', '.join(missing[:4])} not found; batch norm folding is not supported); "
-            "remove BatchNorm or fold it before QAT"
+            f"cannot map the QAT weights back onto {s.factory} "
+            f"({', '.join(missing[:4])} not found; batch norm folding is not supported)",
+            subject=s.source,
+            field="model.factory",
+            fix="remove BatchNorm or fold it before QAT",
         )
     fresh.load_state_dict({k: src[k].detach().clone() for k in dst})
     fresh.eval()

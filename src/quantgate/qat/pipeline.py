@@ -160,7 +160,9 @@ def run(
 def _arrays(data) -> TrainingData:
     """`run_qat`'s `data`, (inputs, target) as arrays or tensors, as float32 training data."""
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
-        raise UserError("run_qat: data: expected (inputs, target) with arrays [N, ...]")
+        raise UserError(
+            "expected (inputs, target)", subject="run_qat", field="data", fix="pass (inputs, target), arrays [N, ...]"
+        )
     ins, tgt = data
     ins = list(ins) if isinstance(ins, (list, tuple)) else [ins]
 
@@ -176,7 +178,9 @@ def _overrides(settings: dict) -> dict:
     """`run_qat`'s keyword settings as QatSettings values: known names only, tuples for names/shapes."""
     unknown = sorted(set(settings) - set(QatSettings.__dataclass_fields__) - {"factory", "data", "source", "base_dir"})
     if unknown:
-        raise UserError(f"run_qat: unknown setting(s) {', '.join(unknown)}; see QatSettings")
+        raise UserError(
+            f"unknown setting(s) {', '.join(unknown)}", subject="run_qat", fix="see QatSettings for the known ones"
+        )
     for k in ("input_names", "output_names"):
         if isinstance(settings.get(k), (list, str)):
             v = settings[k]
@@ -211,11 +215,13 @@ def run_qat(
     input_shapes, output_names, dynamic_axes, opset, exporter, n_calibration, val_fraction).
     """
     if output is None:
-        raise UserError("run_qat: output: missing; pass output='model.int8.onnx'")
+        raise UserError("missing", subject="run_qat", field="output", fix="pass output='model.int8.onnx'")
     if config is not None:
         s = load_config(config)
     elif model is None or data is None:
-        raise UserError("run_qat: give model and data, or config='qat.yaml'")
+        raise UserError(
+            "no model and data to train", subject="run_qat", fix="give model and data, or config='qat.yaml'"
+        )
     else:
         s = QatSettings(
             factory=model if isinstance(model, str) else getattr(model, "__qualname__", "model"), data=DataSpec()

@@ -134,8 +134,10 @@ def train(
             total += float(loss.detach()) * len(b)
         if not math.isfinite(total):
             raise UserError(
-                f"{s.source}: {'qat.lr_qat' if qat else 'lr'}: the {phase} loss became {total} at epoch "
-                f"{ep + 1}; lower the learning rate"
+                f"the {phase} loss became {total} at epoch {ep + 1}",
+                subject=s.source,
+                field="qat.lr_qat" if qat else "lr",
+                fix="lower the learning rate",
             )
         if qat:
             assert cal_inputs is not None

@@ -29,13 +29,17 @@ def build_model(factory: Callable, kwargs: dict, s: QatSettings) -> nn.Module:
         m = factory(**kwargs)
     except Exception as e:
         raise UserError(
-            f"{s.source}: model.factory: {s.factory}({', '.join(f'{k}=' for k in kwargs)}) "
-            f"raised {type(e).__name__}: {one_line(e, 160)}; fix model.kwargs"
+            f"{s.factory}({', '.join(f'{k}=' for k in kwargs)}) raised {type(e).__name__}: {one_line(e, 160)}",
+            subject=s.source,
+            field="model.factory",
+            fix="fix model.kwargs",
         ) from None
     if not isinstance(m, nn.Module):
         raise UserError(
-            f"{s.source}: model.factory: {s.factory} returned {type(m).__name__}, not a "
-            "torch.nn.Module; name an nn.Module class or a function returning one"
+            f"{s.factory} returned {type(m).__name__}, not a torch.nn.Module",
+            subject=s.source,
+            field="model.factory",
+            fix="name an nn.Module class or a function returning one",
         )
     return m
 
@@ -47,8 +51,10 @@ def load_init(model: nn.Module, s: QatSettings) -> None:
         state = torch.load(s.init, map_location="cpu", weights_only=True)
     except Exception as e:
         raise UserError(
-            f"{s.source}: model.init: {s.init} is not a loadable state_dict ({type(e).__name__}: "
-            f"{one_line(e, 160)}); save it with torch.save(model.state_dict(), path)"
+            f"{s.init} is not a loadable state_dict ({type(e).__name__}: {one_line(e, 160)})",
+            subject=s.source,
+            field="model.init",
+            fix="save it with torch.save(model.state_dict(), path)",
         ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
@@ -56,8 +62,10 @@ def load_init(model: nn.Module, s: QatSettings) -> None:
         model.load_state_dict(state)
     except Exception as e:
         raise UserError(
-            f"{s.source}: model.init: {s.init} does not fit {s.factory} "
-            f"({one_line(e, 200)}); save the weights of the same architecture"
+            f"{s.init} does not fit {s.factory} ({one_line(e, 200)})",
+            subject=s.source,
+            field="model.init",
+            fix="save the weights of the same architecture",
         ) from None
 
 
@@ -68,12 +76,17 @@ def generated(spec: DataSpec, s: QatSettings) -> TrainingData:
         out = fn(spec.samples, torch.Generator().manual_seed(spec.seed))
     except Exception as e:
         raise UserError(
-            f"{s.source}: data.generator: {spec.generator} raised {type(e).__name__}: "
-            f"{one_line(e, 160)}; it is called as fn(samples, torch.Generator)"
+            f"{spec.generator} raised {type(e).__name__}: {one_line(e, 160)}",
+            subject=s.source,
+            field="data.generator",
+            fix="it is called as fn(samples, torch.Generator)",
         ) from None
     if not isinstance(out, (tuple, list)) or len(out) < 2:
         raise UserError(
-            f"{s.source}: data.generator: {spec.generator} must return (*inputs, target), got {type(out).__name__}"
+            f"{spec.generator} returned {type(out).__name__}",
+            subject=s.source,
+            field="data.generator",
+            fix="return (*inputs, target)",
         )
     arrays = [
         np.ascontiguousarray(np.asarray(t.detach().cpu() if torch.is_tensor(t) else t, dtype=np.float32)) for t in out
@@ -106,27 +119,39 @@ def resolve_io(s: QatSettings, data: TrainingData) -> QatSettings:
             names = ("input",) if n_in == 1 else tuple(f"input_{i}" for i in range(n_in))
     if len(names) != n_in:
         raise UserError(
-            f"{s.source}: qat.input_names: {len(names)} name(s) but the data has {n_in} input(s); "
-            "give one name per input"
+            f"{len(names)} name(s) but the data has {n_in} input(s)",
+            subject=s.source,
+            field="qat.input_names",
+            fix="give one name per input",
         )
     outs = s.output_names or ("output",)
     if len(outs) != 1:
-        raise UserError(f"{s.source}: qat.output_names: {len(outs)} names; QAT trains models with one output")
+        raise UserError(
+            f"{len(outs)} names, QAT trains models with one output",
+            subject=s.source,
+            field="qat.output_names",
+            fix="give one name",
+        )
     axes = s.dynamic_axes
     if axes is None:
         axes = {n: {0: "batch"} for n in (*names, *outs)}
     unknown = sorted(set(axes) - set(names) - set(outs))
     if unknown:
         raise UserError(
-            f"{s.source}: qat.dynamic_axes.{unknown[0]}: names no input or output; "
-            f"use one of {', '.join((*names, *outs))}"
+            "names no input or output",
+            subject=s.source,
+            field=f"qat.dynamic_axes.{unknown[0]}",
+            fix=f"use one of {', '.join((*names, *outs))}",
         )
     shapes = s.input_shapes
     if shapes is None:
         shapes = tuple((1, *a.shape[1:]) for a in data.inputs)
     if len(shapes) != n_in:
         raise UserError(
-            f"{s.source}: qat.input_shape: {len(shapes)} shape(s) for {n_in} data input(s); give one shape per input"
+            f"{len(shapes)} shape(s) for {n_in} data input(s)",
+            subject=s.source,
+            field="qat.input_shape",
+            fix="give one shape per input",
         )
     _check_shapes(s, data, names, shapes, axes)
     opset = s.opset if s.opset is not None else (18 if s.exporter == "dynamo" else 17)
@@ -150,8 +175,10 @@ def _check_shapes(s: QatSettings, data: TrainingData, names: tuple, shapes: tupl
             d != w for j, (d, w) in enumerate(zip(per, shape[1:], strict=False), 1) if j not in dyn
         ):
             raise UserError(
-                f"{s.source}: data.inputs[{i}]: '{key}' has per-sample shape {list(per)}, but "
-                f"qat input '{name}' is {list(shape)} (batch first); fix the data or qat.input_shape"
+                f"'{key}' has per-sample shape {list(per)}, but qat input '{name}' is {list(shape)} (batch first)",
+                subject=s.source,
+                field=f"data.inputs[{i}]",
+                fix="fix the data or qat.input_shape",
             )
 
 
@@ -164,16 +191,25 @@ def check_forward(model: nn.Module, s: QatSettings, data: TrainingData) -> None:
     except Exception as e:
         shapes = ", ".join(str(list(x.shape)) for x in xs)
         raise UserError(
-            f"{s.source}: data: {s.factory} fails on a batch of the data (inputs {shapes}): "
-            f"{type(e).__name__}: {one_line(e, 200)}; match data.inputs to forward()"
+            f"{s.factory} fails on a batch of the data (inputs {shapes}): {type(e).__name__}: {one_line(e, 200)}",
+            subject=s.source,
+            field="data",
+            fix="match data.inputs to forward()",
         ) from None
     if not torch.is_tensor(y):
-        raise UserError(f"{s.source}: model.factory: forward() returns {type(y).__name__}; QAT needs one tensor output")
+        raise UserError(
+            f"forward() returns {type(y).__name__}, QAT needs one tensor output",
+            subject=s.source,
+            field="model.factory",
+            fix="return one tensor from forward()",
+        )
     want = data.target.shape[1:]
     if tuple(y.shape[1:]) != tuple(want) or y.shape[0] != 2:
         raise UserError(
-            f"{s.source}: data.target: per-sample shape {list(want)}, but the model's output per "
-            f"sample is {list(y.shape[1:])}; reshape the target to match the output"
+            f"per-sample shape {list(want)}, but the model's output per sample is {list(y.shape[1:])}",
+            subject=s.source,
+            field="data.target",
+            fix="reshape the target to match the output",
         )
 
 

@@ -43,17 +43,25 @@ def open_source(path: Path, slots: list[Slot], *, columns=(), maps=(), image: Im
     if columns and pairs:
         raise UserError(
             f"{param('columns')} and {param('maps')} exclude each other: {param('columns')} orders the columns of a "
-            f"single input, {param('maps')} COL=INPUT (repeated, in order) assigns columns to inputs"
+            f"single input, {param('maps')} COL=INPUT (repeated, in order) assigns columns to inputs",
+            fix="give one of them",
         )
     if kind != "parquet" and columns:
-        raise UserError(f"{path}: {param('columns')} picks parquet columns; this source is {kind}")
+        raise UserError(
+            f"picks parquet columns; this source is {kind}",
+            subject=str(path),
+            field=param("columns"),
+            fix=f"leave {param('columns')} out",
+        )
     if kind == "parquet":
         return parquet_source(path, slots, list(columns), pairs)
     if kind in ("npy", "npz"):
         return array_source(path, kind, slots, pairs)
     if pairs:
         raise UserError(
-            f"{path}: {param('maps')} assigns parquet columns or .npz keys; "
-            f"an image folder feeds the model's one image input"
+            "assigns parquet columns or .npz keys; an image folder feeds the model's one image input",
+            subject=str(path),
+            field=param("maps"),
+            fix=f"leave {param('maps')} out",
         )
     return image_source(path, slots, image)

@@ -25,23 +25,34 @@ def array_source(path: Path, kind: str, slots: list[Slot], pairs) -> Source:
     if "" in arrays:  # a single .npy array
         if len(slots) != 1:
             raise UserError(
-                f"{path}: one .npy array cannot feed {len(slots)} inputs ({', '.join(names)}); "
-                "save an .npz with one array per input name"
+                f"one .npy array cannot feed {len(slots)} inputs ({', '.join(names)})",
+                subject=str(path),
+                fix="save an .npz with one array per input name",
             )
         if pairs:
-            raise UserError(f"{path}: {param('maps')} names .npz keys or parquet columns; a .npy holds one array")
+            raise UserError(
+                "names .npz keys or parquet columns; a .npy holds one array",
+                subject=str(path),
+                field=param("maps"),
+                fix=f"leave {param('maps')} out",
+            )
         chosen = {names[0]: ""}
     else:
         chosen = {}
         for key, inp in pairs:
             if key not in arrays:
                 raise UserError(
-                    f"{path}: {param('maps')} {key}={inp}: no array '{key}' (keys: {', '.join(sorted(arrays))})"
+                    f"no array '{key}' (keys: {', '.join(sorted(arrays))})",
+                    subject=str(path),
+                    field=f"{param('maps')} {key}={inp}",
+                    fix="map one of those keys",
                 )
             if inp in chosen:
                 raise UserError(
-                    f"{path}: {param('maps')} gives input '{inp}' two arrays ('{chosen[inp]}', '{key}'); "
-                    "an .npz array feeds one input whole"
+                    f"gives input '{inp}' two arrays ('{chosen[inp]}', '{key}'); an .npz array feeds one input whole",
+                    subject=str(path),
+                    field=param("maps"),
+                    fix="map one array to each input",
                 )
             chosen[inp] = key
         for n in names:
@@ -50,21 +61,23 @@ def array_source(path: Path, kind: str, slots: list[Slot], pairs) -> Source:
         missing = [n for n in names if n not in chosen]
         if missing:
             raise UserError(
-                f"{path}: no array for input(s) {', '.join(missing)} (keys: "
-                f"{', '.join(sorted(arrays)) or 'none'}); name the arrays after the inputs "
-                f"or pass {param('maps')} KEY=INPUT"
+                f"no array for input(s) {', '.join(missing)} (keys: {', '.join(sorted(arrays)) or 'none'})",
+                subject=str(path),
+                fix=f"name the arrays after the inputs or pass {param('maps')} KEY=INPUT",
             )
     out, bad, counts = {}, [], {}
     for s in slots:
         key = chosen[s.name]
         arr = arrays[key]
-        where = f"{path}: array '{key or s.name}'"
-        check_numeric(arr, where)
+        where = f"array '{key or s.name}'"
+        check_numeric(arr, path, where)
         if arr.ndim == 0:
-            raise UserError(f"{where} is a single number; store rows as an array [rows, ...]")
+            raise UserError(
+                "is a single number", subject=str(path), field=where, fix="store rows as an array [rows, ...]"
+            )
         if len(arr) == 0:
-            raise UserError(f"{where} holds no rows; a calibration set needs at least one sample")
-        sample = fit(s, arr.shape[1:], where)
+            raise UserError("holds no rows", subject=str(path), field=where, fix="store at least one sample (row)")
+        sample = fit(s, arr.shape[1:], path, where)
         out[s.name] = arr.reshape((len(arr), *sample))
         bad += nonfinite(arr, f"array '{key or s.name}'")
         counts[s.name] = len(arr)

@@ -45,11 +45,15 @@ def parse_map(items, slots: list[Slot]) -> list[tuple[str, str]]:
         col, sep, inp = item.rpartition("=")
         if not sep or not col or not inp:
             raise UserError(
-                f"{param('maps')} {item}: expected COLUMN=INPUT, e.g. {param('maps')} ref_pixels={names[0]}"
+                "expected COLUMN=INPUT",
+                subject=f"{param('maps')} {item}",
+                fix=f"write it like {param('maps')} ref_pixels={names[0]}",
             )
         if inp not in names:
             raise UserError(
-                f"{param('maps')} {item}: '{inp}' is not an input of the model (inputs: {', '.join(names)})"
+                f"'{inp}' is not an input of the model (inputs: {', '.join(names)})",
+                subject=f"{param('maps')} {item}",
+                fix="map to one of those inputs",
             )
         out.append((col, inp))
     return out
@@ -63,7 +67,9 @@ def kind_of(path: Path) -> str:
         raise not_regular(path, found, "calibration source")
     if found == "missing":
         raise UserError(
-            f"{path}: source not found; pass {param('source')} a .parquet, .npy or .npz file or a folder of images"
+            "source not found",
+            subject=str(path),
+            fix=f"pass {param('source')} a .parquet, .npy or .npz file or a folder of images",
         )
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
@@ -79,7 +85,9 @@ def kind_of(path: Path) -> str:
     if head[:2] == b"PK":
         return "npz"
     raise UserError(
-        f"{path}: cannot tell what this source is; give a .parquet, .npy or .npz file or a folder of PNG/JPEG images"
+        "cannot tell what this source is",
+        subject=str(path),
+        fix="give a .parquet, .npy or .npz file or a folder of PNG/JPEG images",
     )
 
 
@@ -100,16 +108,22 @@ def nonfinite(values: np.ndarray, where: str) -> list[Bad]:
     return out
 
 
-def check_numeric(arr: np.ndarray, where: str) -> None:
+def check_numeric(arr: np.ndarray, path: Path, where: str) -> None:
     if arr.dtype.kind not in "biuf":
-        raise UserError(f"{where} holds {arr.dtype} values; calibration data must be numbers")
+        raise UserError(
+            f"holds {arr.dtype} values, calibration data must be numbers",
+            subject=str(path),
+            field=where,
+            fix="store numbers (float, int or bool)",
+        )
 
 
 def same_rows(counts: dict[str, int], path: Path) -> int:
     if len(set(counts.values())) > 1:
         raise UserError(
-            f"{path}: inputs get different row counts "
-            f"({', '.join(f'{k}={v}' for k, v in counts.items())}); give every input the same rows"
+            f"inputs get different row counts ({', '.join(f'{k}={v}' for k, v in counts.items())})",
+            subject=str(path),
+            fix="give every input the same rows",
         )
     return next(iter(counts.values()))
 

@@ -48,45 +48,68 @@ def folder_digest(files: list[Path]) -> str:
 def _plan(folder: Path, slots: list[Slot], opts: ImageOptions) -> tuple[Slot, int, int, int]:
     if len(slots) != 1:
         raise UserError(
-            f"{folder}: an image folder feeds one input; the model has {len(slots)} "
-            f"({', '.join(s.name for s in slots)}); use a parquet cache or an .npz"
+            f"an image folder feeds one input; the model has {len(slots)} ({', '.join(s.name for s in slots)})",
+            subject=str(folder),
+            fix="use a parquet cache or an .npz",
         )
     s = slots[0]
     if len(s.template) != 3:
         raise UserError(
-            f"{folder}: input {s.describe()} is not an NCHW image input; an image folder "
-            "feeds inputs shaped [batch, channels, height, width]"
+            f"input {s.describe()} is not an NCHW image input; an image folder feeds inputs shaped "
+            "[batch, channels, height, width]",
+            subject=str(folder),
+            fix="use a parquet cache or an .npz",
         )
     if s.sig.dtype.kind not in "fu":
-        raise UserError(f"{folder}: input {s.describe()} is {s.sig.dtype}; images feed float or uint8 inputs")
+        raise UserError(
+            f"input {s.describe()} is {s.sig.dtype}; images feed float or uint8 inputs",
+            subject=str(folder),
+            fix="use a parquet cache or an .npz",
+        )
     c_model, h_model, w_model = s.template
     c = opts.channels or c_model
     if c is None:
         raise UserError(
-            f"{folder}: input {s.describe()} leaves the channel count open; pass {param('channels')} 1, 3 or 4"
+            f"input {s.describe()} leaves the channel count open",
+            subject=str(folder),
+            fix=f"pass {param('channels')} 1, 3 or 4",
         )
     if c_model is not None and c != c_model:
-        raise UserError(f"{param('channels')} {c}: input {s.describe()} takes {c_model} channels")
+        raise UserError(
+            f"input {s.describe()} takes {c_model} channels",
+            subject=f"{param('channels')} {c}",
+            fix=f"pass {param('channels')} {c_model} or leave it out",
+        )
     if c not in MODES:
-        raise UserError(f"{param('channels')} {c}: images convert to 1 (grey), 3 (RGB) or 4 (RGBA) channels")
+        raise UserError(
+            "images convert to 1 (grey), 3 (RGB) or 4 (RGBA) channels",
+            subject=f"{param('channels')} {c}",
+            fix="pass 1, 3 or 4",
+        )
     h, w = opts.size or (h_model, w_model)
     if h is None or w is None:
         raise UserError(
-            f"{folder}: input {s.describe()} leaves height/width open; pass {param('size')} HxW "
-            f"(or {param('dims')} NAME=VALUE for each open dim)"
+            f"input {s.describe()} leaves height/width open",
+            subject=str(folder),
+            fix=f"pass {param('size')} HxW (or {param('dims')} NAME=VALUE for each open dim)",
         )
     for got, want, what in ((h, h_model, "height"), (w, w_model, "width")):
         if want is not None and got != want:
-            raise UserError(f"{param('size')} {h}x{w}: input {s.describe()} has {what} {want}")
-    for vals, option in ((opts.mean, f"{param('mean')}"), (opts.std, f"{param('std')}")):
+            raise UserError(
+                f"input {s.describe()} has {what} {want}",
+                subject=f"{param('size')} {h}x{w}",
+                fix=f"pass the model's {what} or leave {param('size')} out",
+            )
+    for vals, option in ((opts.mean, param("mean")), (opts.std, param("std"))):
         if vals is not None and len(vals) not in (1, c):
-            raise UserError(f"{option}: give 1 value or {c} (one per channel), not {len(vals)}")
+            raise UserError(f"{len(vals)} values", subject=option, fix=f"give 1 value or {c} (one per channel)")
     if opts.std is not None and any(v == 0 for v in opts.std):
-        raise UserError(f"{param('std')}: a standard deviation of 0 divides by zero; give non-zero values")
+        raise UserError("a standard deviation of 0 divides by zero", subject=param("std"), fix="give non-zero values")
     if s.sig.dtype == np.uint8 and (opts.value_range != "0-255" or opts.mean or opts.std):
         raise UserError(
-            f"{folder}: input {s.describe()} is uint8; use {param('value_range')} "
-            f"0-255 without {param('mean')}/{param('std')}"
+            f"input {s.describe()} is uint8",
+            subject=str(folder),
+            fix=f"use {param('value_range')} 0-255 without {param('mean')}/{param('std')}",
         )
     return s, c, h, w
 
@@ -98,8 +121,9 @@ def image_source(folder: Path, slots: list[Slot], opts: ImageOptions | None) -> 
     files, other = image_files(folder)
     if not files:
         raise UserError(
-            f"{folder}: holds no PNG/JPEG images ({', '.join(IMAGE_SUFFIXES)}); "
-            "put the images in the folder itself (subfolders are not read)"
+            f"holds no PNG/JPEG images ({', '.join(IMAGE_SUFFIXES)})",
+            subject=str(folder),
+            fix="put the images in the folder itself (subfolders are not read)",
         )
     mean = np.asarray(opts.mean, dtype=np.float32).reshape(-1, 1, 1) if opts.mean else None
     std = np.asarray(opts.std, dtype=np.float32).reshape(-1, 1, 1) if opts.std else None

@@ -24,38 +24,29 @@ def parquet_source(path: Path, slots: list[Slot], columns: list[str], pairs) -> 
         schema = pf.schema_arrow
     except (pa.ArrowException, OSError, ValueError) as e:
         raise UserError(
-            f"{path}: not a parquet file ({one_line(e, 160)}); "
-            "write the feature cache with pyarrow or pandas .to_parquet"
+            f"not a parquet file ({one_line(e, 160)})",
+            subject=str(path),
+            fix="write the feature cache with pyarrow or pandas .to_parquet",
         ) from None
     have = list(schema.names)
     kinds = {n: _column_kind(pa, schema.field(n).type) for n in have}
     mapping = _parquet_mapping(path, slots, columns, pairs, have, kinds)
-    needed = list(dict.fromkeys(c for cols in mapping.values() for c in cols))
-    missing = [c for c in needed if c not in kinds]
-    if missing:
-        raise UserError(
-            f"{path}: no column(s) {', '.join(repr(c) for c in missing)} (columns: "
-            f"{', '.join(have)}); fix {param('columns')}/{param('maps')}"
-        )
-    for c in needed:
-        if kinds[c] is None:
-            raise UserError(
-                f"{path}: column '{c}' is {schema.field(c).type}; calibration columns must be "
-                "numbers or lists of numbers"
-            )
+    needed = _needed_columns(path, schema, mapping, kinds)
     _check_size(path, pf, needed)
     try:
         table = pf.read(columns=needed)
     except (pa.ArrowException, OSError, ValueError) as e:
         raise UserError(
-            f"{path}: cannot read columns {', '.join(needed)} ({one_line(e, 160)}); rewrite the cache"
+            f"cannot read columns {', '.join(needed)} ({one_line(e, 160)})",
+            subject=str(path),
+            fix="rewrite the cache",
         ) from None
     rows = table.num_rows
     if rows == 0:
-        raise UserError(f"{path}: holds no rows; a calibration set needs at least one sample")
+        raise UserError("holds no rows", subject=str(path), fix="write at least one sample (row)")
     values, bad = {}, []
     for c in needed:
-        v, null_rows = _column_values(pa, table.column(c), f"{path}: column '{c}'", rows)
+        v, null_rows = _column_values(pa, table.column(c), path, f"column '{c}'", rows)
         values[c] = v
         if null_rows.any():
             bad.append(Bad("null", f"column '{c}'", null_rows))
@@ -63,7 +54,7 @@ def parquet_source(path: Path, slots: list[Slot], columns: list[str], pairs) -> 
     out = {}
     for s in slots:
         cols = mapping[s.name]
-        where = f"{path}: input '{s.name}' from column(s) {', '.join(cols)}"
+        where = f"input '{s.name}' from column(s) {', '.join(cols)}"
         if len(cols) == 1:
             data = values[cols[0]]
         else:
@@ -81,7 +72,7 @@ def parquet_source(path: Path, slots: list[Slot], columns: list[str], pairs) -> 
             if all(kinds[c] == "scalar" for c in cols)
             else None
         )
-        sample = fit(s, data.shape[1:], where, fix=fix)
+        sample = fit(s, data.shape[1:], path, where, fix=fix)
         out[s.name] = data.reshape((rows, *sample))
     return Source(
         "parquet",
@@ -93,6 +84,27 @@ def parquet_source(path: Path, slots: list[Slot], columns: list[str], pairs) -> 
         bad,
         {"columns": have, "row_groups": pf.metadata.num_row_groups},
     )
+
+
+def _needed_columns(path: Path, schema, mapping: dict[str, list[str]], kinds: dict) -> list[str]:
+    """The columns `mapping` reads, each once, in order: every one present and numeric."""
+    needed = list(dict.fromkeys(c for cols in mapping.values() for c in cols))
+    missing = [c for c in needed if c not in kinds]
+    if missing:
+        raise UserError(
+            f"no column(s) {', '.join(repr(c) for c in missing)} (columns: {', '.join(schema.names)})",
+            subject=str(path),
+            fix=f"fix {param('columns')}/{param('maps')}",
+        )
+    for c in needed:
+        if kinds[c] is None:
+            raise UserError(
+                f"is {schema.field(c).type}, calibration columns must be numbers or lists of numbers",
+                subject=str(path),
+                field=f"column '{c}'",
+                fix="feed another column, or store this one as numbers",
+            )
+    return needed
 
 
 def _column_kind(pa, t) -> str | None:
@@ -115,8 +127,9 @@ def _parquet_mapping(path, slots, columns, pairs, have, kinds) -> dict[str, list
     if columns:
         if len(slots) != 1:
             raise UserError(
-                f"{path}: the model has {len(slots)} inputs ({', '.join(names)}); {param('columns')} "
-                f"fills a single input, assign columns with {param('maps')} COL=INPUT instead"
+                f"the model has {len(slots)} inputs ({', '.join(names)}); {param('columns')} fills a single input",
+                subject=str(path),
+                fix=f"assign columns with {param('maps')} COL=INPUT instead",
             )
         return {names[0]: list(columns)}
     mapping: dict[str, list[str]] = {}
@@ -135,18 +148,20 @@ def _parquet_mapping(path, slots, columns, pairs, have, kinds) -> dict[str, list
         if not arrays and scalars:
             return {names[0]: scalars}
         raise UserError(
-            f"{path}: cannot tell which columns feed input '{names[0]}' (array columns: "
-            f"{', '.join(arrays) or 'none'}; scalar columns: {', '.join(scalars) or 'none'}); "
-            f"pick them with {param('columns')}"
+            f"cannot tell which columns feed input '{names[0]}' (array columns: "
+            f"{', '.join(arrays) or 'none'}; scalar columns: {', '.join(scalars) or 'none'})",
+            subject=str(path),
+            fix=f"pick them with {param('columns')}",
         )
     missing = [n for n in names if n not in mapping]
     raise UserError(
-        f"{path}: no column(s) for input(s) {', '.join(missing)} (columns: {', '.join(have)}); "
-        f"name columns after the inputs or pass {param('maps')} COL=INPUT"
+        f"no column(s) for input(s) {', '.join(missing)} (columns: {', '.join(have)})",
+        subject=str(path),
+        fix=f"name columns after the inputs or pass {param('maps')} COL=INPUT",
     )
 
 
-def _column_values(pa, chunked, where: str, rows: int) -> tuple[np.ndarray, np.ndarray]:
+def _column_values(pa, chunked, path: Path, where: str, rows: int) -> tuple[np.ndarray, np.ndarray]:
     """A column as `[rows, *cell shape]` and the rows that hold a null anywhere."""
     import pyarrow.compute as pc
 
@@ -159,22 +174,26 @@ def _column_values(pa, chunked, where: str, rows: int) -> tuple[np.ndarray, np.n
         return np.asarray(vals.to_numpy(zero_copy_only=False)), row_null
     keep = np.flatnonzero(~row_null)
     if rows and not len(keep):
-        raise UserError(f"{where}: every row is null; fill the column or map another")
+        raise UserError("every row is null", subject=str(path), field=where, fix="fill the column or map another")
     cur = arr.filter(pa.array(~row_null)) if row_null.any() else arr
     parents = np.arange(len(cur))  # which kept row each element at this level belongs to
     shape: list[int] = []
     while pa.types.is_list(cur.type) or pa.types.is_large_list(cur.type) or pa.types.is_fixed_size_list(cur.type):
         if cur.null_count:
             first = int(keep[parents[np.flatnonzero(cur.is_null().to_numpy(zero_copy_only=False))[0]]])
-            raise UserError(f"{where}: row {first} holds a null list inside its array; fill or drop it")
+            raise UserError(
+                f"row {first} holds a null list inside its array", subject=str(path), field=where, fix="fill or drop it"
+            )
         lengths = np.asarray(pc.list_value_length(cur).to_numpy(zero_copy_only=False), dtype=np.int64)
         if len(lengths):
             odd = np.flatnonzero(lengths != lengths[0])
             if len(odd):
                 a, b = int(keep[parents[0]]), int(keep[parents[odd[0]]])
                 raise UserError(
-                    f"{where}: row {b} has {lengths[odd[0]]} values where row {a} has "
-                    f"{lengths[0]}; every row needs the same width"
+                    f"row {b} has {lengths[odd[0]]} values where row {a} has {lengths[0]}",
+                    subject=str(path),
+                    field=where,
+                    fix="give every row the same width",
                 )
             shape.append(int(lengths[0]))
         else:
