@@ -35,8 +35,6 @@ NO_PARTS: dict[str, str] = {
 # allowed until they merge. The lead deletes a line once its file's raises carry their parts;
 # `test_allow_lists_are_still_needed` says when one can go.
 BEING_CONVERTED: dict[str, str] = {
-    "quantgate.action": "issue 19, another helper's branch",
-    "quantgate.auto": "issue 19, another helper's branch (the package)",
     "quantgate.calibrate.build": "issue 19, another helper's branch",
     "quantgate.produce.pipeline": "issue 19, another helper's branch",
     "quantgate.produce.static": "issue 19, another helper's branch",
@@ -118,7 +116,9 @@ def test_allow_lists_are_still_needed():
     assert not gone, f"nothing bare is left here; delete them from the allow-lists: {gone}"
 
 
-def test_the_allow_lists_let_through_only_what_they_name():
+def test_the_allow_lists_let_through_only_what_they_name(monkeypatch):
+    # a package being converted, as while helpers' branches are out (the real list may be empty)
+    monkeypatch.setitem(globals(), "BEING_CONVERTED", {"quantgate.auto": "a package", "quantgate.action": "a module"})
     f = SRC / "npz.py"
     found = [
         ("quantgate.npz:read_npz", 7, f),  # listed nowhere

@@ -213,6 +213,7 @@ class Settings:
             raise UserError(
                 f"'{raw['working_directory']}' is not a folder in the workspace",
                 subject=input_name("working_directory"),
+                fix="name a folder of the checked-out repository, relative to its root",
             )
 
         def path(name: str, value: str | None = None) -> Path:

@@ -161,7 +161,11 @@ class Search:
             self.search()
             if not any(t.row is not None for t in self.trials.tried):
                 first = next((t.reason for t in self.trials.tried if t.reason), "no candidate could be made")
-                raise UserError(f"no int8 candidate could be made: {first}", subject=self.e.id)
+                raise UserError(
+                    f"no int8 candidate could be made: {first}",
+                    subject=self.e.id,
+                    fix="mend what the first refusal names, or keep the entry fp32",
+                )
             return self.outcome()
         except BaseException:
             self.close()
