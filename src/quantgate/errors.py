@@ -78,11 +78,14 @@ class UserError(Exception):
         self.entry_field: str | None = None
         super().__init__(self.render())
 
-    def render(self, name_of: Callable[[str], str] = python_name, *, subject: bool = True, fix: bool = True) -> str:
+    def render(
+        self, name_of: Callable[[str], str] = python_name, *, subject: bool = True, fix: bool = True, field: bool = True
+    ) -> str:
         """The one line, with parameter references worded by `name_of`; without the subject
-        (and its line) when `subject` is False, without the fix when `fix` is False."""
+        (and its line) when `subject` is False, without the fix when `fix` is False, without the
+        field when `field` is False (the caller's place names it)."""
         at = f"{self.subject}:{self.line}" if self.subject and self.line else self.subject
-        head = ": ".join(p for p in (at if subject else None, self.field, self.problem) if p)
+        head = ": ".join(p for p in (at if subject else None, self.field if field else None, self.problem) if p)
         text = f"{head}; {self.fix_label}{self.fix}" if self.fix and fix else head
         return plain(word_params(text, name_of))
 

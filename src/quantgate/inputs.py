@@ -241,9 +241,10 @@ def judged_outputs(named: list[str] | None, outs: list[TensorSig], label: str) -
     unknown = sorted(judged - {o.name for o in outs})
     if unknown:
         raise UserError(
-            f"quant_gate_outputs names {', '.join(unknown)}, not outputs of the "
-            f"model ({', '.join(o.name for o in outs)})",
+            f"names {', '.join(unknown)}, not outputs of the model",
             subject=label,
+            field="quant_gate_outputs",
+            fix=f"name some of {', '.join(o.name for o in outs)}",
         )
     return judged
 

@@ -16,12 +16,10 @@ ERRORS = ("UserError", "Problem")
 # a sentence that really has no such part, or one frozen for now (the why says which).
 PARAM_VALUE = "a parameter's value refused: the subject is the parameter, the problem says what it takes"
 OS_REASON = "the operating system's reason is the problem; what to do depends on it"
-FROZEN = "not converted yet: {} is under issue 19's running mutation test; field and fix exist, use them after"
 NO_PARTS: dict[str, str] = {
     "quantgate.onnxio:session": "ONNX Runtime's own load error is the problem; no one fix fits all its causes",
     "quantgate.produce.dynamic:quantize_dynamic.quantise": "the ORT quantiser's own failure; no one fix fits it",
     "quantgate.gate.runner:describe_failure": "the model's own failure on a sample; the caller's hint ends it",
-    "quantgate.gate.emulate:qemu_path": FROZEN.format("gate/"),
     "quantgate.gate.run:run_gate": PARAM_VALUE,
     "quantgate.gate.settings:GateSettings.__post_init__": PARAM_VALUE,
     "quantgate.produce.config:QuantConfig.__post_init__": PARAM_VALUE,
@@ -29,7 +27,6 @@ NO_PARTS: dict[str, str] = {
     "quantgate.paths:_backup": OS_REASON + " (no free backup name)",
     "quantgate.paths:write_text": OS_REASON,
     "quantgate.cli.comment:comment": OS_REASON,
-    "quantgate.inputs:judged_outputs": FROZEN.format("inputs.py"),
 }
 # Files other helpers are converting in parallel (issue 19): each whole sentence left in them is
 # allowed until they merge. The lead deletes a line once its file's raises carry their parts;

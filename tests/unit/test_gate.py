@@ -351,8 +351,9 @@ def test_validate_words_a_gate_check_from_the_errors_parts(repo):
     assert isinstance(outs[0], Problem) and isinstance(outs[0], UserError)
     assert outs[0].where == "models[0].quant_gate_outputs"
     assert outs[0].line == r.entries[0].line_of("quant_gate_outputs")
-    assert outs[0].message.startswith("outs: quant_gate_outputs names nope, not outputs"), outs[0].message
-    assert str(outs[0]).count(str(r.path)) == 1 and outs[0].fix is None
+    assert outs[0].message == "outs: names nope, not outputs of the model", outs[0].message  # the place names the field
+    assert str(outs[0]).count(str(r.path)) == 1 and outs[0].fix == "name some of y"
+    assert str(outs[0]).count("quant_gate_outputs") == 1, str(outs[0])
     assert dig[0].where == "models[1].int8_sha256" and dig[0].message.startswith("dig: int8_sha256 of mlp.int8.onnx")
     assert dig[0].fix == "re-produce the file or update int8_sha256"
     assert str(dig[0]).endswith("; refusing to load it; fix: re-produce the file or update int8_sha256"), str(dig[0])

@@ -36,7 +36,11 @@ def qemu_path() -> str:
     """qemu-x86_64, or one line saying how to get it."""
     found = shutil.which(QEMU)
     if found is None:
-        raise UserError(f"needs {QEMU} (Debian/Ubuntu: apt-get install qemu-user)", subject="--avx2-check")
+        raise UserError(
+            f"needs {QEMU}, which is not on PATH",
+            subject="--avx2-check",
+            fix="install qemu-user (Debian/Ubuntu: apt-get install qemu-user), or leave the check out",
+        )
     return found
 
 

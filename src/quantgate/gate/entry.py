@@ -61,7 +61,7 @@ def check_entry(e: Entry, registry: Path, root: Path) -> tuple[list[Problem], tu
     except UserError as err:
         key = err.entry_field or "onnx"
         said = err.subject in (str(registry), e.id, f"{registry}: {e.id}")  # the problem's place says it
-        text = f"{e.id}: {err.render(subject=not said, fix=False)}"
+        text = f"{e.id}: {err.render(subject=not said, fix=False, field=err.field != key)}"
         problem = Problem(str(registry), f"models[{e.index}].{key}", text, plain(err.fix or ""), e.line_of(key))
         return [problem], m.row.warnings
     return [], m.row.warnings
