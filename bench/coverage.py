@@ -14,7 +14,7 @@ the true drop is known in closed form), with more trials and the default sample 
    runs that pass under each --on-marginal policy (one figure per seed, `a / b`).
 
 docs/measurement.md shows the output of `--seed 1 --seed 2`, and tests/unit/test_measurement_docs.py
-re-computes its coverage cells up to 256 samples.
+re-computes its coverage cells up to 128 samples.
 """
 
 from __future__ import annotations
