@@ -41,7 +41,7 @@ def tables(doc: Path = DOC) -> list[Table]:
             continue
         if line.startswith("```"):
             if fence == "sh":
-                words = next((shlex.split(c) for c in block if "bench/" in c), None)
+                words = next((shlex.split(c, comments=True) for c in block if "bench/" in c), None)
                 command = words
             elif fence == "text" and command is not None:
                 script = REPO / next(w for w in command if w.startswith("bench/"))

@@ -12,6 +12,7 @@ about ten minutes a seed.)
 from __future__ import annotations
 
 import importlib.util
+import math
 import re
 
 import pytest
@@ -76,3 +77,31 @@ def test_the_coverage_cells_are_what_the_simulation_gives_now():
     for name, row in cells.items():
         now = bench.coverage_line(name, row).split()
         assert rows[name].split()[: len(now)] == now, f"{name}: the doc says {rows[name]}, the simulation {now}"
+
+
+def test_the_verdict_rows_hold_one_figure_per_seed_and_add_up():
+    """The verdict table's cells are computed strings (the format check lets any text through
+    there), so their shape is checked here: one figure per seed in every column, and what the
+    simulation guarantees: within + over + marginal is every run, `fail` passes exactly the runs
+    decided within, and `warn` and `pass` (the point estimate) pass at least those."""
+    lines = [ln for t in TABLES for ln in t.lines]
+    seeds = len(re.match(r"# \d+ trials per family, seed ([\d / ]+);", lines[0]).group(1).split(" / "))  # type: ignore[union-attr]
+    share = r"(\d\.\d{3})" + r" / (\d\.\d{3})" * (seeds - 1)
+    count = r"\s*(\d+)" + r" /\s+(\d+)" * (seeds - 1)
+    row = re.compile(r"(\w+)\s+(0\.9|1\.0|1\.1)  " + "  ".join([share] * 3 + [count] + [share] * 3))
+    rows = [
+        ln
+        for ln in lines
+        if ln.split() and ln.split()[0] in simulate.FAMILIES and ln.split()[1] in ("0.9", "1.0", "1.1")
+    ]
+    assert len(rows) == 4 * 3
+    for ln in rows:
+        m = row.fullmatch(ln.rstrip())
+        assert m, f"not a verdict row: {ln!r}"
+        v = [float(x) for x in m.groups()[2:]]
+        cols = [v[k * seeds : (k + 1) * seeds] for k in range(7)]
+        for s in range(seeds):
+            within, over, marginal, n, fail, warn, pass_ = (c[s] for c in cols)
+            assert abs(within + over + marginal - 1) <= 0.0015, ln
+            assert fail == within and warn >= within and pass_ >= within, ln
+            assert 32 <= n <= 65536 and n == 2 ** round(math.log2(n)), ln
