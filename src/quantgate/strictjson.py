@@ -49,12 +49,61 @@ class BadJSON(ValueError):
 
 
 class _Refused:
-    """Stands in for a value `json.loads` would have made up (NaN, an infinity, a huge integer)."""
+    """Stands in for a value `json.loads` would have made up (NaN, an infinity, a huge integer):
+    the `ordinal`-th token of its `kind` ("constant", "float" or "int") in the text."""
 
     __slots__ = ("kind", "ordinal", "token")
 
     def __init__(self, kind: str, ordinal: int, token: str):
         self.kind, self.ordinal, self.token = kind, ordinal, token
+
+    def described(self) -> tuple[str, str]:
+        """What is wrong with the token, and the fix."""
+        if self.kind == "constant":
+            return f"{self.token} is not a JSON number", "write a finite number (JSON has no NaN or infinity)"
+        if self.kind == "float":
+            return f"{self.token} is too large for a number (it reads as infinity)", "write a finite number"
+        return f"an integer of {len(self.token.lstrip('-')):,} digits is too long", "write a shorter number"
+
+
+class _Hooks:
+    """The decoder's hooks, one per token kind: a value `json.loads` would make up is kept as a
+    `_Refused` (in `refused`, in text order), and an object with a repeated key is noted."""
+
+    def __init__(self) -> None:
+        self.refused: list[_Refused] = []
+        self.counts = {"constant": 0, "float": 0, "int": 0}
+        self.repeated = False
+
+    def _seen(self, kind: str) -> int:
+        self.counts[kind] += 1
+        return self.counts[kind]
+
+    def _refuse(self, kind: str, ordinal: int, token: str) -> _Refused:
+        r = _Refused(kind, ordinal, token)
+        self.refused.append(r)
+        return r
+
+    def constant(self, token: str) -> Any:
+        return self._refuse("constant", self._seen("constant"), token)
+
+    def number(self, token: str) -> Any:
+        n = self._seen("float")
+        v = float(token)
+        return v if v - v == 0 else self._refuse("float", n, token)  # v - v == 0: finite
+
+    def integer(self, token: str) -> Any:
+        n = self._seen("int")
+        try:
+            return int(token)
+        except ValueError:  # more digits than Python converts
+            return self._refuse("int", n, token)
+
+    def obj(self, pairs: list) -> dict:
+        d = dict(pairs)
+        if len(d) != len(pairs):
+            self.repeated = True
+        return d
 
 
 def json_path(parts) -> str:
@@ -91,80 +140,59 @@ def loads_keeping(text: str, *, max_depth: int | None = None, surrogates: bool =
     as in every Python reader). Syntax errors and nesting still raise. Lone surrogates are kept
     (`surrogates=True`) or refused."""
     depth_cap = limits.MAX_JSON_DEPTH if max_depth is None else max_depth
-    refused: list[_Refused] = []
-    counts = {"constant": 0, "float": 0, "int": 0}
-
-    def seen(kind: str) -> int:
-        counts[kind] += 1
-        return counts[kind]
-
-    def constant(token: str) -> Any:
-        r = _Refused("constant", seen("constant"), token)
-        refused.append(r)
-        return r
-
-    def number(token: str) -> Any:
-        n = seen("float")
-        v = float(token)
-        if v - v == 0:  # finite
-            return v
-        r = _Refused("float", n, token)
-        refused.append(r)
-        return r
-
-    def integer(token: str) -> Any:
-        n = seen("int")
-        try:
-            return int(token)
-        except ValueError:  # more digits than Python converts
-            r = _Refused("int", n, token)
-            refused.append(r)
-            return r
-
-    repeated = []
-
-    def obj(pairs: list) -> dict:
-        d = dict(pairs)
-        if len(d) != len(pairs):
-            repeated.append(True)
-        return d
-
+    hooks = _Hooks()
     try:
-        data = json.loads(text, parse_constant=constant, parse_float=number, parse_int=integer, object_pairs_hook=obj)
+        data = json.loads(
+            text,
+            parse_constant=hooks.constant,
+            parse_float=hooks.number,
+            parse_int=hooks.integer,
+            object_pairs_hook=hooks.obj,
+        )
     except json.JSONDecodeError as e:
         raise BadJSON(e.msg, e.lineno, e.colno) from None
     except RecursionError:
         raise _too_deep(text, depth_cap) from None
     bad: list[BadJSON] = []
-    for r in refused:
-        line, col = _token_position(text, r)
-        found = _find(data, lambda v, r=r: v is r, depth_cap)
-        where = found[0] if found is not None and found[1] is r else None
-        what, fix = {
-            "constant": (f"{r.token} is not a JSON number", "write a finite number (JSON has no NaN or infinity)"),
-            "float": (f"{r.token} is too large for a number (it reads as infinity)", "write a finite number"),
-            "int": (f"an integer of {len(r.token.lstrip('-')):,} digits is too long", "write a shorter number"),
-        }[r.kind]
-        bad.append(BadJSON(what, line, col, None if where is None else json_path(where), fix, where))
-        if where is None or not where:
+    for r in hooks.refused:
+        problem = _refusal(text, data, r, depth_cap)
+        bad.append(problem)
+        if not problem.path:
             return data, bad  # a refused value that is the document itself: nothing to keep
-        data = _without(data, where)
-    if repeated:
+        data = _without(data, problem.path)
+    if hooks.repeated:
         bad += _repeated_keys(text)
-    issue = None if surrogates else _find(data, _lone_surrogate, depth_cap)
-    if issue is not None:
-        parts, value = issue
-        if value is _TOO_DEEP:
-            raise _too_deep(text, depth_cap)
-        line, col = _surrogate_position(text) or (None, None)
-        raise BadJSON(
-            "holds a lone surrogate (a \\ud800-\\udfff escape without its pair), which is not text",
-            line,
-            col,
-            json_path(parts),
-            "write the character itself, or both halves of its \\u pair",
-        )
+    if not surrogates:
+        _refuse_lone_surrogate(text, data, depth_cap)
     return data, bad
+
+
+def _refusal(text: str, data: Any, r: _Refused, depth_cap: int) -> BadJSON:
+    """The refused value `r` at its token's line and column, with its path in `data` (`path` None
+    when it is not found there)."""
+    line, col = _token_position(text, r)
+    found = _find(data, lambda v: v is r, depth_cap)
+    where = found[0] if found is not None and found[1] is r else None
+    what, fix = r.described()
+    return BadJSON(what, line, col, None if where is None else json_path(where), fix, where)
+
+
+def _refuse_lone_surrogate(text: str, data: Any, depth_cap: int) -> None:
+    """`BadJSON` at the first string (or key) of `data` that holds a lone surrogate, if any."""
+    issue = _find(data, _lone_surrogate, depth_cap)
+    if issue is None:
+        return
+    parts, value = issue
+    if value is _TOO_DEEP:
+        raise _too_deep(text, depth_cap)
+    line, col = _surrogate_position(text) or (None, None)
+    raise BadJSON(
+        "holds a lone surrogate (a \\ud800-\\udfff escape without its pair), which is not text",
+        line,
+        col,
+        json_path(parts),
+        "write the character itself, or both halves of its \\u pair",
+    )
 
 
 _SCAN = re.compile(_STRING + r"|[{}\[\],]")

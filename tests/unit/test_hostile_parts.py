@@ -49,6 +49,38 @@ def test_a_repeated_key_is_found_at_its_repeat(text, where, line):
         strictjson.loads(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "what", "col"),
+    [
+        ("NaN", "NaN is not a JSON number", 1),
+        (" -Infinity", "-Infinity is not a JSON number", 2),
+        ("  1e999", "1e999 is too large for a number (it reads as infinity)", 3),
+        ("-" + "9" * 5000, "an integer of 5,000 digits is too long", 1),
+    ],
+)
+def test_a_refused_value_that_is_the_whole_document(text, what, col):
+    _data, bad = strictjson.loads_keeping(text)
+    (found,) = bad
+    assert (found.msg, found.lineno, found.colno, found.where, found.path) == (what, 1, col, "(top level)", [])
+    with pytest.raises(strictjson.BadJSON, match="top level"):
+        strictjson.loads(text)
+
+
+def test_a_refused_value_is_left_out_and_the_rest_kept():
+    data, bad = strictjson.loads_keeping('{"a": [1, NaN],\n "b": 1e999, "c": 2}')
+    assert data == {"a": [1, None], "c": 2}
+    assert [(b.where, b.lineno, b.colno) for b in bad] == [("a[1]", 1, 11), ("b", 2, 7)]
+
+
+def test_a_lone_surrogate_is_refused_at_its_escape_and_a_pair_is_not():
+    text = '{"a": ["ok", "x\\ud800y"]}'
+    with pytest.raises(strictjson.BadJSON, match="lone surrogate") as e:
+        strictjson.loads(text)
+    assert (e.value.where, e.value.lineno, e.value.colno) == ("a[1]", 1, 16)
+    assert strictjson.loads(text, surrogates=True) == {"a": ["ok", "x\ud800y"]}
+    assert strictjson.loads('["\\ud83d\\ude00"]') == ["\U0001f600"]
+
+
 @settings(max_examples=300, deadline=None)
 @given(TEXT)
 @example("::stop-commands::deadbeef")

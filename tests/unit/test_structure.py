@@ -23,7 +23,6 @@ FUNCTION_EXCEPTIONS: dict[str, str] = {
     "quantgate.cli.qat.qat": LATER + " (a click command)",
     "quantgate.produce.pipeline.produce": LATER,
     "quantgate.produce.static.quantize_static": LATER,
-    "quantgate.strictjson.loads_keeping": LATER + " (one JSON scanner loop)",
 }
 
 
