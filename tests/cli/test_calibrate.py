@@ -295,6 +295,8 @@ def test_image_folder_to_nchw_with_range_and_normalisation(repo):
     rep = json.loads((repo / "r.json").read_text())
     assert rep["source"]["files"] == 5 and rep["source"]["other_files_ignored"] == 1
     assert rep["sampling"]["files"] == ["im0.png", "im1.png", "im2.png", "im3.png", "z.jpg"]
+    # a folder is no one file: the provenance names it by the source's digest
+    assert rep["run_provenance"]["inputs"]["source"] == {"path": "imgs", "sha256": rep["source"]["sha256"]}
     # mean/std apply per channel in --range units
     proc = build(
         repo,
@@ -529,6 +531,11 @@ def test_bad_array_image_and_output_inputs(repo):
             model,
             ["--from", "ok.npy", "--all", "--registry-id", "nope", "--registry", "reg.json"],
             ["reg.json", "not found"],
+        ),
+        (
+            model,
+            ["--from", "ok.npy", "--all", "--registry", "reg.json"],
+            ["--registry: names the registry that --registry-id edits", "; add --registry-id ID"],
         ),
     ]
     for m, extra, fragments in cases:

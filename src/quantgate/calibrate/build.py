@@ -103,21 +103,29 @@ def stats(arrays: dict[str, np.ndarray], order: list[str]) -> list[dict]:
     return out
 
 
-def _cast(a: np.ndarray, dtype: np.dtype, where: str) -> np.ndarray:
+def _cast(a: np.ndarray, dtype: np.dtype, source: Path, name: str) -> np.ndarray:
+    """Input `name`'s values from `source` as the model's `dtype`, refused where they would change."""
     if a.dtype == dtype:
         return a
+    subject, where = str(source), f"input '{name}'"
     if dtype.kind in "iub" and a.dtype.kind == "f" and not np.array_equal(a, np.round(a)):
-        raise UserError(f"{where}: holds fractional values, the input is {dtype}; give whole numbers")
+        raise UserError(
+            f"holds fractional values, the input is {dtype}", subject=subject, field=where, fix="give whole numbers"
+        )
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         if a.size and (a.min() < info.min or a.max() > info.max):
-            raise UserError(f"{where}: values {a.min()}..{a.max()} do not fit {dtype} ({info.min}..{info.max})")
+            raise UserError(
+                f"values {a.min()}..{a.max()} do not fit {dtype} ({info.min}..{info.max})", subject=subject, field=where
+            )
     with np.errstate(over="ignore", invalid="ignore"):
         b = a.astype(dtype)
     if dtype.kind == "f" and not np.all(np.isfinite(b)):
         raise UserError(
-            f"{where}: values beyond the range of {dtype} (largest magnitude "
-            f"{float(np.abs(a).max()):.3g}); rescale the source"
+            f"values beyond the range of {dtype} (largest magnitude {float(np.abs(a).max()):.3g})",
+            subject=subject,
+            field=where,
+            fix="rescale the source",
         )
     return b
 
@@ -133,9 +141,10 @@ def _skip_plan(src, drop: bool) -> tuple[np.ndarray, dict]:
         b = sorted(src.bad, key=lambda x: _REASONS.index(x.reason))[0]
         rows = np.flatnonzero(b.mask)
         raise UserError(
-            f"{src.path}: {b.where} holds {_REASON_TEXT[b.reason]} in {len(rows)} row(s) "
-            f"(first: row {int(rows[0])}); clean the source or pass {param('drop_nonfinite')} "
-            "to skip those rows"
+            f"holds {_REASON_TEXT[b.reason]} in {len(rows)} row(s) (first: row {int(rows[0])})",
+            subject=str(src.path),
+            field=b.where,
+            fix=f"clean the source or pass {param('drop_nonfinite')} to skip those rows",
         )
     for reason in _REASONS:  # a row counts once, under its first reason
         for b in src.bad:
@@ -162,12 +171,13 @@ def sample_rows(usable: np.ndarray, *, n: int | None, seed: int, take_all: bool,
         return usable
     n = DEFAULT_N if n is None else n
     if n < 1:
-        raise UserError(f"{param('n')} {n}: a calibration set needs at least one sample")
+        raise UserError("a calibration set needs at least one sample", subject=f"{param('n')} {n}")
     if n > len(usable):
         skipped = f" ({total - len(usable)} skipped)" if total != len(usable) else ""
         raise UserError(
-            f"{label}: has {len(usable)} usable row(s){skipped}, {param('n')} asks for {n}; "
-            f"lower {param('n')} or pass {param('take_all')} to take every row"
+            f"has {len(usable)} usable row(s){skipped}, {param('n')} asks for {n}",
+            subject=label,
+            fix=f"lower {param('n')} or pass {param('take_all')} to take every row",
         )
     pick = np.random.default_rng(seed).choice(len(usable), size=n, replace=False)
     return usable[np.sort(pick)]
@@ -184,15 +194,17 @@ def _registry_plan(registry: Path, registry_id: str, root: Path | None, out: Pat
         and not (e.onnx_path.is_file() and sha256_file(e.onnx_path) == sha256_file(model))
     ):
         raise UserError(
-            f"{registry}: entry '{registry_id}' is the model {display(e.onnx_path, reg.root)}, "
-            f"not {param('model')} {model}; pass that model or the matching {param('registry_id')}"
+            f"entry '{registry_id}' is the model {display(e.onnx_path, reg.root)}, not {param('model')} {model}",
+            subject=str(registry),
+            fix=f"pass that model or the matching {param('registry_id')}",
         )
     try:
         rel = out.resolve().relative_to(reg.root)
     except ValueError:
         raise UserError(
-            f"{param('out')} {out}: outside the repository root {reg.root}, so the registry cannot name "
-            "it; write the set below that folder"
+            f"outside the repository root {reg.root}, so the registry cannot name it",
+            subject=f"{param('out')} {out}",
+            fix="write the set below that folder",
         ) from None
     value = rel.as_posix()
     write_field(reg.path, e.index, REGISTRY_FIELD, value)  # proves the edit works before any write
@@ -214,48 +226,20 @@ def build_set(
     """Write the calibration set `out` for `model` from `source`; its report says how."""
     opts = options or BuildOptions()
     model, source, out = Path(model), Path(source), Path(out)
-    if out.suffix.lower() != ".npz":
-        raise UserError(f"{param('out')} {out}: a calibration set is an .npz file; name it <something>.npz")
-    if out.is_dir():
-        raise UserError(f"{param('out')} {out}: is a folder; give the .npz file's path")
-    reads = {"model": model, "source": source, "registry": registry, "calibration set": out}
-    refuse_clobber(report_out, param("report_out"), reads)
-    check_writable(out, f"{param('out')} {out}")  # before any source is read, not after
-    check_writable(report_out, f"{param('report_out')} {report_out}")
+    _check_out(out, report_out, {"model": model, "source": source, "registry": registry, "calibration set": out})
     sigs = graph_inputs(load_model(model), model)
     if not sigs:
-        raise UserError(f"{model}: the model has no inputs, so it needs no calibration set")
-    order = [s.name for s in sigs]
+        raise UserError("the model has no inputs, so it needs no calibration set", subject=str(model))
     slots = [slot_for(s, opts.dims) for s in sigs]
-    reg_plan = None
-    if registry_id:
-        from ..registry import DEFAULT_REGISTRY
-
-        reg_plan = _registry_plan(
-            Path(registry or DEFAULT_REGISTRY), registry_id, Path(root) if root else None, out, model
-        )
-    elif registry is not None and registry_id is None:
-        raise UserError(
-            f"{param('registry')} names the registry that {param('registry_id')} edits; add {param('registry_id')} ID"
-        )
+    reg_plan = _registry_request(registry, registry_id, root, out, model)
 
     src = open_source(source, slots, columns=opts.columns, maps=opts.maps, image=opts.image)
-    if src.rows < 1:
-        raise UserError(f"{source}: holds no rows; a calibration set needs at least one sample")
-    skip, skipped = _skip_plan(src, opts.drop_nonfinite)
-    usable = np.flatnonzero(~skip)
-    if not len(usable):
-        raise UserError(
-            f"{source}: every one of its {src.rows} row(s) is skipped "
-            f"({', '.join(f'{k} {v}' for k, v in skipped['by_reason'].items())}); clean the source"
-        )
-    idx = sample_rows(usable, n=opts.n, seed=opts.seed, take_all=opts.take_all, label=str(source), total=src.rows)
+    usable, idx, skipped = _rows(src, source, opts)
     arrays = src.take(idx)
-    arrays = {s.name: _cast(arrays[s.name], s.sig.dtype, f"{source}: input '{s.name}'") for s in slots}
+    arrays = {s.name: _cast(arrays[s.name], s.sig.dtype, source, s.name) for s in slots}
     n = cal.validate(arrays, sigs, label=f"{out} (built from {source})")
+    order = [s.name for s in sigs]
     data = npz_bytes(arrays, order)
-
-    repo = find_repo_root(out.parent if out.parent.exists() else Path.cwd())
     details = dict(src.details)
     names = details.pop("file_names", None)
     report: dict[str, Any] = {
@@ -269,30 +253,95 @@ def build_set(
             "mapping": src.mapping,
             **details,
         },
-        "sampling": {
-            "n": None if opts.take_all else (DEFAULT_N if opts.n is None else opts.n),
-            "seed": opts.seed,
-            "all": opts.take_all,
-            "usable_rows": len(usable),
-            "rows": [int(i) for i in idx[:1000]],
-            "rows_truncated": len(idx) > 1000,
-        },
+        "sampling": _sampling(opts, usable, idx, names),
         "skipped": skipped,
         "inputs": stats(arrays, order),
         "options": opts.to_json(),
         "registry": None,
+        "run_provenance": _provenance(model, source, src.sha256, out, argv),
+    }
+    return _write(out, data, report, report_out, reg_plan)
+
+
+def _check_out(out: Path, report_out: str | Path | None, reads: dict) -> None:
+    """`out` names an .npz file, and it and the report can be written (before any source is read,
+    not after), the report replacing none of the files read (`reads`)."""
+    subject = f"{param('out')} {out}"
+    if out.suffix.lower() != ".npz":
+        raise UserError("a calibration set is an .npz file", subject=subject, fix="name it <something>.npz")
+    if out.is_dir():
+        raise UserError("is a folder", subject=subject, fix="give the .npz file's path")
+    refuse_clobber(report_out, param("report_out"), reads)
+    check_writable(out, subject)
+    check_writable(report_out, f"{param('report_out')} {report_out}")
+
+
+def _registry_request(
+    registry: str | Path | None, registry_id: str | None, root: str | Path | None, out: Path, model: Path
+) -> dict | None:
+    """The registry edit `registry_id` asks for, planned and proved (None when none is asked)."""
+    if registry_id:
+        from ..registry import DEFAULT_REGISTRY
+
+        return _registry_plan(Path(registry or DEFAULT_REGISTRY), registry_id, Path(root) if root else None, out, model)
+    if registry is not None and registry_id is None:
+        raise UserError(
+            f"names the registry that {param('registry_id')} edits, and no {param('registry_id')} is given",
+            subject=param("registry"),
+            fix=f"add {param('registry_id')} ID, or leave out {param('registry')}",
+        )
+    return None
+
+
+def _rows(src, source: Path, opts: BuildOptions) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The source's usable rows, the rows drawn from them, and the report's account of the rows
+    skipped."""
+    if src.rows < 1:
+        raise UserError("holds no rows; a calibration set needs at least one sample", subject=str(source))
+    skip, skipped = _skip_plan(src, opts.drop_nonfinite)
+    usable = np.flatnonzero(~skip)
+    if not len(usable):
+        raise UserError(
+            f"every one of its {src.rows} row(s) is skipped "
+            f"({', '.join(f'{k} {v}' for k, v in skipped['by_reason'].items())})",
+            subject=str(source),
+            fix="clean the source",
+        )
+    idx = sample_rows(usable, n=opts.n, seed=opts.seed, take_all=opts.take_all, label=str(source), total=src.rows)
+    return usable, idx, skipped
+
+
+def _sampling(opts: BuildOptions, usable: np.ndarray, idx: np.ndarray, names: list | None) -> dict:
+    """The report's account of the draw: what was asked, and the rows (and image files) taken."""
+    out = {
+        "n": None if opts.take_all else (DEFAULT_N if opts.n is None else opts.n),
+        "seed": opts.seed,
+        "all": opts.take_all,
+        "usable_rows": len(usable),
+        "rows": [int(i) for i in idx[:1000]],
+        "rows_truncated": len(idx) > 1000,
     }
     if names is not None:
-        report["sampling"]["files"] = [names[int(i)] for i in idx[:1000]]
-    prov_inputs = {"model": model}
-    if source.is_file():
-        prov_inputs["source"] = source
-    report["run_provenance"] = provenance.build(inputs=prov_inputs, root=repo, argv=argv)
-    if not source.is_file():
-        report["run_provenance"]["inputs"]["source"] = {"path": str(source), "sha256": src.sha256}
+        out["files"] = [names[int(i)] for i in idx[:1000]]
+    return out
 
-    # All or nothing: the set, then the report, then the registry (last, under its edit lock); a
-    # failure on the way puts the set and the report back as they were.
+
+def _provenance(model: Path, source: Path, source_sha256: str, out: Path, argv: list[str] | None) -> dict:
+    """The run's provenance; a source that is not one file (a folder of images) is named by its
+    digest."""
+    repo = find_repo_root(out.parent if out.parent.exists() else Path.cwd())
+    inputs = {"model": model}
+    if source.is_file():
+        inputs["source"] = source
+    prov = provenance.build(inputs=inputs, root=repo, argv=argv)
+    if not source.is_file():
+        prov["inputs"]["source"] = {"path": str(source), "sha256": source_sha256}
+    return prov
+
+
+def _write(out: Path, data: bytes, report: dict, report_out: str | Path | None, reg_plan: dict | None) -> Produced:
+    """All or nothing: the set, then the report, then the registry (last, under its edit lock); a
+    failure on the way puts the set and the report back as they were."""
     with all_or_nothing(out, report_out), locked(reg_plan["path"]) if reg_plan else contextlib.nullcontext():
         atomic_write_bytes(out, data)
         new = old = None
@@ -322,8 +371,9 @@ def check_set(path: str | Path, model: str | Path, *, min_samples: int = 1) -> P
     arrays, n = cal.load(path, sigs)
     if n < min_samples:
         raise UserError(
-            f"{path}: holds {n} sample(s), fewer than {param('min_samples')} "
-            f"{min_samples}; rebuild it with a larger {param('n')}"
+            f"holds {n} sample(s), fewer than {param('min_samples')} {min_samples}",
+            subject=str(path),
+            fix=f"rebuild it with a larger {param('n')}",
         )
     return Produced(
         output=path,
