@@ -20,8 +20,6 @@ FUNCTION_EXCEPTIONS: dict[str, str] = {
     "quantgate.cli.calibrate.build": LATER + " (a click command: mostly its options' wording)",
     "quantgate.cli.core.gate": LATER + " (a click command)",
     "quantgate.cli.qat.qat": LATER + " (a click command)",
-    "quantgate.produce.pipeline.produce": LATER,
-    "quantgate.produce.static.quantize_static": LATER,
 }
 
 

@@ -64,7 +64,7 @@ def run_once(int8_bytes: bytes, label: str, feed: dict[str, np.ndarray] | None) 
     try:
         sess.run(None, feed)
     except Exception as e:
-        raise UserError(f"{label}: the quantised model loads but does not run: {one_line(e, 300)}") from None
+        raise UserError(f"the quantised model loads but does not run: {one_line(e, 300)}", subject=label) from None
 
 
 def produce(
@@ -85,6 +85,39 @@ def produce(
     (checked to exist here; the quantiser is told by `quantise`)."""
     model_path = Path(model_path)
     output = Path(output) if output is not None else sidecar_path(model_path)
+    _check_output(model_path, output, report_out)
+    started = time.perf_counter()
+    prepared = preflight(model_path)
+    if exclude:
+        name_nodes(prepared.model, exclude, model_path)
+    q, details = _quantise_in_scratch(prepared, quantise, model_path)
+    ops, cov = _what_was_quantised(q, prepared, mode, exclude, model_path)
+    stamp_source(q, mode, model_path, prepared.external_files, exclude)
+    data = q.SerializeToString()
+    run_once(data, f"{output} (produced from {model_path})", sample_feed(prepared))
+    with all_or_nothing(output, report_out):  # a report that cannot be written takes the sidecar back
+        atomic_write_bytes(output, data)
+        result = ProduceResult(
+            mode=mode,
+            model=model_path,
+            output=output,
+            fp32_bytes=file_bytes(model_path, prepared.external_files),
+            int8_bytes=len(data),
+            quantized_ops=ops,
+            config=config,
+            details=details,
+            coverage=cov,
+        )
+        inputs = {"model": model_path, **(extra_inputs or {})}
+        result.report = _report(result, cov, prepared, started, inputs, argv)
+        if report_out is not None:
+            write_json(report_out, result)
+        return result
+
+
+def _check_output(model_path: Path, output: Path, report_out: Path | None) -> None:
+    """Before the work, not after it: the sidecar is an .onnx file other than the model, and it
+    and the report can be written, the report replacing neither."""
     if output.resolve() == model_path.resolve():
         raise UserError(
             "would overwrite the input model", subject=f"{param('output')} {output}", fix="pick another path"
@@ -92,12 +125,15 @@ def produce(
     if output.suffix != ".onnx":
         raise UserError("must end in .onnx", subject=f"{param('output')} {output}")
     refuse_clobber(report_out, param("report_out"), {"model": model_path, "int8 output": output})
-    check_writable(output, f"{param('output')} {output}")  # before the work, not after it
+    check_writable(output, f"{param('output')} {output}")
     check_writable(report_out, f"{param('report_out')} {report_out}")
-    started = time.perf_counter()
-    prepared = preflight(model_path)
-    if exclude:
-        name_nodes(prepared.model, exclude, model_path)
+
+
+def _quantise_in_scratch(
+    prepared: Preflight, quantise: Callable[[Path, Path, Preflight], dict], model_path: Path
+) -> tuple[onnx.ModelProto, dict]:
+    """`quantise` run on a copy of the pre-flighted model in a scratch folder, with the
+    quantiser's own logging kept quiet: the model it wrote, and what it says it did."""
     with tempfile.TemporaryDirectory(prefix="quantgate-") as tmp_name:
         tmp = Path(tmp_name)
         src = tmp / "model.onnx"
@@ -106,14 +142,23 @@ def produce(
         with _quiet_root_logger():
             details = quantise(src, dst, prepared)
         if not dst.is_file():
-            raise UserError(f"{model_path}: the quantiser wrote no output")
+            raise UserError("the quantiser wrote no output", subject=str(model_path))
         data = dst.read_bytes()
-    q = onnx.load_from_string(data)
+    return onnx.load_from_string(data), details
+
+
+def _what_was_quantised(
+    q: onnx.ModelProto, prepared: Preflight, mode: str, exclude: tuple[str, ...], model_path: Path
+) -> tuple[dict, Coverage]:
+    """The int8 op types of `q` and its coverage; refused when no operator was quantised (the
+    gate refuses such a file: say it here, before anything is written) or a node asked to stay in
+    float was quantised."""
     ops = quantized_op_types(q)
-    if not ops:  # the gate refuses such a file; say it here, before anything is written
+    if not ops:
         raise UserError(
-            f"{model_path}: {mode} quantisation changed no operator (ops in the model: "
+            f"{mode} quantisation changed no operator (ops in the model: "
             f"{', '.join(sorted({n.op_type for n in prepared.model.graph.node}))}), so there is no int8 model to ship",
+            subject=str(model_path),
             fix="keep quant_mode fp32, or name other operator types (ops inside If/Loop branches are not quantised)",
         )
     cov = coverage.measure(prepared.model, q)
@@ -121,48 +166,34 @@ def produce(
     lost = [k for k in exclude if k in weighted and k not in cov.float_nodes]
     if lost:
         raise _quantised_anyway(lost, weighted, exclude, model_path)
-    stamp_source(q, mode, model_path, prepared.external_files, exclude)
-    data = q.SerializeToString()
-    run_once(data, f"{output} (produced from {model_path})", sample_feed(prepared))
-    with all_or_nothing(output, report_out):  # a report that cannot be written takes the sidecar back
-        atomic_write_bytes(output, data)
-        fp32_bytes = file_bytes(model_path, prepared.external_files)
-        inputs = {"model": model_path, **(extra_inputs or {})}
-        result = ProduceResult(
-            mode=mode,
-            model=model_path,
-            output=output,
-            fp32_bytes=fp32_bytes,
-            int8_bytes=len(data),
-            quantized_ops=ops,
-            config=config,
-            details=details,
-            coverage=cov,
-        )
-        assert result.coverage is not None
-        result.report = {
-            "schema_version": 1,
-            "kind": f"ptq-{mode}" if mode in ("dynamic", "static") else mode,
-            "model": str(model_path),
-            "output": str(output),
-            "fp32_bytes": result.fp32_bytes,
-            "int8_bytes": result.int8_bytes,
-            "size_ratio": round(result.size_ratio, 6),
-            "quantized_op_types": ops,
-            "coverage": result.coverage.to_json(),
-            "config": config,
-            "preflight": {
-                "dropped_value_info": prepared.dropped_value_info,
-                "opset": prepared.opset,
-                "inlined_external_data": prepared.external_data,
-            },
-            **details,
-            "wall_seconds": round(time.perf_counter() - started, 3),
-            "run_provenance": provenance.build(inputs=inputs, root=find_repo_root(model_path), argv=argv),
-        }
-        if report_out is not None:
-            write_json(report_out, result)
-        return result
+    return ops, cov
+
+
+def _report(
+    r: ProduceResult, cov: Coverage, prepared: Preflight, started: float, inputs: dict, argv: list[str] | None
+) -> dict:
+    """The producer's report (`schema_version` 1): the files, sizes, coverage, settings,
+    pre-flight, the quantiser's details, the time taken and the run's provenance."""
+    return {
+        "schema_version": 1,
+        "kind": f"ptq-{r.mode}" if r.mode in ("dynamic", "static") else r.mode,
+        "model": str(r.model),
+        "output": str(r.output),
+        "fp32_bytes": r.fp32_bytes,
+        "int8_bytes": r.int8_bytes,
+        "size_ratio": round(r.size_ratio, 6),
+        "quantized_op_types": r.quantized_ops,
+        "coverage": cov.to_json(),
+        "config": r.config,
+        "preflight": {
+            "dropped_value_info": prepared.dropped_value_info,
+            "opset": prepared.opset,
+            "inlined_external_data": prepared.external_data,
+        },
+        **r.details,
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "run_provenance": provenance.build(inputs=inputs, root=find_repo_root(r.model), argv=argv),
+    }
 
 
 def _quantised_anyway(lost: list[str], weighted: dict, exclude: tuple[str, ...], path: Path) -> UserError:
@@ -252,10 +283,14 @@ def preprocess(src: Path, model: Path) -> tuple[Path, dict]:
                 quant_pre_process(str(src), str(out), skip_symbolic_shape=True)
     except Exception as e:
         raise UserError(
-            f"{model}: ONNX Runtime's pre-processing failed: {one_line(e, 300)}; quantise without {param('preprocess')}"
+            f"ONNX Runtime's pre-processing failed: {one_line(e, 300)}",
+            subject=str(model),
+            fix=f"quantise without {param('preprocess')}",
         ) from None
     if not out.is_file():
         raise UserError(
-            f"{model}: ONNX Runtime's pre-processing wrote no model; quantise without {param('preprocess')}"
+            "ONNX Runtime's pre-processing wrote no model",
+            subject=str(model),
+            fix=f"quantise without {param('preprocess')}",
         )
     return out, steps

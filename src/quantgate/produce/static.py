@@ -91,9 +91,6 @@ def quantize_static(
     """Write the static-PTQ (QDQ) sidecar of `model`, calibrated on `calibration`
     (an .npz path or a dict of arrays keyed by input name). `mode` is what the sidecar records
     it is: "static", or "qat" when QAT's conditioned export is being quantised."""
-    from onnxruntime.quantization import QuantFormat
-    from onnxruntime.quantization import quantize_static as ort_quantize_static
-
     cfg = config or preset("default", "static")
     model = Path(model)
     if isinstance(calibration, dict):
@@ -101,35 +98,73 @@ def quantize_static(
     else:
         cal_path = Path(calibration)
         arrays = cal.read_npz(cal_path)
-    label = str(cal_path) if cal_path else "calibration arrays"
-    state = {}
+    run = _StaticRun(cfg, model, arrays, cal_path)
+    return produce(
+        mode=mode,
+        model_path=model,
+        output=Path(output) if output else None,
+        quantise=run.quantise,
+        sample_feed=run.first_feed,
+        config=cfg.to_json(),
+        report_out=Path(report_out) if report_out else None,
+        extra_inputs={"calibration": cal_path} if cal_path else None,
+        argv=argv,
+        exclude=cfg.nodes_to_exclude,
+    )
 
-    def quantise(src: Path, dst: Path, prepared) -> dict:
+
+class _StaticRun:
+    """One static quantisation of `model` on the calibration `arrays` (read from `cal_path`, or
+    given): what `produce` calls to quantise the scratch copy, then for the one-sample check."""
+
+    def __init__(self, cfg: QuantConfig, model: Path, arrays: dict[str, np.ndarray], cal_path: Path | None):
+        self.cfg, self.model, self.arrays, self.cal_path = cfg, model, arrays, cal_path
+        self.label = str(cal_path) if cal_path else "calibration arrays"
+        self.inputs: list = []  # the model's inputs, once the pre-flighted model is known
+
+    def quantise(self, src: Path, dst: Path, prepared) -> dict:
+        cfg = self.cfg
         if cfg.per_channel and prepared.opset < PER_CHANNEL_OPSET:  # QuantizeLinear's axis arrived in opset 13
             raise UserError(
                 f"opset {prepared.opset}: per-channel static quantisation needs opset {PER_CHANNEL_OPSET} or later",
-                subject=str(model),
+                subject=str(self.model),
                 fix="quantise per tensor (--no-per-channel; per_channel=False in a QuantConfig), or upgrade the "
                 f"model to opset {PER_CHANNEL_OPSET} with onnx.version_converter",
             )
-        ins = inputs_of(prepared, model)
-        n = cal.validate(arrays, ins, label=label)
-        state["inputs"] = ins
-        act, wt, method, extra = _ort_settings(cfg)
+        ins = self.inputs = inputs_of(prepared, self.model)
+        n = cal.validate(self.arrays, ins, label=self.label)
         pre: dict = {}
         if cfg.preprocess:
-            src, pre["preprocess"] = preprocess(src, model)
+            src, pre["preprocess"] = preprocess(src, self.model)
+        self._calibrate(src, dst, n)
+        return {
+            "calibration": {
+                "path": str(self.cal_path) if self.cal_path else None,
+                "inputs": [s.name for s in ins],
+                "samples": n,
+            },
+            **pre,
+        }
+
+    def _calibrate(self, src: Path, dst: Path, n: int) -> None:
+        """ONNX Runtime's `quantize_static` of `src` into `dst` on the `n` samples: MinMax chunk by
+        chunk (in bounded memory), a histogram method refused first when it would hold too much."""
+        from onnxruntime.quantization import QuantFormat
+        from onnxruntime.quantization import quantize_static as ort_quantize_static
+
+        cfg, ins = self.cfg, self.inputs
+        act, wt, method, extra = _ort_settings(cfg)
         chunk = None
         if cfg.method in HISTOGRAM_METHODS:
-            _refuse_unbounded(src, next(cal.feeds(arrays, ins)), n, cfg.method, label)
-        else:  # MinMax: chunk by chunk, in bounded memory
+            _refuse_unbounded(src, next(cal.feeds(self.arrays, ins)), n, cfg.method, self.label)
+        else:
             chunk = CALIBRATION_CHUNK
             extra = {**extra, "CalibStridedMinMax": chunk}
         try:
             ort_quantize_static(
                 str(src),
                 str(dst),
-                cal.reader(arrays, ins, chunk=chunk),
+                cal.reader(self.arrays, ins, chunk=chunk),
                 quant_format=QuantFormat.QOperator if cfg.quant_format == "qoperator" else QuantFormat.QDQ,
                 op_types_to_quantize=list(cfg.op_types) if cfg.op_types else None,
                 per_channel=cfg.per_channel,
@@ -144,28 +179,12 @@ def quantize_static(
             raise
         except MemoryError:
             raise UserError(
-                f"{model}: static quantisation ran out of memory calibrating on {n} samples of {label}",
+                f"static quantisation ran out of memory calibrating on {n} samples of {self.label}",
+                subject=str(self.model),
                 fix="calibrate on fewer samples",
             ) from None
         except Exception as e:
-            raise UserError(f"{model}: static quantisation failed: {one_line(e, 300)}") from None
-        return {
-            "calibration": {"path": str(cal_path) if cal_path else None, "inputs": [s.name for s in ins], "samples": n},
-            **pre,
-        }
+            raise UserError(f"static quantisation failed: {one_line(e, 300)}", subject=str(self.model)) from None
 
-    def first_feed(_prepared):
-        return next(cal.feeds(arrays, state["inputs"]))
-
-    return produce(
-        mode=mode,
-        model_path=model,
-        output=Path(output) if output else None,
-        quantise=quantise,
-        sample_feed=first_feed,
-        config=cfg.to_json(),
-        report_out=Path(report_out) if report_out else None,
-        extra_inputs={"calibration": cal_path} if cal_path else None,
-        argv=argv,
-        exclude=cfg.nodes_to_exclude,
-    )
+    def first_feed(self, _prepared) -> dict[str, np.ndarray]:
+        return next(cal.feeds(self.arrays, self.inputs))
