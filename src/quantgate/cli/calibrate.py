@@ -12,7 +12,7 @@ from ..calibrate.images import FITS, RANGES
 from ..errors import EXIT_PASS
 from ..registry import DEFAULT_REGISTRY
 from .base import Group, echo, renamed, warn_renamed
-from .options import split_list
+from .options import option_group, split_list
 
 
 def _fmt(v) -> str:
@@ -32,118 +32,117 @@ def calibrate() -> None:
     """Build and check calibration sets (.npz, one array per model input) for static PTQ and QAT."""
 
 
+_path = click.Path(path_type=Path)
+
+# What the set is made of: the rows drawn and how the source's columns or keys feed the inputs.
+_draw_options = option_group(
+    click.option(
+        "--n",
+        "n",
+        type=int,
+        default=None,
+        help="Samples to draw (default 64); more than the source holds is an error unless --all.",
+    ),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample draw."),
+    click.option(
+        "--all",
+        "--take-all",
+        "take_all",
+        is_flag=True,
+        help="Take every usable row of the source, in source order (excludes --n).",
+    ),
+    click.option(
+        "--columns",
+        multiple=True,
+        metavar="COL[,COL...]",
+        help="Parquet: the columns of the model's single input, in order (repeat or comma-separate).",
+    ),
+    click.option(
+        "--map",
+        "maps",
+        multiple=True,
+        metavar="COL=INPUT",
+        help="Parquet column or .npz key feeding an input; repeat; several columns for one input "
+        "are joined in the order given.",
+    ),
+    click.option(
+        "--dim",
+        "dims",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Value of a named symbolic dim of the model's inputs, e.g. --dim height=32.",
+    ),
+    click.option(
+        "--drop-nonfinite",
+        is_flag=True,
+        help="Skip rows holding NaN, inf or null values (and report them) instead of refusing.",
+    ),
+)
+# The registry row the set is recorded in.
+_registry_options = option_group(
+    click.option("--registry-id", help="Write quant_calibration_set into this registry row."),
+    click.option(
+        "--registry",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help=f"Registry that --registry-id edits (default {DEFAULT_REGISTRY}).",
+    ),
+    click.option(
+        "--root",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Repository root the registry's paths are relative to (default: the git checkout holding the registry).",
+    ),
+)
+# How images become an input's values.
+_image_options = option_group(
+    click.option("--channels", type=int, default=None, help="Images: channel count 1, 3 or 4 (default: the model's)."),
+    click.option("--size", default=None, metavar="HxW", help="Images: height x width (default: the model's)."),
+    click.option(
+        "--fit",
+        type=click.Choice(list(FITS)),
+        default="resize",
+        show_default=True,
+        help="Images: stretch to size, centre-crop at native scale, or scale to cover then centre-crop.",
+    ),
+    click.option(
+        "--range",
+        "value_range",
+        type=click.Choice(list(RANGES)),
+        default="0-1",
+        show_default=True,
+        help="Images: pixel value range before --mean/--std.",
+    ),
+    click.option(
+        "--mean", default=None, metavar="M[,M,M]", help="Images: per-channel mean subtracted (in --range units)."
+    ),
+    click.option(
+        "--std", default=None, metavar="S[,S,S]", help="Images: per-channel std divided by (in --range units)."
+    ),
+)
+
+
 @calibrate.command()
-@click.argument("model", required=False, type=click.Path(path_type=Path))
-@renamed(["--model", "-m"], "model", type=click.Path(path_type=Path))
+@click.argument("model", required=False, type=_path)
+@renamed(["--model", "-m"], "model", type=_path)
 @click.option(
     "--from",
     "source",
     required=True,
-    type=click.Path(path_type=Path),
+    type=_path,
     help="Source: a .parquet feature cache, a .npy/.npz file, or a folder of PNG/JPEG images.",
 )
-@click.option("--output", "-o", "out", type=click.Path(path_type=Path), help="The calibration set to write (.npz).")
-@renamed("--out", "out", type=click.Path(path_type=Path))
-@click.option(
-    "--n",
-    "n",
-    type=int,
-    default=None,
-    help="Samples to draw (default 64); more than the source holds is an error unless --all.",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample draw.")
-@click.option(
-    "--all",
-    "--take-all",
-    "take_all",
-    is_flag=True,
-    help="Take every usable row of the source, in source order (excludes --n).",
-)
-@click.option(
-    "--columns",
-    multiple=True,
-    metavar="COL[,COL...]",
-    help="Parquet: the columns of the model's single input, in order (repeat or comma-separate).",
-)
-@click.option(
-    "--map",
-    "maps",
-    multiple=True,
-    metavar="COL=INPUT",
-    help="Parquet column or .npz key feeding an input; repeat; several columns for one input "
-    "are joined in the order given.",
-)
-@click.option(
-    "--dim",
-    "dims",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Value of a named symbolic dim of the model's inputs, e.g. --dim height=32.",
-)
-@click.option(
-    "--drop-nonfinite",
-    is_flag=True,
-    help="Skip rows holding NaN, inf or null values (and report them) instead of refusing.",
-)
-@click.option("--registry-id", help="Write quant_calibration_set into this registry row.")
-@click.option(
-    "--registry",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"Registry that --registry-id edits (default {DEFAULT_REGISTRY}).",
-)
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Repository root the registry's paths are relative to (default: the git checkout holding the registry).",
-)
+@click.option("--output", "-o", "out", type=_path, help="The calibration set to write (.npz).")
+@renamed("--out", "out", type=_path)
+@_draw_options
+@_registry_options
 @click.option(
     "--report-out",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the JSON report (per-input statistics, skipped rows, source sha256, run_provenance).",
 )
-@click.option("--channels", type=int, default=None, help="Images: channel count 1, 3 or 4 (default: the model's).")
-@click.option("--size", default=None, metavar="HxW", help="Images: height x width (default: the model's).")
-@click.option(
-    "--fit",
-    type=click.Choice(list(FITS)),
-    default="resize",
-    show_default=True,
-    help="Images: stretch to size, centre-crop at native scale, or scale to cover then centre-crop.",
-)
-@click.option(
-    "--range",
-    "value_range",
-    type=click.Choice(list(RANGES)),
-    default="0-1",
-    show_default=True,
-    help="Images: pixel value range before --mean/--std.",
-)
-@click.option("--mean", default=None, metavar="M[,M,M]", help="Images: per-channel mean subtracted (in --range units).")
-@click.option("--std", default=None, metavar="S[,S,S]", help="Images: per-channel std divided by (in --range units).")
-def build(
-    model,
-    source,
-    out,
-    n,
-    seed,
-    take_all,
-    columns,
-    maps,
-    dims,
-    drop_nonfinite,
-    registry_id,
-    registry,
-    root,
-    report_out,
-    channels,
-    size,
-    fit,
-    value_range,
-    mean,
-    std,
-) -> int:
+@_image_options
+def build(model, source, out, registry_id, registry, root, report_out, **options) -> int:
     """Build a calibration set for MODEL (the fp32 .onnx) from a parquet cache, arrays or images.
 
     \b
@@ -152,14 +151,35 @@ def build(
       quantgate calibrate build m.onnx --from features.parquet --columns f0,f1,f2 -o cal/m.npz
       quantgate calibrate build m.onnx --from arrays.npz -o cal/m.npz --registry-id m
     """
-    from ..calibrate import BuildOptions, ImageOptions, build_set
-    from ..calibrate.images import parse_floats, parse_size
-    from ..calibrate.layout import parse_dims
+    from ..calibrate import build_set
 
     if model is None:
         raise click.UsageError("name the fp32 model: quantgate calibrate build MODEL --from SOURCE -o SET.npz")
     if out is None:
         raise click.UsageError("name the set to write: -o/--output SET.npz")
+    opts = _build_options(**options)
+    built = build_set(
+        model,
+        source,
+        out,
+        opts,
+        registry=registry,
+        registry_id=registry_id,
+        root=root,
+        report_out=report_out,
+        argv=sys.argv,
+    )
+    _echo_built(built.report, out, source, report_out, opts)
+    return EXIT_PASS
+
+
+def _build_options(
+    *, n, seed, take_all, columns, maps, dims, drop_nonfinite, channels, size, fit, value_range, mean, std
+):
+    """The `BuildOptions` (with its `ImageOptions`) that `calibrate build`'s options ask for."""
+    from ..calibrate import BuildOptions, ImageOptions
+    from ..calibrate.images import parse_floats, parse_size
+    from ..calibrate.layout import parse_dims
 
     if take_all and n is not None:
         raise click.UsageError("--all takes every row; drop --n (or drop --all)")
@@ -171,7 +191,7 @@ def build(
         mean=parse_floats(mean, "--mean"),
         std=parse_floats(std, "--std"),
     )
-    opts = BuildOptions(
+    return BuildOptions(
         n=n,
         seed=seed,
         take_all=take_all,
@@ -181,21 +201,16 @@ def build(
         drop_nonfinite=drop_nonfinite,
         image=image,
     )
-    r = build_set(
-        model,
-        source,
-        out,
-        opts,
-        registry=registry,
-        registry_id=registry_id,
-        root=root,
-        report_out=report_out,
-        argv=sys.argv,
-    ).report
+
+
+def _echo_built(r: dict, out: Path, source: Path, report_out: Path | None, opts) -> None:
+    """What `calibrate build` wrote: the set (printed with -q too), the report, each input's
+    statistics, the rows skipped and the registry edit."""
     s = r["source"]
     echo(
         f"wrote {out}: {r['calibration_set']['samples']} sample(s) from {s['kind']} {source} "
-        f"({s['rows']} rows, sha256 {s['sha256'][:12]}), " + ("every usable row" if take_all else f"seed {seed}"),
+        f"({s['rows']} rows, sha256 {s['sha256'][:12]}), "
+        + ("every usable row" if opts.take_all else f"seed {opts.seed}"),
         level=0,
     )
     echo(f"  source sha256 {s['sha256']}", level=2)
@@ -216,7 +231,6 @@ def build(
                 f"note: '{reg['id']}' has quant_mode '{reg['quant_mode']}'; the set is used when it "
                 'is "static" or "qat"'
             )
-    return EXIT_PASS
 
 
 @calibrate.command()

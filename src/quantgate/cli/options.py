@@ -26,6 +26,18 @@ root_option = click.option(
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No per-item lines; only the result.")
 
 
+def option_group(*decorators):
+    """One decorator for a set of options (and arguments) that belong together; they appear in
+    `--help` in the order given, as if written one above the other."""
+
+    def apply(f):
+        for d in reversed(decorators):
+            f = d(f)
+        return f
+
+    return apply
+
+
 def split_list(values) -> tuple[str, ...]:
     """Repeated options that also accept comma-separated lists."""
     return tuple(v.strip() for item in values or () for v in item.split(",") if v.strip())
