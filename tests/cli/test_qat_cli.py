@@ -39,9 +39,14 @@ def test_smoke_cli_writes_a_loadable_sidecar_and_report(tmp_path):
         str(report),
         "--keep-fp32",
         str(tmp_path / "tiny.onnx"),
+        "--keep-calibration",
+        str(tmp_path / "cal.npz"),
     )
     assert r.returncode == 0, r.stderr
     assert "smoke" in r.stdout
+    assert f"wrote {tmp_path / 'cal.npz'} (calibration set)" in r.stdout
+    with np.load(tmp_path / "cal.npz") as cal:  # the set the PTQ was calibrated on
+        assert cal["features"].shape[1:] == (4,) and cal["features"].dtype == np.float32
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     y = sess.run(None, {"features": np.zeros((1, 4), np.float32)})[0]
     assert y.shape == (1, 1)

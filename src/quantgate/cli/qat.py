@@ -10,33 +10,47 @@ import click
 from ..errors import EXIT_PASS
 from ..qat.checks import EXPORTERS
 from .base import Command, echo, verbosity
-from .options import exclusions, precheck, record, record_options
+from .options import exclusions, option_group, precheck, record, record_options
 
 _path = click.Path(dir_okay=False, path_type=Path)
+
+
+# The training settings an option overrides in the config (each as the config's own key).
+_training_options = option_group(
+    click.option(
+        "--epochs-fp32", type=int, default=None, help="fp32 warm-start epochs (config: qat.epochs_fp32, default 20)."
+    ),
+    click.option(
+        "--epochs-qat", type=int, default=None, help="QAT fine-tune epochs (config: qat.epochs_qat, default 10)."
+    ),
+    click.option("--lr-qat", type=float, default=None, help="QAT learning rate (default: the fp32 lr / 10)."),
+    click.option(
+        "--n-calibration",
+        type=int,
+        default=None,
+        help="Calibration samples drawn from the training data for the final static PTQ (default 64).",
+    ),
+    click.option(
+        "--seed", type=int, default=None, help="Seed of the split, shuffles and init (config: seed, default 0)."
+    ),
+)
+# The run's other files, each written only when asked for.
+_keep_options = option_group(
+    click.option("--keep-fp32", type=_path, help="Also write the QAT-conditioned fp32 ONNX export here."),
+    click.option("--keep-warm-fp32", type=_path, help="Also write the fp32 warm-start (pre-QAT) ONNX export here."),
+    click.option("--keep-calibration", type=_path, help="Also write the calibration set (.npz) used for the PTQ."),
+)
 
 
 @click.command(cls=Command)
 @click.option("--config", "config", required=True, type=_path, help="QAT config YAML (see docs/qat.md).")
 @click.option("--output", "-o", required=True, type=_path, help="Where to write the int8 model (MODEL.int8.onnx).")
-@click.option(
-    "--epochs-fp32", type=int, default=None, help="fp32 warm-start epochs (config: qat.epochs_fp32, default 20)."
-)
-@click.option("--epochs-qat", type=int, default=None, help="QAT fine-tune epochs (config: qat.epochs_qat, default 10).")
-@click.option("--lr-qat", type=float, default=None, help="QAT learning rate (default: the fp32 lr / 10).")
-@click.option(
-    "--n-calibration",
-    type=int,
-    default=None,
-    help="Calibration samples drawn from the training data for the final static PTQ (default 64).",
-)
-@click.option("--seed", type=int, default=None, help="Seed of the split, shuffles and init (config: seed, default 0).")
+@_training_options
 @click.option("--smoke", is_flag=True, help="Skip both training phases: check the wiring end to end in seconds.")
 @click.option(
     "--report-out", type=_path, help="Write a JSON report (paths, phases, wall times, losses, run_provenance)."
 )
-@click.option("--keep-fp32", type=_path, help="Also write the QAT-conditioned fp32 ONNX export here.")
-@click.option("--keep-warm-fp32", type=_path, help="Also write the fp32 warm-start (pre-QAT) ONNX export here.")
-@click.option("--keep-calibration", type=_path, help="Also write the calibration set (.npz) used for the PTQ.")
+@_keep_options
 @click.option(
     "--exporter",
     type=click.Choice(list(EXPORTERS)),
@@ -47,20 +61,15 @@ _path = click.Path(dir_okay=False, path_type=Path)
 def qat(
     config,
     output,
-    epochs_fp32,
-    epochs_qat,
-    lr_qat,
-    n_calibration,
-    seed,
     smoke,
     report_out,
     keep_fp32,
     keep_warm_fp32,
     keep_calibration,
-    exporter,
     registry_id,
     set_mode,
     registry,
+    **overrides,
 ) -> int:
     """Quantisation-aware training: fp32 warm start, fake-quant fine-tune, then static PTQ.
 
@@ -75,6 +84,7 @@ def qat(
     from ..qat import require_torch
 
     require_torch()
+    from ..paths import all_or_nothing
     from ..qat.config import load_config
     from ..qat.pipeline import Progress, run
 
@@ -85,16 +95,9 @@ def qat(
         registry_id, registry, fp32, output, mode="qat", fp32_written=written, report_out=report_out, set_mode=set_mode
     )
     s = load_config(config).with_overrides(
-        epochs_fp32=epochs_fp32,
-        epochs_qat=epochs_qat,
-        lr_qat=lr_qat,
-        n_calibration=n_calibration,
-        seed=seed,
-        exporter=exporter,
+        **overrides,  # _training_options and --exporter, each named as the config's key
         nodes_to_exclude=exclusions(registry_id, registry, ()) or None,
     )
-    from ..paths import all_or_nothing
-
     # all or nothing: a report or registry that cannot be written puts every file back as it was
     with all_or_nothing(output, report_out, keep_fp32, keep_warm_fp32, keep_calibration):
         r = run(
@@ -109,6 +112,15 @@ def qat(
             argv=sys.argv,
         )
         recorded = record(registry_id, registry, fp32, r.output, mode="qat", fp32_written=written, set_mode=set_mode)
+    _echo_trained(r)
+    for line in recorded:
+        echo(line, level=0)
+    return EXIT_PASS
+
+
+def _echo_trained(r) -> None:
+    """What `qat` made: the sidecar with its training figures (printed with -q too), the losses
+    (with -vv) and the other files written."""
     sec = r.seconds
     ratio = f", QAT/fp32 training time x{r.training_time_ratio:.2f}" if r.training_time_ratio else ""
     echo(
@@ -128,6 +140,3 @@ def qat(
     ):
         if p is not None:
             echo(f"wrote {p} ({label})")
-    for line in recorded:
-        echo(line, level=0)
-    return EXIT_PASS
