@@ -11,7 +11,7 @@ from ..errors import EXIT_ERROR, EXIT_PASS
 from ..gate.settings import DEFAULT_SEED, MARGINAL_POLICIES, MAX_SAMPLES, MAX_SECONDS, MIN_SAMPLES, MODEL_TIMEOUT
 from ..text import plain
 from .base import Command, Status, echo, echo_styled, renamed, styled, verbosity
-from .options import registry_option, root_option
+from .options import option_group, registry_option, root_option
 
 
 def complete_ids(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list:
@@ -91,97 +91,107 @@ def validate(registry: Path, root: Path | None, quick: bool) -> int:
     return EXIT_PASS
 
 
+# Where the results go besides the terminal.
+_output_options = option_group(
+    click.option(
+        "--json-out",
+        "out_json",
+        type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+        help="Write the results document (schema: quantgate/schemas/results.schema.json); - for standard output.",
+    ),
+    renamed("--out-json", "out_json", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path)),
+    click.option(
+        "--markdown-out",
+        "markdown",
+        type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+        help="Write the results as a markdown table; - for standard output.",
+    ),
+    renamed("--markdown", "markdown", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path)),
+    click.option(
+        "--show-skipped",
+        is_flag=True,
+        help="List every fp32 entry (nothing to gate) in the terminal and the markdown; by default they are "
+        "one count line.",
+    ),
+)
+# How each model is measured and judged: each option is the run_gate parameter of its name.
+_measure_options = option_group(
+    click.option(
+        "--samples",
+        type=click.IntRange(min=1),
+        default=None,
+        help=f"Measure every model at exactly N samples (never time-capped; fewer than {MIN_SAMPLES} are marginal). "
+        f"Default: adaptive: a pilot of {MIN_SAMPLES} plans the first look, looks double until every budget is "
+        "decided (and a pass's drop known to 5 % of its budget), at most --max-samples.",
+    ),
+    click.option(
+        "--max-samples",
+        type=click.IntRange(min=1),
+        default=MAX_SAMPLES,
+        show_default=True,
+        help="Adaptive sampling stops here.",
+    ),
+    click.option(
+        "--max-seconds",
+        type=click.FloatRange(min=0, min_open=True),
+        default=MAX_SECONDS,
+        show_default=True,
+        help="Adaptive sampling takes no step predicted to end past this much time per model; the row is "
+        "then marked time-capped (the only stop that depends on the machine's speed).",
+    ),
+    click.option(
+        "--seed",
+        type=click.IntRange(min=0),
+        default=DEFAULT_SEED,
+        show_default=True,
+        help="Seed of the input draws (and of the bootstrap).",
+    ),
+    click.option(
+        "--avx2-check",
+        is_flag=True,
+        help="Also measure each model as an AVX2-only x86 CPU computes it, under "
+        "qemu-x86_64 -cpu Haswell (needs qemu-user; about 10x slower).",
+    ),
+    click.option(
+        "--bench",
+        is_flag=True,
+        help="Also time fp32 against int8 on this machine (1 thread and the default thread count, batch 1 "
+        "and 16 where the model takes a batch) and warn where int8 is slower; never changes a verdict.",
+    ),
+    click.option(
+        "--budget", type=float, default=None, help="Budget for a MODEL.onnx that no registry lists (default 0.01)."
+    ),
+    click.option(
+        "--on-marginal",
+        type=click.Choice(MARGINAL_POLICIES),
+        default=None,
+        help="What a marginal row (its interval still straddles a budget when sampling stops) counts as: "
+        "fail (default: a budget not shown to be met is not met), warn (the point estimate decides, with a "
+        "warning) or pass (the point estimate decides). --reference-compat defaults to pass.",
+    ),
+    click.option(
+        "--model-timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=MODEL_TIMEOUT,
+        show_default=True,
+        help="Seconds one model may take; a model still running then (ONNX Runtime stuck in a loop) becomes "
+        "an error row and the others are measured.",
+    ),
+    click.option(
+        "--reference-compat",
+        is_flag=True,
+        help="Feed only the first input and judge only the first output, as the first user's reference gate did.",
+    ),
+)
+
+
 @click.command(cls=Command)
 @click.argument("models", nargs=-1, shell_complete=complete_ids)
 @click.option("--all", "all_", is_flag=True, help="Gate every entry (the default when none is named).")
 @registry_option
 @root_option
-@click.option(
-    "--json-out",
-    "out_json",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    help="Write the results document (schema: quantgate/schemas/results.schema.json); - for standard output.",
-)
-@renamed("--out-json", "out_json", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
-@click.option(
-    "--markdown-out",
-    "markdown",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    help="Write the results as a markdown table; - for standard output.",
-)
-@renamed("--markdown", "markdown", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
-@click.option(
-    "--show-skipped",
-    is_flag=True,
-    help="List every fp32 entry (nothing to gate) in the terminal and the markdown; by default they are "
-    "one count line.",
-)
-@click.option(
-    "--samples",
-    type=click.IntRange(min=1),
-    default=None,
-    help=f"Measure every model at exactly N samples (never time-capped; fewer than {MIN_SAMPLES} are marginal). "
-    f"Default: adaptive: a pilot of {MIN_SAMPLES} plans the first look, looks double until every budget is "
-    "decided (and a pass's drop known to 5 % of its budget), at most --max-samples.",
-)
-@click.option(
-    "--max-samples",
-    type=click.IntRange(min=1),
-    default=MAX_SAMPLES,
-    show_default=True,
-    help="Adaptive sampling stops here.",
-)
-@click.option(
-    "--max-seconds",
-    type=click.FloatRange(min=0, min_open=True),
-    default=MAX_SECONDS,
-    show_default=True,
-    help="Adaptive sampling takes no step predicted to end past this much time per model; the row is "
-    "then marked time-capped (the only stop that depends on the machine's speed).",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=DEFAULT_SEED,
-    show_default=True,
-    help="Seed of the input draws (and of the bootstrap).",
-)
-@click.option(
-    "--avx2-check",
-    is_flag=True,
-    help="Also measure each model as an AVX2-only x86 CPU computes it, under "
-    "qemu-x86_64 -cpu Haswell (needs qemu-user; about 10x slower).",
-)
-@click.option(
-    "--bench",
-    is_flag=True,
-    help="Also time fp32 against int8 on this machine (1 thread and the default thread count, batch 1 "
-    "and 16 where the model takes a batch) and warn where int8 is slower; never changes a verdict.",
-)
-@click.option(
-    "--budget", type=float, default=None, help="Budget for a MODEL.onnx that no registry lists (default 0.01)."
-)
-@click.option(
-    "--on-marginal",
-    type=click.Choice(MARGINAL_POLICIES),
-    default=None,
-    help="What a marginal row (its interval still straddles a budget when sampling stops) counts as: "
-    "fail (default: a budget not shown to be met is not met), warn (the point estimate decides, with a "
-    "warning) or pass (the point estimate decides). --reference-compat defaults to pass.",
-)
-@click.option(
-    "--model-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=MODEL_TIMEOUT,
-    show_default=True,
-    help="Seconds one model may take; a model still running then (ONNX Runtime stuck in a loop) becomes "
-    "an error row and the others are measured.",
-)
-@click.option(
-    "--reference-compat",
-    is_flag=True,
-    help="Feed only the first input and judge only the first output, as the first user's reference gate did.",
-)
+@_output_options
+@_measure_options
 @click.option(
     "--plots",
     type=click.Path(file_okay=False, path_type=Path),
@@ -189,26 +199,7 @@ def validate(registry: Path, root: Path | None, quick: bool) -> int:
     help="Write a scatter of int8 against fp32 outputs and an error histogram per model into this folder "
     "(needs matplotlib: pip install 'quantgate[plots]').",
 )
-def gate(
-    models,
-    all_,
-    registry,
-    root,
-    out_json,
-    markdown,
-    show_skipped,
-    samples,
-    max_samples,
-    max_seconds,
-    seed,
-    avx2_check,
-    bench,
-    budget,
-    on_marginal,
-    model_timeout,
-    reference_compat,
-    plots,
-) -> int:
+def gate(models, all_, registry, root, out_json, markdown, show_skipped, plots, **measure) -> int:
     """Run fp32 and int8 side by side and judge each model's drop against its budget.
 
     MODELS are registry ids or .onnx paths; none (or --all) means every entry. Exit code: 0 every
@@ -224,13 +215,38 @@ def gate(
     import time
 
     from ..gate.run import run_gate
-    from ..paths import STDOUT, refuse_clobber, write_json, write_text
+    from ..paths import STDOUT
     from ..registry import shown_name
-    from ..report.markdown import folded, render_markdown
-    from ..report.terminal import detail_lines, row_lines, summary_line
+    from ..report.terminal import summary_line
 
     if all_ and models:
         raise click.UsageError("--all and named models exclude each other")
+    _check_outputs(registry, out_json, markdown, plots)
+    # with a document on standard output, the lines for the reader go to standard error
+    lines = _RowLines(shown_name(registry), show_skipped, to_stderr=STDOUT in (str(out_json), str(markdown)))
+    started = time.monotonic()
+    results = run_gate(
+        registry,
+        list(models),
+        root=root,
+        **measure,  # _measure_options
+        argv=sys.argv,
+        progress=lines.row,
+        starting=lines.starting,
+    )
+    lines.done()
+    elapsed = time.monotonic() - started
+    written = _write_results(results, registry, out_json, markdown, plots, show_skipped, measure["seed"], lines.err)
+    tail = f"; done in {elapsed:.1f}s" + (f"; results in {' and '.join(written)}" if written else "")
+    echo(summary_line(results) + tail, err=lines.err, level=0)
+    return results.exit_code
+
+
+def _check_outputs(registry: Path, out_json: Path | None, markdown: Path | None, plots: Path | None) -> None:
+    """Before any model is measured: at most one document on standard output, a plots folder that
+    can be written, and no output that would replace the registry (or the other output)."""
+    from ..paths import STDOUT, refuse_clobber
+
     if str(out_json) == STDOUT and str(markdown) == STDOUT:
         raise click.UsageError("--json-out - and --markdown-out - would both write to standard output; pick one")
     if plots is not None:
@@ -239,64 +255,65 @@ def gate(
         check(plots)
     refuse_clobber(out_json, "--json-out", {"registry": registry})
     refuse_clobber(markdown, "--markdown-out", {"registry": registry, "--json-out file": out_json})
-    # with a document on standard output, the lines for the reader go to standard error
-    to_stderr = STDOUT in (str(out_json), str(markdown))
-    where = shown_name(registry)
-    status = Status()
-    shown = {"k": 0, "m": 0, "skipped": 0}
 
-    def starting(model_id: str, k: int, m: int) -> None:
-        shown["m"] = m
+
+class _RowLines:
+    """The gate's lines while it runs: a status line for the model being measured (on a
+    terminal), then each row as it is judged, counted `[k/m]`, in its colour; fp32 entries folded
+    into one count line unless `show_skipped`. On standard error when `err`."""
+
+    def __init__(self, where: str, show_skipped: bool, *, to_stderr: bool):
+        self.where, self.show_skipped, self.err = where, show_skipped, to_stderr
+        self.status = Status()
+        self.k = self.m = self.skipped = 0
+
+    def starting(self, model_id: str, k: int, m: int) -> None:
+        self.m = m
         if verbosity() >= 1:
-            status.show(f"[{k}/{m}] measuring {plain(model_id)}…")
+            self.status.show(f"[{k}/{m}] measuring {plain(model_id)}…")
 
-    def progress(row, i: int, n: int) -> None:
-        status.clear()
-        if folded(row) and not show_skipped:
-            shown["skipped"] += 1
+    def row(self, row, _i: int, _n: int) -> None:
+        from ..report.markdown import folded
+        from ..report.terminal import detail_lines, row_lines
+
+        self.status.clear()
+        if folded(row) and not self.show_skipped:
+            self.skipped += 1
             return
         if verbosity() < 1:
             return
-        first, *more = row_lines(row, where)
+        first, *more = row_lines(row, self.where)
         tag, rest = first[:7], first[7:]
         counter = ""
         if row.status != "skipped":
-            shown["k"] += 1
-            counter = f" [{shown['k']}/{shown['m']}]" if shown["m"] > 1 else ""
-        echo_styled(styled(tag, fg=TAG_COLOUR.get(row.status), bold=True) + rest + counter, err=to_stderr)
+            self.k += 1
+            counter = f" [{self.k}/{self.m}]" if self.m > 1 else ""
+        echo_styled(styled(tag, fg=TAG_COLOUR.get(row.status), bold=True) + rest + counter, err=self.err)
         for line in more:  # the emulated figures, then the warnings (in yellow)
-            echo_styled(styled(line, fg="yellow") if "warning: " in line else line, err=to_stderr)
+            echo_styled(styled(line, fg="yellow") if "warning: " in line else line, err=self.err)
         for line in detail_lines(row) if verbosity() >= 2 else ():
-            echo(line, err=to_stderr, level=2)
+            echo(line, err=self.err, level=2)
 
-    started = time.monotonic()
-    results = run_gate(
-        registry,
-        list(models),
-        root=root,
-        samples=samples,
-        seed=seed,
-        max_samples=max_samples,
-        max_seconds=max_seconds,
-        avx2_check=avx2_check,
-        bench=bench,
-        reference_compat=reference_compat,
-        budget=budget,
-        on_marginal=on_marginal,
-        model_timeout=model_timeout,
-        argv=sys.argv,
-        progress=progress,
-        starting=starting,
-    )
-    status.clear()
-    elapsed = time.monotonic() - started
-    if shown["skipped"] and verbosity() >= 1:
-        echo_styled(
-            styled("[SKIP ]", fg=TAG_COLOUR["skipped"], bold=True)
-            + f" {shown['skipped']} fp32 entr{'y' if shown['skipped'] == 1 else 'ies'} not gated "
-            "(nothing to compare; --show-skipped lists them)",
-            err=to_stderr,
-        )
+    def done(self) -> None:
+        """The status line cleared, and the count of fp32 entries not listed."""
+        self.status.clear()
+        if self.skipped and verbosity() >= 1:
+            echo_styled(
+                styled("[SKIP ]", fg=TAG_COLOUR["skipped"], bold=True)
+                + f" {self.skipped} fp32 entr{'y' if self.skipped == 1 else 'ies'} not gated "
+                "(nothing to compare; --show-skipped lists them)",
+                err=self.err,
+            )
+
+
+def _write_results(
+    results, registry: Path, out_json, markdown, plots, show_skipped: bool, seed: int, to_stderr: bool
+) -> list[str]:
+    """The results document, the markdown table and the pictures asked for; the files written
+    (standard output aside)."""
+    from ..paths import STDOUT, write_json, write_text
+    from ..report.markdown import render_markdown
+
     if out_json:
         write_json(out_json, results)
     if markdown:
@@ -306,7 +323,4 @@ def gate(
 
         for p in gate_plots(results, registry, plots, seed=seed):
             echo(f"wrote {p}", err=to_stderr)
-    written = [str(p) for p in (out_json, markdown) if p is not None and str(p) != STDOUT]
-    tail = f"; done in {elapsed:.1f}s" + (f"; results in {' and '.join(written)}" if written else "")
-    echo(summary_line(results) + tail, err=to_stderr, level=0)
-    return results.exit_code
+    return [str(p) for p in (out_json, markdown) if p is not None and str(p) != STDOUT]
