@@ -503,6 +503,10 @@ def test_bad_parquet_inputs(repo):
     )
     pq.write_table(pa.table({"features": pa.array([], type=pa.list_(pa.float32()))}), repo / "empty.parquet")
     assert_one_line_error(build(repo, model, "--from", "empty.parquet", "--output", "s.npz", "--all"), "no rows")
+    assert_one_line_error(
+        build(repo, model, "--from", "feat.parquet", "--output", "s.npz", "--columns", "f0,f1,f2,f3,f4,f5", "--n", "0"),
+        "--n 0: a calibration set needs at least one sample; give --n 1 or more",
+    )
     assert no_npz(repo) == []
 
 

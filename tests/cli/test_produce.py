@@ -170,6 +170,10 @@ def test_model_file_problems(repo):
     assert_one_line_error(run_cli("ptq-dynamic", conv, cwd=repo), "ptq-static")
     fp32 = modelzoo.mlp(repo)
     assert_one_line_error(run_cli("ptq-dynamic", fp32, "--output", fp32, cwd=repo), "overwrite")
+    assert_one_line_error(
+        run_cli("ptq-dynamic", fp32, "--output", "m.int8", cwd=repo),
+        "--output m.int8: must end in .onnx; name it <something>.onnx",
+    )
     assert_one_line_error(run_cli("ptq-static", fp32, cwd=repo), "--calibration")
     assert_one_line_error(run_cli("ptq-static", fp32, "-c", "x.npz", "--method", "nope", cwd=repo), "--method")
     assert_one_line_error(run_cli("ptq-dynamic", fp32, "--frobnicate", cwd=repo), "--frobnicate")

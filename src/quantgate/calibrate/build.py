@@ -171,7 +171,11 @@ def sample_rows(usable: np.ndarray, *, n: int | None, seed: int, take_all: bool,
         return usable
     n = DEFAULT_N if n is None else n
     if n < 1:
-        raise UserError("a calibration set needs at least one sample", subject=f"{param('n')} {n}")
+        raise UserError(
+            "a calibration set needs at least one sample",
+            subject=f"{param('n')} {n}",
+            fix=f"give {param('n')} 1 or more",
+        )
     if n > len(usable):
         skipped = f" ({total - len(usable)} skipped)" if total != len(usable) else ""
         raise UserError(
@@ -297,7 +301,11 @@ def _rows(src, source: Path, opts: BuildOptions) -> tuple[np.ndarray, np.ndarray
     """The source's usable rows, the rows drawn from them, and the report's account of the rows
     skipped."""
     if src.rows < 1:
-        raise UserError("holds no rows; a calibration set needs at least one sample", subject=str(source))
+        raise UserError(
+            "holds no rows",
+            subject=str(source),
+            fix="give a source with at least one sample (row)",
+        )
     skip, skipped = _skip_plan(src, opts.drop_nonfinite)
     usable = np.flatnonzero(~skip)
     if not len(usable):

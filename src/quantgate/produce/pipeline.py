@@ -123,7 +123,7 @@ def _check_output(model_path: Path, output: Path, report_out: Path | None) -> No
             "would overwrite the input model", subject=f"{param('output')} {output}", fix="pick another path"
         )
     if output.suffix != ".onnx":
-        raise UserError("must end in .onnx", subject=f"{param('output')} {output}")
+        raise UserError("must end in .onnx", subject=f"{param('output')} {output}", fix="name it <something>.onnx")
     refuse_clobber(report_out, param("report_out"), {"model": model_path, "int8 output": output})
     check_writable(output, f"{param('output')} {output}")
     check_writable(report_out, f"{param('report_out')} {report_out}")
