@@ -60,6 +60,16 @@ _UNIT = [
     "tests/unit/test_reference.py",
     "tests/unit/test_metrics.py",
 ]
+# The registry's file checks and messages are mostly reached through the CLI, which runs in the
+# test's process (tests/conftest.py run_cli), so the mutated module is the one it uses.
+_REGISTRY = [
+    "tests/unit/test_decisions.py",
+    "tests/unit/test_registry.py",
+    "tests/unit/test_registry_patch.py",
+    "tests/unit/test_hostile_parts.py",
+    "tests/cli/test_registry_cli.py",
+    "tests/cli/test_hostile_cli.py",
+]
 TARGETS: dict[str, list[str]] = {
     "src/quantgate/gate/judge.py": _UNIT,
     "src/quantgate/gate/measure.py": _UNIT,
@@ -67,16 +77,8 @@ TARGETS: dict[str, list[str]] = {
     "src/quantgate/gate/estimate.py": _UNIT,
     "src/quantgate/gate/sums.py": _UNIT,
     "src/quantgate/gate/steps.py": _UNIT,
-    "src/quantgate/registry.py": [
-        "tests/unit/test_decisions.py",
-        "tests/unit/test_registry.py",
-        "tests/unit/test_registry_patch.py",
-    ],
-    "src/quantgate/registry_read.py": [
-        "tests/unit/test_decisions.py",
-        "tests/unit/test_registry.py",
-        "tests/unit/test_registry_patch.py",
-    ],
+    "src/quantgate/registry.py": _REGISTRY,
+    "src/quantgate/registry_read.py": _REGISTRY,
     "src/quantgate/inputs.py": ["tests/unit/test_decisions.py", "tests/unit/test_gate.py"],
 }
 _DECISIONS = ["tests/unit/test_decisions.py"]
