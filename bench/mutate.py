@@ -75,11 +75,11 @@ TARGETS: dict[str, list[str]] = {
     "src/quantgate/gate/measure.py": _UNIT,
     "src/quantgate/gate/figures.py": _UNIT,
     "src/quantgate/gate/estimate.py": _UNIT,
-    "src/quantgate/gate/sums.py": _UNIT,
-    "src/quantgate/gate/steps.py": _UNIT,
+    "src/quantgate/gate/sums.py": [*_UNIT, "tests/unit/test_sums.py"],
+    "src/quantgate/gate/steps.py": [*_UNIT, "tests/unit/test_sums.py"],
     "src/quantgate/registry.py": _REGISTRY,
     "src/quantgate/registry_read.py": _REGISTRY,
-    "src/quantgate/inputs.py": ["tests/unit/test_decisions.py", "tests/unit/test_gate.py"],
+    "src/quantgate/inputs.py": ["tests/unit/test_decisions.py", "tests/unit/test_inputs.py", "tests/unit/test_gate.py"],
 }
 _DECISIONS = ["tests/unit/test_decisions.py"]
 # The bugs a review planted by hand (issue 19), written out: each must die. (module, old, new, what,
