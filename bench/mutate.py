@@ -67,8 +67,11 @@ _REGISTRY = [
     "tests/unit/test_registry.py",
     "tests/unit/test_registry_patch.py",
     "tests/unit/test_hostile_parts.py",
+    "tests/unit/test_bounded_input.py",
     "tests/cli/test_registry_cli.py",
+    "tests/cli/test_bounded_input_cli.py",
     "tests/cli/test_hostile_cli.py",
+    "tests/cli/test_hostile_files_cli.py",
 ]
 TARGETS: dict[str, list[str]] = {
     "src/quantgate/gate/judge.py": _UNIT,
