@@ -104,3 +104,114 @@ def test_digest_follows_a_rewrite_of_the_same_size(repo):
     with open(f, "r+b") as h:  # in place, same size: the cached digest must not be reused
         h.write(b"b")
     assert sha256_file(f) == hashlib.sha256(b"b" + b"a" * 63).hexdigest() != first
+
+
+# -- what the registry says about its own mistakes (mutation testing found these untested) -------
+
+
+def test_typo_suggests_for_our_prefixes_and_long_names_only():
+    from quantgate.registry_read import typo
+
+    said = "is not a quantgate field, so quantgate ignores it"
+    assert typo("onnxx") == f"'onnxx' {said}; did you mean 'onnx'?"  # five letters: checked
+    assert typo("uid") is None  # under five letters, not ours: a project's own field
+    assert typo("onnx") is None and typo("sha512", present=("sha256",)) is None
+    # every word of the key in one field's name, in any order
+    assert typo("quant_plcc_budget_accuracy").endswith("did you mean 'quant_accuracy_budget_plcc'?")
+    # the single closest name, not every near one
+    assert typo("quant_clibration_set").endswith("did you mean 'quant_calibration_set'?")
+    assert typo("quant_zzz").endswith("names are quantgate's: give a field of your own another prefix")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fix"),
+    [
+        (
+            "quant_inputs",
+            {"x": {"shape": [1], "colour": 1}},
+            "remove the unknown key (allowed: shape, low, high, dims)",
+        ),
+        ("id", "", "give a non-empty value"),
+        ("onnx", "model.txt", "the value must match \\.onnx$"),
+        ("quant_gate_outputs", ["y", "y"], "see the registry reference (docs/registry.md), rule 'uniqueItems'"),
+    ],
+)
+def test_each_schema_rule_has_its_own_fix(repo, field, value, fix):
+    row = {"id": "m", "onnx": "m.onnx", "quant_mode": "dynamic", field: value}
+    reg = load_registry(write_registry(repo / "registry.json", [row]))
+    fixes = [p.fix for p in reg.problems]
+    assert fix in fixes, fixes
+
+
+def test_a_refused_number_is_the_problem_of_its_field(repo):
+    (repo / "registry.json").write_text(
+        '{"schema_version": 1, "models": [\n {"id": "m", "onnx": "m.onnx", "quant_mode": "dynamic",\n'
+        '  "quant_accuracy_budget_plcc": NaN}]}\n'
+    )
+    reg = load_registry(repo / "registry.json")
+    (p,) = [p for p in reg.problems if "NaN" in p.message or "finite" in (p.fix or "")]
+    assert p.where == "models[0].quant_accuracy_budget_plcc" and p.line == 3
+    assert p.fix == "write a finite number (JSON has no NaN or infinity)"  # the reader's own fix, whole
+
+
+def test_a_registry_that_cannot_be_read_says_why(repo):
+    folder = repo / "reg"
+    folder.mkdir()
+    with pytest.raises(UserError) as e:
+        load_registry(folder)
+    assert e.value.problem == "is a folder" and e.value.fix == "pass the registry JSON file itself"
+    with pytest.raises(UserError) as e:
+        load_registry(repo / ("r" * 300 + ".json"))
+    assert e.value.problem == "is unreadable (File name too long), not a regular file", e.value.problem
+
+
+def test_why_a_path_does_not_resolve_in_a_few_words():
+    import errno
+
+    from quantgate.registry_read import why_unresolved
+
+    assert why_unresolved(OSError(errno.ELOOP, "Too many levels of symbolic links")) == "a symlink loop"
+    assert why_unresolved(RuntimeError("Symlink loop from '/x'")) == "a symlink loop"  # Python < 3.13's resolve()
+    assert why_unresolved(OSError(errno.ENAMETOOLONG, "File name too long")) == "File name too long"
+    assert why_unresolved(OSError()) == "OSError"  # no reason given: its kind
+    assert why_unresolved(ValueError("embedded null byte")) == "embedded null byte"
+
+
+def test_bytes_that_are_not_utf8_are_placed_on_their_line(repo):
+    (repo / "registry.json").write_bytes(b'\n{"schema_version": 1,\n "models": [\xff]}\n')
+    with pytest.raises(UserError) as e:
+        load_registry(repo / "registry.json")
+    assert e.value.line == 3 and "byte 0xff" in e.value.problem
+
+
+def test_find_by_file_finds_the_entry_of_a_model_file(repo):
+    import modelzoo
+
+    a, b = modelzoo.mlp(repo, name="a"), modelzoo.mlp(repo, name="b")
+    rows = [{"id": "A", "onnx": a.name, "quant_mode": "fp32"}, {"id": "B", "onnx": b.name, "quant_mode": "fp32"}]
+    reg = load_registry(write_registry(repo / "registry.json", rows))
+    assert reg.find_by_file(repo / "." / b.name).id == "B" and reg.find_by_file(a).id == "A"
+    assert reg.find_by_file(repo / "other.onnx") is None
+
+
+def test_the_producer_command_of_each_mode():
+    from quantgate.registry import producer_command
+
+    assert producer_command("static") == "quantgate ptq-static"
+    assert producer_command("qat") == "quantgate qat"
+    assert producer_command("dynamic") == "quantgate ptq-dynamic"
+
+
+def test_a_sidecar_that_is_a_symlink_loop_is_refused(repo):
+    (repo / "m.onnx").write_bytes(b"x")
+    os.symlink("m.int8.onnx", repo / "m.int8.onnx")  # points at itself
+    reg = load_registry(
+        write_registry(repo / "registry.json", [{"id": "m", "onnx": "m.onnx", "quant_mode": "dynamic"}])
+    )
+    assert any("leads outside the repository" in p.message for p in reg.problems), [str(p) for p in reg.problems]
+
+
+def test_a_path_outside_is_said_once(repo):
+    reg_path = write_registry(repo / "registry.json", [{"id": "m", "onnx": "/etc/m.onnx", "quant_mode": "dynamic"}])
+    (p,) = [p for p in load_registry(reg_path).problems if p.where == "models[0].onnx"]
+    assert str(p).count(str(reg_path)) == 1, str(p)
