@@ -33,3 +33,12 @@ def test_pyproject_pins_the_onnxruntime_of_the_image():
 
 def test_the_tests_run_on_the_pinned_onnxruntime():
     assert metadata.version("onnxruntime") == _pyproject_pin("onnxruntime")
+
+
+def test_the_image_has_what_preprocess_imports():
+    """`--preprocess` runs ONNX Runtime's quant_pre_process, whose symbolic shape inference
+    imports sympy: a dependency of the package and pinned in the image, or the option fails
+    for everyone who did not also install torch (which brings it)."""
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(re.match(r"sympy\s*[=<>!~ ]", d) for d in deps), deps
+    assert _lock_pin("sympy") and _lock_pin("mpmath")
