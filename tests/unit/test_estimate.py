@@ -398,3 +398,186 @@ def test_no_verdict_from_fewer_than_32_whatever_the_cap():
     feeds, run_pair = synthetic(0.001, elems=50_000)
     m = _measure(run_pair, feeds(), 0.01, GateSettings(max_samples=16, min_samples=16), batch=8)
     assert m.sampling.samples == 16 and not m.decided and "fewer than the 32" in m.undecided
+
+
+# -- edges the mutation run found unguarded (issue 19) ----------------------------------------------
+def _totals(**cols) -> np.ndarray:
+    t = np.zeros(sums.COLUMNS)
+    for name, v in cols.items():
+        t[getattr(sums, name)] = v
+    return t
+
+
+@pytest.mark.parametrize("side", ["fp32", "int8"])
+def test_a_variance_below_a_1e12_share_of_the_second_moment_is_rounding(side):
+    """Four values of about 1,000 whose variance is 2e-13 of their second moment (B = n SXX - SX^2
+    = 8e-7 against n SXX = 4e6): no spread, no PLCC, whatever the units or the number of rows
+    summed; 1e-9 of it is spread. The other output varies (C = 16)."""
+    x, y = ("SX", "SXX"), ("SY", "SYY")
+    near, spread = (x, y) if side == "fp32" else (y, x)
+    for share, defined in ((2e-13, False), (1e-9, True)):
+        t = _totals(N=4, **{near[0]: 2e3, near[1]: 1e6 * (1 + share), spread[0]: 0.0, spread[1]: 4.0})
+        for k, units in ((1.0, 1.0), (1e3, 1.0), (1.0, 1e3), (1e-3, 1e-3)):
+            scaled = t * k  # k: rows of k times as many samples alike; units: values times `units`
+            scaled[[sums.SX, sums.SY]] *= units
+            scaled[[sums.SXX, sums.SYY]] *= units * units
+            assert math.isnan(estimate.figures(scaled)["drop"]) != defined, (share, k, units)
+
+
+def test_a_perfect_linear_relation_has_a_drop_in_zero_to_two_not_past_it():
+    """int8 = c fp32 exactly: PLCC is +-1, but A / sqrt(B C) rounds past it in about a quarter of
+    such outputs; the drop stays in [0, 2] (the point figure is what the JSON shows)."""
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        x, c = rng.standard_normal(16), rng.uniform(0.1, 10)
+        up = linear(sums_of([(x, c * x)])).point
+        down = linear(sums_of([(x, -c * x)])).point
+        assert 0.0 <= up["drop"] < 1e-12 and 2.0 - 1e-12 < down["drop"] <= 2.0
+        assert down["plcc"] >= -1.0 and up["plcc"] <= 1.0
+
+
+def test_gain_offset_is_a_tenth_for_a_gain_of_1_1_or_a_tenth_rms_offset_on_any_output():
+    """The docstring's promise, worked by hand: int8 = 1.1 fp32 puts 0.1 fp32 in the error's affine
+    part (RMS 0.1 of fp32's); int8 = fp32 + 0.1 RMS is an offset of 0.1. Also on outputs whose
+    variance is zero (a constant) or far below one in the scaled sums (two values, near-constant)."""
+    constant = np.full((10, 4), 2.0)
+    s = OutputSums()
+    s.add_many(constant, constant + 0.2)  # offset 0.2 against RMS 2
+    assert linear(s).point["gain_offset"] == pytest.approx(0.1, rel=1e-9)
+    two = np.array([1.0, -1.0])
+    near = 1.0 + 0.1 * np.array([[1.0, -1.0], [-1.0, 1.0]])
+    rng = np.random.default_rng(11)
+    for fp32 in (two[None, :], near, rng.standard_normal((20, 3))):
+        s = OutputSums()
+        s.add_many(fp32, 1.1 * fp32)
+        assert linear(s).point["gain_offset"] == pytest.approx(0.1, rel=1e-9)
+        rms = float(np.sqrt(np.mean(fp32 * fp32)))
+        s = OutputSums()
+        s.add_many(fp32, fp32 + 0.1 * rms)
+        assert linear(s).point["gain_offset"] == pytest.approx(0.1, rel=1e-9)
+
+
+def test_an_exact_output_has_no_gain_offset_and_no_standard_error_on_it():
+    """int8 = fp32: no error, so no affine part, and no sample can move it: its standard error is
+    0, not NaN (the pilot plans samples from it)."""
+    x = np.random.default_rng(12).standard_normal((10, 4))
+    s = OutputSums()
+    s.add_many(x, x.copy())
+    lin = linear(s)
+    assert lin.point["gain_offset"] == 0.0 and lin.se["gain_offset"] == 0.0
+    assert lin.point["drop"] == 0.0 and lin.se["drop"] == 0.0
+
+
+def test_the_drops_gradient_where_the_correlation_is_exactly_zero():
+    """A = n SXY - SX SY = 4*2 - 2*4 = 0, B = 4*3 - 4 = 8, C = 4*12 - 16 = 32: drop = 1 - A / 16,
+    so d drop / d T = -dA / 16 = -(SXY, -SY, -SX, 0, 0, n) / 16, worked by hand; and the same by
+    finite differences of the figure."""
+    t = _totals(N=4, SX=2.0, SY=4.0, SXX=3.0, SYY=12.0, SXY=2.0, SX2=3.0, SEE=1.0, SE=1.0)
+    g = estimate.gradients(t)["drop"]
+    assert list(g) == [-0.125, 0.25, 0.125, 0.0, 0.0, -0.25, 0.0, 0.0, 0.0]
+    h = 1e-7
+    for j in range(sums.COLUMNS):
+        e = np.zeros(sums.COLUMNS)
+        e[j] = h
+        fd = (estimate.figures(t + e)["drop"] - estimate.figures(t - e)["drop"]) / (2 * h)
+        assert g[j] == pytest.approx(fd, abs=1e-7), j
+
+
+def test_standard_errors_of_a_small_near_constant_output():
+    """As test_standard_errors_are_the_linear_influence_of_each_sample, on six values near 1 (the
+    scaled sums' B is far below one, and std > 5 % of RMS: rel_rmse's scale is the std)."""
+    fp32 = np.array([[1.0, 0.8], [0.9, 0.95], [0.85, 1.0]])
+    int8 = fp32 + np.array([[0.01, -0.02], [0.03, 0.0], [-0.01, 0.02]])
+    s = sums_of(zip(fp32, int8, strict=True))
+    m = s.matrix()
+    total = m.sum(axis=0)
+    lin = linear(s)
+    for key in estimate.FIGURES:
+        f0 = estimate.figures(total, s.scale)[key]
+        h = 1e-7
+        infl = [(estimate.figures(total + h * row, s.scale)[key] - f0) / h for row in m]
+        assert lin.se[key] == pytest.approx(float(np.sqrt(np.sum(np.square(infl)))), rel=1e-4), key
+
+
+def test_two_samples_have_allowances_and_intervals():
+    """Two samples: leaving one out leaves the other, whose drop numpy gives; the allowances are
+    the largest such change each way, and every figure has an interval around its point."""
+    rng = np.random.default_rng(13)
+    pairs = [(x, x + 0.1 * rng.standard_normal(8)) for x in rng.standard_normal((2, 8))]
+    s = sums_of(pairs)
+    lin = linear(s)
+    alone = [1 - np.corrcoef(x, y)[0, 1] for x, y in pairs]
+    point = lin.point["drop"]
+    assert lin.allowance["drop"] == pytest.approx((max(max(alone) - point, 0.0), max(point - min(alone), 0.0)))
+    assert sum(lin.allowance["drop"]) > 0
+    est = estimate.estimate(s, SEED)
+    for key in estimate.FIGURES:
+        ci = est.intervals[key]
+        assert ci is not None and ci.low <= est.point[key] <= ci.high, key
+
+
+def test_the_chunk_size_is_memory_only(monkeypatch):
+    """Replicates streamed 7 at a time (1,000 is no multiple of 7) draw the same weights as 25 at a
+    time, and give the same figures (to the rounding of a matrix product of another shape)."""
+    m = sums_of(clustered(np.random.default_rng(14), 30)).matrix()
+    base = replicate_rows(m, SEED)
+    weights = np.vstack([w for _, w in estimate.replicate_weights(len(m), SEED)])
+    monkeypatch.setattr(estimate, "REPLICATE_CHUNK", 7)
+    odd = replicate_rows(m, SEED)
+    chunks = list(estimate.replicate_weights(len(m), SEED))
+    assert [d for d, _ in chunks] == list(range(0, 1000, 7)) and len(chunks[-1][1]) == 1000 % 7
+    assert np.array_equal(np.vstack([w for _, w in chunks]), weights)
+    for k in estimate.FIGURES:
+        assert odd[k] == pytest.approx(base[k], rel=1e-9), k
+
+
+def test_an_interval_needs_nine_in_ten_finite_replicates():
+    """Plain percentiles of 1..9 at 2.5 % and 97.5 %: positions 0.2 and 7.8, so 1.2 and 8.8."""
+    nine = np.append(np.arange(1.0, 10.0), np.nan)
+    assert interval(nine) == Interval(pytest.approx(1.2), pytest.approx(8.8))
+    assert interval(np.append(np.arange(1.0, 9.0), [np.nan, np.nan])) is None
+    assert interval(np.array([3.0])) == Interval(3.0, 3.0)
+    assert interval(np.array([])) is None
+    assert interval(np.array([np.nan])) is None
+
+
+def test_bca_of_replicates_symmetric_about_the_point_is_plain_percentiles():
+    """Replicates -10..10 around a point of 0 (one replicate equal to it: half of it counts below)
+    have no bias to correct; without skew in the jackknife (none, constant, or symmetric) there is
+    no acceleration either: BCa is the plain percentile interval."""
+    v = np.arange(-10.0, 11.0)
+    plain = interval(v)
+    for jack in (None, np.full(5, 0.3), np.array([-1.0, 0.0, 1.0])):
+        got = interval(v, 0.0, jack)
+        assert (got.low, got.high) == pytest.approx((plain.low, plain.high), rel=1e-9), jack
+
+
+def test_bca_where_every_replicate_lies_on_one_side_is_mirror_symmetric():
+    """Every replicate above the point (or every one below) would put the bias correction at
+    -inf (+inf); it is held at 1/n from either end, the same on both sides: the replicates and
+    the point mirrored give the interval mirrored."""
+    v = 1.0 + np.arange(20.0) ** 1.5
+    above = interval(v, 0.0)
+    below = interval(-v, 0.0)
+    assert np.isfinite([above.low, above.high]).all() and v.min() <= above.low < above.high < v.max()
+    assert (below.low, below.high) == pytest.approx((-above.high, -above.low), rel=1e-12)
+
+
+def test_a_three_sample_jackknife_accelerates():
+    """Three jackknife values are enough for a skew: the interval is the textbook BCa's."""
+    rng = np.random.default_rng(15)
+    v = rng.gamma(2.0, size=400)
+    jack = np.array([0.0, 0.0, 1.0])
+    lo, hi = _textbook_bca(list(v), 1.7, list(jack), 0.95)
+    got = interval(v, 1.7, jack)
+    assert (got.low, got.high) == pytest.approx((lo, hi), rel=1e-12)
+    assert got != interval(v, 1.7)
+
+
+def test_a_look_schedules_level_depends_on_the_steps_ratios_only():
+    """Z_k = S_k / sqrt(n_k) for a sum of n_k unit variances: doubling every n_k changes nothing
+    (the simulation draws the same normals), so the level is the same to rounding."""
+    a = estimate.look_level((32, 64, 128))
+    b = estimate.look_level((64, 128, 256))
+    c = estimate.look_level((1, 2, 4))
+    assert a == pytest.approx(b, rel=1e-12) and a == pytest.approx(c, rel=1e-12)
