@@ -124,6 +124,16 @@ def test_an_error_output_makes_an_error_row_even_beside_a_failing_one():
     assert row.status == "fail" and "output 'a'" in row.reason
 
 
+@pytest.mark.parametrize("verdict", ["fail", "error"])
+def test_an_output_that_fails_on_its_own_is_not_a_marginal_row(verdict):
+    # an output's own failure (NaN in int8, sizes that differ) is decided whatever the budgets'
+    # intervals said: not marginal, so no policy applies (and a fail row gets its `why`)
+    m = _measured(_fig("y", verdict), decided=False, stopped="sample cap", undecided="it straddles")
+    for policy in ("fail", "warn", "pass"):
+        row = judge.verdict(m, {"y"}, judge.budgets_of(0.01), 0.01, on_marginal=policy)
+        assert (row.status, row.marginal, row.on_marginal) == (verdict, False, None)
+
+
 def _row(status: str) -> Row:
     return Row(id=status, mode="dynamic", status=status)
 
