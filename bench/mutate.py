@@ -649,7 +649,8 @@ def report(
     if review:
         lines += ["", "| the review's mutant (issue 19) | where | result | first failing test |", "|---|---|---|---|"]
         for m in review:
-            lines.append(f"| {m.what} | {Path(m.module).name}:{m.line} | {m.status} | {m.killer or '-'} |")
+            what = m.what.replace("|", "\\|")
+            lines.append(f"| {what} | {Path(m.module).name}:{m.line} | {m.status} | {m.killer or '-'} |")
     lines += ["", "| surviving mutant | code | reason |", "|---|---|---|"]
     for m in ms:
         if m.status in ("survived", "no test") and m.kind != "named":

@@ -113,10 +113,17 @@ def _gather_model(axis: int | None) -> object:
     return helper.make_model(helper.make_graph([node], "g", [ids], [], [table]))
 
 
-@pytest.mark.parametrize(("axis", "rows"), [(None, 50), (0, 50), (1, 8), (-1, 8)])
+@pytest.mark.parametrize(("axis", "rows"), [(None, 50), (0, 50), (1, 8), (-1, 8), (-2, 50)])
 def test_an_integer_input_that_indexes_a_table_is_drawn_below_its_length_on_the_gathered_axis(axis, rows):
     plan = plan_inputs([_sig("ids", "int64", (3,))], model=_gather_model(axis))[0]
     assert (plan.low, plan.high, plan.source) == (0.0, rows, "embedding rows")
+
+
+def test_a_gather_axis_past_the_table_is_no_table():
+    """Axis 2 of a rank-2 table is invalid ONNX (the checker refuses it); the input plan keeps the
+    default range rather than reading a dim the table does not have."""
+    plan = plan_inputs([_sig("ids", "int64", (3,))], model=_gather_model(2))[0]
+    assert plan.source == "signature" and plan.high != 50 and plan.high != 8
 
 
 # -- draws --------------------------------------------------------------------------------------------------
