@@ -215,3 +215,11 @@ def test_a_path_outside_is_said_once(repo):
     reg_path = write_registry(repo / "registry.json", [{"id": "m", "onnx": "/etc/m.onnx", "quant_mode": "dynamic"}])
     (p,) = [p for p in load_registry(reg_path).problems if p.where == "models[0].onnx"]
     assert str(p).count(str(reg_path)) == 1, str(p)
+
+
+def test_a_dangling_sidecar_link_inside_the_repository_is_not_called_outside(repo):
+    (repo / "m.onnx").write_bytes(b"x")
+    os.symlink("nowhere/m.int8.onnx", repo / "m.int8.onnx")  # inside the repository, not there yet
+    rows = [{"id": "m", "onnx": "m.onnx", "quant_mode": "dynamic"}]
+    reg = load_registry(write_registry(repo / "registry.json", rows))
+    assert not any("leads outside" in p.message for p in reg.problems), [str(p) for p in reg.problems]
