@@ -28,3 +28,19 @@ def gate_row(repo, fp32, model_id="m", **fields):
 def _validate_results(results):
     jsonschema.validate(results, load_schema("results.schema.json"))
     json.dumps(results, allow_nan=False)  # no NaN/inf sneaks into the document
+
+
+def fake_clock(monkeypatch) -> list[float]:
+    """The sampling clock (gate/steps.py) made a list the test advances: clock[0] is the time in
+    seconds."""
+    from quantgate.gate import steps
+
+    clock = [0.0]
+
+    class FakeTime:
+        @staticmethod
+        def perf_counter():
+            return clock[0]
+
+    monkeypatch.setattr(steps, "time", FakeTime)
+    return clock

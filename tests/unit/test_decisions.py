@@ -18,7 +18,7 @@ import pytest
 
 import modelzoo
 from conftest import write_registry
-from gate_support import gate_row, perturbed_sidecar
+from gate_support import fake_clock, gate_row, perturbed_sidecar
 from quantgate.errors import UserError
 from quantgate.gate import estimate, judge, measure, run_gate, steps, sums
 from quantgate.gate.measure import Measured, Sampling
@@ -248,19 +248,6 @@ def _feeds(seed=0, size=8):
         yield {"x": rng.standard_normal(size), "e": rng.standard_normal(size)}
 
 
-def _fake_clock(monkeypatch) -> list[float]:
-    """the sampling clock (gate/steps.py) made a list the test advances: clock[0] is the time in seconds."""
-    clock = [0.0]
-
-    class FakeTime:
-        @staticmethod
-        def perf_counter():
-            return clock[0]
-
-    monkeypatch.setattr(steps, "time", FakeTime)
-    return clock
-
-
 def _pair(noise: float, sign: float = 1.0, clock=None):
     def run_pair(chunk, first):
         if clock is not None:
@@ -321,7 +308,7 @@ def test_a_clear_pass_waits_for_the_pass_floor():
 
 
 def test_the_time_cap_stops_before_a_step_that_would_not_fit(monkeypatch):
-    clock = _fake_clock(monkeypatch)
+    clock = fake_clock(monkeypatch)
 
     # 1 s a sample, a 40 s cap: the pilot's 32 samples take 32 s; 32 more would not fit
     m = _measure(_pair(0.1414, clock=clock), GateSettings(max_seconds=40.0))
@@ -497,7 +484,7 @@ def test_a_registry_entry_carries_its_budgets_and_digests(repo):
 
 
 def test_a_step_past_twice_the_cap_goes_back_to_the_last_boundary(monkeypatch):
-    clock = _fake_clock(monkeypatch)
+    clock = fake_clock(monkeypatch)
 
     def slowing(chunk, first):
         clock[0] += len(chunk) * (0.1 if first < 32 else 3.0)  # the machine slows down after 32
@@ -640,7 +627,7 @@ def test_boundaries_are_the_powers_of_two_past_what_is_done():
 
 
 def test_a_step_that_just_fits_the_time_cap_is_taken(monkeypatch):
-    clock = _fake_clock(monkeypatch)
+    clock = fake_clock(monkeypatch)
 
     # 1 s a sample, a 64 s cap: 32 + 32 samples end on the cap exactly (fits), 64 more would not
     m = _measure(_pair(0.1414, clock=clock), GateSettings(max_seconds=64.0))
@@ -887,7 +874,7 @@ def test_a_figure_undefined_in_most_replicates_has_no_interval():
 
 def _timed(per_sample, monkeypatch, noise=0.1414):
     """A run whose n-th sample takes per_sample(n) seconds of a fake clock."""
-    clock = _fake_clock(monkeypatch)
+    clock = fake_clock(monkeypatch)
 
     def run_pair(chunk, first):
         clock[0] += sum(per_sample(first + j) for j in range(len(chunk)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gate_support import fake_clock
 from quantgate.gate import estimate, steps, sums
 from quantgate.gate.settings import GateSettings
 
@@ -135,22 +136,10 @@ def test_huge_values_after_tiny_first_ones_are_rescaled_not_overflowed():
 
 
 # -- steps: the time cap --------------------------------------------------------------------------------------
-def _fake_time(monkeypatch) -> list[float]:
-    clock = [0.0]
-
-    class FakeTime:
-        @staticmethod
-        def perf_counter():
-            return clock[0]
-
-    monkeypatch.setattr(steps, "time", FakeTime)
-    return clock
-
-
 def test_an_overrun_goes_back_to_a_one_sample_boundary(monkeypatch):
     # a pilot of one sample (min_samples 1) is a boundary like any other: when the next step runs
     # past twice the cap (10 s) at its fourth sample, the sums go back to that one sample
-    clock = _fake_time(monkeypatch)
+    clock = fake_clock(monkeypatch)
     rng = np.random.default_rng(0)
 
     def run_pair(chunk, first):
