@@ -143,3 +143,20 @@ def test_a_plots_folder_that_cannot_be_written_stops_every_command_before_any_wo
         assert_one_line_error(run_cli(*args, "--plots", bad, cwd=ol_repo), "--plots", "afile/pics")
     assert reg.read_bytes() == before and not (ol_repo / "m" / "ol.int8.onnx").exists()
     assert not (ol_repo / "r.json").exists()
+
+
+def test_a_model_no_mode_can_quantise_is_one_line_with_one_fix(repo):
+    """Nothing to quantise (a lone Sin): every candidate is refused, and the line names the model
+    once and gives the first refusal's own fix, not a second one after it."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    graph = helper.make_graph([helper.make_node("Sin", ["x"], ["y"])], "g", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), repo / "m.onnx")
+    reg = write_registry(repo / "registry.json", [{"id": "m1", "onnx": "m.onnx", "quant_mode": "dynamic"}])
+    proc = run_cli("auto", "m1", "--registry", reg, "--dry-run", "--no-qat", cwd=repo)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    line = next(ln for ln in (proc.stdout + proc.stderr).splitlines() if "no int8 candidate" in ln)
+    assert line.count("m1") == 1 and line.count("; ") == 1, line

@@ -17,6 +17,7 @@ ERRORS = ("UserError", "Problem")
 PARAM_VALUE = "a parameter's value refused: the subject is the parameter, the problem says what it takes"
 OS_REASON = "the operating system's reason is the problem; what to do depends on it"
 NO_PARTS: dict[str, str] = {
+    "quantgate.auto.search:Search.run": "its problem ends in the first refusal, with that refusal's own fix",
     "quantgate.onnxio:session": "ONNX Runtime's own load error is the problem; no one fix fits all its causes",
     "quantgate.produce.dynamic:quantize_dynamic.quantise": "the ORT quantiser's own failure; no one fix fits it",
     "quantgate.produce.static:_StaticRun._calibrate": "the ORT quantiser's own failure; no one fix fits it",

@@ -148,7 +148,9 @@ def test_an_overrun_goes_back_to_a_one_sample_boundary(monkeypatch):
         return [xs], [[v + 0.1 for v in xs]]
 
     feeds = iter(lambda: {"x": np.zeros(1)}, None)
-    run = steps.Stepper(run_pair, ["y"], feeds, steps.Clock(GateSettings(max_seconds=10.0, min_samples=1), True))
+    clock_ = steps.Clock(GateSettings(max_seconds=10.0, min_samples=1), True)
+    run = steps.Stepper(run_pair, ["y"], feeds, clock_, keep_values=True)
     assert run.walk(1) == "" and run.done == 1
     assert run.walk(64) == "time cap"
     assert run.done == 1 and run.sums["y"].samples == 1
+    assert [len(v) for v in run.kept["y"]] == [1, 1]  # the values kept go back with the sums

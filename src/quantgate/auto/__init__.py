@@ -60,13 +60,13 @@ def _check(prefer: str, max_minutes: float, max_float_nodes: int) -> None:
         raise UserError(f"unknown '{prefer}'", subject=param("prefer"), fix=f"use one of {', '.join(PREFERENCES)}")
     if not (isinstance(max_minutes, (int, float)) and 0 < max_minutes <= 24 * 60):
         raise UserError(
-            f"{max_minutes!r} is not a number of minutes from 0 to 1440",
+            f"{max_minutes!r} is not a time the search can have",
             subject=param("max_minutes"),
             fix="give a number of minutes above 0 and at most 1440 (a day)",
         )
     if not (isinstance(max_float_nodes, int) and 0 <= max_float_nodes <= 64):
         raise UserError(
-            f"{max_float_nodes!r} is not a count from 0 to 64",
+            f"{max_float_nodes!r} is not a count of nodes the search may keep in float",
             subject=param("max_float_nodes"),
             fix="give a whole number from 0 (every weight node in int8) to 64",
         )

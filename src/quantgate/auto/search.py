@@ -161,11 +161,7 @@ class Search:
             self.search()
             if not any(t.row is not None for t in self.trials.tried):
                 first = next((t.reason for t in self.trials.tried if t.reason), "no candidate could be made")
-                raise UserError(
-                    f"no int8 candidate could be made: {first}",
-                    subject=self.e.id,
-                    fix="mend what the first refusal names, or keep the entry fp32",
-                )
+                raise UserError(f"no int8 candidate could be made: {first}", subject=self.e.id)  # first: its own fix
             return self.outcome()
         except BaseException:
             self.close()
@@ -320,4 +316,5 @@ def cleanup(o: Outcome) -> None:
 
 def failed(e: Entry, err: UserError) -> Outcome:
     """The outcome of a model that could not be searched."""
-    return Outcome(e, [], None, f"error: {err}", None, 0.0, False, None, False, error=str(err))
+    text = err.render(subject=err.subject != e.id)  # the row names the model already
+    return Outcome(e, [], None, f"error: {text}", None, 0.0, False, None, False, error=text)

@@ -120,6 +120,8 @@ class Stepper:
             if status == "overrun" and self.done < boundary and snapshot is not None and snapshot[1] > 0:
                 for n, s in self.sums.items():  # the machine slowed down mid-step: back to the boundary
                     s.restore(snapshot[0][n])
+                for fp32, int8 in self.kept.values():  # and the values kept, one per sample
+                    del fp32[snapshot[1] :], int8[snapshot[1] :]
                 self.done = snapshot[1]
                 return "time cap"
             if status != "ok":
