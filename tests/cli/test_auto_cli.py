@@ -160,3 +160,22 @@ def test_a_model_no_mode_can_quantise_is_one_line_with_one_fix(repo):
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     line = next(ln for ln in (proc.stdout + proc.stderr).splitlines() if "no int8 candidate" in ln)
     assert line.count("m1") == 1 and line.count("; ") == 1, line
+
+
+def test_the_gate_pictures_draw_with_the_gates_seed(ol_repo, tmp_path, monkeypatch):
+    """The scatter shows samples drawn with --seed, as the gate's figures were (not a fixed seed)."""
+    import quantgate.diagnose as diagnose
+
+    seeds: list[int] = []
+    real = diagnose.make_probe
+
+    def recording(*args, **kwargs):
+        seeds.append(args[3])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(diagnose, "make_probe", recording)
+    produce = ("ptq-dynamic", "m/ol.onnx", "--registry", "m/registry.json", "--registry-id", "ol", "--set-mode")
+    run_cli(*produce, cwd=ol_repo, check_rc=0)
+    args = ("gate", "--registry", "m/registry.json", "--samples", "32", "--plots", tmp_path)
+    run_cli(*args, "--seed", "7", cwd=ol_repo)
+    assert seeds == [7], seeds
